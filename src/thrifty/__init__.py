@@ -1,0 +1,70 @@
+"""thrifty: hyperparameter tuning for the least money.
+
+``import thrifty as th`` gives the public API: :class:`Space` and its parameters, :class:`Study`,
+:class:`Budget`, :class:`Trial`, :class:`Measurement`, :class:`TrialState` and the errors. Heavy
+modules (numpy, SQLAlchemy) load on first use, so importing thrifty is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Space": "thrifty.space",
+    "Float": "thrifty.space",
+    "Int": "thrifty.space",
+    "Categorical": "thrifty.space",
+    "Fixed": "thrifty.space",
+    "Study": "thrifty.study",
+    "Budget": "thrifty.cost.budget",
+    "Trial": "thrifty.trial",
+    "Measurement": "thrifty.trial",
+    "TrialState": "thrifty.trial",
+    "TrialHandle": "thrifty.handle",
+    "ThriftyError": "thrifty.errors",
+    "SpaceError": "thrifty.errors",
+    "ValidationError": "thrifty.errors",
+    "StorageError": "thrifty.errors",
+    "StudyNotFound": "thrifty.errors",
+    "DuplicateStudy": "thrifty.errors",
+    "StudyExhausted": "thrifty.errors",
+    "TrialNotRunning": "thrifty.errors",
+    "TooManyFailures": "thrifty.errors",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.budget import Budget
+    from thrifty.errors import (
+        DuplicateStudy,
+        SpaceError,
+        StorageError,
+        StudyExhausted,
+        StudyNotFound,
+        ThriftyError,
+        TooManyFailures,
+        TrialNotRunning,
+        ValidationError,
+    )
+    from thrifty.handle import TrialHandle
+    from thrifty.space import Categorical, Fixed, Float, Int, Space
+    from thrifty.study import Study
+    from thrifty.trial import Measurement, Trial, TrialState
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(_LAZY) + ["__version__"]

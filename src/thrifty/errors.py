@@ -1,0 +1,54 @@
+"""The thrifty error hierarchy.
+
+Every error a user can provoke derives from :class:`ThriftyError`, so callers (and the CLI) can
+catch one type and print one clear line. Messages say what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ThriftyError(Exception):
+    """Base class of every error thrifty raises on purpose."""
+
+
+class SpaceError(ThriftyError, ValueError):
+    """A search space or a parameter set is invalid."""
+
+
+class ValidationError(ThriftyError, ValueError):
+    """A value given to the API (a metric, a cost, an argument) is invalid."""
+
+
+class StorageError(ThriftyError):
+    """The storage cannot be opened or used (bad URL, newer schema, unreachable server)."""
+
+
+class StudyNotFound(ThriftyError, KeyError):
+    """No study with the given name exists in the storage."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain message.
+        return str(self.args[0]) if self.args else "study not found"
+
+
+class DuplicateStudy(ThriftyError):
+    """A study with the given name already exists in the storage."""
+
+
+class TrialNotRunning(ThriftyError):
+    """An operation needs a RUNNING trial, but the trial has already finished."""
+
+
+class StudyExhausted(ThriftyError):
+    """No new trial can be started: a budget, a trial limit or the strategy is used up.
+
+    ``reason`` names what ran out (``"trials"``, ``"usd"``, ``"wall_s"``, ``"strategy"``,
+    ``"n_trials"``).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TooManyFailures(ThriftyError):
+    """``optimize`` gave up after too many consecutive failed trials."""

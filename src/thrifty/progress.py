@@ -1,0 +1,92 @@
+"""The live terminal view of a running study (rich), refreshed from storage twice a second."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from thrifty.trial import TrialState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.study import Study
+
+
+def format_params(params: Any, width: int = 70) -> str:
+    text = ", ".join(f"{k}={_short(v)}" for k, v in dict(params).items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+class ProgressView:
+    """Shows trials done / target, running and failed counts, spend and the best so far."""
+
+    def __init__(self, study: Study, n_trials: int | None, run_tag: str | None = None) -> None:
+        self.study = study
+        self.target = n_trials if n_trials is not None else study.budget.trials
+        self.started = time.monotonic()
+        self._live: Any = None
+        self._cache: tuple[float, Any] | None = None
+        self._initial_done = sum(n for s, n in study.counts().items() if s.is_finished)
+
+    def start(self) -> None:
+        from rich.live import Live
+
+        self._live = Live(get_renderable=self._render, refresh_per_second=2, transient=False)
+        self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._cache = None
+            self._live.refresh()
+            self._live.stop()
+            self._live = None
+
+    def _render(self) -> Any:
+        now = time.monotonic()
+        if self._cache is not None and now - self._cache[0] < 0.5:
+            return self._cache[1]
+        renderable = self._build()
+        self._cache = (now, renderable)
+        return renderable
+
+    def _build(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        s = self.study
+        try:
+            counts = s.counts()
+            spent = s.cost_usd
+        except Exception as exc:  # noqa: BLE001 - the view must never kill the run
+            return f"[red]progress unavailable: {exc}[/]"
+        done = sum(n for st, n in counts.items() if st.is_finished) - self._initial_done
+        running = counts.get(TrialState.RUNNING, 0)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold cyan")
+        grid.add_column()
+        elapsed = time.monotonic() - self.started
+        target = f"/{self.target}" if self.target else ""
+        grid.add_row("study", f"{s.name}  [dim]({s.strategy.name}, {s.storage_url})[/]")
+        grid.add_row(
+            "trials",
+            f"{done}{target} done this run · {running} running · "
+            f"{counts.get(TrialState.COMPLETED, 0)} completed · {counts.get(TrialState.STOPPED, 0)} stopped · "
+            f"{counts.get(TrialState.FAILED, 0)} failed",
+        )
+        grid.add_row("spent", f"${spent:,.4f}  [dim]in {elapsed:,.0f} s[/]")
+        if not s.is_multi_objective:
+            try:
+                best = s.best
+                grid.add_row("best", f"[green]{best.value:.6g}[/] (trial {best.number}) {format_params(best.params)}")
+            except Exception:  # noqa: BLE001 - no completed trial yet
+                grid.add_row("best", "[dim]none yet[/]")
+        parts: list[Any] = [grid]
+        if self.target:
+            parts.insert(0, ProgressBar(total=self.target, completed=min(done, self.target), width=60))
+        return Group(*parts)

@@ -1,0 +1,243 @@
+"""``Study.optimize``: run an objective on this machine, in this process or in worker processes.
+
+Each worker (this process, or each of ``n_workers`` forked processes) runs the same pull loop:
+``ask`` a trial, run the objective, ``tell`` the outcome. The storage keeps them consistent. The
+supervisor of a multi-process run watches its workers: a worker that dies (killed, crashed) has its
+running trial failed at once (re-enqueued if the study allows retries) and is replaced; Ctrl-C stops
+every worker and leaves no trial RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from thrifty.errors import StudyExhausted, TooManyFailures, ValidationError
+from thrifty.trial import TrialState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.study import Objective, Study
+
+log = logging.getLogger("thrifty")
+
+#: Exit status of a worker process that gave up after too many consecutive failures.
+EXIT_TOO_MANY_FAILURES = 3
+#: Exit status of a worker process stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+
+def _check_args(
+    n_trials: Any, n_workers: Any, timeout_s: Any, max_consecutive_failures: Any
+) -> None:
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise ValidationError(f"n_trials={n_trials!r}: expected an integer >= 1 (or None for no limit)")
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValidationError(f"n_workers={n_workers!r}: expected an integer >= 1")
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0
+        or not math.isfinite(timeout_s)
+    ):
+        raise ValidationError(f"timeout_s={timeout_s!r}: expected a number of seconds > 0 (or None)")
+    if max_consecutive_failures is not None and (
+        isinstance(max_consecutive_failures, bool)
+        or not isinstance(max_consecutive_failures, int)
+        or max_consecutive_failures < 1
+    ):
+        raise ValidationError(
+            f"max_consecutive_failures={max_consecutive_failures!r}: expected an integer >= 1 (or None)"
+        )
+
+
+def worker_loop(
+    study: Study,
+    objective: Objective,
+    run_tag: str,
+    n_trials: int | None,
+    deadline: float | None,
+    max_consecutive_failures: int | None,
+) -> StudyExhausted | None:
+    """Ask, run, tell until nothing is left. Returns why it stopped (None: the deadline)."""
+    consecutive = 0
+    poll_s = min(1.0, study.heartbeat_grace_s / 4)
+    while True:
+        if deadline is not None and time.time() >= deadline:
+            return None
+        try:
+            handle = study.ask(_run=(run_tag, n_trials))
+        except StudyExhausted as exc:
+            if exc.reason in ("trials", "n_trials") and _retry_may_come(study):
+                time.sleep(poll_s)
+                continue
+            return exc
+        state, error = study._run_trial(objective, handle)
+        if state is TrialState.FAILED:
+            consecutive += 1
+            first_line = (error or "").strip().splitlines()[-1:] or ["failed"]
+            log.warning("trial %d failed: %s", handle.number, first_line[0])
+            if max_consecutive_failures is not None and consecutive >= max_consecutive_failures:
+                raise TooManyFailures(
+                    f"{consecutive} trials failed in a row in study {study.name!r}; the last error: "
+                    f"{first_line[0]} (see `thrifty trials {study.name}`; raise max_consecutive_failures "
+                    "to go on regardless)"
+                )
+        else:
+            consecutive = 0
+
+
+def _retry_may_come(study: Study) -> bool:
+    """A trial limit is reached, but a running trial may still fail and come back as a retry."""
+    if study.max_retries <= 0:
+        return False
+    study.reap()
+    return study.counts().get(TrialState.RUNNING, 0) > 0
+
+
+def run_optimize(
+    study: Study,
+    objective: Objective,
+    n_trials: int | None,
+    n_workers: int,
+    timeout_s: float | None,
+    max_consecutive_failures: int | None,
+    progress: bool | None,
+) -> None:
+    _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures)
+    if not callable(objective):
+        raise ValidationError(f"objective={objective!r}: expected a function taking a trial")
+    if n_workers > 1 and study.storage_url in ("memory", ":memory:", "sqlite://"):
+        raise ValidationError(
+            "n_workers > 1 needs a storage that processes share: use storage='sqlite:///thrifty.db' "
+            "(or PostgreSQL), not 'memory'"
+        )
+    if progress is None:
+        progress = sys.stdout.isatty()
+    run_tag = uuid.uuid4().hex[:16]
+    deadline = time.time() + timeout_s if timeout_s is not None else None
+    from thrifty.progress import ProgressView
+
+    view = ProgressView(study, n_trials, run_tag) if progress else None
+    try:
+        if view is not None:
+            view.start()
+        if n_workers == 1:
+            try:
+                worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
+            except KeyboardInterrupt:
+                study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id)
+                raise
+        else:
+            _supervise(study, objective, run_tag, n_trials, n_workers, deadline, max_consecutive_failures)
+    finally:
+        if view is not None:
+            view.stop()
+
+
+def _child_main(
+    url: str,
+    name: str,
+    objective: Objective,
+    run_tag: str,
+    n_trials: int | None,
+    deadline: float | None,
+    max_consecutive_failures: int | None,
+    worker_id: str,
+) -> None:
+    from thrifty.study import Study
+
+    try:
+        study = Study.load(name, storage=url)
+        study._worker_id = worker_id
+        worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
+    except TooManyFailures as exc:
+        print(f"thrifty worker {worker_id}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TOO_MANY_FAILURES)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _supervise(
+    study: Study,
+    objective: Objective,
+    run_tag: str,
+    n_trials: int | None,
+    n_workers: int,
+    deadline: float | None,
+    max_consecutive_failures: int | None,
+) -> None:
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+    procs: dict[str, Any] = {}
+    seen: list[str] = []
+    counter = 0
+
+    def spawn() -> None:
+        nonlocal counter
+        wid = f"{study._worker_id}/w{counter}"
+        counter += 1
+        p = ctx.Process(
+            target=_child_main,
+            args=(study.storage_url, study.name, objective, run_tag, n_trials, deadline, max_consecutive_failures, wid),
+            name=f"thrifty-worker-{counter}",
+        )
+        p.start()
+        procs[wid] = p
+        seen.append(wid)
+
+    for _ in range(n_workers):
+        spawn()
+    restarts_left = 2 * n_workers
+    too_many = False
+    policy = study._retry_policy()
+    try:
+        while procs:
+            mp.connection.wait([p.sentinel for p in procs.values()], timeout=1.0)
+            for wid, p in list(procs.items()):
+                if p.exitcode is None:
+                    continue
+                del procs[wid]
+                if p.exitcode == 0:
+                    continue
+                if p.exitcode == EXIT_TOO_MANY_FAILURES:
+                    too_many = True
+                    continue
+                failed = study._storage.reap(study._record.id, policy, time.time(), worker_id=wid)
+                log.warning("worker %s exited with status %s; its trials %s were marked failed", wid, p.exitcode, failed)
+                if restarts_left > 0 and not too_many and (deadline is None or time.time() < deadline):
+                    restarts_left -= 1
+                    spawn()
+    except KeyboardInterrupt:
+        _stop_children(procs)
+        for wid in seen:
+            study._storage.reap(study._record.id, policy, time.time(), worker_id=wid)
+        raise
+    if too_many:
+        raise TooManyFailures(
+            f"workers of study {study.name!r} gave up after {max_consecutive_failures} consecutive failed trials "
+            f"(see `thrifty trials {study.name}`)"
+        )
+
+
+def _stop_children(procs: dict[str, Any]) -> None:
+    """Give interrupted workers time to record their trials, then make sure they are gone."""
+    end = time.time() + 2.0
+    for p in procs.values():
+        p.join(timeout=max(0.0, end - time.time()))
+    for p in procs.values():
+        if p.is_alive():
+            try:
+                os.kill(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    end = time.time() + 10.0
+    for p in procs.values():
+        p.join(timeout=max(0.0, end - time.time()))
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)

@@ -1,0 +1,29 @@
+"""Schedulers (how long to run a trial), chosen by name or by instance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from thrifty.schedulers.base import Decision, NoStopping, Scheduler
+
+_REGISTRY = {
+    "none": "thrifty.schedulers.base:NoStopping",
+}
+
+
+def available() -> list[str]:
+    """Names accepted by ``scheduler=...``."""
+    return sorted(_REGISTRY)
+
+
+def make_scheduler(spec: str | Mapping[str, Any] | Scheduler | None) -> Scheduler:
+    """Build a scheduler from a name, a spec dict, an instance, or ``None`` (no stopping)."""
+    from thrifty._registry import build
+
+    if spec is None:
+        return NoStopping()
+    return build(spec, Scheduler, _REGISTRY, "scheduler")
+
+
+__all__ = ["Decision", "NoStopping", "Scheduler", "available", "make_scheduler"]

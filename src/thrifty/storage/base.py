@@ -1,0 +1,195 @@
+"""The storage protocol: where all of a study's state lives.
+
+Every operation that must be atomic across processes and machines is one storage call: asking for
+a trial (claim an enqueued one or create a new one, checking limits), finishing a trial (only if it
+is still running), reaping trials whose worker stopped sending heartbeats. Strategies and
+schedulers never touch storage; they get the history that the storage returns.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.trial import Measurement, Trial, TrialState
+
+#: Version of the database schema written by this version of thrifty.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What the storage keeps about a study (everything needed to load it elsewhere)."""
+
+    id: int
+    name: str
+    space: Mapping[str, Any]
+    objectives: Mapping[str, str]
+    strategy: Mapping[str, Any]
+    scheduler: Mapping[str, Any]
+    seed: int
+    budget: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    created_at: float
+    n_started: int = 0
+    spent_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One line of ``thrifty studies``."""
+
+    name: str
+    created_at: float
+    objectives: Mapping[str, str]
+    counts: Mapping[str, int]
+    spent_usd: float
+
+
+@dataclass(frozen=True)
+class AskLimits:
+    """Limits checked atomically when a trial is started.
+
+    ``max_started``: trials that may ever start in the study (retried ones do not count).
+    ``max_usd``: no trial starts once the study has spent this many dollars.
+    ``run_tag`` / ``run_max_started``: a per-call limit (``optimize(n_trials=...)``).
+    """
+
+    max_started: int | None = None
+    max_usd: float | None = None
+    run_tag: str | None = None
+    run_max_started: int | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What to do with a trial whose worker died: how many times to re-run its params."""
+
+    max_retries: int = 0
+    heartbeat_grace_s: float = 60.0
+
+
+# propose(number, load_history) -> params; called inside the ask transaction, so it must be quick.
+Proposer = Callable[[int, Callable[[], Sequence[Trial]]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class AskResult:
+    trial: Trial
+    claimed_enqueued: bool = field(default=False)
+
+
+class Storage(abc.ABC):
+    """Abstract storage. Implementations must make each method one atomic transaction."""
+
+    url: str
+
+    # -- studies ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_study(
+        self,
+        name: str,
+        space: Mapping[str, Any],
+        objectives: Mapping[str, str],
+        strategy: Mapping[str, Any],
+        scheduler: Mapping[str, Any],
+        seed: int,
+        budget: Mapping[str, Any],
+        settings: Mapping[str, Any],
+    ) -> StudyRecord:
+        """Create a study; raise :class:`~thrifty.errors.DuplicateStudy` if the name is taken."""
+
+    @abc.abstractmethod
+    def load_study(self, name: str) -> StudyRecord:
+        """Return the study; raise :class:`~thrifty.errors.StudyNotFound` if absent."""
+
+    @abc.abstractmethod
+    def study_status(self, study_id: int) -> StudyRecord:
+        """Re-read the study's counters (trials started, dollars spent)."""
+
+    @abc.abstractmethod
+    def list_studies(self) -> list[StudySummary]: ...
+
+    @abc.abstractmethod
+    def delete_study(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def update_study(self, study_id: int, *, budget: Mapping[str, Any] | None = None) -> None:
+        """Change a study's mutable settings (the budget)."""
+
+    # -- trials -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def ask(
+        self,
+        study_id: int,
+        worker_id: str,
+        propose: Proposer,
+        limits: AskLimits,
+        now: float,
+    ) -> AskResult:
+        """Start a trial atomically: claim the oldest PENDING one or create one with ``propose``.
+
+        Raises :class:`~thrifty.errors.StudyExhausted` when a limit is reached (nothing is
+        written then).
+        """
+
+    @abc.abstractmethod
+    def enqueue(
+        self, study_id: int, params: Mapping[str, Any], now: float, user_attrs: Mapping[str, Any] | None = None
+    ) -> Trial:
+        """Add a PENDING trial with fixed params; it gets the next trial number."""
+
+    @abc.abstractmethod
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> None:
+        """Append a measurement to a RUNNING trial (also counts as a heartbeat)."""
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        study_id: int,
+        trial_id: int,
+        state: TrialState,
+        metrics: Mapping[str, float] | None,
+        measurement: Measurement | None,
+        error: str | None,
+        now: float,
+    ) -> Trial:
+        """Finish a RUNNING trial; raise :class:`~thrifty.errors.TrialNotRunning` otherwise."""
+
+    @abc.abstractmethod
+    def heartbeat(self, trial_ids: Sequence[int], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def reap(self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None) -> list[int]:
+        """Fail RUNNING trials whose heartbeat is older than the grace period (or, if
+        ``worker_id`` is given, every RUNNING trial of that worker, which is known dead) and
+        re-enqueue their params if retries are left. Returns the numbers of the failed trials."""
+
+    @abc.abstractmethod
+    def request_stop(self, trial_id: int) -> None:
+        """Ask a running trial to stop (it sees ``should_stop() == True``)."""
+
+    @abc.abstractmethod
+    def stop_requested(self, trial_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    def get_trial(self, trial_id: int) -> Trial: ...
+
+    @abc.abstractmethod
+    def get_trials(
+        self,
+        study_id: int,
+        states: Sequence[TrialState] | None = None,
+        with_measurements: bool = True,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Trial]:
+        """Trials in number order."""
+
+    @abc.abstractmethod
+    def count_trials(self, study_id: int) -> dict[TrialState, int]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

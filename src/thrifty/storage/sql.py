@@ -1,0 +1,707 @@
+"""SQL storage on SQLAlchemy: SQLite (the default, one machine) and PostgreSQL (many machines).
+
+Concurrency model: every write transaction first takes the study's lock (``BEGIN IMMEDIATE`` on
+SQLite, which serializes writers to the file; ``SELECT ... FOR UPDATE`` on the study row on
+PostgreSQL). So "claim an enqueued trial or create a new one and check the limits" is one atomic
+step on any number of processes and machines, trial numbers come from a counter on the study row
+(unique and dense: a rolled-back transaction rolls the counter back too), and the study's ledger
+(``spent_usd``) is updated in the same transaction as each measurement. Reads never block writers
+(SQLite WAL mode, PostgreSQL MVCC).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from thrifty.errors import DuplicateStudy, StorageError, StudyExhausted, StudyNotFound, TrialNotRunning
+from thrifty.storage.base import (
+    SCHEMA_VERSION,
+    AskLimits,
+    AskResult,
+    Proposer,
+    RetryPolicy,
+    Storage,
+    StudyRecord,
+    StudySummary,
+)
+from thrifty.trial import Measurement, Trial, TrialState
+
+T = TypeVar("T")
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "thrifty_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+studies = sa.Table(
+    "thrifty_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("space", sa.Text, nullable=False),
+    sa.Column("objectives", sa.Text, nullable=False),
+    sa.Column("strategy", sa.Text, nullable=False),
+    sa.Column("scheduler", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("budget", sa.Text, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_number", sa.Integer, nullable=False, default=0),
+    sa.Column("n_started", sa.Integer, nullable=False, default=0),
+    sa.Column("spent_usd", sa.Float, nullable=False, default=0.0),
+)
+
+trials = sa.Table(
+    "thrifty_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("thrifty_studies.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+    sa.Column("worker_id", sa.String(128), nullable=True),
+    sa.Column("run_tag", sa.String(64), nullable=True),
+    sa.Column("retry_of", sa.Integer, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("retried", sa.Boolean, nullable=False, default=False),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("elapsed_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("user_attrs", sa.Text, nullable=True),
+    sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
+    sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
+    sa.Index("ix_thrifty_trials_run", "study_id", "run_tag"),
+)
+
+measurements = sa.Table(
+    "thrifty_measurements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("thrifty_trials.id"), nullable=False, index=True),
+    sa.Column("step", sa.Float, nullable=True),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("elapsed_s", sa.Float, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+)
+
+_PENDING = TrialState.PENDING.value
+_RUNNING = TrialState.RUNNING.value
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def normalize_url(url: str) -> str:
+    """Turn a user's storage string into a SQLAlchemy URL (``memory`` and ``postgresql://``)."""
+    if not isinstance(url, str) or not url:
+        raise StorageError(f"storage={url!r}: expected a URL such as sqlite:///thrifty.db or 'memory'")
+    if url in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
+        return "sqlite://"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///") or url.startswith("postgresql+"):
+        return url
+    raise StorageError(
+        f"storage={url!r}: unsupported URL; use sqlite:///PATH, postgresql://USER@HOST:PORT/DB or 'memory'"
+    )
+
+
+class SQLStorage(Storage):
+    """Storage in a SQL database through SQLAlchemy (see the module docstring)."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 120.0) -> None:
+        self.url = url
+        sa_url = normalize_url(url)
+        self.dialect = "postgresql" if sa_url.startswith("postgresql") else "sqlite"
+        self._memory = sa_url == "sqlite://"
+        # One in-memory database is one connection shared by the threads of this process.
+        self._lock: threading.RLock | None = threading.RLock() if self._memory else None
+        try:
+            if self.dialect == "sqlite":
+                kwargs: dict[str, Any] = {
+                    "connect_args": {"isolation_level": None, "check_same_thread": False, "timeout": busy_timeout_s}
+                }
+                if self._memory:
+                    kwargs["poolclass"] = sa.pool.StaticPool
+                self.engine: Engine = sa.create_engine(sa_url, **kwargs)
+                self._install_sqlite_hooks(busy_timeout_s)
+            else:
+                self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        except ImportError as exc:
+            raise StorageError(f"storage {url!r}: a database driver is missing ({exc}); pip install 'psycopg[binary]'") from None
+        except sa.exc.ArgumentError as exc:
+            raise StorageError(f"storage {url!r}: {exc}") from None
+        self._ensure_schema()
+
+    # -- engine set-up ------------------------------------------------------------------------
+    def _install_sqlite_hooks(self, busy_timeout_s: float) -> None:
+        memory = self._memory
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        """One transaction. Write transactions on SQLite take the database's write lock first."""
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite" and not write:
+                    conn = conn.execution_options(sqlite_begin="DEFERRED")
+                with conn.begin():
+                    yield conn
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run(self, fn: Callable[[Connection], T], write: bool = True) -> T:
+        """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files)."""
+        delay = 0.01
+        for attempt in range(8):
+            try:
+                with self._tx(write) as conn:
+                    return fn(conn)
+            except OperationalError as exc:
+                if attempt == 7 or not _is_transient(exc):
+                    raise StorageError(f"storage {self.url}: {exc.orig}") from exc
+            except DBAPIError as exc:
+                if attempt == 7 or not _is_transient(exc):
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ensure_schema(self) -> None:
+        def create(conn: Connection) -> None:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243902117)")
+            metadata.create_all(conn)
+            row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
+            if row is None:
+                conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            found = int(row.value)
+            if found > SCHEMA_VERSION:
+                raise StorageError(
+                    f"storage {self.url} has schema version {found}, written by a newer thrifty; "
+                    f"this thrifty reads schema version {SCHEMA_VERSION} at most. Upgrade thrifty "
+                    "(pip install -U thrifty) or use another database."
+                )
+
+        try:
+            self._run(create)
+        except StorageError:
+            raise
+        except DBAPIError as exc:
+            raise StorageError(f"storage {self.url}: cannot open the database: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- locking helpers ----------------------------------------------------------------------
+    def _lock_study(self, conn: Connection, study_id: int) -> sa.Row[Any]:
+        q = sa.select(studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number).where(
+            studies.c.id == study_id
+        )
+        if self.dialect == "postgresql":
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+        return row
+
+    # -- studies ------------------------------------------------------------------------------
+    def create_study(
+        self,
+        name: str,
+        space: Mapping[str, Any],
+        objectives: Mapping[str, str],
+        strategy: Mapping[str, Any],
+        scheduler: Mapping[str, Any],
+        seed: int,
+        budget: Mapping[str, Any],
+        settings: Mapping[str, Any],
+    ) -> StudyRecord:
+        now = time.time()
+
+        def txn(conn: Connection) -> int:
+            exists = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).first()
+            if exists is not None:
+                raise DuplicateStudy(
+                    f"a study named {name!r} already exists in {self.url}; load it with "
+                    "Study.load(name, storage=...) or pass load_if_exists=True"
+                )
+            res = conn.execute(
+                sa.insert(studies).values(
+                    name=name,
+                    space=_dumps(space),
+                    objectives=_dumps(objectives),
+                    strategy=_dumps(strategy),
+                    scheduler=_dumps(scheduler),
+                    seed=seed,
+                    budget=_dumps(budget),
+                    settings=_dumps(settings),
+                    created_at=now,
+                    next_number=0,
+                    n_started=0,
+                    spent_usd=0.0,
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+        try:
+            self._run(txn)
+        except IntegrityError:
+            raise DuplicateStudy(f"a study named {name!r} already exists in {self.url}") from None
+        return self.load_study(name)
+
+    def _record(self, row: sa.Row[Any]) -> StudyRecord:
+        return StudyRecord(
+            id=row.id,
+            name=row.name,
+            space=json.loads(row.space),
+            objectives=json.loads(row.objectives),
+            strategy=json.loads(row.strategy),
+            scheduler=json.loads(row.scheduler),
+            seed=int(row.seed),
+            budget=json.loads(row.budget),
+            settings=json.loads(row.settings),
+            created_at=row.created_at,
+            n_started=row.n_started,
+            spent_usd=row.spent_usd,
+        )
+
+    def load_study(self, name: str) -> StudyRecord:
+        def txn(conn: Connection) -> sa.Row[Any] | None:
+            return conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+
+        row = self._run(txn, write=False)
+        if row is None:
+            known = [s.name for s in self.list_studies()]
+            hint = f" (studies there: {', '.join(known[:10])})" if known else " (it holds no studies)"
+            raise StudyNotFound(f"no study named {name!r} in {self.url}{hint}")
+        return self._record(row)
+
+    def study_status(self, study_id: int) -> StudyRecord:
+        row = self._run(lambda c: c.execute(sa.select(studies).where(studies.c.id == study_id)).first(), write=False)
+        if row is None:
+            raise StudyNotFound(f"study id {study_id} no longer exists in {self.url}")
+        return self._record(row)
+
+    def list_studies(self) -> list[StudySummary]:
+        def txn(conn: Connection) -> list[StudySummary]:
+            rows = conn.execute(sa.select(studies).order_by(studies.c.id)).all()
+            counts: dict[int, dict[str, int]] = {}
+            q = sa.select(trials.c.study_id, trials.c.state, sa.func.count()).group_by(
+                trials.c.study_id, trials.c.state
+            )
+            for sid, state, n in conn.execute(q):
+                counts.setdefault(sid, {})[state] = n
+            return [
+                StudySummary(
+                    name=r.name,
+                    created_at=r.created_at,
+                    objectives=json.loads(r.objectives),
+                    counts=counts.get(r.id, {}),
+                    spent_usd=r.spent_usd,
+                )
+                for r in rows
+            ]
+
+        return self._run(txn, write=False)
+
+    def delete_study(self, name: str) -> None:
+        def txn(conn: Connection) -> None:
+            row = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).first()
+            if row is None:
+                raise StudyNotFound(f"no study named {name!r} in {self.url}")
+            trial_ids = sa.select(trials.c.id).where(trials.c.study_id == row.id).scalar_subquery()
+            conn.execute(sa.delete(measurements).where(measurements.c.trial_id.in_(trial_ids)))
+            conn.execute(sa.delete(trials).where(trials.c.study_id == row.id))
+            conn.execute(sa.delete(studies).where(studies.c.id == row.id))
+
+        self._run(txn)
+
+    def update_study(self, study_id: int, *, budget: Mapping[str, Any] | None = None) -> None:
+        def txn(conn: Connection) -> None:
+            self._lock_study(conn, study_id)
+            if budget is not None:
+                conn.execute(sa.update(studies).where(studies.c.id == study_id).values(budget=_dumps(budget)))
+
+        self._run(txn)
+
+    # -- trials -------------------------------------------------------------------------------
+    def _check_limits(self, conn: Connection, st: sa.Row[Any], study_id: int, limits: AskLimits) -> None:
+        if limits.max_started is not None and st.n_started >= limits.max_started:
+            raise StudyExhausted(
+                f"the study's budget of {limits.max_started} trials is used up ({st.n_started} started)",
+                "trials",
+            )
+        if limits.max_usd is not None and st.spent_usd >= limits.max_usd:
+            raise StudyExhausted(
+                f"the study's budget of ${limits.max_usd:.2f} is used up (${st.spent_usd:.2f} spent)", "usd"
+            )
+        if limits.run_tag is not None and limits.run_max_started is not None:
+            n = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(trials)
+                .where(
+                    trials.c.study_id == study_id,
+                    trials.c.run_tag == limits.run_tag,
+                    trials.c.retried.is_(False),
+                )
+            ).scalar_one()
+            if n >= limits.run_max_started:
+                raise StudyExhausted(f"this call's {limits.run_max_started} trials have started", "n_trials")
+
+    def ask(
+        self, study_id: int, worker_id: str, propose: Proposer, limits: AskLimits, now: float
+    ) -> AskResult:
+        def txn(conn: Connection) -> AskResult:
+            st = self._lock_study(conn, study_id)
+            self._check_limits(conn, st, study_id, limits)
+            pending = conn.execute(
+                sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
+                          trials.c.user_attrs)
+                .where(trials.c.study_id == study_id, trials.c.state == _PENDING)
+                .order_by(trials.c.number)
+                .limit(1)
+            ).first()
+            if pending is not None:
+                conn.execute(
+                    sa.update(trials)
+                    .where(trials.c.id == pending.id)
+                    .values(state=_RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
+                            run_tag=limits.run_tag)
+                )
+                conn.execute(
+                    sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started + 1)
+                )
+                trial = Trial(
+                    id=pending.id, number=pending.number, state=TrialState.RUNNING,
+                    params=json.loads(pending.params), created_at=pending.created_at, started_at=now,
+                    heartbeat_at=now, worker_id=worker_id, retry_of=pending.retry_of,
+                    user_attrs=json.loads(pending.user_attrs) if pending.user_attrs else {},
+                )
+                return AskResult(trial, claimed_enqueued=True)
+            number = st.next_number
+            params = dict(propose(number, lambda: self._select_trials(conn, study_id)))
+            conn.execute(
+                sa.update(studies)
+                .where(studies.c.id == study_id)
+                .values(next_number=studies.c.next_number + 1, n_started=studies.c.n_started + 1)
+            )
+            res = conn.execute(
+                sa.insert(trials).values(
+                    study_id=study_id, number=number, state=_RUNNING, params=_dumps(params),
+                    created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id,
+                    run_tag=limits.run_tag, attempt=0, retried=False, stop_requested=False,
+                    cost_usd=0.0, elapsed_s=0.0,
+                )
+            )
+            trial = Trial(
+                id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
+                created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id,
+            )
+            return AskResult(trial)
+
+        return self._run(txn)
+
+    def enqueue(
+        self, study_id: int, params: Mapping[str, Any], now: float, user_attrs: Mapping[str, Any] | None = None
+    ) -> Trial:
+        def txn(conn: Connection) -> Trial:
+            st = self._lock_study(conn, study_id)
+            return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs)
+
+        return self._run(txn)
+
+    def _insert_pending(
+        self,
+        conn: Connection,
+        study_id: int,
+        number: int,
+        params: Mapping[str, Any],
+        now: float,
+        retry_of: int | None,
+        attempt: int,
+        user_attrs: Mapping[str, Any] | None,
+    ) -> Trial:
+        conn.execute(
+            sa.update(studies).where(studies.c.id == study_id).values(next_number=studies.c.next_number + 1)
+        )
+        res = conn.execute(
+            sa.insert(trials).values(
+                study_id=study_id, number=number, state=_PENDING, params=_dumps(dict(params)), created_at=now,
+                retry_of=retry_of, attempt=attempt, retried=False, stop_requested=False, cost_usd=0.0,
+                elapsed_s=0.0, user_attrs=_dumps(dict(user_attrs)) if user_attrs else None,
+            )
+        )
+        return Trial(
+            id=int(res.inserted_primary_key[0]), number=number, state=TrialState.PENDING, params=params,
+            created_at=now, retry_of=retry_of, user_attrs=user_attrs or {},
+        )
+
+    def _not_running(self, conn: Connection, trial_id: int, what: str) -> TrialNotRunning:
+        row = conn.execute(sa.select(trials.c.number, trials.c.state, trials.c.error).where(trials.c.id == trial_id)).first()
+        if row is None:
+            return TrialNotRunning(f"cannot {what}: trial id {trial_id} does not exist")
+        why = f" ({row.error})" if row.error else ""
+        return TrialNotRunning(f"cannot {what} trial {row.number}: it is already {row.state}{why}")
+
+    def _insert_measurement(self, conn: Connection, study_id: int, trial_id: int, m: Measurement) -> None:
+        conn.execute(
+            sa.insert(measurements).values(
+                trial_id=trial_id, step=m.step, metrics=_dumps(dict(m.metrics)), cost_usd=m.cost_usd,
+                elapsed_s=m.elapsed_s, timestamp=m.timestamp,
+            )
+        )
+        if m.cost_usd:
+            conn.execute(
+                sa.update(studies).where(studies.c.id == study_id).values(spent_usd=studies.c.spent_usd + m.cost_usd)
+            )
+
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> None:
+        def txn(conn: Connection) -> None:
+            self._lock_study(conn, study_id)
+            res = conn.execute(
+                sa.update(trials)
+                .where(trials.c.id == trial_id, trials.c.state == _RUNNING)
+                .values(
+                    cost_usd=trials.c.cost_usd + measurement.cost_usd,
+                    elapsed_s=trials.c.elapsed_s + measurement.elapsed_s,
+                    heartbeat_at=now,
+                )
+            )
+            if res.rowcount == 0:
+                raise self._not_running(conn, trial_id, "report to")
+            self._insert_measurement(conn, study_id, trial_id, measurement)
+
+        self._run(txn)
+
+    def finish(
+        self,
+        study_id: int,
+        trial_id: int,
+        state: TrialState,
+        metrics: Mapping[str, float] | None,
+        measurement: Measurement | None,
+        error: str | None,
+        now: float,
+    ) -> Trial:
+        def txn(conn: Connection) -> None:
+            self._lock_study(conn, study_id)
+            values: dict[str, Any] = {"state": state.value, "finished_at": now, "error": error, "heartbeat_at": now}
+            if metrics is not None:
+                values["metrics"] = _dumps(dict(metrics))
+            if measurement is not None:
+                values["cost_usd"] = trials.c.cost_usd + measurement.cost_usd
+                values["elapsed_s"] = trials.c.elapsed_s + measurement.elapsed_s
+            res = conn.execute(
+                sa.update(trials).where(trials.c.id == trial_id, trials.c.state == _RUNNING).values(**values)
+            )
+            if res.rowcount == 0:
+                raise self._not_running(conn, trial_id, "finish")
+            if measurement is not None:
+                self._insert_measurement(conn, study_id, trial_id, measurement)
+
+        self._run(txn)
+        return self.get_trial(trial_id)
+
+    def heartbeat(self, trial_ids: Sequence[int], now: float) -> None:
+        if not trial_ids:
+            return
+        self._run(
+            lambda c: c.execute(
+                sa.update(trials)
+                .where(trials.c.id.in_(list(trial_ids)), trials.c.state == _RUNNING)
+                .values(heartbeat_at=now)
+            )
+        )
+
+    def reap(self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None) -> list[int]:
+        def txn(conn: Connection) -> list[int]:
+            cond = [trials.c.study_id == study_id, trials.c.state == _RUNNING]
+            if worker_id is not None:
+                cond.append(trials.c.worker_id == worker_id)
+            else:
+                cond.append(trials.c.heartbeat_at < now - policy.heartbeat_grace_s)
+            # Cheap check first, without the study lock: usually nothing is stale.
+            if conn.execute(sa.select(trials.c.id).where(*cond).limit(1)).first() is None:
+                return []
+            st = self._lock_study(conn, study_id)
+            rows = conn.execute(
+                sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.attempt, trials.c.heartbeat_at,
+                          trials.c.worker_id, trials.c.user_attrs)
+                .where(*cond)
+                .order_by(trials.c.number)
+            ).all()
+            next_number = st.next_number
+            failed = []
+            for r in rows:
+                if worker_id is not None:
+                    why = f"worker lost: worker {r.worker_id} died while running the trial"
+                else:
+                    age = now - (r.heartbeat_at or now)
+                    why = (
+                        f"worker lost: no heartbeat from worker {r.worker_id} for {age:.1f} s "
+                        f"(grace period {policy.heartbeat_grace_s:g} s)"
+                    )
+                retry = r.attempt < policy.max_retries
+                if retry:
+                    why += f"; re-enqueued as trial {next_number} (retry {r.attempt + 1} of {policy.max_retries})"
+                conn.execute(
+                    sa.update(trials)
+                    .where(trials.c.id == r.id)
+                    .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry)
+                )
+                if retry:
+                    conn.execute(
+                        sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started - 1)
+                    )
+                    attrs = json.loads(r.user_attrs) if r.user_attrs else None
+                    self._insert_pending(conn, study_id, next_number, json.loads(r.params), now, r.number,
+                                         r.attempt + 1, attrs)
+                    next_number += 1
+                failed.append(r.number)
+            return failed
+
+        return self._run(txn)
+
+    def request_stop(self, trial_id: int) -> None:
+        self._run(
+            lambda c: c.execute(
+                sa.update(trials).where(trials.c.id == trial_id, trials.c.state == _RUNNING).values(stop_requested=True)
+            )
+        )
+
+    def stop_requested(self, trial_id: int) -> bool:
+        row = self._run(
+            lambda c: c.execute(sa.select(trials.c.stop_requested, trials.c.state).where(trials.c.id == trial_id)).first(),
+            write=False,
+        )
+        return bool(row is not None and (row.stop_requested or row.state != _RUNNING))
+
+    def get_trial(self, trial_id: int) -> Trial:
+        def txn(conn: Connection) -> list[Trial]:
+            return self._select_trials(conn, None, trial_id=trial_id)
+
+        found = self._run(txn, write=False)
+        if not found:
+            raise TrialNotRunning(f"trial id {trial_id} does not exist")
+        return found[0]
+
+    def get_trials(
+        self,
+        study_id: int,
+        states: Sequence[TrialState] | None = None,
+        with_measurements: bool = True,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Trial]:
+        return self._run(
+            lambda c: self._select_trials(c, study_id, states, with_measurements, offset, limit), write=False
+        )
+
+    def _select_trials(
+        self,
+        conn: Connection,
+        study_id: int | None,
+        states: Sequence[TrialState] | None = None,
+        with_measurements: bool = True,
+        offset: int = 0,
+        limit: int | None = None,
+        trial_id: int | None = None,
+    ) -> list[Trial]:
+        q = sa.select(trials).order_by(trials.c.number)
+        if trial_id is not None:
+            q = q.where(trials.c.id == trial_id)
+        else:
+            q = q.where(trials.c.study_id == study_id)
+        if states:
+            q = q.where(trials.c.state.in_([TrialState.parse(s).value for s in states]))
+        if offset:
+            q = q.offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        rows = conn.execute(q).all()
+        by_trial: dict[int, list[Measurement]] = {}
+        if with_measurements and rows:
+            mq = sa.select(measurements).order_by(measurements.c.id)
+            if trial_id is not None or offset or limit is not None or states:
+                mq = mq.where(measurements.c.trial_id.in_([r.id for r in rows]))
+            else:
+                mq = mq.where(
+                    measurements.c.trial_id.in_(sa.select(trials.c.id).where(trials.c.study_id == study_id))
+                )
+            for m in conn.execute(mq):
+                by_trial.setdefault(m.trial_id, []).append(
+                    Measurement(step=m.step, metrics=json.loads(m.metrics), cost_usd=m.cost_usd,
+                                elapsed_s=m.elapsed_s, timestamp=m.timestamp)
+                )
+        return [
+            Trial(
+                id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
+                metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(by_trial.get(r.id, ())),
+                error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
+                heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
+                cost_usd=r.cost_usd, elapsed_s=r.elapsed_s,
+                user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
+            )
+            for r in rows
+        ]
+
+    def count_trials(self, study_id: int) -> dict[TrialState, int]:
+        rows = self._run(
+            lambda c: c.execute(
+                sa.select(trials.c.state, sa.func.count()).where(trials.c.study_id == study_id).group_by(trials.c.state)
+            ).all(),
+            write=False,
+        )
+        return {TrialState(s): n for s, n in rows}
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(
+        s in text
+        for s in ("database is locked", "deadlock detected", "could not serialize", "database is busy",
+                  "server closed the connection", "connection reset")
+    )
+

@@ -1,0 +1,30 @@
+"""Search strategies (where to look), chosen by name or by instance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from thrifty.strategies.base import Strategy
+
+_REGISTRY = {
+    "random": "thrifty.strategies.random:RandomSearch",
+    "sobol": "thrifty.strategies.sobol:SobolSearch",
+    "grid": "thrifty.strategies.grid:GridSearch",
+}
+
+
+def available() -> list[str]:
+    """Names accepted by ``strategy=...``."""
+    return sorted(_REGISTRY)
+
+
+def make_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
+    """Build a strategy from a name (``"sobol"``), a spec (``{"name": "grid", "points_per_float": 3}``)
+    or return an instance unchanged."""
+    from thrifty._registry import build
+
+    return build(spec, Strategy, _REGISTRY, "strategy")
+
+
+__all__ = ["Strategy", "available", "make_strategy"]

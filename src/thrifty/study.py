@@ -1,0 +1,504 @@
+"""The Study: the one object users hold. A thin facade over storage, strategy and scheduler."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from thrifty.cost.budget import Budget
+from thrifty.errors import StudyExhausted, ThriftyError, TrialNotRunning, ValidationError
+from thrifty.handle import TrialHandle
+from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
+from thrifty.space import Space
+from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
+from thrifty.strategies import Strategy, make_strategy
+from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics
+
+Objective = Callable[[TrialHandle], Any]
+
+_DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
+
+
+def parse_objectives(objective: str | Mapping[str, str]) -> dict[str, str]:
+    """``"max"`` -> ``{"value": "max"}``; ``{"acc": "maximize"}`` -> ``{"acc": "max"}``."""
+    if isinstance(objective, str):
+        objective = {"value": objective}
+    if not isinstance(objective, Mapping) or not objective:
+        raise ValidationError(
+            f"objective={objective!r}: expected 'min', 'max' or a mapping like {{'val_acc': 'max'}}"
+        )
+    out = {}
+    for name, direction in objective.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"objective metric name {name!r}: must be a non-empty string")
+        d = _DIRECTIONS.get(str(direction).lower())
+        if d is None:
+            raise ValidationError(f"objective {name!r}: direction {direction!r} must be 'min' or 'max'")
+        out[name] = d
+    return out
+
+
+def _default_name() -> str:
+    return time.strftime("study-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise ValidationError(f"name={name!r}: a study name must be a non-empty string of at most 255 characters")
+    return name
+
+
+class Study:
+    """A hyperparameter study stored in a database. Create with :meth:`create`, resume with
+    :meth:`load`; many processes and machines may work on one study at once."""
+
+    def __init__(self, storage: Storage, record: StudyRecord) -> None:
+        self._storage = storage
+        self._record = record
+        self.space = Space(record.space)
+        self.objectives: dict[str, str] = dict(record.objectives)
+        self.strategy: Strategy = make_strategy(record.strategy)
+        self.scheduler: Scheduler = make_scheduler(record.scheduler)
+        self.seed = record.seed
+        self.budget = Budget.from_dict(record.budget)
+        self.max_retries = int(record.settings.get("max_retries", 0))
+        self.heartbeat_grace_s = float(record.settings.get("heartbeat_grace_s", 60.0))
+        self._default_metric = next(iter(self.objectives)) if len(self.objectives) == 1 else "value"
+        self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._last_reap = 0.0
+        self._active: dict[int, TrialHandle] = {}
+        self._active_lock = threading.Lock()
+        self._heartbeat: _Heartbeat | None = None
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        space: Space | Mapping[str, Any],
+        objective: str | Mapping[str, str] = "max",
+        *,
+        name: str | None = None,
+        storage: str | Storage = DEFAULT_STORAGE,
+        strategy: str | Mapping[str, Any] | Strategy = "random",
+        scheduler: str | Mapping[str, Any] | Scheduler | None = None,
+        seed: int = 0,
+        budget: Budget | Mapping[str, Any] | None = None,
+        max_retries: int = 0,
+        heartbeat_grace_s: float = 60.0,
+        load_if_exists: bool = False,
+    ) -> Study:
+        """Create a study (every argument is validated before anything is written).
+
+        ``objective``: ``"max"``/``"min"`` (one metric called ``"value"``) or ``{metric: direction}``;
+        several metrics make a multi-objective study. ``max_retries``: how many times the params of
+        a trial whose worker died are re-run. ``heartbeat_grace_s``: seconds without a heartbeat
+        after which a RUNNING trial's worker is presumed dead.
+        """
+        name = _default_name() if name is None else _check_name(name)
+        space = space if isinstance(space, Space) else Space(space)
+        objectives = parse_objectives(objective)
+        strat = make_strategy(strategy)
+        sched = make_scheduler(scheduler)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValidationError(f"seed={seed!r}: expected an integer")
+        budget_obj = Budget.from_dict(budget)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValidationError(f"max_retries={max_retries!r}: expected an integer >= 0")
+        if (
+            isinstance(heartbeat_grace_s, bool)
+            or not isinstance(heartbeat_grace_s, (int, float))
+            or not math.isfinite(heartbeat_grace_s)
+            or heartbeat_grace_s <= 0
+        ):
+            raise ValidationError(f"heartbeat_grace_s={heartbeat_grace_s!r}: expected a number of seconds > 0")
+        store = open_storage(storage)
+        if load_if_exists:
+            from thrifty.errors import StudyNotFound
+
+            try:
+                return cls(store, store.load_study(name))
+            except StudyNotFound:
+                pass
+        record = store.create_study(
+            name=name,
+            space=space.to_dict(),
+            objectives=objectives,
+            strategy=strat.to_spec(),
+            scheduler=sched.to_spec(),
+            seed=seed,
+            budget=budget_obj.to_dict(),
+            settings={"max_retries": max_retries, "heartbeat_grace_s": float(heartbeat_grace_s)},
+        )
+        study = cls(store, record)
+        # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
+        study.strategy, study.scheduler = strat, sched
+        return study
+
+    @classmethod
+    def load(cls, name: str, storage: str | Storage = DEFAULT_STORAGE) -> Study:
+        """Open an existing study; it continues where it stopped."""
+        store = open_storage(storage)
+        return cls(store, store.load_study(_check_name(name)))
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def storage_url(self) -> str:
+        return self._storage.url
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def cost_usd(self) -> float:
+        """Dollars the study has spent so far (its ledger), all trials and states included."""
+        return self._storage.study_status(self._record.id).spent_usd
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial, in number order, with its measurements."""
+        return self.get_trials()
+
+    def get_trials(
+        self, states: Sequence[TrialState | str] | None = None, *, with_measurements: bool = True,
+        offset: int = 0, limit: int | None = None,
+    ) -> list[Trial]:
+        parsed = [TrialState.parse(s) for s in states] if states else None
+        return self._wrap_all(self._storage.get_trials(self._record.id, parsed, with_measurements, offset, limit))
+
+    def counts(self) -> dict[TrialState, int]:
+        """How many trials are in each state."""
+        return self._storage.count_trials(self._record.id)
+
+    def _wrap(self, trial: Trial) -> Trial:
+        if len(self.objectives) == 1 and trial.objective is None:
+            return dataclasses.replace(trial, objective=self._default_metric)
+        return trial
+
+    def _wrap_all(self, trials: list[Trial]) -> list[Trial]:
+        return [self._wrap(t) for t in trials]
+
+    # -- best and Pareto front ----------------------------------------------------------------
+    def _objective_vector(self, trial: Trial) -> tuple[float, ...] | None:
+        """Objective values, sign-flipped so that smaller is better; None if any is missing/NaN/inf."""
+        out = []
+        for name, direction in self.objectives.items():
+            v = trial.metrics.get(name)
+            if v is None or not math.isfinite(v):
+                return None
+            out.append(-v if direction == "max" else v)
+        return tuple(out)
+
+    @property
+    def best(self) -> Trial:
+        """The COMPLETED trial with the best finite objective value (ties: the earliest).
+
+        Stopped, failed and infeasible trials never count, nor do NaN or infinite values.
+        """
+        if self.is_multi_objective:
+            raise ThriftyError(
+                f"study {self.name!r} has {len(self.objectives)} objectives; use study.pareto_front()"
+            )
+        best: tuple[tuple[float, ...], Trial] | None = None
+        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
+            v = self._objective_vector(t)
+            if v is not None and (best is None or v < best[0]):
+                best = (v, t)
+        if best is None:
+            raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
+        return self._wrap(self._storage.get_trial(best[1].id))  # type: ignore[arg-type]
+
+    def pareto_front(self) -> list[Trial]:
+        """The COMPLETED trials that no other completed trial dominates on every objective."""
+        scored = []
+        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
+            v = self._objective_vector(t)
+            if v is not None:
+                scored.append((v, t))
+        front = []
+        for v, t in scored:
+            dominated = any(
+                all(a <= b for a, b in zip(w, v)) and any(a < b for a, b in zip(w, v)) for w, _ in scored
+            )
+            if not dominated:
+                front.append(self._wrap(t))
+        return front
+
+    # -- ask / tell ---------------------------------------------------------------------------
+    def _limits(self, run_tag: str | None = None, run_max: int | None = None) -> AskLimits:
+        # The budget is re-read, so a budget raised by another process applies at once.
+        return AskLimits(
+            max_started=self.budget.trials, max_usd=self.budget.usd, run_tag=run_tag, run_max_started=run_max
+        )
+
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.max_retries, heartbeat_grace_s=self.heartbeat_grace_s)
+
+    def reap(self, force: bool = False) -> list[int]:
+        """Fail (and, if allowed, re-enqueue) RUNNING trials whose worker stopped sending
+        heartbeats. ``ask`` does this every few seconds; returns the failed trial numbers."""
+        now = time.time()
+        if not force and now - self._last_reap < min(self.heartbeat_grace_s / 4, 5.0):
+            return []
+        self._last_reap = now
+        return self._storage.reap(self._record.id, self._retry_policy(), now)
+
+    def ask(self, *, _run: tuple[str, int | None] | None = None) -> TrialHandle:
+        """Start a trial: the oldest enqueued one, or a new one from the strategy.
+
+        Raises :class:`~thrifty.errors.StudyExhausted` if a budget is used up or the strategy has
+        nothing left to propose.
+        """
+        self.reap()
+        run_tag, run_max = _run if _run is not None else (None, None)
+
+        def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
+            history = load_history() if self.strategy.needs_history else ()
+            return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
+
+        result = self._storage.ask(self._record.id, self._worker_id, propose, self._limits(run_tag, run_max), time.time())
+        handle = TrialHandle(self, self._wrap(result.trial))
+        with self._active_lock:
+            self._active[handle.id] = handle
+        self._ensure_heartbeat()
+        return handle
+
+    def tell(
+        self,
+        trial: TrialHandle | Trial | int,
+        value: float | Mapping[str, float] | None = None,
+        *,
+        state: TrialState | str | None = None,
+        cost_usd: float = 0.0,
+        elapsed_s: float | None = None,
+        error: str | None = None,
+    ) -> Trial:
+        """Finish a RUNNING trial.
+
+        With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED. ``state`` may
+        be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
+        ``"stopped"`` (keeps ``value`` or, if none, the last report). ``cost_usd`` is what the
+        trial spent since its last report. Returns the finished trial.
+        """
+        handle = trial if isinstance(trial, TrialHandle) else None
+        trial_id, number = self._resolve(trial)
+        cost = check_cost(cost_usd)
+        st = TrialState.parse(state) if state is not None else None
+        if st is None:
+            if value is None:
+                if handle is not None and handle.last_metrics is not None:
+                    st = TrialState.STOPPED
+                else:
+                    raise ValidationError(
+                        f"tell(trial {number}): give a value (the objective) or a state "
+                        "('failed', 'infeasible', 'stopped')"
+                    )
+            else:
+                st = TrialState.COMPLETED
+        if not st.is_finished:
+            raise ValidationError(f"tell(state={st.value!r}): a trial can only be told a finished state")
+        metrics: dict[str, float] | None = None
+        if value is not None:
+            metrics = check_metrics(value, default_name=self._default_metric)
+        elif st is TrialState.STOPPED and handle is not None and handle.last_metrics is not None:
+            metrics = dict(handle.last_metrics)
+        if st is TrialState.COMPLETED:
+            assert metrics is not None
+            missing = [k for k in self.objectives if k not in metrics]
+            if missing:
+                raise ValidationError(
+                    f"trial {number} returned {sorted(metrics)!r} but the objective needs {missing!r}; "
+                    f"return a mapping with {sorted(self.objectives)!r}"
+                )
+        if st in (TrialState.FAILED, TrialState.INFEASIBLE):
+            if error is None:
+                error = "failed" if st is TrialState.FAILED else "infeasible"
+        elif error is not None:
+            raise ValidationError(f"tell(error=...) is only for failed or infeasible trials, not {st.value}")
+        if elapsed_s is None:
+            elapsed = handle._elapsed_since_mark() if handle is not None else 0.0
+        else:
+            elapsed = elapsed_s
+        measurement = None
+        if metrics is not None or cost > 0 or elapsed > 0:
+            step = handle.last_step if handle is not None else None
+            measurement = Measurement(
+                step=step, metrics=metrics if (metrics is not None and value is not None) else {},
+                cost_usd=cost, elapsed_s=elapsed, timestamp=time.time(),
+            )
+        finished = self._storage.finish(self._record.id, trial_id, st, metrics, measurement, error, time.time())
+        if handle is not None:
+            handle.finished = True
+        with self._active_lock:
+            self._active.pop(trial_id, None)
+        return self._wrap(finished)
+
+    def _resolve(self, trial: TrialHandle | Trial | int) -> tuple[int, int]:
+        if isinstance(trial, TrialHandle):
+            return trial.id, trial.number
+        if isinstance(trial, Trial):
+            if trial.id is None:
+                raise ValidationError("tell: this Trial has no storage id; pass the handle from study.ask()")
+            return trial.id, trial.number
+        if isinstance(trial, int) and not isinstance(trial, bool):
+            for t in self._storage.get_trials(self._record.id, [TrialState.RUNNING], with_measurements=False):
+                if t.number == trial:
+                    assert t.id is not None
+                    return t.id, t.number
+            raise TrialNotRunning(f"study {self.name!r} has no RUNNING trial number {trial}")
+        raise ValidationError(f"tell: expected a trial from study.ask() or a trial number, got {trial!r}")
+
+    def enqueue(self, params: Mapping[str, Any], *, user_attrs: Mapping[str, Any] | None = None) -> Trial:
+        """Add a trial with given params (expert guesses, warm starts); the next ``ask`` runs it."""
+        valid = self.space.validate(params)
+        return self._wrap(self._storage.enqueue(self._record.id, valid, time.time(), user_attrs))
+
+    def stop_trial(self, number: int) -> None:
+        """Ask a running trial to stop: its ``should_stop()`` becomes true."""
+        trial_id, _ = self._resolve(number)
+        self._storage.request_stop(trial_id)
+
+    def set_budget(self, budget: Budget | Mapping[str, Any] | None) -> None:
+        """Replace the study's budget (raising it lets a finished study continue)."""
+        b = Budget.from_dict(budget)
+        self._storage.update_study(self._record.id, budget=b.to_dict())
+        self.budget = b
+
+    def _should_stop(self, handle: TrialHandle) -> bool:
+        if self._storage.stop_requested(handle.id):
+            return True
+        if isinstance(self.scheduler, NoStopping):
+            return False
+        if self.scheduler.needs_history:
+            history = self._wrap_all(self._storage.get_trials(self._record.id))
+            current = next((t for t in history if t.id == handle.id), None)
+            if current is None:
+                return True
+        else:
+            history, current = [], handle.snapshot()
+        return self.scheduler.decide(current, history, self.objectives) is Decision.STOP
+
+    # -- heartbeats ---------------------------------------------------------------------------
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = _Heartbeat(self)
+            self._heartbeat.start()
+
+    def _active_ids(self) -> list[int]:
+        with self._active_lock:
+            return [tid for tid, h in self._active.items() if not h.finished]
+
+    def close(self) -> None:
+        """Stop the heartbeat thread and release database connections."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        self._storage.close()
+
+    # -- running ------------------------------------------------------------------------------
+    def optimize(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        n_workers: int = 1,
+        timeout_s: float | None = None,
+        *,
+        max_consecutive_failures: int | None = 20,
+        progress: bool | None = None,
+    ) -> None:
+        """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
+        the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
+        running ones finish).
+
+        ``n_workers > 1`` runs the trials in that many worker processes (the study's storage must
+        be a file or a server). An exception in the objective marks the trial FAILED with its
+        traceback and the study goes on; after ``max_consecutive_failures`` failures in a row
+        :class:`~thrifty.errors.TooManyFailures` is raised. Ctrl-C stops every worker and marks
+        their running trials FAILED ("interrupted"): nothing is left RUNNING.
+        """
+        from thrifty.runners.local import run_optimize
+
+        run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress)
+
+    def _run_trial(self, objective: Objective, handle: TrialHandle) -> tuple[TrialState, str | None]:
+        """Run one trial in this process and record its outcome. Returns (state, error)."""
+        try:
+            result = objective(handle)
+        except TrialNotRunning:
+            return TrialState.FAILED, "the trial was finished elsewhere (its worker was presumed dead)"
+        except KeyboardInterrupt:
+            self._finish_quietly(handle, TrialState.FAILED, "interrupted by the user (KeyboardInterrupt)")
+            raise
+        except Exception:  # noqa: BLE001 - failures are data
+            tb = traceback.format_exc()
+            self._finish_quietly(handle, TrialState.FAILED, tb)
+            return TrialState.FAILED, tb
+        if handle.finished:
+            return TrialState.COMPLETED, None
+        try:
+            if result is None:
+                if handle.last_metrics is None:
+                    self._finish_quietly(
+                        handle, TrialState.FAILED, "the objective returned None without reporting anything; "
+                        "return the objective value (or report before stopping)"
+                    )
+                    return TrialState.FAILED, "returned None"
+                return self.tell(handle, state=TrialState.STOPPED).state, None
+            return self.tell(handle, result).state, None
+        except ValidationError as exc:
+            self._finish_quietly(handle, TrialState.FAILED, f"invalid result {result!r}: {exc}")
+            return TrialState.FAILED, str(exc)
+        except TrialNotRunning as exc:
+            return TrialState.FAILED, str(exc)
+
+    def _finish_quietly(self, handle: TrialHandle, state: TrialState, error: str) -> None:
+        try:
+            self.tell(handle, state=state, error=error)
+        except TrialNotRunning:
+            pass
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, storage={self.storage_url!r}, objectives={self.objectives!r})"
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the heartbeat of this process's running trials so others know they are alive."""
+
+    def __init__(self, study: Study) -> None:
+        super().__init__(name=f"thrifty-heartbeat-{study.name}", daemon=True)
+        self._study = study
+        self._stop_event = threading.Event()
+        self.interval_s = max(min(study.heartbeat_grace_s / 4, 10.0), 0.05)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            ids = self._study._active_ids()
+            if not ids:
+                continue
+            try:
+                self._study._storage.heartbeat(ids, time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+                pass
+
+
+__all__ = ["Study", "StudyExhausted", "parse_objectives"]

@@ -1,0 +1,181 @@
+"""Immutable, validated records: :class:`TrialState`, :class:`Measurement`, :class:`Trial`.
+
+These are snapshots read from storage. They never change; a newer snapshot is read instead.
+Costs are in US dollars (``cost_usd``), durations in seconds (``elapsed_s``), timestamps in
+seconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from thrifty.errors import ValidationError
+
+
+class TrialState(str, enum.Enum):
+    """Life cycle of a trial.
+
+    PENDING (enqueued, waiting for a worker) -> RUNNING -> one of the finished states:
+    COMPLETED (ran to the end), STOPPED (ended early by a scheduler, a budget or the user; its last
+    report is kept), FAILED (an error, with its text; or its worker died), INFEASIBLE (the
+    configuration cannot be evaluated, with the reason).
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+
+    @property
+    def is_finished(self) -> bool:
+        return self not in (TrialState.PENDING, TrialState.RUNNING)
+
+    @classmethod
+    def parse(cls, value: str | TrialState) -> TrialState:
+        if isinstance(value, TrialState):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValidationError(f"unknown trial state {value!r} (expected one of {names})") from None
+
+
+def check_cost(cost_usd: Any, what: str = "cost_usd") -> float:
+    """Validate a dollar amount: a finite number >= 0."""
+    if isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)):
+        raise ValidationError(f"{what}={cost_usd!r}: expected a number of dollars")
+    c = float(cost_usd)
+    if math.isnan(c) or math.isinf(c):
+        raise ValidationError(f"{what}={cost_usd!r}: a cost must be finite")
+    if c < 0:
+        raise ValidationError(f"{what}={cost_usd!r}: a cost cannot be negative")
+    return c
+
+
+def check_seconds(elapsed_s: Any, what: str = "elapsed_s") -> float:
+    """Validate a duration: a finite number of seconds >= 0."""
+    if isinstance(elapsed_s, bool) or not isinstance(elapsed_s, (int, float)):
+        raise ValidationError(f"{what}={elapsed_s!r}: expected a number of seconds")
+    s = float(elapsed_s)
+    if not math.isfinite(s) or s < 0:
+        raise ValidationError(f"{what}={elapsed_s!r}: must be a finite number of seconds >= 0")
+    return s
+
+
+def check_metrics(metrics: Any, default_name: str = "value", allow_empty: bool = False) -> dict[str, float]:
+    """Validate metrics: a number, or a mapping of metric name to number.
+
+    NaN and infinities are accepted and recorded as such (they never win "best"); anything that is
+    not a real number is an error.
+    """
+    if isinstance(metrics, Mapping):
+        items = dict(metrics)
+    else:
+        items = {default_name: metrics}
+    if not items and not allow_empty:
+        raise ValidationError("metrics: give at least one metric")
+    out: dict[str, float] = {}
+    for name, v in items.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"metric name {name!r}: must be a non-empty string")
+        if isinstance(v, bool) or v is None:
+            raise ValidationError(f"metric {name!r}={v!r}: expected a number")
+        try:
+            out[name] = float(v)
+        except (TypeError, ValueError):
+            raise ValidationError(f"metric {name!r}={v!r}: expected a number") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One report of a running trial.
+
+    ``step`` is the resource used so far (epochs, data fraction, ...), ``None`` for a final value
+    reported without steps. ``cost_usd`` is the *incremental* cost since the previous report and
+    ``elapsed_s`` the incremental wall time, so a trial's cost is the sum over its measurements.
+    ``metrics`` may be empty for a cost-only measurement (e.g. the cost of a failed run).
+    """
+
+    step: float | None
+    metrics: Mapping[str, float]
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+    timestamp: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.step is not None:
+            if isinstance(self.step, bool) or not isinstance(self.step, (int, float)):
+                raise ValidationError(f"step={self.step!r}: expected a number (the resource used)")
+            if not math.isfinite(self.step) or self.step < 0:
+                raise ValidationError(f"step={self.step!r}: must be a finite number >= 0")
+        object.__setattr__(self, "metrics", MappingProxyType(check_metrics(self.metrics, allow_empty=True)))
+        object.__setattr__(self, "cost_usd", check_cost(self.cost_usd))
+        object.__setattr__(self, "elapsed_s", check_seconds(self.elapsed_s))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A snapshot of one trial.
+
+    ``number`` is unique and dense within a study (0, 1, 2, ...). ``metrics`` are the final metrics
+    for a COMPLETED trial and the last report for a STOPPED one. ``retry_of`` is the number of the
+    trial this one re-runs after that trial's worker died; ``retried`` marks a failed trial that a
+    retry replaced (it no longer counts towards trial limits). ``cost_usd`` (dollars) and
+    ``elapsed_s`` (seconds) are the sums over the trial's measurements, kept by the storage in the
+    same transaction as each measurement.
+    """
+
+    number: int
+    state: TrialState
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    measurements: tuple[Measurement, ...] = ()
+    error: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    worker_id: str | None = None
+    retry_of: int | None = None
+    retried: bool = False
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = field(default=None, compare=False)
+    #: Name of the study's objective metric for single-objective studies (``None`` otherwise).
+    objective: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", TrialState.parse(self.state))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+        object.__setattr__(self, "user_attrs", MappingProxyType(dict(self.user_attrs)))
+        object.__setattr__(self, "measurements", tuple(self.measurements))
+
+    @property
+    def last_step(self) -> float | None:
+        """The largest step reported so far, or ``None``."""
+        steps = [m.step for m in self.measurements if m.step is not None]
+        return max(steps) if steps else None
+
+    @property
+    def value(self) -> float | None:
+        """The objective's value (single-objective studies), or the metric ``"value"``."""
+        return self.metrics.get(self.objective or "value")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state.is_finished
+
+    def __repr__(self) -> str:
+        m = dict(self.metrics)
+        return f"Trial(number={self.number}, state={self.state.value}, params={dict(self.params)!r}, metrics={m!r})"
