@@ -42,7 +42,7 @@ def build(spec: Any, base: type[T], registry: Mapping[str, str], kind: str) -> T
         raise ValidationError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}")
     try:
         obj = cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValidationError(f"{kind} {name!r}: {exc}") from None
     if not isinstance(obj, base):
         raise ValidationError(f"{kind} {name!r} is a {type(obj).__name__}, not a {base.__name__}")

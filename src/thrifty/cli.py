@@ -259,7 +259,15 @@ def cmd_trials(args: argparse.Namespace) -> int:
         )
     _console().print(table)
     if args.page < pages:
-        _console().print(f"[dim]next page: thrifty trials {study.name} --page {args.page + 1}[/]")
+        from rich.markup import escape
+
+        # The hint must be runnable as shown: keep the page size and the storage the user gave.
+        hint = f"thrifty trials {study.name} --page {args.page + 1}"
+        if args.per_page != 50:
+            hint += f" --per-page {args.per_page}"
+        if args.storage:
+            hint += f" --storage {args.storage}"
+        _console().print(f"[dim]next page: {escape(hint)}[/]")
     return 0
 
 
@@ -349,11 +357,19 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--storage", default=None, help=f"storage URL (default {DEFAULT_STORAGE})")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    def common_options(top: bool) -> argparse.ArgumentParser:
+        # argparse copies a subcommand's defaults over the main namespace, which would silently drop
+        # `thrifty --storage X studies`; so only the top level has defaults, subcommands SUPPRESS.
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--storage", default=None if top else argparse.SUPPRESS,
+                       help=f"storage URL (default {DEFAULT_STORAGE})")
+        p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                       help="show tracebacks")
+        return p
+
+    common = common_options(top=False)
     parser = argparse.ArgumentParser(
-        prog="thrifty", description="Hyperparameter tuning for the least money.", parents=[common]
+        prog="thrifty", description="Hyperparameter tuning for the least money.", parents=[common_options(top=True)]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

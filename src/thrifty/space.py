@@ -115,6 +115,10 @@ class Float(Param):
             raise SpaceError(
                 f"Float(low={low}, high={high}, log=True): a log-scaled range needs low > 0"
             )
+        if not log and not math.isfinite(float(high) - float(low)):
+            raise SpaceError(
+                f"Float(low={low}, high={high}): the range is too wide to represent (high - low overflows)"
+            )
         object.__setattr__(self, "low", float(low))
         object.__setattr__(self, "high", float(high))
         object.__setattr__(self, "log", bool(log))
@@ -124,10 +128,10 @@ class Float(Param):
         return f"Float({self.low!r}, {self.high!r}, log={self.log!r}{_when_repr(self.when)})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Float) and self.to_dict() == other.to_dict()
+        return isinstance(other, Float) and _canonical(self) == _canonical(other)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(_canonical(self))
 
     def contains(self, value: Any) -> bool:
         return (
@@ -150,6 +154,11 @@ class Float(Param):
 
     def from_unit(self, u: float) -> float:
         u = min(max(float(u), 0.0), 1.0)
+        # The ends are exact (exp(log(x)) and low + (high - low) may be off by an ulp).
+        if u == 0.0:
+            return self.low
+        if u == 1.0:
+            return self.high
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
             v = math.exp(lo + u * (hi - lo))
@@ -217,10 +226,10 @@ class Int(Param):
         return f"Int({self.low}, {self.high}, log={self.log!r}{extra}{_when_repr(self.when)})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Int) and self.to_dict() == other.to_dict()
+        return isinstance(other, Int) and _canonical(self) == _canonical(other)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(_canonical(self))
 
     @property
     def n_values(self) -> int:
@@ -314,10 +323,10 @@ class Categorical(Param):
         return f"Categorical({list(self.choices)!r}{_when_repr(self.when)})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Categorical) and self.to_dict() == other.to_dict()
+        return isinstance(other, Categorical) and _canonical(self) == _canonical(other)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(_canonical(self))
 
     def index(self, value: Any) -> int:
         """Position of ``value`` among the choices; raises ``ValueError`` if absent."""
@@ -374,10 +383,10 @@ class Fixed(Param):
         return f"Fixed({self.value!r}{_when_repr(self.when)})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Fixed) and self.to_dict() == other.to_dict()
+        return isinstance(other, Fixed) and _canonical(self) == _canonical(other)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(_canonical(self))
 
     def contains(self, value: Any) -> bool:
         return _choice_key(value) == _choice_key(self.value)
@@ -398,6 +407,15 @@ class Fixed(Param):
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "fixed", "value": self.value} | self._when_dict()
+
+
+def _canonical(obj: Param | Space) -> str:
+    """The JSON text of ``obj.to_dict()`` with sorted keys: the basis of ``==`` and ``hash``.
+
+    Comparing JSON text rather than dicts keeps ``True`` apart from ``1`` and ``1`` from ``1.0``
+    (which decode to different values), and keeps ``==`` consistent with ``hash``.
+    """
+    return json.dumps(obj.to_dict(), sort_keys=True, default=str)
 
 
 def _choice_key(value: Any) -> tuple[str, Any]:
@@ -493,10 +511,10 @@ class Space(Mapping[str, Param]):
         return f"Space({self._params!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+        return isinstance(other, Space) and _canonical(self) == _canonical(other)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(_canonical(self))
 
     # -- validation -------------------------------------------------------------------------
     @staticmethod

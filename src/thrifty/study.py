@@ -68,7 +68,6 @@ class Study:
         self.strategy: Strategy = make_strategy(record.strategy)
         self.scheduler: Scheduler = make_scheduler(record.scheduler)
         self.seed = record.seed
-        self.budget = Budget.from_dict(record.budget)
         self.max_retries = int(record.settings.get("max_retries", 0))
         self.heartbeat_grace_s = float(record.settings.get("heartbeat_grace_s", 60.0))
         self._default_metric = next(iter(self.objectives)) if len(self.objectives) == 1 else "value"
@@ -77,6 +76,7 @@ class Study:
         self._active: dict[int, TrialHandle] = {}
         self._active_lock = threading.Lock()
         self._heartbeat: _Heartbeat | None = None
+        self._prepared = False
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -162,6 +162,11 @@ class Study:
         return self._storage
 
     @property
+    def budget(self) -> Budget:
+        """The study's budget as stored now (another process may have changed it)."""
+        return Budget.from_dict(self._storage.study_status(self._record.id).budget)
+
+    @property
     def is_multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
@@ -242,10 +247,9 @@ class Study:
 
     # -- ask / tell ---------------------------------------------------------------------------
     def _limits(self, run_tag: str | None = None, run_max: int | None = None) -> AskLimits:
-        # The budget is re-read, so a budget raised by another process applies at once.
-        return AskLimits(
-            max_started=self.budget.trials, max_usd=self.budget.usd, run_tag=run_tag, run_max_started=run_max
-        )
+        # The study's budget is applied by the storage from the stored study, inside the ask
+        # transaction, so a budget raised by another process applies at once.
+        return AskLimits(run_tag=run_tag, run_max_started=run_max)
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_retries=self.max_retries, heartbeat_grace_s=self.heartbeat_grace_s)
@@ -266,6 +270,9 @@ class Study:
         nothing left to propose.
         """
         self.reap()
+        if not self._prepared:
+            self.strategy.prepare(self.space)
+            self._prepared = True
         run_tag, run_max = _run if _run is not None else (None, None)
 
         def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
@@ -378,7 +385,6 @@ class Study:
         """Replace the study's budget (raising it lets a finished study continue)."""
         b = Budget.from_dict(budget)
         self._storage.update_study(self._record.id, budget=b.to_dict())
-        self.budget = b
 
     def _should_stop(self, handle: TrialHandle) -> bool:
         if self._storage.stop_requested(handle.id):

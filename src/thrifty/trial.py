@@ -86,7 +86,7 @@ def check_metrics(metrics: Any, default_name: str = "value", allow_empty: bool =
     for name, v in items.items():
         if not isinstance(name, str) or not name:
             raise ValidationError(f"metric name {name!r}: must be a non-empty string")
-        if isinstance(v, bool) or v is None:
+        if isinstance(v, (bool, str, bytes)) or v is None:  # float("0.5") would accept a string
             raise ValidationError(f"metric {name!r}={v!r}: expected a number")
         try:
             out[name] = float(v)

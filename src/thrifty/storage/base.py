@@ -50,15 +50,10 @@ class StudySummary:
 
 @dataclass(frozen=True)
 class AskLimits:
-    """Limits checked atomically when a trial is started.
+    """A caller's limit checked atomically when a trial is started, on top of the study's stored
+    budget (which the storage always applies): at most ``run_max_started`` trials tagged
+    ``run_tag`` (``optimize(n_trials=...)``; a retried trial counts once)."""
 
-    ``max_started``: trials that may ever start in the study (retried ones do not count).
-    ``max_usd``: no trial starts once the study has spent this many dollars.
-    ``run_tag`` / ``run_max_started``: a per-call limit (``optimize(n_trials=...)``).
-    """
-
-    max_started: int | None = None
-    max_usd: float | None = None
     run_tag: str | None = None
     run_max_started: int | None = None
 

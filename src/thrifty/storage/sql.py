@@ -236,9 +236,9 @@ class SQLStorage(Storage):
 
     # -- locking helpers ----------------------------------------------------------------------
     def _lock_study(self, conn: Connection, study_id: int) -> sa.Row[Any]:
-        q = sa.select(studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number).where(
-            studies.c.id == study_id
-        )
+        q = sa.select(
+            studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget
+        ).where(studies.c.id == study_id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
         row = conn.execute(q).first()
@@ -321,7 +321,7 @@ class SQLStorage(Storage):
     def study_status(self, study_id: int) -> StudyRecord:
         row = self._run(lambda c: c.execute(sa.select(studies).where(studies.c.id == study_id)).first(), write=False)
         if row is None:
-            raise StudyNotFound(f"study id {study_id} no longer exists in {self.url}")
+            raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
         return self._record(row)
 
     def list_studies(self) -> list[StudySummary]:
@@ -368,15 +368,20 @@ class SQLStorage(Storage):
 
     # -- trials -------------------------------------------------------------------------------
     def _check_limits(self, conn: Connection, st: sa.Row[Any], study_id: int, limits: AskLimits) -> None:
-        if limits.max_started is not None and st.n_started >= limits.max_started:
+        """Refuse to start a trial once the study's stored budget or the caller's limit is reached.
+
+        The budget is read from the locked study row, so a budget changed by any process applies
+        to the very next ask, and the check is atomic with the start.
+        """
+        budget = json.loads(st.budget) if st.budget else {}
+        max_trials = budget.get("trials")
+        if max_trials is not None and st.n_started >= max_trials:
             raise StudyExhausted(
-                f"the study's budget of {limits.max_started} trials is used up ({st.n_started} started)",
-                "trials",
+                f"the study's budget of {max_trials} trials is used up ({st.n_started} started)", "trials"
             )
-        if limits.max_usd is not None and st.spent_usd >= limits.max_usd:
-            raise StudyExhausted(
-                f"the study's budget of ${limits.max_usd:.2f} is used up (${st.spent_usd:.2f} spent)", "usd"
-            )
+        max_usd = budget.get("usd")
+        if max_usd is not None and st.spent_usd >= max_usd:
+            raise StudyExhausted(f"the study's budget of ${max_usd:.2f} is used up (${st.spent_usd:.2f} spent)", "usd")
         if limits.run_tag is not None and limits.run_max_started is not None:
             n = conn.execute(
                 sa.select(sa.func.count())

@@ -35,6 +35,13 @@ class Strategy(abc.ABC):
         :class:`~thrifty.errors.StudyExhausted` (reason ``"strategy"``) when nothing is left.
         """
 
+    def prepare(self, space: Space) -> None:
+        """Do slow one-off work (imports, precomputation) before the first proposal.
+
+        The study calls it once, outside the ask transaction, so that work never holds the
+        storage's lock while other workers wait.
+        """
+
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so the strategy can be rebuilt from storage."""
         return {}

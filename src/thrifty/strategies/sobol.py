@@ -19,6 +19,9 @@ class SobolSearch(Strategy):
 
     name = "sobol"
 
+    def prepare(self, space: Space) -> None:
+        from scipy.stats import qmc  # noqa: F401 - importing scipy.stats takes ~0.5 s
+
     def propose(
         self, space: Space, history: Sequence[Trial], *, seed: int, number: int, n: int = 1
     ) -> list[dict[str, ParamValue]]:

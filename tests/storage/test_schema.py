@@ -1,0 +1,97 @@
+"""Opening storages: schema versions, bad URLs, SQLite's WAL mode, deleted studies, memory limits."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import thrifty as th
+
+SPACE = th.Space({"x": th.Float(0.0, 1.0)})
+
+
+def _set_schema_version(url: str, version: int) -> None:
+    """Write the schema version with the plain database driver, as a newer thrifty would."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+            n = conn.execute("UPDATE thrifty_meta SET value = ? WHERE key = 'schema_version'", (str(version),)).rowcount
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            n = conn.execute(
+                "UPDATE thrifty_meta SET value = %s WHERE key = 'schema_version'", (str(version),)
+            ).rowcount
+    assert n == 1, "thrifty_meta holds the schema version"
+
+
+def test_newer_schema_is_refused(db_url):
+    study = th.Study.create(SPACE, name="old", storage=db_url)
+    study.tell(study.ask(), 0.5)
+    study.close()
+    th.Study.load("old", storage=db_url).close()  # schema version 1 opens fine
+    _set_schema_version(db_url, 99)
+    with pytest.raises(th.StorageError, match="newer thrifty") as info:
+        th.Study.load("old", storage=db_url)
+    assert "99" in str(info.value)
+    with pytest.raises(th.StorageError, match="newer thrifty"):
+        th.Study.create(SPACE, name="new", storage=db_url)
+    # Nothing was changed by the refused opens.
+    _set_schema_version(db_url, 1)
+    assert [t.value for t in th.Study.load("old", storage=db_url).trials] == [0.5]
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "", 42, None, "sqlite:/relative.db", "thrifty.db"])
+def test_unsupported_urls(url):
+    with pytest.raises(th.StorageError, match=r"sqlite:///") as info:
+        th.Study.create(SPACE, storage=url)
+    assert repr(url) in str(info.value)
+    with pytest.raises(th.StorageError, match=r"sqlite:///"):
+        th.Study.load("any", storage=url)
+
+
+def test_unopenable_sqlite_file_is_a_storage_error(tmp_path):
+    with pytest.raises(th.StorageError, match="no-such-dir"):
+        th.Study.create(SPACE, storage=f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+
+
+def test_sqlite_file_is_in_wal_mode(tmp_path):
+    path = tmp_path / "wal.db"
+    study = th.Study.create(SPACE, name="wal", storage=f"sqlite:///{path}")
+    study.tell(study.ask(), 1.0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        version = conn.execute("SELECT value FROM thrifty_meta WHERE key = 'schema_version'").fetchone()[0]
+    assert version == "1"
+
+
+def test_study_deleted_under_a_study_object(db_url):
+    study = th.Study.create(SPACE, name="doomed", storage=db_url)
+    running = study.ask()
+    study.tell(study.ask(), 0.5)
+    other = th.Study.load("doomed", storage=db_url)
+    other.storage.delete_study("doomed")
+
+    for action in (study.ask, lambda: study.cost_usd, lambda: study.enqueue({"x": 0.5}),
+                   lambda: study.tell(running, 0.1), lambda: study.set_budget({"trials": 5})):
+        with pytest.raises(th.StudyNotFound, match=r"no longer exists in .* \(was it deleted\?\)"):
+            action()
+    with pytest.raises(th.StudyNotFound, match="no longer exists"):
+        study.optimize(lambda t: 0.0, n_trials=1, progress=False)
+    with pytest.raises(th.StudyNotFound, match="'doomed'"):
+        th.Study.load("doomed", storage=db_url)
+    with pytest.raises(th.StudyNotFound):
+        other.storage.delete_study("doomed")
+    # The name is free again.
+    fresh = th.Study.create(SPACE, name="doomed", storage=db_url)
+    assert fresh.trials == [] and fresh.cost_usd == 0.0
+
+
+@pytest.mark.parametrize("storage", ["memory", ":memory:", "sqlite://"])
+def test_memory_storage_cannot_have_worker_processes(storage):
+    study = th.Study.create(SPACE, storage=storage)
+    with pytest.raises(th.ValidationError, match="sqlite") as info:
+        study.optimize(lambda t: 0.0, n_trials=2, n_workers=2, progress=False)
+    assert "memory" in str(info.value)
+    assert study.trials == []
