@@ -108,6 +108,60 @@ measurements = sa.Table(
 _PENDING = TrialState.PENDING.value
 _RUNNING = TrialState.RUNNING.value
 
+# Statements of the hot path (ask, report, tell), built once: building a SQLAlchemy construct costs
+# several times more than executing a cached one. Bound parameters are prefixed with "p_".
+_B = sa.bindparam
+_SEL_STUDY = sa.select(
+    studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget
+).where(studies.c.id == _B("p_sid"))
+_SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
+_SEL_PENDING = (
+    sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
+              trials.c.user_attrs)
+    .where(trials.c.study_id == _B("p_sid"), trials.c.state == _PENDING)
+    .order_by(trials.c.number)
+    .limit(1)
+)
+_CLAIM = (
+    sa.update(trials)
+    .where(trials.c.id == _B("p_tid"))
+    .values(state=_RUNNING, worker_id=_B("p_worker"), started_at=_B("p_now"), heartbeat_at=_B("p_now"),
+            run_tag=_B("p_run_tag"))
+)
+_COUNT_STARTED = sa.update(studies).where(studies.c.id == _B("p_sid")).values(n_started=studies.c.n_started + 1)
+_COUNT_NEW = (
+    sa.update(studies)
+    .where(studies.c.id == _B("p_sid"))
+    .values(next_number=studies.c.next_number + 1, n_started=studies.c.n_started + 1)
+)
+_INSERT_TRIAL = sa.insert(trials)
+_INSERT_MEASUREMENT = sa.insert(measurements)
+_ADD_SPENT = (
+    sa.update(studies).where(studies.c.id == _B("p_sid")).values(spent_usd=studies.c.spent_usd + _B("p_cost"))
+)
+_REPORT = (
+    sa.update(trials)
+    .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
+    .values(cost_usd=trials.c.cost_usd + _B("p_cost"), elapsed_s=trials.c.elapsed_s + _B("p_elapsed"),
+            heartbeat_at=_B("p_now"))
+)
+_FINISH = (
+    sa.update(trials)
+    .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
+    .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
+            metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
+            elapsed_s=trials.c.elapsed_s + _B("p_elapsed"))
+)
+_SEL_TRIAL = sa.select(trials).where(trials.c.id == _B("p_tid"))
+_SEL_TRIAL_MEASUREMENTS = (
+    sa.select(measurements).where(measurements.c.trial_id == _B("p_tid")).order_by(measurements.c.id)
+)
+_COUNT_RUN = (
+    sa.select(sa.func.count())
+    .select_from(trials)
+    .where(trials.c.study_id == _B("p_sid"), trials.c.run_tag == _B("p_run_tag"), trials.c.retried.is_(False))
+)
+
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
@@ -236,12 +290,8 @@ class SQLStorage(Storage):
 
     # -- locking helpers ----------------------------------------------------------------------
     def _lock_study(self, conn: Connection, study_id: int) -> sa.Row[Any]:
-        q = sa.select(
-            studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget
-        ).where(studies.c.id == study_id)
-        if self.dialect == "postgresql":
-            q = q.with_for_update()
-        row = conn.execute(q).first()
+        q = _SEL_STUDY_FOR_UPDATE if self.dialect == "postgresql" else _SEL_STUDY
+        row = conn.execute(q, {"p_sid": study_id}).first()
         if row is None:
             raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
         return row
@@ -383,15 +433,7 @@ class SQLStorage(Storage):
         if max_usd is not None and st.spent_usd >= max_usd:
             raise StudyExhausted(f"the study's budget of ${max_usd:.2f} is used up (${st.spent_usd:.2f} spent)", "usd")
         if limits.run_tag is not None and limits.run_max_started is not None:
-            n = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(trials)
-                .where(
-                    trials.c.study_id == study_id,
-                    trials.c.run_tag == limits.run_tag,
-                    trials.c.retried.is_(False),
-                )
-            ).scalar_one()
+            n = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
             if n >= limits.run_max_started:
                 raise StudyExhausted(f"this call's {limits.run_max_started} trials have started", "n_trials")
 
@@ -401,23 +443,12 @@ class SQLStorage(Storage):
         def txn(conn: Connection) -> AskResult:
             st = self._lock_study(conn, study_id)
             self._check_limits(conn, st, study_id, limits)
-            pending = conn.execute(
-                sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
-                          trials.c.user_attrs)
-                .where(trials.c.study_id == study_id, trials.c.state == _PENDING)
-                .order_by(trials.c.number)
-                .limit(1)
-            ).first()
+            pending = conn.execute(_SEL_PENDING, {"p_sid": study_id}).first()
             if pending is not None:
                 conn.execute(
-                    sa.update(trials)
-                    .where(trials.c.id == pending.id)
-                    .values(state=_RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
-                            run_tag=limits.run_tag)
+                    _CLAIM, {"p_tid": pending.id, "p_worker": worker_id, "p_now": now, "p_run_tag": limits.run_tag}
                 )
-                conn.execute(
-                    sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started + 1)
-                )
+                conn.execute(_COUNT_STARTED, {"p_sid": study_id})
                 trial = Trial(
                     id=pending.id, number=pending.number, state=TrialState.RUNNING,
                     params=json.loads(pending.params), created_at=pending.created_at, started_at=now,
@@ -427,18 +458,15 @@ class SQLStorage(Storage):
                 return AskResult(trial, claimed_enqueued=True)
             number = st.next_number
             params = dict(propose(number, lambda: self._select_trials(conn, study_id)))
-            conn.execute(
-                sa.update(studies)
-                .where(studies.c.id == study_id)
-                .values(next_number=studies.c.next_number + 1, n_started=studies.c.n_started + 1)
-            )
+            conn.execute(_COUNT_NEW, {"p_sid": study_id})
             res = conn.execute(
-                sa.insert(trials).values(
-                    study_id=study_id, number=number, state=_RUNNING, params=_dumps(params),
-                    created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id,
-                    run_tag=limits.run_tag, attempt=0, retried=False, stop_requested=False,
-                    cost_usd=0.0, elapsed_s=0.0,
-                )
+                _INSERT_TRIAL,
+                {
+                    "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params),
+                    "created_at": now, "started_at": now, "heartbeat_at": now, "worker_id": worker_id,
+                    "run_tag": limits.run_tag, "attempt": 0, "retried": False, "stop_requested": False,
+                    "cost_usd": 0.0, "elapsed_s": 0.0,
+                },
             )
             trial = Trial(
                 id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
@@ -492,27 +520,19 @@ class SQLStorage(Storage):
 
     def _insert_measurement(self, conn: Connection, study_id: int, trial_id: int, m: Measurement) -> None:
         conn.execute(
-            sa.insert(measurements).values(
-                trial_id=trial_id, step=m.step, metrics=_dumps(dict(m.metrics)), cost_usd=m.cost_usd,
-                elapsed_s=m.elapsed_s, timestamp=m.timestamp,
-            )
+            _INSERT_MEASUREMENT,
+            {"trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
+             "elapsed_s": m.elapsed_s, "timestamp": m.timestamp},
         )
         if m.cost_usd:
-            conn.execute(
-                sa.update(studies).where(studies.c.id == study_id).values(spent_usd=studies.c.spent_usd + m.cost_usd)
-            )
+            conn.execute(_ADD_SPENT, {"p_sid": study_id, "p_cost": m.cost_usd})
 
     def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> None:
         def txn(conn: Connection) -> None:
             self._lock_study(conn, study_id)
             res = conn.execute(
-                sa.update(trials)
-                .where(trials.c.id == trial_id, trials.c.state == _RUNNING)
-                .values(
-                    cost_usd=trials.c.cost_usd + measurement.cost_usd,
-                    elapsed_s=trials.c.elapsed_s + measurement.elapsed_s,
-                    heartbeat_at=now,
-                )
+                _REPORT,
+                {"p_tid": trial_id, "p_cost": measurement.cost_usd, "p_elapsed": measurement.elapsed_s, "p_now": now},
             )
             if res.rowcount == 0:
                 raise self._not_running(conn, trial_id, "report to")
@@ -530,24 +550,24 @@ class SQLStorage(Storage):
         error: str | None,
         now: float,
     ) -> Trial:
-        def txn(conn: Connection) -> None:
+        def txn(conn: Connection) -> Trial:
             self._lock_study(conn, study_id)
-            values: dict[str, Any] = {"state": state.value, "finished_at": now, "error": error, "heartbeat_at": now}
-            if metrics is not None:
-                values["metrics"] = _dumps(dict(metrics))
-            if measurement is not None:
-                values["cost_usd"] = trials.c.cost_usd + measurement.cost_usd
-                values["elapsed_s"] = trials.c.elapsed_s + measurement.elapsed_s
             res = conn.execute(
-                sa.update(trials).where(trials.c.id == trial_id, trials.c.state == _RUNNING).values(**values)
+                _FINISH,
+                {
+                    "p_tid": trial_id, "p_state": state.value, "p_now": now, "p_error": error,
+                    "p_metrics": _dumps(dict(metrics)) if metrics is not None else None,
+                    "p_cost": measurement.cost_usd if measurement is not None else 0.0,
+                    "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
+                },
             )
             if res.rowcount == 0:
                 raise self._not_running(conn, trial_id, "finish")
             if measurement is not None:
                 self._insert_measurement(conn, study_id, trial_id, measurement)
+            return self._select_trials(conn, None, trial_id=trial_id)[0]
 
-        self._run(txn)
-        return self.get_trial(trial_id)
+        return self._run(txn)
 
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None:
         if not trial_ids:
@@ -654,32 +674,32 @@ class SQLStorage(Storage):
         limit: int | None = None,
         trial_id: int | None = None,
     ) -> list[Trial]:
-        q = sa.select(trials).order_by(trials.c.number)
-        if trial_id is not None:
-            q = q.where(trials.c.id == trial_id)
-        else:
-            q = q.where(trials.c.study_id == study_id)
-        if states:
-            q = q.where(trials.c.state.in_([TrialState.parse(s).value for s in states]))
-        if offset:
-            q = q.offset(offset)
-        if limit is not None:
-            q = q.limit(limit)
-        rows = conn.execute(q).all()
         by_trial: dict[int, list[Measurement]] = {}
-        if with_measurements and rows:
-            mq = sa.select(measurements).order_by(measurements.c.id)
-            if trial_id is not None or offset or limit is not None or states:
-                mq = mq.where(measurements.c.trial_id.in_([r.id for r in rows]))
-            else:
-                mq = mq.where(
-                    measurements.c.trial_id.in_(sa.select(trials.c.id).where(trials.c.study_id == study_id))
-                )
-            for m in conn.execute(mq):
-                by_trial.setdefault(m.trial_id, []).append(
-                    Measurement(step=m.step, metrics=json.loads(m.metrics), cost_usd=m.cost_usd,
-                                elapsed_s=m.elapsed_s, timestamp=m.timestamp)
-                )
+        if trial_id is not None:  # the hot path of tell: prebuilt statements
+            rows = conn.execute(_SEL_TRIAL, {"p_tid": trial_id}).all()
+            if with_measurements and rows:
+                by_trial[trial_id] = [
+                    _measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})
+                ]
+        else:
+            q = sa.select(trials).order_by(trials.c.number).where(trials.c.study_id == study_id)
+            if states:
+                q = q.where(trials.c.state.in_([TrialState.parse(s).value for s in states]))
+            if offset:
+                q = q.offset(offset)
+            if limit is not None:
+                q = q.limit(limit)
+            rows = conn.execute(q).all()
+            if with_measurements and rows:
+                mq = sa.select(measurements).order_by(measurements.c.id)
+                if offset or limit is not None or states:
+                    mq = mq.where(measurements.c.trial_id.in_([r.id for r in rows]))
+                else:
+                    mq = mq.where(
+                        measurements.c.trial_id.in_(sa.select(trials.c.id).where(trials.c.study_id == study_id))
+                    )
+                for m in conn.execute(mq):
+                    by_trial.setdefault(m.trial_id, []).append(_measurement(m))
         return [
             Trial(
                 id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
@@ -700,6 +720,11 @@ class SQLStorage(Storage):
             write=False,
         )
         return {TrialState(s): n for s, n in rows}
+
+
+def _measurement(row: sa.Row[Any]) -> Measurement:
+    return Measurement(step=row.step, metrics=json.loads(row.metrics), cost_usd=row.cost_usd,
+                       elapsed_s=row.elapsed_s, timestamp=row.timestamp)
 
 
 def _is_transient(exc: DBAPIError) -> bool:
