@@ -56,7 +56,9 @@ def test_optimize_reports_and_return_value():
         return trial.params["x"]
 
     study = make("max", seed=1)
-    assert study.optimize(objective, n_trials=5, progress=False) is None
+    result = study.optimize(objective, n_trials=5, progress=False)
+    assert result.reason == "n_trials" and result.n_trials == 5
+    assert result.best is not None and result.best.number == study.best.number
     trials = study.trials
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert all(t.state is COMPLETED for t in trials)

@@ -239,7 +239,7 @@ class TestBudget:
             th.Budget(usd=usd)
 
     def test_from_dict_unknown_keys(self):
-        with invalid(re.escape("budget: unknown limit(s) dollars, hours; known: trials, usd")):
+        with invalid(re.escape("budget: unknown limit(s) dollars, hours; known: trials, usd, gpu_hours, wall_s, hard")):
             th.Budget.from_dict({"trials": 3, "hours": 1, "dollars": 2})
 
     def test_from_dict_bad_type(self):
@@ -254,7 +254,7 @@ class TestBudget:
     def test_round_trip(self, b):
         d = b.to_dict()
         assert th.Budget.from_dict(d) == b
-        assert set(d) <= {"trials", "usd"}
+        assert set(d) <= {"trials", "usd", "gpu_hours", "wall_s", "hard"}
 
     def test_to_dict_content(self):
         assert th.Budget(trials=3, usd=1).to_dict() == {"trials": 3, "usd": 1.0}

@@ -152,8 +152,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     interrupted = False
+    result = None
     try:
-        study.optimize(
+        result = study.optimize(
             objective_fn,
             n_trials=n_trials,
             n_workers=n_workers,
@@ -163,14 +164,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         interrupted = True
-    _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before)
+    _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before,
+                   result.message if result is not None else None)
     if interrupted:
         out.print(f"[yellow]interrupted[/]: run the same command again to resume study {study.name!r}")
         return 130
     return 0
 
 
-def _print_summary(study: Any, elapsed_s: float, new_trials: int) -> None:
+def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str | None = None) -> None:
     from rich.table import Table
 
     from thrifty.trial import TrialState
@@ -182,7 +184,14 @@ def _print_summary(study: Any, elapsed_s: float, new_trials: int) -> None:
     table.add_column()
     table.add_row("trials", ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)))
     table.add_row("this run", f"{new_trials} trials in {elapsed_s:.1f} s")
-    table.add_row("spent", f"${study.cost_usd:,.4f} in total")
+    if stopped:
+        table.add_row("stopped", stopped)
+    usage = study.usage()
+    budget = study.budget
+    spent = f"${usage.usd:,.4f} in total"
+    if budget.usd is not None:
+        spent += f" of a ${budget.usd:,.2f} budget"
+    table.add_row("spent", spent)
     if study.is_multi_objective:
         front = study.pareto_front()
         table.add_row("pareto front", f"{len(front)} trials (thrifty best {study.name} lists them)")

@@ -52,3 +52,12 @@ class StudyExhausted(ThriftyError):
 
 class TooManyFailures(ThriftyError):
     """``optimize`` gave up after too many consecutive failed trials."""
+
+
+class TrialStopped(ThriftyError):
+    """Raised by ``trial.report`` after recording the report, when the trial must end at once
+    (a hard budget was reached). ``optimize`` records the trial as STOPPED with the reason."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

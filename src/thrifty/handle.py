@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from thrifty.errors import ValidationError
+from thrifty.errors import TrialStopped, ValidationError
 from thrifty.trial import Measurement, Trial, check_cost, check_metrics, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +28,9 @@ class TrialHandle:
         self._last_mark = time.monotonic()
         self._last_step: float | None = None
         self._last_metrics: dict[str, float] | None = None
+        self._cost_usd = 0.0
+        self._elapsed_s = 0.0
+        self.stop_reason: str | None = None
         self.finished = False
 
     @property
@@ -63,6 +66,24 @@ class TrialHandle:
     def last_step(self) -> float | None:
         return self._last_step
 
+    @property
+    def resources(self) -> Mapping[str, float]:
+        """What this trial holds and pays for (e.g. ``{"gpu": 1, "cpu": 4}``)."""
+        return self._trial.resources
+
+    @property
+    def cost_usd(self) -> float:
+        """Dollars charged to this trial so far (metered time plus reported costs)."""
+        return self._cost_usd
+
+    def _charge(self, elapsed_s: float | None, cost_usd: float) -> tuple[float, float, float]:
+        """(seconds, dollars, GPU-seconds) of the interval since the last report: the metered
+        price of the trial's resources for that time plus what the objective reports."""
+        elapsed = self._elapsed_since_mark() if elapsed_s is None else check_seconds(elapsed_s)
+        metered = self._study.pricing.cost_usd(elapsed, self._trial.resources)
+        gpu_s = elapsed * float(self._trial.resources.get("gpu", 0.0))
+        return elapsed, metered + check_cost(cost_usd), gpu_s
+
     def _elapsed_since_mark(self) -> float:
         now = time.monotonic()
         dt = now - self._last_mark
@@ -81,21 +102,32 @@ class TrialHandle:
 
         ``metrics``: a number (the objective) or a mapping of metric name to number.
         ``step``: the resource used so far (epochs, samples, ...); it must not decrease.
-        ``cost_usd``: dollars spent since the previous report (e.g. API calls, or compute you meter
-        yourself). ``elapsed_s``: seconds since the previous report (measured if omitted).
+        ``cost_usd``: dollars spent since the previous report beyond the metered compute (e.g. API
+        calls); the study's pricing adds the price of the trial's resources for the elapsed time.
+        ``elapsed_s``: seconds since the previous report (measured if omitted).
+
+        Raises :class:`~thrifty.errors.TrialStopped` (after recording this report) when a hard
+        budget has been reached: the trial must end now; ``optimize`` records it as STOPPED.
         """
         values = check_metrics(metrics, default_name=self._study._default_metric)
-        cost = check_cost(cost_usd)
-        elapsed = self._elapsed_since_mark() if elapsed_s is None else check_seconds(elapsed_s)
+        check_cost(cost_usd)
         if step is not None and self._last_step is not None and step < self._last_step:
             raise ValidationError(
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
-        m = Measurement(step=step, metrics=values, cost_usd=cost, elapsed_s=elapsed, timestamp=time.time())
-        self._study._storage.report(self._study._record.id, self.id, m, time.time())
+        elapsed, cost, gpu_s = self._charge(elapsed_s, cost_usd)
+        now = time.time()
+        m = Measurement(step=step, metrics=values, cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now)
+        stop = self._study._storage.report(self._study._record.id, self.id, m, now)
+        self._cost_usd += cost
+        self._elapsed_s += elapsed
         if step is not None:
             self._last_step = float(step)
         self._last_metrics = values
+        if stop is not None:
+            self.stop_reason = stop
+            if stop.startswith("budget"):
+                raise TrialStopped(f"trial {self.number} must stop: {stop}", stop)
 
     def should_stop(self) -> bool:
         """Whether the trial should end now (its scheduler decided so, or a stop was requested).
@@ -103,6 +135,8 @@ class TrialHandle:
         An objective that sees ``True`` should return ``None``; the trial is then recorded as
         STOPPED with its last report.
         """
+        if self.stop_reason is not None:
+            return True
         return self._study._should_stop(self)
 
     def snapshot(self) -> Trial:

@@ -11,18 +11,25 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from thrifty.cost.budget import Budget
-from thrifty.errors import StudyExhausted, ThriftyError, TrialNotRunning, ValidationError
+from thrifty.cost.budget import Budget, Usage
+from thrifty.cost.forecast import CostModel
+from thrifty.cost.pricing import Pricing, check_resources
+from thrifty.criteria import Criterion, make_criteria
+from thrifty.objectives import CostUtility
+from thrifty.errors import StudyExhausted, ThriftyError, TrialNotRunning, TrialStopped, ValidationError
 from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
 from thrifty.strategies import Strategy, make_strategy
-from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics
+from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics, check_seconds
 
 Objective = Callable[[TrialHandle], Any]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.runners.local import RunResult
 
 _DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
 
@@ -70,6 +77,13 @@ class Study:
         self.seed = record.seed
         self.max_retries = int(record.settings.get("max_retries", 0))
         self.heartbeat_grace_s = float(record.settings.get("heartbeat_grace_s", 60.0))
+        self.pricing: Pricing = Pricing.parse(record.settings.get("pricing"))
+        self.resources: dict[str, float] = check_resources(record.settings.get("resources"))
+        self.criteria: list[Criterion] = make_criteria(record.settings.get("stop_when"))
+        utility = record.settings.get("utility")
+        self.utility: CostUtility | None = CostUtility(**utility) if utility else None
+        self._cost_model: tuple[int, CostModel, float] | None = None
+        self._usd_budget_seen = bool(record.budget.get("usd"))
         self._default_metric = next(iter(self.objectives)) if len(self.objectives) == 1 else "value"
         self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last_reap = 0.0
@@ -93,18 +107,36 @@ class Study:
         budget: Budget | Mapping[str, Any] | None = None,
         max_retries: int = 0,
         heartbeat_grace_s: float = 60.0,
+        pricing: Pricing | str | Mapping[str, Any] | None = None,
+        resources: Mapping[str, float] | None = None,
+        stop_when: Sequence[Criterion | Mapping[str, Any]] | Criterion | None = None,
         load_if_exists: bool = False,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
 
-        ``objective``: ``"max"``/``"min"`` (one metric called ``"value"``) or ``{metric: direction}``;
-        several metrics make a multi-objective study. ``max_retries``: how many times the params of
-        a trial whose worker died are re-run. ``heartbeat_grace_s``: seconds without a heartbeat
-        after which a RUNNING trial's worker is presumed dead.
+        ``objective``: ``"max"``/``"min"`` (one metric called ``"value"``), ``{metric: direction}``
+        (several metrics make a multi-objective study; ``"cost_usd"`` and ``"elapsed_s"`` are filled
+        in by thrifty from the trial's ledger if the objective does not return them), or a
+        :class:`~thrifty.objectives.CostUtility` (one number, e.g. accuracy squared per dollar).
+        ``max_retries``: how many times the params of a trial whose worker died are re-run.
+        ``heartbeat_grace_s``: seconds without a heartbeat after which a RUNNING trial's worker is
+        presumed dead. ``pricing``: how trial time becomes dollars (see
+        :class:`~thrifty.cost.pricing.Pricing`; ``None``: a trial costs what the objective reports).
+        ``resources``: what each trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
+        ``stop_when``: completion criteria (:mod:`thrifty.criteria`).
         """
         name = _default_name() if name is None else _check_name(name)
         space = space if isinstance(space, Space) else Space(space)
+        utility: CostUtility | None = None
+        if isinstance(objective, CostUtility):
+            utility, objective = objective, {objective.name: "max"}
         objectives = parse_objectives(objective)
+        pricing_obj = Pricing.parse(pricing)
+        resources_obj = check_resources(resources)
+        pricing_obj.usd_per_hour_for(resources_obj)  # e.g. more GPUs than the instance has
+        criteria = make_criteria(stop_when)
+        if criteria and len(objectives) > 1:
+            raise ValidationError("stop_when: completion criteria need a single objective")
         strat = make_strategy(strategy)
         sched = make_scheduler(scheduler)
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -135,7 +167,14 @@ class Study:
             scheduler=sched.to_spec(),
             seed=seed,
             budget=budget_obj.to_dict(),
-            settings={"max_retries": max_retries, "heartbeat_grace_s": float(heartbeat_grace_s)},
+            settings={
+                "max_retries": max_retries,
+                "heartbeat_grace_s": float(heartbeat_grace_s),
+                "pricing": pricing_obj.to_dict(),
+                "resources": resources_obj,
+                "stop_when": [c.to_spec() for c in criteria],
+                "utility": utility.to_dict() if utility else None,
+            },
         )
         study = cls(store, record)
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
@@ -266,25 +305,91 @@ class Study:
     def ask(self, *, _run: tuple[str, int | None] | None = None) -> TrialHandle:
         """Start a trial: the oldest enqueued one, or a new one from the strategy.
 
-        Raises :class:`~thrifty.errors.StudyExhausted` if a budget is used up or the strategy has
-        nothing left to propose.
+        Raises :class:`~thrifty.errors.StudyExhausted` if a budget is used up, the next trial's
+        forecast cost exceeds the dollars left, a completion criterion holds, or the strategy has
+        nothing left to propose. Nothing is written then.
         """
         self.reap()
         if not self._prepared:
             self.strategy.prepare(self.space)
             self._prepared = True
+        if self.criteria:
+            self._check_criteria()
         run_tag, run_max = _run if _run is not None else (None, None)
+        if self._usd_budget_seen:
+            self._refresh_cost_model()
 
         def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
             history = load_history() if self.strategy.needs_history else ()
             return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
 
-        result = self._storage.ask(self._record.id, self._worker_id, propose, self._limits(run_tag, run_max), time.time())
+        result = self._storage.ask(
+            self._record.id, self._worker_id, propose, self._limits(run_tag, run_max), time.time(),
+            resources=self.resources, admit=self._admit,
+        )
         handle = TrialHandle(self, self._wrap(result.trial))
         with self._active_lock:
             self._active[handle.id] = handle
         self._ensure_heartbeat()
         return handle
+
+    # -- budgets, forecasts and completion criteria -------------------------------------------
+    def usage(self) -> Usage:
+        """What the study has consumed so far (trials started, dollars, GPU-hours, active wall s)."""
+        return self._storage.study_status(self._record.id).usage(time.time())
+
+    def _admit(self, params: Mapping[str, Any], resources: Mapping[str, float], usage: Usage, budget: Budget) -> None:
+        """The soft budget check, inside the ask transaction: refuse a trial whose forecast cost
+        (the cost model's median dollars for these params at the full resource: as likely to be
+        above as below) exceeds the dollars left."""
+        if budget.usd is None:
+            return
+        if not self._usd_budget_seen:
+            self._usd_budget_seen = True  # from now on the model is kept fitted before each ask
+            return
+        if self._cost_model is None or not self._cost_model[1].is_fitted:
+            return
+        _, model, resource = self._cost_model
+        forecast = model.predict(params, resource).median_usd
+        left = budget.usd - usage.usd
+        if forecast > left * (1 + 1e-9):
+            raise StudyExhausted(
+                f"the next trial's forecast cost ${forecast:,.4f} exceeds the ${left:,.4f} left of the "
+                f"${budget.usd:,.2f} budget (${usage.usd:,.4f} spent)",
+                "usd",
+            )
+
+    def _refresh_cost_model(self) -> None:
+        """Refit the cost model when trials have finished since the last fit (every new trial up
+        to 50, then every 10% more), outside any transaction."""
+        finished = sum(n for st, n in self.counts().items() if st.is_finished)
+        if self._cost_model is not None:
+            seen = self._cost_model[0]
+            if finished == seen or (seen > 50 and finished < seen * 1.1):
+                return
+        history = self._storage.get_trials(self._record.id, [TrialState.COMPLETED, TrialState.STOPPED,
+                                                             TrialState.FAILED, TrialState.INFEASIBLE])
+        self._cost_model = (finished, CostModel(self.space).fit(history), self._full_resource(history))
+
+    @staticmethod
+    def _full_resource(history: Sequence[Trial]) -> float:
+        """The resource a full trial reaches: the largest step of any completed trial (1 if none)."""
+        steps = [t.last_step for t in history if t.state is TrialState.COMPLETED and t.last_step is not None]
+        return float(max(steps)) if steps else 1.0
+
+    def cost_model(self) -> CostModel:
+        """A cost model fitted on the study's finished trials (see :mod:`thrifty.cost.forecast`)."""
+        history = self._storage.get_trials(self._record.id, [TrialState.COMPLETED, TrialState.STOPPED,
+                                                             TrialState.FAILED, TrialState.INFEASIBLE])
+        return CostModel(self.space).fit(history)
+
+    def _check_criteria(self) -> None:
+        metric, direction = next(iter(self.objectives.items()))
+        finished = [t for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
+        for criterion in self.criteria:
+            why = criterion.check(finished, metric, direction)
+            if why is not None:
+                raise StudyExhausted(f"the study is complete: {why}", "criterion")
 
     def tell(
         self,
@@ -295,17 +400,20 @@ class Study:
         cost_usd: float = 0.0,
         elapsed_s: float | None = None,
         error: str | None = None,
+        reason: str | None = None,
     ) -> Trial:
         """Finish a RUNNING trial.
 
         With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED. ``state`` may
         be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
-        ``"stopped"`` (keeps ``value`` or, if none, the last report). ``cost_usd`` is what the
-        trial spent since its last report. Returns the finished trial.
+        ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why).
+        ``cost_usd`` is what the trial spent since its last report beyond its metered compute;
+        ``elapsed_s`` the seconds since then (measured if the trial came from ``ask``). Returns the
+        finished trial.
         """
         handle = trial if isinstance(trial, TrialHandle) else None
         trial_id, number = self._resolve(trial)
-        cost = check_cost(cost_usd)
+        check_cost(cost_usd)
         st = TrialState.parse(state) if state is not None else None
         if st is None:
             if value is None:
@@ -325,6 +433,30 @@ class Study:
             metrics = check_metrics(value, default_name=self._default_metric)
         elif st is TrialState.STOPPED and handle is not None and handle.last_metrics is not None:
             metrics = dict(handle.last_metrics)
+        if st in (TrialState.FAILED, TrialState.INFEASIBLE):
+            if error is None:
+                error = "failed" if st is TrialState.FAILED else "infeasible"
+        elif error is not None:
+            raise ValidationError(f"tell(error=...) is only for failed or infeasible trials, not {st.value}")
+        if reason is not None and st is not TrialState.STOPPED:
+            raise ValidationError(f"tell(reason=...) is for stopped trials, not {st.value}")
+        # The last interval: metered time plus the reported cost.
+        if handle is not None:
+            elapsed, cost, gpu_s = handle._charge(elapsed_s, cost_usd)
+            total_cost, total_elapsed = handle.cost_usd + cost, handle._elapsed_s + elapsed
+        else:
+            elapsed = check_seconds(elapsed_s) if elapsed_s is not None else 0.0
+            cost = self.pricing.cost_usd(elapsed, self.resources) + cost_usd
+            gpu_s = elapsed * self.resources.get("gpu", 0.0)
+            before = self._storage.get_trial(trial_id) if (metrics is not None) else None
+            total_cost = (before.cost_usd if before else 0.0) + cost
+            total_elapsed = (before.elapsed_s if before else 0.0) + elapsed
+        if metrics is not None:
+            for name, amount in (("cost_usd", total_cost), ("elapsed_s", total_elapsed)):
+                if name in self.objectives and name not in metrics:
+                    metrics[name] = amount
+            if self.utility is not None and (st is TrialState.COMPLETED or self.utility.metric in metrics):
+                metrics[self.utility.name] = self.utility.value(metrics, total_cost)
         if st is TrialState.COMPLETED:
             assert metrics is not None
             missing = [k for k in self.objectives if k not in metrics]
@@ -333,23 +465,18 @@ class Study:
                     f"trial {number} returned {sorted(metrics)!r} but the objective needs {missing!r}; "
                     f"return a mapping with {sorted(self.objectives)!r}"
                 )
-        if st in (TrialState.FAILED, TrialState.INFEASIBLE):
-            if error is None:
-                error = "failed" if st is TrialState.FAILED else "infeasible"
-        elif error is not None:
-            raise ValidationError(f"tell(error=...) is only for failed or infeasible trials, not {st.value}")
-        if elapsed_s is None:
-            elapsed = handle._elapsed_since_mark() if handle is not None else 0.0
-        else:
-            elapsed = elapsed_s
+        if st is TrialState.STOPPED and reason is None and handle is not None:
+            reason = handle.stop_reason
         measurement = None
         if metrics is not None or cost > 0 or elapsed > 0:
             step = handle.last_step if handle is not None else None
             measurement = Measurement(
                 step=step, metrics=metrics if (metrics is not None and value is not None) else {},
-                cost_usd=cost, elapsed_s=elapsed, timestamp=time.time(),
+                cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=time.time(),
             )
-        finished = self._storage.finish(self._record.id, trial_id, st, metrics, measurement, error, time.time())
+        finished = self._storage.finish(
+            self._record.id, trial_id, st, metrics, measurement, error, time.time(), reason=reason
+        )
         if handle is not None:
             handle.finished = True
         with self._active_lock:
@@ -379,7 +506,7 @@ class Study:
     def stop_trial(self, number: int) -> None:
         """Ask a running trial to stop: its ``should_stop()`` becomes true."""
         trial_id, _ = self._resolve(number)
-        self._storage.request_stop(trial_id)
+        self._storage.request_stop(trial_id, "user: stop requested")
 
     def set_budget(self, budget: Budget | Mapping[str, Any] | None) -> None:
         """Replace the study's budget (raising it lets a finished study continue)."""
@@ -398,7 +525,10 @@ class Study:
                 return True
         else:
             history, current = [], handle.snapshot()
-        return self.scheduler.decide(current, history, self.objectives) is Decision.STOP
+        if self.scheduler.decide(current, history, self.objectives) is Decision.STOP:
+            handle.stop_reason = f"scheduler: {self.scheduler.name}"
+            return True
+        return False
 
     # -- heartbeats ---------------------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
@@ -427,7 +557,7 @@ class Study:
         *,
         max_consecutive_failures: int | None = 20,
         progress: bool | None = None,
-    ) -> None:
+    ) -> RunResult:
         """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
         the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
         running ones finish).
@@ -437,10 +567,13 @@ class Study:
         traceback and the study goes on; after ``max_consecutive_failures`` failures in a row
         :class:`~thrifty.errors.TooManyFailures` is raised. Ctrl-C stops every worker and marks
         their running trials FAILED ("interrupted"): nothing is left RUNNING.
+
+        Returns a :class:`~thrifty.runners.local.RunResult`: why it ended (which limit, with the
+        numbers), the study's spend and its best trial.
         """
         from thrifty.runners.local import run_optimize
 
-        run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress)
+        return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress)
 
     def _run_trial(self, objective: Objective, handle: TrialHandle) -> tuple[TrialState, str | None]:
         """Run one trial in this process and record its outcome. Returns (state, error)."""
@@ -448,6 +581,11 @@ class Study:
             result = objective(handle)
         except TrialNotRunning:
             return TrialState.FAILED, "the trial was finished elsewhere (its worker was presumed dead)"
+        except TrialStopped as exc:
+            try:
+                return self.tell(handle, state=TrialState.STOPPED, reason=exc.reason).state, None
+            except TrialNotRunning:
+                return TrialState.STOPPED, None
         except KeyboardInterrupt:
             self._finish_quietly(handle, TrialState.FAILED, "interrupted by the user (KeyboardInterrupt)")
             raise

@@ -109,6 +109,8 @@ class Measurement:
     metrics: Mapping[str, float]
     cost_usd: float = 0.0
     elapsed_s: float = 0.0
+    #: GPU-seconds held during this interval (elapsed seconds times the trial's GPUs).
+    gpu_s: float = 0.0
     timestamp: float = 0.0
 
     def __post_init__(self) -> None:
@@ -120,6 +122,7 @@ class Measurement:
         object.__setattr__(self, "metrics", MappingProxyType(check_metrics(self.metrics, allow_empty=True)))
         object.__setattr__(self, "cost_usd", check_cost(self.cost_usd))
         object.__setattr__(self, "elapsed_s", check_seconds(self.elapsed_s))
+        object.__setattr__(self, "gpu_s", check_seconds(self.gpu_s, "gpu_s"))
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,11 @@ class Trial:
     retried: bool = False
     cost_usd: float = 0.0
     elapsed_s: float = 0.0
+    gpu_s: float = 0.0
+    #: Why a STOPPED trial stopped (``"budget: ..."``, ``"scheduler: ..."``, ``"user"``).
+    reason: str | None = None
+    #: What the trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
+    resources: Mapping[str, float] = field(default_factory=dict)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
     id: int | None = field(default=None, compare=False)
     #: Name of the study's objective metric for single-objective studies (``None`` otherwise).
@@ -159,6 +167,7 @@ class Trial:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
         object.__setattr__(self, "user_attrs", MappingProxyType(dict(self.user_attrs)))
+        object.__setattr__(self, "resources", MappingProxyType(dict(self.resources)))
         object.__setattr__(self, "measurements", tuple(self.measurements))
 
     @property

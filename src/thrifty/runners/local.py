@@ -18,10 +18,11 @@ import signal
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from thrifty.errors import StudyExhausted, TooManyFailures, ValidationError
-from thrifty.trial import TrialState
+from thrifty.errors import StudyExhausted, ThriftyError, TooManyFailures, ValidationError
+from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.study import Objective, Study
@@ -108,7 +109,7 @@ def run_optimize(
     timeout_s: float | None,
     max_consecutive_failures: int | None,
     progress: bool | None,
-) -> None:
+) -> RunResult:
     _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures)
     if not callable(objective):
         raise ValidationError(f"objective={objective!r}: expected a function taking a trial")
@@ -124,20 +125,79 @@ def run_optimize(
     from thrifty.progress import ProgressView
 
     view = ProgressView(study, n_trials, run_tag) if progress else None
+    why: StudyExhausted | None = None
     try:
         if view is not None:
             view.start()
         if n_workers == 1:
             try:
-                worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
+                why = worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
             except KeyboardInterrupt:
                 study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id)
                 raise
         else:
             _supervise(study, objective, run_tag, n_trials, n_workers, deadline, max_consecutive_failures)
+            why = _why_stopped(study, run_tag, n_trials, deadline)
     finally:
         if view is not None:
             view.stop()
+    return _result(study, run_tag, why)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Why an ``optimize`` call ended and where the study stands.
+
+    ``reason``: ``"n_trials"`` (this call's trials all ran), a budget limit (``"trials"``,
+    ``"usd"``, ``"gpu_hours"``, ``"wall_s"``), ``"criterion"``, ``"strategy"`` (nothing left to
+    propose) or ``"timeout"``. ``message`` says it in words, with the numbers.
+    """
+
+    reason: str
+    message: str
+    n_trials: int
+    spent_usd: float
+    best: Trial | None
+
+    def __str__(self) -> str:
+        best = ""
+        if self.best is not None:
+            best = f"; best {self.best.value:.6g} (trial {self.best.number})"
+        return f"stopped: {self.message}; ${self.spent_usd:,.4f} spent in total{best}"
+
+
+def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: float | None) -> StudyExhausted | None:
+    """Why worker processes stopped asking (they cannot tell the supervisor), found without
+    starting anything: a budget limit, a completion criterion, this call's trial count, the
+    deadline (None), or else the strategy ran out."""
+    hit = study.budget.exhausted(study.usage())
+    if hit is not None:
+        return StudyExhausted(hit[1], hit[0])
+    if study.criteria:
+        try:
+            study._check_criteria()
+        except StudyExhausted as exc:
+            return exc
+    if n_trials is not None and study._storage.count_run(study._record.id, run_tag) >= n_trials:
+        return StudyExhausted(f"this call's {n_trials} trials have started", "n_trials")
+    if deadline is not None and time.time() >= deadline:
+        return None
+    return StudyExhausted("the strategy has nothing left to propose", "strategy")
+
+
+def _result(study: Study, run_tag: str, why: StudyExhausted | None) -> RunResult:
+    best = None
+    if not study.is_multi_objective:
+        try:
+            best = study.best
+        except ThriftyError:
+            best = None
+    if why is None:
+        reason, message = "timeout", "the time limit was reached"
+    else:
+        reason, message = why.reason, str(why)
+    n = study._storage.count_run(study._record.id, run_tag)
+    return RunResult(reason=reason, message=message, n_trials=n, spent_usd=study.cost_usd, best=best)
 
 
 def _child_main(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from thrifty.cost.budget import Budget, Usage
 from thrifty.trial import Measurement, Trial, TrialState
 
 #: Version of the database schema written by this version of thrifty.
@@ -35,6 +36,17 @@ class StudyRecord:
     created_at: float
     n_started: int = 0
     spent_usd: float = 0.0
+    gpu_s: float = 0.0
+    n_running: int = 0
+    active_s: float = 0.0
+    active_since: float | None = None
+    budget_stop: str | None = None
+    budget_stop_at: float | None = None
+
+    def usage(self, now: float) -> Usage:
+        """What the study has consumed, as budgets count it (active wall time up to ``now``)."""
+        wall = self.active_s + (now - self.active_since if self.n_running > 0 and self.active_since else 0.0)
+        return Usage(trials=self.n_started, usd=self.spent_usd, gpu_hours=self.gpu_s / 3600.0, wall_s=wall)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ class RetryPolicy:
 
 # propose(number, load_history) -> params; called inside the ask transaction, so it must be quick.
 Proposer = Callable[[int, Callable[[], Sequence[Trial]]], Mapping[str, Any]]
+# admit(params, resources, usage) raises StudyExhausted to refuse a trial about to start (e.g. its
+# forecast cost exceeds the dollars left); called inside the ask transaction.
+Admit = Callable[[Mapping[str, Any], Mapping[str, float], Usage, Budget], None]
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,8 @@ class Storage(abc.ABC):
         propose: Proposer,
         limits: AskLimits,
         now: float,
+        resources: Mapping[str, float] | None = None,
+        admit: Admit | None = None,
     ) -> AskResult:
         """Start a trial atomically: claim the oldest PENDING one or create one with ``propose``.
 
@@ -132,13 +149,19 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def enqueue(
-        self, study_id: int, params: Mapping[str, Any], now: float, user_attrs: Mapping[str, Any] | None = None
+        self,
+        study_id: int,
+        params: Mapping[str, Any],
+        now: float,
+        user_attrs: Mapping[str, Any] | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> Trial:
         """Add a PENDING trial with fixed params; it gets the next trial number."""
 
     @abc.abstractmethod
-    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> None:
-        """Append a measurement to a RUNNING trial (also counts as a heartbeat)."""
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> str | None:
+        """Append a measurement to a RUNNING trial (also counts as a heartbeat). Returns the reason
+        if the trial has been asked to stop (by the budget's circuit breaker or a user), else None."""
 
     @abc.abstractmethod
     def finish(
@@ -150,8 +173,10 @@ class Storage(abc.ABC):
         measurement: Measurement | None,
         error: str | None,
         now: float,
+        reason: str | None = None,
     ) -> Trial:
-        """Finish a RUNNING trial; raise :class:`~thrifty.errors.TrialNotRunning` otherwise."""
+        """Finish a RUNNING trial; raise :class:`~thrifty.errors.TrialNotRunning` otherwise.
+        ``reason`` says why a STOPPED trial stopped (kept if one was already recorded)."""
 
     @abc.abstractmethod
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None: ...
@@ -163,8 +188,8 @@ class Storage(abc.ABC):
         re-enqueue their params if retries are left. Returns the numbers of the failed trials."""
 
     @abc.abstractmethod
-    def request_stop(self, trial_id: int) -> None:
-        """Ask a running trial to stop (it sees ``should_stop() == True``)."""
+    def request_stop(self, trial_id: int, reason: str = "user: stop requested") -> None:
+        """Ask a running trial to stop (it sees ``should_stop() == True``), saying why."""
 
     @abc.abstractmethod
     def stop_requested(self, trial_id: int) -> bool: ...
@@ -185,6 +210,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def count_trials(self, study_id: int) -> dict[TrialState, int]: ...
+
+    @abc.abstractmethod
+    def count_run(self, study_id: int, run_tag: str) -> int:
+        """Trials started under ``run_tag`` (one ``optimize`` call); a retried trial counts once."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -23,10 +23,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from thrifty.cost.budget import Budget, Usage
 from thrifty.errors import DuplicateStudy, StorageError, StudyExhausted, StudyNotFound, TrialNotRunning
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
+    Admit,
     AskResult,
     Proposer,
     RetryPolicy,
@@ -63,6 +65,15 @@ studies = sa.Table(
     sa.Column("next_number", sa.Integer, nullable=False, default=0),
     sa.Column("n_started", sa.Integer, nullable=False, default=0),
     sa.Column("spent_usd", sa.Float, nullable=False, default=0.0),
+    # The other ledgers: GPU-seconds held, and the study's active wall time (seconds during which
+    # at least one trial ran: active_s closed periods plus, while n_running > 0, now - active_since).
+    sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("n_running", sa.Integer, nullable=False, default=0),
+    sa.Column("active_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("active_since", sa.Float, nullable=True),
+    # Set when a hard budget stopped the running trials (the circuit breaker): which limit, when.
+    sa.Column("budget_stop", sa.Text, nullable=True),
+    sa.Column("budget_stop_at", sa.Float, nullable=True),
 )
 
 trials = sa.Table(
@@ -87,6 +98,9 @@ trials = sa.Table(
     sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
     sa.Column("elapsed_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("resources", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
     sa.Column("user_attrs", sa.Text, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
     sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
@@ -102,6 +116,7 @@ measurements = sa.Table(
     sa.Column("metrics", sa.Text, nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("elapsed_s", sa.Float, nullable=False),
+    sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
     sa.Column("timestamp", sa.Float, nullable=False),
 )
 
@@ -112,12 +127,13 @@ _RUNNING = TrialState.RUNNING.value
 # several times more than executing a cached one. Bound parameters are prefixed with "p_".
 _B = sa.bindparam
 _SEL_STUDY = sa.select(
-    studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget
+    studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget,
+    studies.c.gpu_s, studies.c.n_running, studies.c.active_s, studies.c.active_since, studies.c.budget_stop,
 ).where(studies.c.id == _B("p_sid"))
 _SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
 _SEL_PENDING = (
     sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
-              trials.c.user_attrs)
+              trials.c.user_attrs, trials.c.resources)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _PENDING)
     .order_by(trials.c.number)
     .limit(1)
@@ -126,31 +142,65 @@ _CLAIM = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"))
     .values(state=_RUNNING, worker_id=_B("p_worker"), started_at=_B("p_now"), heartbeat_at=_B("p_now"),
-            run_tag=_B("p_run_tag"))
+            run_tag=_B("p_run_tag"), resources=_B("p_resources"))
 )
-_COUNT_STARTED = sa.update(studies).where(studies.c.id == _B("p_sid")).values(n_started=studies.c.n_started + 1)
+_ACTIVE_SINCE_ON_START = sa.case((studies.c.n_running == 0, _B("p_now")), else_=studies.c.active_since)
+_COUNT_STARTED = (
+    sa.update(studies)
+    .where(studies.c.id == _B("p_sid"))
+    .values(n_started=studies.c.n_started + 1, n_running=studies.c.n_running + 1,
+            active_since=_ACTIVE_SINCE_ON_START)
+)
 _COUNT_NEW = (
     sa.update(studies)
     .where(studies.c.id == _B("p_sid"))
-    .values(next_number=studies.c.next_number + 1, n_started=studies.c.n_started + 1)
+    .values(next_number=studies.c.next_number + 1, n_started=studies.c.n_started + 1,
+            n_running=studies.c.n_running + 1, active_since=_ACTIVE_SINCE_ON_START)
+)
+# A trial stopped running: close the active period when it was the last one.
+_COUNT_FINISHED = (
+    sa.update(studies)
+    .where(studies.c.id == _B("p_sid"))
+    .values(
+        n_running=studies.c.n_running - 1,
+        active_s=sa.case(
+            (studies.c.n_running == 1, studies.c.active_s + (_B("p_now") - sa.func.coalesce(studies.c.active_since, _B("p_now")))),
+            else_=studies.c.active_s,
+        ),
+        active_since=sa.case((studies.c.n_running == 1, sa.null()), else_=studies.c.active_since),
+    )
 )
 _INSERT_TRIAL = sa.insert(trials)
 _INSERT_MEASUREMENT = sa.insert(measurements)
-_ADD_SPENT = (
-    sa.update(studies).where(studies.c.id == _B("p_sid")).values(spent_usd=studies.c.spent_usd + _B("p_cost"))
+_ADD_USAGE = (
+    sa.update(studies)
+    .where(studies.c.id == _B("p_sid"))
+    .values(spent_usd=studies.c.spent_usd + _B("p_cost"), gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
 )
 _REPORT = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
     .values(cost_usd=trials.c.cost_usd + _B("p_cost"), elapsed_s=trials.c.elapsed_s + _B("p_elapsed"),
-            heartbeat_at=_B("p_now"))
+            gpu_s=trials.c.gpu_s + _B("p_gpu_s"), heartbeat_at=_B("p_now"))
+    .returning(trials.c.stop_requested, trials.c.reason)
 )
 _FINISH = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
     .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
             metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
-            elapsed_s=trials.c.elapsed_s + _B("p_elapsed"))
+            elapsed_s=trials.c.elapsed_s + _B("p_elapsed"), gpu_s=trials.c.gpu_s + _B("p_gpu_s"),
+            reason=sa.func.coalesce(_B("p_reason"), trials.c.reason))
+)
+_BREAK_CIRCUIT = (
+    sa.update(trials)
+    .where(trials.c.study_id == _B("p_sid"), trials.c.state == _RUNNING)
+    .values(stop_requested=True, reason=_B("p_reason"))
+)
+_MARK_BUDGET_STOP = (
+    sa.update(studies)
+    .where(studies.c.id == _B("p_sid"))
+    .values(budget_stop=_B("p_reason"), budget_stop_at=_B("p_now"))
 )
 _SEL_TRIAL = sa.select(trials).where(trials.c.id == _B("p_tid"))
 _SEL_TRIAL_MEASUREMENTS = (
@@ -331,6 +381,9 @@ class SQLStorage(Storage):
                     next_number=0,
                     n_started=0,
                     spent_usd=0.0,
+                    gpu_s=0.0,
+                    n_running=0,
+                    active_s=0.0,
                 )
             )
             return int(res.inserted_primary_key[0])
@@ -355,6 +408,12 @@ class SQLStorage(Storage):
             created_at=row.created_at,
             n_started=row.n_started,
             spent_usd=row.spent_usd,
+            gpu_s=row.gpu_s,
+            n_running=row.n_running,
+            active_s=row.active_s,
+            active_since=row.active_since,
+            budget_stop=row.budget_stop,
+            budget_stop_at=row.budget_stop_at,
         )
 
     def load_study(self, name: str) -> StudyRecord:
@@ -412,7 +471,17 @@ class SQLStorage(Storage):
         def txn(conn: Connection) -> None:
             self._lock_study(conn, study_id)
             if budget is not None:
-                conn.execute(sa.update(studies).where(studies.c.id == study_id).values(budget=_dumps(budget)))
+                # A new budget re-arms the circuit breaker; trials it had asked to stop may go on.
+                conn.execute(
+                    sa.update(studies)
+                    .where(studies.c.id == study_id)
+                    .values(budget=_dumps(budget), budget_stop=None, budget_stop_at=None)
+                )
+                conn.execute(
+                    sa.update(trials)
+                    .where(trials.c.study_id == study_id, trials.c.state == _RUNNING, trials.c.reason.like("budget:%"))
+                    .values(stop_requested=False, reason=None)
+                )
 
         self._run(txn)
 
@@ -423,65 +492,81 @@ class SQLStorage(Storage):
         The budget is read from the locked study row, so a budget changed by any process applies
         to the very next ask, and the check is atomic with the start.
         """
-        budget = json.loads(st.budget) if st.budget else {}
-        max_trials = budget.get("trials")
-        if max_trials is not None and st.n_started >= max_trials:
-            raise StudyExhausted(
-                f"the study's budget of {max_trials} trials is used up ({st.n_started} started)", "trials"
-            )
-        max_usd = budget.get("usd")
-        if max_usd is not None and st.spent_usd >= max_usd:
-            raise StudyExhausted(f"the study's budget of ${max_usd:.2f} is used up (${st.spent_usd:.2f} spent)", "usd")
+        hit = _budget(st).exhausted(_usage(st, time.time()))
+        if hit is not None:
+            raise StudyExhausted(hit[1], hit[0])
         if limits.run_tag is not None and limits.run_max_started is not None:
             n = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
             if n >= limits.run_max_started:
                 raise StudyExhausted(f"this call's {limits.run_max_started} trials have started", "n_trials")
 
     def ask(
-        self, study_id: int, worker_id: str, propose: Proposer, limits: AskLimits, now: float
+        self,
+        study_id: int,
+        worker_id: str,
+        propose: Proposer,
+        limits: AskLimits,
+        now: float,
+        resources: Mapping[str, float] | None = None,
+        admit: Admit | None = None,
     ) -> AskResult:
         def txn(conn: Connection) -> AskResult:
             st = self._lock_study(conn, study_id)
             self._check_limits(conn, st, study_id, limits)
             pending = conn.execute(_SEL_PENDING, {"p_sid": study_id}).first()
             if pending is not None:
+                params = json.loads(pending.params)
+                res_json = pending.resources or (_dumps(dict(resources)) if resources else None)
+                if admit is not None:
+                    admit(params, json.loads(res_json) if res_json else {}, _usage(st, now), _budget(st))
                 conn.execute(
-                    _CLAIM, {"p_tid": pending.id, "p_worker": worker_id, "p_now": now, "p_run_tag": limits.run_tag}
+                    _CLAIM,
+                    {"p_tid": pending.id, "p_worker": worker_id, "p_now": now, "p_run_tag": limits.run_tag,
+                     "p_resources": res_json},
                 )
-                conn.execute(_COUNT_STARTED, {"p_sid": study_id})
+                conn.execute(_COUNT_STARTED, {"p_sid": study_id, "p_now": now})
                 trial = Trial(
                     id=pending.id, number=pending.number, state=TrialState.RUNNING,
-                    params=json.loads(pending.params), created_at=pending.created_at, started_at=now,
+                    params=params, created_at=pending.created_at, started_at=now,
                     heartbeat_at=now, worker_id=worker_id, retry_of=pending.retry_of,
+                    resources=json.loads(res_json) if res_json else {},
                     user_attrs=json.loads(pending.user_attrs) if pending.user_attrs else {},
                 )
                 return AskResult(trial, claimed_enqueued=True)
             number = st.next_number
             params = dict(propose(number, lambda: self._select_trials(conn, study_id)))
-            conn.execute(_COUNT_NEW, {"p_sid": study_id})
+            if admit is not None:
+                admit(params, dict(resources or {}), _usage(st, now), _budget(st))
+            conn.execute(_COUNT_NEW, {"p_sid": study_id, "p_now": now})
             res = conn.execute(
                 _INSERT_TRIAL,
                 {
                     "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params),
                     "created_at": now, "started_at": now, "heartbeat_at": now, "worker_id": worker_id,
                     "run_tag": limits.run_tag, "attempt": 0, "retried": False, "stop_requested": False,
-                    "cost_usd": 0.0, "elapsed_s": 0.0,
+                    "cost_usd": 0.0, "elapsed_s": 0.0, "gpu_s": 0.0,
+                    "resources": _dumps(dict(resources)) if resources else None,
                 },
             )
             trial = Trial(
                 id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
-                created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id,
+                created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id, resources=resources or {},
             )
             return AskResult(trial)
 
         return self._run(txn)
 
     def enqueue(
-        self, study_id: int, params: Mapping[str, Any], now: float, user_attrs: Mapping[str, Any] | None = None
+        self,
+        study_id: int,
+        params: Mapping[str, Any],
+        now: float,
+        user_attrs: Mapping[str, Any] | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> Trial:
         def txn(conn: Connection) -> Trial:
             st = self._lock_study(conn, study_id)
-            return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs)
+            return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs, resources)
 
         return self._run(txn)
 
@@ -495,6 +580,7 @@ class SQLStorage(Storage):
         retry_of: int | None,
         attempt: int,
         user_attrs: Mapping[str, Any] | None,
+        resources: Mapping[str, float] | None = None,
     ) -> Trial:
         conn.execute(
             sa.update(studies).where(studies.c.id == study_id).values(next_number=studies.c.next_number + 1)
@@ -503,12 +589,13 @@ class SQLStorage(Storage):
             sa.insert(trials).values(
                 study_id=study_id, number=number, state=_PENDING, params=_dumps(dict(params)), created_at=now,
                 retry_of=retry_of, attempt=attempt, retried=False, stop_requested=False, cost_usd=0.0,
-                elapsed_s=0.0, user_attrs=_dumps(dict(user_attrs)) if user_attrs else None,
+                elapsed_s=0.0, gpu_s=0.0, user_attrs=_dumps(dict(user_attrs)) if user_attrs else None,
+                resources=_dumps(dict(resources)) if resources else None,
             )
         )
         return Trial(
             id=int(res.inserted_primary_key[0]), number=number, state=TrialState.PENDING, params=params,
-            created_at=now, retry_of=retry_of, user_attrs=user_attrs or {},
+            created_at=now, retry_of=retry_of, user_attrs=user_attrs or {}, resources=resources or {},
         )
 
     def _not_running(self, conn: Connection, trial_id: int, what: str) -> TrialNotRunning:
@@ -518,27 +605,54 @@ class SQLStorage(Storage):
         why = f" ({row.error})" if row.error else ""
         return TrialNotRunning(f"cannot {what} trial {row.number}: it is already {row.state}{why}")
 
-    def _insert_measurement(self, conn: Connection, study_id: int, trial_id: int, m: Measurement) -> None:
+    def _insert_measurement(
+        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float
+    ) -> str | None:
+        """Record a measurement and add it to the study's ledgers; trip the circuit breaker if a
+        hard budget is now reached (in this same transaction)."""
         conn.execute(
             _INSERT_MEASUREMENT,
             {"trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
-             "elapsed_s": m.elapsed_s, "timestamp": m.timestamp},
+             "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp},
         )
-        if m.cost_usd:
-            conn.execute(_ADD_SPENT, {"p_sid": study_id, "p_cost": m.cost_usd})
+        if m.cost_usd or m.gpu_s:
+            conn.execute(_ADD_USAGE, {"p_sid": study_id, "p_cost": m.cost_usd, "p_gpu_s": m.gpu_s})
+        return self._maybe_break_circuit(conn, st, study_id, now, m.cost_usd, m.gpu_s)
 
-    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> None:
-        def txn(conn: Connection) -> None:
-            self._lock_study(conn, study_id)
-            res = conn.execute(
+    def _maybe_break_circuit(
+        self, conn: Connection, st: sa.Row[Any], study_id: int, now: float, added_usd: float = 0.0,
+        added_gpu_s: float = 0.0,
+    ) -> str | None:
+        """Trip the breaker if a hard limit is reached: returns the reason if it tripped now."""
+        if st.budget_stop is not None:
+            return None
+        budget = _budget(st)
+        if not budget.hard:
+            return None
+        hit = budget.exhausted(_usage(st, now, added_usd, added_gpu_s), running_limits_only=True)
+        if hit is None:
+            return None
+        reason = f"budget: {hit[1]}"
+        conn.execute(_BREAK_CIRCUIT, {"p_sid": study_id, "p_reason": reason})
+        conn.execute(_MARK_BUDGET_STOP, {"p_sid": study_id, "p_reason": reason, "p_now": now})
+        return reason
+
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> str | None:
+        def txn(conn: Connection) -> str | None:
+            st = self._lock_study(conn, study_id)
+            row = conn.execute(
                 _REPORT,
-                {"p_tid": trial_id, "p_cost": measurement.cost_usd, "p_elapsed": measurement.elapsed_s, "p_now": now},
-            )
-            if res.rowcount == 0:
+                {"p_tid": trial_id, "p_cost": measurement.cost_usd, "p_elapsed": measurement.elapsed_s,
+                 "p_gpu_s": measurement.gpu_s, "p_now": now},
+            ).first()
+            if row is None:
                 raise self._not_running(conn, trial_id, "report to")
-            self._insert_measurement(conn, study_id, trial_id, measurement)
+            tripped = self._insert_measurement(conn, st, study_id, trial_id, measurement, now)
+            if row.stop_requested:
+                return row.reason or "stop requested"
+            return tripped  # the breaker may have just tripped in this transaction
 
-        self._run(txn)
+        return self._run(txn)
 
     def finish(
         self,
@@ -549,9 +663,10 @@ class SQLStorage(Storage):
         measurement: Measurement | None,
         error: str | None,
         now: float,
+        reason: str | None = None,
     ) -> Trial:
         def txn(conn: Connection) -> Trial:
-            self._lock_study(conn, study_id)
+            st = self._lock_study(conn, study_id)
             res = conn.execute(
                 _FINISH,
                 {
@@ -559,12 +674,17 @@ class SQLStorage(Storage):
                     "p_metrics": _dumps(dict(metrics)) if metrics is not None else None,
                     "p_cost": measurement.cost_usd if measurement is not None else 0.0,
                     "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
+                    "p_gpu_s": measurement.gpu_s if measurement is not None else 0.0,
+                    "p_reason": reason,
                 },
             )
             if res.rowcount == 0:
                 raise self._not_running(conn, trial_id, "finish")
+            conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
             if measurement is not None:
-                self._insert_measurement(conn, study_id, trial_id, measurement)
+                self._insert_measurement(conn, st, study_id, trial_id, measurement, now)
+            else:
+                self._maybe_break_circuit(conn, st, study_id, now)
             return self._select_trials(conn, None, trial_id=trial_id)[0]
 
         return self._run(txn)
@@ -593,7 +713,7 @@ class SQLStorage(Storage):
             st = self._lock_study(conn, study_id)
             rows = conn.execute(
                 sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.attempt, trials.c.heartbeat_at,
-                          trials.c.worker_id, trials.c.user_attrs)
+                          trials.c.worker_id, trials.c.user_attrs, trials.c.resources)
                 .where(*cond)
                 .order_by(trials.c.number)
             ).all()
@@ -616,23 +736,26 @@ class SQLStorage(Storage):
                     .where(trials.c.id == r.id)
                     .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry)
                 )
+                conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
                 if retry:
                     conn.execute(
                         sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started - 1)
                     )
                     attrs = json.loads(r.user_attrs) if r.user_attrs else None
                     self._insert_pending(conn, study_id, next_number, json.loads(r.params), now, r.number,
-                                         r.attempt + 1, attrs)
+                                         r.attempt + 1, attrs, json.loads(r.resources) if r.resources else None)
                     next_number += 1
                 failed.append(r.number)
             return failed
 
         return self._run(txn)
 
-    def request_stop(self, trial_id: int) -> None:
+    def request_stop(self, trial_id: int, reason: str = "user: stop requested") -> None:
         self._run(
             lambda c: c.execute(
-                sa.update(trials).where(trials.c.id == trial_id, trials.c.state == _RUNNING).values(stop_requested=True)
+                sa.update(trials)
+                .where(trials.c.id == trial_id, trials.c.state == _RUNNING)
+                .values(stop_requested=True, reason=reason)
             )
         )
 
@@ -706,11 +829,17 @@ class SQLStorage(Storage):
                 metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(by_trial.get(r.id, ())),
                 error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
                 heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
-                cost_usd=r.cost_usd, elapsed_s=r.elapsed_s,
+                cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
+                resources=json.loads(r.resources) if r.resources else {},
                 user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
             )
             for r in rows
         ]
+
+    def count_run(self, study_id: int, run_tag: str) -> int:
+        """Trials started under ``run_tag`` (a retried trial counts once)."""
+        return int(self._run(lambda c: c.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one(),
+                             write=False))
 
     def count_trials(self, study_id: int) -> dict[TrialState, int]:
         rows = self._run(
@@ -722,9 +851,20 @@ class SQLStorage(Storage):
         return {TrialState(s): n for s, n in rows}
 
 
+def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
+    """What the study (a locked study row) has consumed, plus a measurement being added."""
+    wall = st.active_s + (now - st.active_since if st.n_running > 0 and st.active_since is not None else 0.0)
+    return Usage(trials=st.n_started, usd=st.spent_usd + added_usd, gpu_hours=(st.gpu_s + added_gpu_s) / 3600.0,
+                 wall_s=wall)
+
+
+def _budget(st: sa.Row[Any]) -> Budget:
+    return Budget.from_dict(json.loads(st.budget) if st.budget else None)
+
+
 def _measurement(row: sa.Row[Any]) -> Measurement:
     return Measurement(step=row.step, metrics=json.loads(row.metrics), cost_usd=row.cost_usd,
-                       elapsed_s=row.elapsed_s, timestamp=row.timestamp)
+                       elapsed_s=row.elapsed_s, gpu_s=row.gpu_s, timestamp=row.timestamp)
 
 
 def _is_transient(exc: DBAPIError) -> bool:

@@ -1,0 +1,209 @@
+"""Completion criteria: when a study has found enough and further trials are not worth their cost.
+
+A criterion looks at the study's finished trials (in number order) and either lets the study go
+on (``None``) or says why it is done. The study checks its criteria before starting each trial;
+once one holds, no trial starts (``StudyExhausted`` with reason ``"criterion"``); trials already
+running finish. Criteria are stored with the study, so every worker applies the same ones.
+
+Only single-objective studies use them; "better" follows the objective's direction. The best
+value after each trial is the running best over COMPLETED trials with finite values.
+
+- :class:`TargetReached`: a completed trial reached ``value`` (>= for max, <= for min).
+- :class:`NoImprovement`: over the last ``trials`` finished trials, or over the last ``usd``
+  dollars spent, the best improved by less than ``min_improvement`` (relative to ``|best|``, or
+  absolute with ``relative=False``). It needs that window to have elapsed.
+- :class:`ImprovementNotWorthCost`: the value of the improvement the next trial can be expected
+  to bring is below its expected cost. Rule: the expected gain of one more trial is the best's
+  improvement over the last ``window`` finished trials divided by ``window`` (the recent rate of
+  progress); its worth is that gain times ``usd_per_unit`` (what one unit of the objective is
+  worth to you, in dollars); the expected cost is the mean cost of those ``window`` trials. Stop
+  when worth < cost. It needs ``window`` finished trials after the first completed one.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from thrifty.errors import ValidationError
+from thrifty.trial import Trial, TrialState
+
+
+def _number(name: str, value: Any, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r}: expected a finite number")
+    if positive and value <= 0:
+        raise ValueError(f"{name}={value!r}: must be above zero")
+    return float(value)
+
+
+class Criterion(abc.ABC):
+    """A rule that says when a single-objective study is done."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+        """Why the study is done, or ``None``. ``finished``: finished trials in number order."""
+
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]: ...
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "max" else a < b
+
+
+def running_best(finished: Sequence[Trial], metric: str, direction: str) -> list[float | None]:
+    """The best finite objective value of COMPLETED trials after each finished trial."""
+    best: float | None = None
+    out: list[float | None] = []
+    for t in finished:
+        v = t.metrics.get(metric) if t.state is TrialState.COMPLETED else None
+        if v is not None and math.isfinite(v) and (best is None or _better(v, best, direction)):
+            best = v
+        out.append(best)
+    return out
+
+
+class TargetReached(Criterion):
+    """Done once a completed trial reaches ``value``."""
+
+    name = "target"
+
+    def __init__(self, value: float) -> None:
+        self.value = _number("TargetReached(value)", value, positive=False)
+
+    def params(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+        best = running_best(finished, metric, direction)
+        b = best[-1] if best else None
+        if b is not None and (b >= self.value if direction == "max" else b <= self.value):
+            return f"target reached: {metric} = {b:.6g} ({'>=' if direction == 'max' else '<='} {self.value:g})"
+        return None
+
+
+class NoImprovement(Criterion):
+    """Done when the best improved by less than ``min_improvement`` over a window of the last
+    ``trials`` finished trials or the last ``usd`` dollars (give exactly one)."""
+
+    name = "no_improvement"
+
+    def __init__(
+        self, min_improvement: float = 0.01, trials: int | None = None, usd: float | None = None,
+        relative: bool = True,
+    ) -> None:
+        self.min_improvement = _number("NoImprovement(min_improvement)", min_improvement, positive=False)
+        if self.min_improvement < 0:
+            raise ValueError(f"NoImprovement(min_improvement={min_improvement!r}): must be >= 0")
+        if (trials is None) == (usd is None):
+            raise ValueError("NoImprovement: give exactly one window, trials=N or usd=X")
+        if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+            raise ValueError(f"NoImprovement(trials={trials!r}): expected an integer >= 1")
+        self.trials = trials
+        self.usd = _number("NoImprovement(usd)", usd) if usd is not None else None
+        self.relative = bool(relative)
+
+    def params(self) -> dict[str, Any]:
+        return {"min_improvement": self.min_improvement, "trials": self.trials, "usd": self.usd,
+                "relative": self.relative}
+
+    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+        best = running_best(finished, metric, direction)
+        if not best or best[-1] is None:
+            return None
+        if self.trials is not None:
+            if len(finished) <= self.trials:
+                return None
+            before = best[-1 - self.trials]
+            window = f"the last {self.trials} trials"
+        else:
+            assert self.usd is not None
+            spent = 0.0
+            i = len(finished)
+            while i > 0 and spent < self.usd:
+                i -= 1
+                spent += finished[i].cost_usd
+            if spent < self.usd or i == 0:
+                return None
+            before = best[i - 1]
+            window = f"the last ${spent:,.2f}"
+        if before is None:
+            return None
+        gain = (best[-1] - before) if direction == "max" else (before - best[-1])
+        scale = abs(before) if self.relative and before != 0 else 1.0
+        if gain / scale < self.min_improvement:
+            kind = "relative " if self.relative else ""
+            return (f"no improvement: the best {metric} improved by {gain / scale:.3g} ({kind}) over {window}, "
+                    f"less than {self.min_improvement:g}")
+        return None
+
+
+class ImprovementNotWorthCost(Criterion):
+    """Done when the expected gain of one more trial is worth less than its expected cost (see
+    the module docstring for the rule)."""
+
+    name = "not_worth_cost"
+
+    def __init__(self, usd_per_unit: float, window: int = 10) -> None:
+        self.usd_per_unit = _number("ImprovementNotWorthCost(usd_per_unit)", usd_per_unit)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+            raise ValueError(f"ImprovementNotWorthCost(window={window!r}): expected an integer >= 2")
+        self.window = window
+
+    def params(self) -> dict[str, Any]:
+        return {"usd_per_unit": self.usd_per_unit, "window": self.window}
+
+    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+        best = running_best(finished, metric, direction)
+        first = next((i for i, b in enumerate(best) if b is not None), None)
+        if first is None or len(finished) - 1 - first < self.window:
+            return None
+        now, before = best[-1], best[-1 - self.window]
+        assert now is not None and before is not None
+        gain = abs(now - before) / self.window
+        worth = gain * self.usd_per_unit
+        cost = math.fsum(t.cost_usd for t in finished[-self.window:]) / self.window
+        if worth < cost:
+            return (f"not worth the cost: the next trial is expected to improve {metric} by {gain:.3g}, worth "
+                    f"${worth:,.4f}, less than its expected cost ${cost:,.4f}")
+        return None
+
+
+_REGISTRY: dict[str, type[Criterion]] = {
+    c.name: c for c in (TargetReached, NoImprovement, ImprovementNotWorthCost)
+}
+
+
+def make_criteria(specs: Sequence[Criterion | Mapping[str, Any]] | Criterion | None) -> list[Criterion]:
+    """Build criteria from instances or stored specs (``{"name": "target", "value": 0.98}``)."""
+    if specs is None:
+        return []
+    if isinstance(specs, (Criterion, Mapping)):
+        specs = [specs]
+    out = []
+    for spec in specs:
+        if isinstance(spec, Criterion):
+            out.append(spec)
+            continue
+        if not isinstance(spec, Mapping) or spec.get("name") not in _REGISTRY:
+            raise ValidationError(
+                f"stop_when: {spec!r} is not a criterion; use th.TargetReached, th.NoImprovement or "
+                "th.ImprovementNotWorthCost (or a dict with 'name' in target, no_improvement, not_worth_cost)"
+            )
+        kwargs = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            out.append(_REGISTRY[spec["name"]](**kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"stop_when {spec['name']!r}: {exc}") from None
+    return out
