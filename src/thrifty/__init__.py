@@ -20,6 +20,15 @@ _LAZY = {
     "Fixed": "thrifty.space",
     "Study": "thrifty.study",
     "Budget": "thrifty.cost.budget",
+    "Usage": "thrifty.cost.budget",
+    "Pricing": "thrifty.cost.pricing",
+    "Catalogue": "thrifty.cost.pricing",
+    "CostModel": "thrifty.cost.forecast",
+    "TargetReached": "thrifty.criteria",
+    "NoImprovement": "thrifty.criteria",
+    "ImprovementNotWorthCost": "thrifty.criteria",
+    "CostUtility": "thrifty.objectives",
+    "RunResult": "thrifty.runners.local",
     "Trial": "thrifty.trial",
     "Measurement": "thrifty.trial",
     "TrialState": "thrifty.trial",
@@ -33,10 +42,16 @@ _LAZY = {
     "StudyExhausted": "thrifty.errors",
     "TrialNotRunning": "thrifty.errors",
     "TooManyFailures": "thrifty.errors",
+    "TrialStopped": "thrifty.errors",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from thrifty.cost.budget import Budget
+    from thrifty.cost.budget import Budget, Usage
+    from thrifty.cost.forecast import CostModel
+    from thrifty.cost.pricing import Catalogue, Pricing
+    from thrifty.criteria import ImprovementNotWorthCost, NoImprovement, TargetReached
+    from thrifty.objectives import CostUtility
+    from thrifty.runners.local import RunResult
     from thrifty.errors import (
         DuplicateStudy,
         SpaceError,
@@ -46,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ThriftyError,
         TooManyFailures,
         TrialNotRunning,
+        TrialStopped,
         ValidationError,
     )
     from thrifty.handle import TrialHandle
