@@ -1,0 +1,272 @@
+"""Cost benchmark: budget overshoot, cost-forecast error and what completion criteria save.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/cost.py                # everything, writes benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/cost.py --quick        # a smoke run (fewer tasks and seeds)
+
+Three parts:
+
+1. **Overshoot**: 8 worker processes on one SQLite study with a hard dollar budget; trials report
+   random costs at random intervals. Measured: spend − limit, against the bound (the cost of the
+   measurements recorded at or after the moment the circuit breaker tripped). Expected overshoot
+   beyond the bound: 0.
+2. **Forecast error**: on the LCBench surrogate (``$THRIFTY_BENCHDATA/lcbench``, default
+   ``../shared/benchdata``), the cost model is fitted on the first n random trials of a task
+   (trained to epoch 52, one measurement per epoch, cost = the surrogate's training seconds) and
+   predicts the epoch-52 cost of 200 held-out random configurations. Reported: mean absolute
+   percentage error (MAPE) after 10, 20 and 50 trials, and the coverage of the 90% interval.
+   Floor (issue 3): MAPE under 25% after 20 trials.
+3. **Completion criteria**: random search on LCBench tasks, up to 100 full trainings per run;
+   with and without ``NoImprovement`` / ``ImprovementNotWorthCost``. Reported: the share of spend
+   saved and the final regret of both (quality is the epoch-52 validation accuracy).
+
+No peer offers dollar budgets, cost forecasts or dollar-aware completion criteria, so this
+benchmark has no peer column; ``benchmarks/overhead.py`` and the multi-fidelity benchmarks compare
+with peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import thrifty as th  # noqa: E402
+from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
+
+TASKS = ["3945", "7593", "34539", "126025", "126026", "126029", "146212", "167104", "167149", "167152"]
+
+LCBENCH_SPACE = th.Space({
+    "batch_size": th.Int(16, 512, log=True),
+    "learning_rate": th.Float(1e-4, 1e-1, log=True),
+    "momentum": th.Float(0.1, 0.99),
+    "weight_decay": th.Float(1e-5, 0.1),
+    "num_layers": th.Int(1, 5),
+    "max_units": th.Int(64, 1024, log=True),
+    "max_dropout": th.Float(0.0, 1.0),
+})
+
+
+# -- 1. overshoot ---------------------------------------------------------------------------------
+def _stress_objective(trial):
+    rng = np.random.default_rng(trial.number)
+    for step in range(1, int(rng.integers(3, 15)) + 1):
+        time.sleep(float(rng.uniform(0.005, 0.05)))
+        trial.report(float(rng.random()), step=step, cost_usd=float(rng.uniform(0.01, 0.2)))
+        if trial.should_stop():
+            return None
+    return float(rng.random())
+
+
+def overshoot(seeds: list[int], limit_usd: float) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/stress.db"
+            study = th.Study.create({"x": th.Float(0, 1)}, "max", name=f"stress{seed}", storage=url, seed=seed,
+                                    budget=th.Budget(usd=limit_usd), pricing={"local": 3.6})
+            t0 = time.time()
+            result = study.optimize(_stress_objective, n_workers=8, progress=False)
+            wall = time.time() - t0
+            status = study.storage.study_status(study._record.id)
+            trials = study.trials
+            stop_at = status.budget_stop_at
+            after = [m for t in trials for m in t.measurements if stop_at is not None and m.timestamp >= stop_at]
+            bound = math.fsum(m.cost_usd for m in after)
+            spent = study.cost_usd
+            rows.append({
+                "seed": seed, "limit_usd": limit_usd, "spent_usd": spent, "overshoot_usd": max(spent - limit_usd, 0.0),
+                "bound_usd": bound, "beyond_bound_usd": max(spent - limit_usd - bound, 0.0), "trials": len(trials),
+                "stopped_by_budget": sum(1 for t in trials if (t.reason or "").startswith("budget")),
+                "running_left": sum(1 for t in trials if t.state is th.TrialState.RUNNING),
+                "ledger_matches": abs(spent - math.fsum(t.cost_usd for t in trials)) < 1e-9,
+                "reason": result.reason, "wall_s": wall,
+            })
+            study.close()
+    return rows
+
+
+# -- 2. forecast error ----------------------------------------------------------------------------
+def _trials_from_curves(configs, times) -> list:
+    out = []
+    for i, (cfg, curve) in enumerate(zip(configs, times)):
+        inc = np.diff(np.r_[0.0, curve])
+        ms = tuple(th.Measurement(step=e + 1, metrics={}, cost_usd=float(c)) for e, c in enumerate(inc))
+        out.append(th.Trial(number=i, state="completed", params=cfg, measurements=ms, cost_usd=float(curve[-1])))
+    return out
+
+
+def forecast_error(tasks: list[str], seeds: list[int], sizes=(10, 20, 50), n_test: int = 200) -> list[dict]:
+    rows = []
+    epochs = np.arange(1, MAX_EPOCH + 1)
+    for task in tasks:
+        bench = LCBench.load(task)
+        for seed in seeds:
+            rng = np.random.default_rng(1000 + seed)
+            configs = [LCBENCH_SPACE.decode(rng.random(LCBENCH_SPACE.n_dims)) for _ in range(max(sizes) + n_test)]
+            times = bench.evaluate(configs, epochs)["time"]
+            trials = _trials_from_curves(configs, times)
+            test_cfg, test_true = configs[max(sizes):], times[max(sizes):, -1]
+            for n in sizes:
+                t0 = time.perf_counter()
+                model = th.CostModel(LCBENCH_SPACE).fit(trials[:n])
+                fit_s = time.perf_counter() - t0
+                preds = [model.predict(c, MAX_EPOCH) for c in test_cfg]
+                point = np.array([p.median_usd for p in preds])
+                lo = np.array([p.low_usd for p in preds])
+                hi = np.array([p.high_usd for p in preds])
+                rows.append({
+                    "task": task, "seed": seed, "n": n,
+                    "mape": float(np.mean(np.abs(point - test_true) / test_true)),
+                    "coverage90": float(np.mean((test_true >= lo) & (test_true <= hi))),
+                    "fit_s": fit_s,
+                })
+    return rows
+
+
+# -- 3. completion criteria -----------------------------------------------------------------------
+def _reference(bench: LCBench, n: int = 10_000) -> float:
+    rng = np.random.default_rng(12345)
+    configs = bench.sample(rng, n)
+    return float(np.max(bench.evaluate(configs, [MAX_EPOCH])["val_accuracy"][:, 0]))
+
+
+def criteria_savings(tasks: list[str], seeds: list[int], max_trials: int = 100) -> list[dict]:
+    variants = {
+        "none": None,
+        "no_improvement(0.1% over 25 trials)": [th.NoImprovement(min_improvement=0.001, trials=25)],
+        "not_worth_cost($ per accuracy point)": None,  # filled per task: value of one accuracy point
+    }
+    rows = []
+    for task in tasks:
+        bench = LCBench.load(task)
+        ref = _reference(bench)
+        unit = float(np.median(bench.evaluate(bench.sample(np.random.default_rng(7), 2000), [MAX_EPOCH])["time"][:, 0]))
+        for seed in seeds:
+            for name, crit in variants.items():
+                if name.startswith("not_worth_cost"):
+                    # One accuracy point (1 of 100) is worth 1 full training: stop when the recent
+                    # rate of progress buys less than that.
+                    crit = [th.ImprovementNotWorthCost(usd_per_unit=1.0, window=10)]
+                study = th.Study.create(LCBENCH_SPACE, {"val_acc": "max"}, storage="memory", seed=seed,
+                                        stop_when=crit, budget=th.Budget(trials=max_trials))
+                while True:
+                    try:
+                        t = study.ask()
+                    except th.StudyExhausted:
+                        break
+                    r = bench.evaluate([dict(t.params)], [MAX_EPOCH])
+                    # Cost in full-training units (1 unit = the task's median epoch-52 time).
+                    study.tell(t, {"val_acc": float(r["val_accuracy"][0, 0])}, cost_usd=float(r["time"][0, 0]) / unit)
+                best = study.best.value
+                rows.append({"task": task, "seed": seed, "variant": name, "trials": len(study.trials),
+                             "spend_units": study.cost_usd, "regret": (ref - best) / ref})
+    return rows
+
+
+# -- report ---------------------------------------------------------------------------------------
+def machine() -> str:
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kb = int(fh.readline().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def write_results(path: Path, section: str) -> None:
+    head = "## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)"
+    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
+    if head in text:
+        start = text.index(head)
+        nxt = text.find("\n## ", start + len(head))
+        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer tasks and seeds")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = ap.parse_args()
+    tasks = TASKS[:3] if args.quick else TASKS
+    seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    try:
+        LCBench.load(tasks[0])
+    except BenchdataMissing as exc:
+        print(f"cost benchmark: {exc}", file=sys.stderr)
+        return 2
+    cmd = "python benchmarks/cost.py" + (" --quick" if args.quick else "")
+    t0 = time.time()
+    print("1/3 overshoot ...", flush=True)
+    over = overshoot(seeds, limit_usd=5.0)
+    print("2/3 forecast error ...", flush=True)
+    fc = forecast_error(tasks, seeds)
+    print("3/3 completion criteria ...", flush=True)
+    crit = criteria_savings(tasks, seeds)
+    raw = {"overshoot": over, "forecast": fc, "criteria": crit, "machine": machine(),
+           "date": time.strftime("%Y-%m-%d"), "command": cmd}
+    (HERE / "cost.json").write_text(json.dumps(raw, indent=1))
+
+    lines = ["## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)", "",
+             f"Date {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; "
+             f"{time.time() - t0:.0f} s. Raw numbers: `benchmarks/cost.json`. No peer offers these features "
+             "(see the script's docstring), so there is no peer column.", ""]
+    lines += ["### Hard dollar budget, 8 worker processes, SQLite", "",
+              "| seed | limit $ | spent $ | overshoot $ | bound $ (in flight at the stop) | beyond bound $ | trials | stopped by budget | left RUNNING | ledger = Σ trials |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in over:
+        lines.append(f"| {r['seed']} | {r['limit_usd']:.2f} | {r['spent_usd']:.4f} | {r['overshoot_usd']:.4f} | "
+                     f"{r['bound_usd']:.4f} | {r['beyond_bound_usd']:.4f} | {r['trials']} | {r['stopped_by_budget']} | "
+                     f"{r['running_left']} | {r['ledger_matches']} |")
+    lines += ["", "### Cost forecast on LCBench (MAPE of the epoch-52 cost of 200 held-out random configurations)", "",
+              "| task | " + " | ".join(f"MAPE after {n}" for n in (10, 20, 50)) + " | 90% interval coverage (50) |",
+              "|---|---|---|---|---|"]
+    by = {}
+    for r in fc:
+        by.setdefault(r["task"], {}).setdefault(r["n"], []).append(r)
+    for task, per_n in by.items():
+        cells = [f"{100 * np.mean([x['mape'] for x in per_n[n]]):.1f}%" for n in (10, 20, 50)]
+        cov = f"{100 * np.mean([x['coverage90'] for x in per_n[50]]):.0f}%"
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {cov} |")
+    means = {n: 100 * np.mean([r["mape"] for r in fc if r["n"] == n]) for n in (10, 20, 50)}
+    medians = {n: 100 * np.median([np.mean([x["mape"] for x in per_n[n]]) for per_n in by.values()]) for n in (10, 20, 50)}
+    lines.append("| **mean** | " + " | ".join(f"**{means[n]:.1f}%**" for n in (10, 20, 50)) + " | |")
+    lines.append("| median over tasks | " + " | ".join(f"{medians[n]:.1f}%" for n in (10, 20, 50)) + " | |")
+    verdict = "PASS" if means[20] < 25 else "FAIL"
+    lines += ["", f"Floor: MAPE under 25% after 20 trials (mean over tasks and seeds): **{verdict}** ({means[20]:.1f}%).", ""]
+    lines += ["### Completion criteria (random search, up to 100 full trainings; cost in full-training units)", "",
+              "| variant | mean spend (units) | spend saved vs none | median regret | mean regret |", "|---|---|---|---|---|"]
+    base = {(r["task"], r["seed"]): r for r in crit if r["variant"] == "none"}
+    for name in dict.fromkeys(r["variant"] for r in crit):
+        rs = [r for r in crit if r["variant"] == name]
+        saved = np.mean([1 - r["spend_units"] / base[(r["task"], r["seed"])]["spend_units"] for r in rs])
+        lines.append(f"| {name} | {np.mean([r['spend_units'] for r in rs]):.1f} | {100 * saved:.0f}% | "
+                     f"{100 * np.median([r['regret'] for r in rs]):.2f}% | {100 * np.mean([r['regret'] for r in rs]):.2f}% |")
+    lines.append("")
+    write_results(Path(args.out), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    mp.set_start_method("fork", force=True)
+    sys.exit(main())
