@@ -9,6 +9,12 @@ from thrifty.schedulers.base import Decision, NoStopping, Scheduler
 
 _REGISTRY = {
     "none": "thrifty.schedulers.base:NoStopping",
+    "median": "thrifty.schedulers.percentile:Median",
+    "percentile": "thrifty.schedulers.percentile:Percentile",
+    "threshold": "thrifty.schedulers.threshold:Threshold",
+    "patience": "thrifty.schedulers.patience:Patience",
+    "asha": "thrifty.schedulers.asha:ASHA",
+    "hyperband": "thrifty.schedulers.hyperband:Hyperband",
 }
 
 

@@ -1,0 +1,94 @@
+"""Percentile and median stopping rules.
+
+At each report at resource ``r`` (after ``min_resource``), the trial's statistic up to ``r`` (its
+best value so far, or with ``statistic="mean"`` its running average) is compared with the same
+statistic of every COMPLETED trial up to ``r``. :class:`Percentile` stops the trial when it is
+worse than the ``q``-th percentile of them (``q=25``: stop trials in the bottom quarter);
+:class:`Median` is ``q=50``, the median stopping rule of Vizier and SageMaker. Nothing is stopped
+until ``min_trials`` trials have completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from thrifty.schedulers._curves import best_so_far, check_resource_name, curve, mean_so_far, objective_of
+from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.trial import Trial, TrialState
+
+
+class Percentile(Scheduler):
+    """Stop a trial worse than the ``q``-th percentile of completed trials at the same resource."""
+
+    name = "percentile"
+
+    def __init__(
+        self, q: float = 25.0, min_resource: float = 1.0, min_trials: int = 5, statistic: str = "best",
+        metric: str | None = None, resource: str = "step",
+    ) -> None:
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 100:
+            raise ValueError(f"{type(self).__name__}(q={q!r}): expected a percentile strictly between 0 and 100")
+        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or min_resource < 0:
+            raise ValueError(f"{type(self).__name__}(min_resource={min_resource!r}): expected a number >= 0")
+        if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
+            raise ValueError(f"{type(self).__name__}(min_trials={min_trials!r}): expected an integer >= 1")
+        if statistic not in ("best", "mean"):
+            raise ValueError(f"{type(self).__name__}(statistic={statistic!r}): expected 'best' or 'mean'")
+        self.q = float(q)
+        self.min_resource = float(min_resource)
+        self.min_trials = min_trials
+        self.statistic = statistic
+        self.metric = metric
+        self.resource = check_resource_name(resource, type(self).__name__)
+
+    def params(self) -> dict[str, Any]:
+        return {"q": self.q, "min_resource": self.min_resource, "min_trials": self.min_trials,
+                "statistic": self.statistic, "metric": self.metric, "resource": self.resource}
+
+    def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
+        metric, sign = objective_of(objectives, self.metric, type(self).__name__)
+        mine = curve(trial, metric, sign, self.resource)
+        if not mine:
+            return Decision.CONTINUE
+        r = mine[-1][0]
+        if r < self.min_resource:
+            return Decision.CONTINUE
+        stat = best_so_far if self.statistic == "best" else mean_so_far
+        others = []
+        for t in history:
+            if t.state is not TrialState.COMPLETED or t.number == trial.number:
+                continue
+            pts = curve(t, metric, sign, self.resource)
+            v = stat(pts, r)
+            if v is not None:
+                others.append(v)
+        completed = sum(1 for t in history if t.state is TrialState.COMPLETED and t.number != trial.number)
+        if completed < self.min_trials or not others:
+            return Decision.CONTINUE
+        current = stat(mine, r)
+        if current is None:  # only NaN/inf so far: worse than anything finite
+            return Decision.STOP
+        # Signed values are "higher is better": the q-th percentile from the bottom.
+        cutoff = float(np.percentile(others, self.q))
+        return Decision.STOP if current < cutoff else Decision.CONTINUE
+
+
+class Median(Percentile):
+    """The median stopping rule: stop a trial whose statistic is below the median of completed
+    trials at the same resource."""
+
+    name = "median"
+
+    def __init__(
+        self, min_resource: float = 1.0, min_trials: int = 5, statistic: str = "best", metric: str | None = None,
+        resource: str = "step",
+    ) -> None:
+        super().__init__(50.0, min_resource, min_trials, statistic, metric, resource)
+
+    def params(self) -> dict[str, Any]:
+        p = super().params()
+        del p["q"]
+        return p
