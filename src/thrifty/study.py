@@ -91,6 +91,8 @@ class Study:
         self._active_lock = threading.Lock()
         self._heartbeat: _Heartbeat | None = None
         self._prepared = False
+        self._history_seen = 0
+        self._finished_cache: dict[int, Trial] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -513,13 +515,29 @@ class Study:
         b = Budget.from_dict(budget)
         self._storage.update_study(self._record.id, budget=b.to_dict())
 
+    def history(self) -> list[Trial]:
+        """Every trial with its measurements, in number order, read incrementally: finished
+        trials never change, so only unfinished ones and those finished since the last read are
+        fetched."""
+        fresh = self._storage.get_trials(self._record.id, finished_after=self._history_seen)
+        live: dict[int, Trial] = {}
+        for t in self._wrap_all(fresh):
+            assert t.id is not None
+            if t.is_finished:
+                self._finished_cache[t.id] = t
+                self._history_seen = max(self._history_seen, t.finish_order or 0)
+            else:
+                live[t.id] = t
+        merged = {**self._finished_cache, **live}
+        return sorted(merged.values(), key=lambda t: t.number)
+
     def _should_stop(self, handle: TrialHandle) -> bool:
         if self._storage.stop_requested(handle.id):
             return True
         if isinstance(self.scheduler, NoStopping):
             return False
         if self.scheduler.needs_history:
-            history = self._wrap_all(self._storage.get_trials(self._record.id))
+            history = self.history()
             current = next((t for t in history if t.id == handle.id), None)
             if current is None:
                 return True

@@ -155,6 +155,8 @@ class Trial:
     gpu_s: float = 0.0
     #: Why a STOPPED trial stopped (``"budget: ..."``, ``"scheduler: ..."``, ``"user"``).
     reason: str | None = None
+    #: 1 for the first trial of the study to finish, 2 for the next, ... (None while unfinished).
+    finish_order: int | None = None
     #: What the trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
     resources: Mapping[str, float] = field(default_factory=dict)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)

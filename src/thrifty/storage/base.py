@@ -205,8 +205,10 @@ class Storage(abc.ABC):
         with_measurements: bool = True,
         offset: int = 0,
         limit: int | None = None,
+        finished_after: int | None = None,
     ) -> list[Trial]:
-        """Trials in number order."""
+        """Trials in number order. ``finished_after``: only unfinished trials and those whose
+        ``finish_order`` is larger (finished trials never change, so callers may cache them)."""
 
     @abc.abstractmethod
     def count_trials(self, study_id: int) -> dict[TrialState, int]: ...

@@ -74,6 +74,9 @@ studies = sa.Table(
     # Set when a hard budget stopped the running trials (the circuit breaker): which limit, when.
     sa.Column("budget_stop", sa.Text, nullable=True),
     sa.Column("budget_stop_at", sa.Float, nullable=True),
+    # How many trials have finished: each finishing trial gets the next value as its finish_order,
+    # so readers can fetch only what finished since they last looked.
+    sa.Column("n_finished", sa.Integer, nullable=False, default=0),
 )
 
 trials = sa.Table(
@@ -101,6 +104,7 @@ trials = sa.Table(
     sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
     sa.Column("resources", sa.Text, nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("finish_order", sa.Integer, nullable=True),
     sa.Column("user_attrs", sa.Text, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
     sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
@@ -129,6 +133,7 @@ _B = sa.bindparam
 _SEL_STUDY = sa.select(
     studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget,
     studies.c.gpu_s, studies.c.n_running, studies.c.active_s, studies.c.active_since, studies.c.budget_stop,
+    studies.c.n_finished,
 ).where(studies.c.id == _B("p_sid"))
 _SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
 _SEL_PENDING = (
@@ -163,6 +168,7 @@ _COUNT_FINISHED = (
     .where(studies.c.id == _B("p_sid"))
     .values(
         n_running=studies.c.n_running - 1,
+        n_finished=studies.c.n_finished + 1,
         active_s=sa.case(
             (studies.c.n_running == 1, studies.c.active_s + (_B("p_now") - sa.func.coalesce(studies.c.active_since, _B("p_now")))),
             else_=studies.c.active_s,
@@ -190,7 +196,7 @@ _FINISH = (
     .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
             metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
             elapsed_s=trials.c.elapsed_s + _B("p_elapsed"), gpu_s=trials.c.gpu_s + _B("p_gpu_s"),
-            reason=sa.func.coalesce(_B("p_reason"), trials.c.reason))
+            reason=sa.func.coalesce(_B("p_reason"), trials.c.reason), finish_order=_B("p_order"))
 )
 _BREAK_CIRCUIT = (
     sa.update(trials)
@@ -384,6 +390,7 @@ class SQLStorage(Storage):
                     gpu_s=0.0,
                     n_running=0,
                     active_s=0.0,
+                    n_finished=0,
                 )
             )
             return int(res.inserted_primary_key[0])
@@ -675,7 +682,7 @@ class SQLStorage(Storage):
                     "p_cost": measurement.cost_usd if measurement is not None else 0.0,
                     "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
                     "p_gpu_s": measurement.gpu_s if measurement is not None else 0.0,
-                    "p_reason": reason,
+                    "p_reason": reason, "p_order": st.n_finished + 1,
                 },
             )
             if res.rowcount == 0:
@@ -718,8 +725,10 @@ class SQLStorage(Storage):
                 .order_by(trials.c.number)
             ).all()
             next_number = st.next_number
+            order = st.n_finished
             failed = []
             for r in rows:
+                order += 1
                 if worker_id is not None:
                     why = f"worker lost: worker {r.worker_id} died while running the trial"
                 else:
@@ -734,7 +743,8 @@ class SQLStorage(Storage):
                 conn.execute(
                     sa.update(trials)
                     .where(trials.c.id == r.id)
-                    .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry)
+                    .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry,
+                            finish_order=order)
                 )
                 conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
                 if retry:
@@ -782,9 +792,12 @@ class SQLStorage(Storage):
         with_measurements: bool = True,
         offset: int = 0,
         limit: int | None = None,
+        finished_after: int | None = None,
     ) -> list[Trial]:
         return self._run(
-            lambda c: self._select_trials(c, study_id, states, with_measurements, offset, limit), write=False
+            lambda c: self._select_trials(c, study_id, states, with_measurements, offset, limit,
+                                          finished_after=finished_after),
+            write=False,
         )
 
     def _select_trials(
@@ -796,6 +809,7 @@ class SQLStorage(Storage):
         offset: int = 0,
         limit: int | None = None,
         trial_id: int | None = None,
+        finished_after: int | None = None,
     ) -> list[Trial]:
         by_trial: dict[int, list[Measurement]] = {}
         if trial_id is not None:  # the hot path of tell: prebuilt statements
@@ -806,6 +820,8 @@ class SQLStorage(Storage):
                 ]
         else:
             q = sa.select(trials).order_by(trials.c.number).where(trials.c.study_id == study_id)
+            if finished_after is not None:  # unfinished trials and those that finished later
+                q = q.where(sa.or_(trials.c.finish_order.is_(None), trials.c.finish_order > finished_after))
             if states:
                 q = q.where(trials.c.state.in_([TrialState.parse(s).value for s in states]))
             if offset:
@@ -815,7 +831,7 @@ class SQLStorage(Storage):
             rows = conn.execute(q).all()
             if with_measurements and rows:
                 mq = sa.select(measurements).order_by(measurements.c.id)
-                if offset or limit is not None or states:
+                if offset or limit is not None or states or finished_after is not None:
                     mq = mq.where(measurements.c.trial_id.in_([r.id for r in rows]))
                 else:
                     mq = mq.where(
@@ -830,6 +846,7 @@ class SQLStorage(Storage):
                 error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
                 heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
                 cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
+                finish_order=r.finish_order,
                 resources=json.loads(r.resources) if r.resources else {},
                 user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
             )
