@@ -43,6 +43,9 @@ _LAZY = {
     "TrialNotRunning": "thrifty.errors",
     "TooManyFailures": "thrifty.errors",
     "TrialStopped": "thrifty.errors",
+    "TrialFailed": "thrifty.errors",
+    "TrialInfeasible": "thrifty.errors",
+    "ScriptObjective": "thrifty.runners.script",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.criteria import ImprovementNotWorthCost, NoImprovement, TargetReached
     from thrifty.objectives import CostUtility
     from thrifty.runners.local import RunResult
+    from thrifty.runners.script import ScriptObjective
     from thrifty.errors import (
         DuplicateStudy,
         SpaceError,
@@ -61,6 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
         ThriftyError,
         TooManyFailures,
         TrialNotRunning,
+        TrialFailed,
+        TrialInfeasible,
         TrialStopped,
         ValidationError,
     )

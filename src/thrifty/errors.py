@@ -61,3 +61,13 @@ class TrialStopped(ThriftyError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class TrialFailed(ThriftyError):
+    """Raise from an objective to record the trial as FAILED with exactly this message (no
+    traceback), e.g. a training program's exit status and the tail of its stderr."""
+
+
+class TrialInfeasible(ThriftyError):
+    """Raise from an objective to record the trial as INFEASIBLE: these parameters cannot be
+    evaluated (out of memory, invalid combination); the message is the reason."""

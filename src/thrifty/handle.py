@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -76,19 +78,22 @@ class TrialHandle:
         """Dollars charged to this trial so far (metered time plus reported costs)."""
         return self._cost_usd
 
-    def _charge(self, elapsed_s: float | None, cost_usd: float) -> tuple[float, float, float]:
-        """(seconds, dollars, GPU-seconds) of the interval since the last report: the metered
-        price of the trial's resources for that time plus what the objective reports."""
-        elapsed = self._elapsed_since_mark() if elapsed_s is None else check_seconds(elapsed_s)
+    def _charge(
+        self, elapsed_s: float | None, cost_usd: float, mono_now: float | None = None
+    ) -> tuple[float, float, float]:
+        """(seconds, dollars, GPU-seconds) of the interval since the last report (up to
+        ``mono_now``, a ``time.monotonic()`` reading): the metered price of the trial's resources
+        for that time plus what the objective reports. The interval is not restarted here: a
+        report restarts it once recorded, so an interval that fails to be recorded (an invalid
+        result, a refused tell) is charged with the next one instead of being lost."""
+        if elapsed_s is None:
+            now = time.monotonic() if mono_now is None else mono_now
+            elapsed = max(now - self._last_mark, 0.0)
+        else:
+            elapsed = check_seconds(elapsed_s)
         metered = self._study.pricing.cost_usd(elapsed, self._trial.resources)
         gpu_s = elapsed * float(self._trial.resources.get("gpu", 0.0))
         return elapsed, metered + check_cost(cost_usd), gpu_s
-
-    def _elapsed_since_mark(self) -> float:
-        now = time.monotonic()
-        dt = now - self._last_mark
-        self._last_mark = now
-        return max(dt, 0.0)
 
     def report(
         self,
@@ -115,10 +120,12 @@ class TrialHandle:
             raise ValidationError(
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
-        elapsed, cost, gpu_s = self._charge(elapsed_s, cost_usd)
+        mono = time.monotonic()
+        elapsed, cost, gpu_s = self._charge(elapsed_s, cost_usd, mono)
         now = time.time()
         m = Measurement(step=step, metrics=values, cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now)
         stop = self._study._storage.report(self._study._record.id, self.id, m, now)
+        self._last_mark = mono  # the next interval starts here, whether this one was measured or given
         self._cost_usd += cost
         self._elapsed_s += elapsed
         if step is not None:
@@ -139,9 +146,29 @@ class TrialHandle:
             return True
         return self._study._should_stop(self)
 
+    @property
+    def artifact_dir(self) -> Path:
+        """This trial's folder in the study's artifact root (created on first use): logs, params,
+        and the checkpoint folder. Paths, never blobs in the database."""
+        folder = Path(self._study.artifact_root) / _safe(self._study.name) / f"trial-{self.number:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the objective saves checkpoints of this trial (created on first use)."""
+        folder = self.artifact_dir / "checkpoint"
+        folder.mkdir(exist_ok=True)
+        return folder
+
     def snapshot(self) -> Trial:
         """The trial as stored now (with its measurements)."""
         return self._study._wrap(self._study._storage.get_trial(self.id))
 
     def __repr__(self) -> str:
         return f"TrialHandle(number={self.number}, params={dict(self.params)!r})"
+
+
+def _safe(name: str) -> str:
+    """A study name usable as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

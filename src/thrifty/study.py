@@ -18,7 +18,15 @@ from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
 from thrifty.objectives import CostUtility
-from thrifty.errors import StudyExhausted, ThriftyError, TrialNotRunning, TrialStopped, ValidationError
+from thrifty.errors import (
+    StudyExhausted,
+    ThriftyError,
+    TrialFailed,
+    TrialInfeasible,
+    TrialNotRunning,
+    TrialStopped,
+    ValidationError,
+)
 from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
@@ -80,6 +88,8 @@ class Study:
         self.pricing: Pricing = Pricing.parse(record.settings.get("pricing"))
         self.resources: dict[str, float] = check_resources(record.settings.get("resources"))
         self.criteria: list[Criterion] = make_criteria(record.settings.get("stop_when"))
+        #: Folder of the trials' artifact folders (logs, checkpoints), relative to the working folder.
+        self.artifact_root: str = str(record.settings.get("artifact_root", "thrifty_artifacts"))
         utility = record.settings.get("utility")
         self.utility: CostUtility | None = CostUtility(**utility) if utility else None
         self._cost_model: tuple[int, CostModel, float] | None = None
@@ -112,6 +122,7 @@ class Study:
         pricing: Pricing | str | Mapping[str, Any] | None = None,
         resources: Mapping[str, float] | None = None,
         stop_when: Sequence[Criterion | Mapping[str, Any]] | Criterion | None = None,
+        artifact_root: str = "thrifty_artifacts",
         load_if_exists: bool = False,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
@@ -176,6 +187,7 @@ class Study:
                 "resources": resources_obj,
                 "stop_when": [c.to_spec() for c in criteria],
                 "utility": utility.to_dict() if utility else None,
+                "artifact_root": str(artifact_root),
             },
         )
         study = cls(store, record)
@@ -599,6 +611,12 @@ class Study:
             result = objective(handle)
         except TrialNotRunning:
             return TrialState.FAILED, "the trial was finished elsewhere (its worker was presumed dead)"
+        except TrialFailed as exc:
+            self._finish_quietly(handle, TrialState.FAILED, str(exc))
+            return TrialState.FAILED, str(exc)
+        except TrialInfeasible as exc:
+            self._finish_quietly(handle, TrialState.INFEASIBLE, str(exc))
+            return TrialState.INFEASIBLE, str(exc)
         except TrialStopped as exc:
             try:
                 return self.tell(handle, state=TrialState.STOPPED, reason=exc.reason).state, None
