@@ -327,6 +327,8 @@ class SQLStorage(Storage):
                 conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             found = int(row.value)
+            if found == SCHEMA_VERSION:
+                _check_columns(conn, self.url)
             if found > SCHEMA_VERSION:
                 raise StorageError(
                     f"storage {self.url} has schema version {found}, written by a newer thrifty; "
@@ -866,6 +868,21 @@ class SQLStorage(Storage):
             write=False,
         )
         return {TrialState(s): n for s, n in rows}
+
+
+def _check_columns(conn: Connection, url: str) -> None:
+    """Refuse a database whose tables lack columns this version writes (e.g. one made by a
+    development build with the same schema version), with a clear message instead of SQL errors."""
+    inspector = sa.inspect(conn)
+    for table in (studies, trials, measurements):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in present]
+        if missing:
+            raise StorageError(
+                f"storage {url}: table {table.name} lacks column(s) {', '.join(missing)}; the database was written "
+                "by an incompatible (development) version of thrifty. Use a new database, or export the studies "
+                "with the thrifty that wrote them."
+            )
 
 
 def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
