@@ -95,3 +95,15 @@ def test_memory_storage_cannot_have_worker_processes(storage):
         study.optimize(lambda t: 0.0, n_trials=2, n_workers=2, progress=False)
     assert "memory" in str(info.value)
     assert study.trials == []
+
+
+def test_a_database_missing_columns_is_refused_clearly(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "dev.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE thrifty_studies (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("CREATE TABLE thrifty_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO thrifty_meta VALUES ('schema_version', '1')")
+    with pytest.raises(th.StorageError, match=r"thrifty_studies lacks column\(s\) space.*incompatible"):
+        th.Study.create({"x": th.Float(0, 1)}, storage=f"sqlite:///{path}")
