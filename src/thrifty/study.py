@@ -587,6 +587,7 @@ class Study:
         *,
         max_consecutive_failures: int | None = 20,
         progress: bool | None = None,
+        gpus: Sequence[int | str] | None = None,
     ) -> RunResult:
         """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
         the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
@@ -598,12 +599,16 @@ class Study:
         :class:`~thrifty.errors.TooManyFailures` is raised. Ctrl-C stops every worker and marks
         their running trials FAILED ("interrupted"): nothing is left RUNNING.
 
+        When the study's ``resources`` ask for GPUs or CPU cores, each worker process gets its own
+        (``CUDA_VISIBLE_DEVICES``, CPU affinity) and no more workers run than the machine has room
+        for; ``gpus`` lists the GPU ids to hand out (default: the visible ones).
+
         Returns a :class:`~thrifty.runners.local.RunResult`: why it ended (which limit, with the
         numbers), the study's spend and its best trial.
         """
         from thrifty.runners.local import run_optimize
 
-        return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress)
+        return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus)
 
     def _run_trial(self, objective: Objective, handle: TrialHandle) -> tuple[TrialState, str | None]:
         """Run one trial in this process and record its outcome. Returns (state, error)."""

@@ -18,10 +18,12 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import StudyExhausted, ThriftyError, TooManyFailures, ValidationError
+from thrifty.runners.pool import Slot, plan_slots
 from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,8 +111,14 @@ def run_optimize(
     timeout_s: float | None,
     max_consecutive_failures: int | None,
     progress: bool | None,
+    gpus: Sequence[int | str] | None = None,
 ) -> RunResult:
     _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures)
+    slots = plan_slots(study.resources, n_workers, gpus)
+    if len(slots) < n_workers:
+        log.warning("this machine has room for %d trials at once with resources %s; running %d workers, not %d",
+                    len(slots), dict(study.resources), len(slots), n_workers)
+    n_workers = len(slots)
     if not callable(objective):
         raise ValidationError(f"objective={objective!r}: expected a function taking a trial")
     if n_workers > 1 and study.storage_url in ("memory", ":memory:", "sqlite://"):
@@ -130,13 +138,22 @@ def run_optimize(
         if view is not None:
             view.start()
         if n_workers == 1:
+            saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if slots[0].gpus:  # in this process: only the GPU choice, no CPU pinning of the caller
+                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slots[0].gpus)
             try:
                 why = worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
             except KeyboardInterrupt:
                 study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id)
                 raise
+            finally:
+                if slots[0].gpus:
+                    if saved is None:
+                        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                    else:
+                        os.environ["CUDA_VISIBLE_DEVICES"] = saved
         else:
-            _supervise(study, objective, run_tag, n_trials, n_workers, deadline, max_consecutive_failures)
+            _supervise(study, objective, run_tag, n_trials, slots, deadline, max_consecutive_failures)
             why = _why_stopped(study, run_tag, n_trials, deadline)
     finally:
         if view is not None:
@@ -209,9 +226,11 @@ def _child_main(
     deadline: float | None,
     max_consecutive_failures: int | None,
     worker_id: str,
+    slot: Slot,
 ) -> None:
     from thrifty.study import Study
 
+    slot.apply()
     try:
         study = Study.load(name, storage=url)
         study._worker_id = worker_id
@@ -228,31 +247,34 @@ def _supervise(
     objective: Objective,
     run_tag: str,
     n_trials: int | None,
-    n_workers: int,
+    slots: Sequence[Slot],
     deadline: float | None,
     max_consecutive_failures: int | None,
 ) -> None:
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     procs: dict[str, Any] = {}
+    slot_of: dict[str, Slot] = {}
     seen: list[str] = []
     counter = 0
 
-    def spawn() -> None:
+    def spawn(slot: Slot) -> None:
         nonlocal counter
         wid = f"{study._worker_id}/w{counter}"
         counter += 1
         p = ctx.Process(
             target=_child_main,
-            args=(study.storage_url, study.name, objective, run_tag, n_trials, deadline, max_consecutive_failures, wid),
+            args=(study.storage_url, study.name, objective, run_tag, n_trials, deadline, max_consecutive_failures, wid,
+                  slot),
             name=f"thrifty-worker-{counter}",
         )
         p.start()
         procs[wid] = p
+        slot_of[wid] = slot
         seen.append(wid)
 
-    for _ in range(n_workers):
-        spawn()
-    restarts_left = 2 * n_workers
+    for slot in slots:
+        spawn(slot)
+    restarts_left = 2 * len(slots)
     too_many = False
     policy = study._retry_policy()
     try:
@@ -271,7 +293,7 @@ def _supervise(
                 log.warning("worker %s exited with status %s; its trials %s were marked failed", wid, p.exitcode, failed)
                 if restarts_left > 0 and not too_many and (deadline is None or time.time() < deadline):
                     restarts_left -= 1
-                    spawn()
+                    spawn(slot_of[wid])  # the replacement takes over the dead worker's GPUs and cores
     except KeyboardInterrupt:
         _stop_children(procs)
         for wid in seen:
