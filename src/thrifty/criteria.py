@@ -143,8 +143,8 @@ class NoImprovement(Criterion):
         gain = (best[-1] - before) if direction == "max" else (before - best[-1])
         scale = abs(before) if self.relative and before != 0 else 1.0
         if gain / scale < self.min_improvement:
-            kind = "relative " if self.relative else ""
-            return (f"no improvement: the best {metric} improved by {gain / scale:.3g} ({kind}) over {window}, "
+            kind = " (relative)" if self.relative and before != 0 else ""
+            return (f"no improvement: the best {metric} improved by {gain / scale:.3g}{kind} over {window}, "
                     f"less than {self.min_improvement:g}")
         return None
 

@@ -244,7 +244,13 @@ class Pricing:
             rate = spec.pop("local", None) if "local" in spec else spec.pop("usd_per_hour", None)
             out = cls.local(rate)
         elif "instance" in spec or kind == "instance":
-            out = cls.instance(spec.pop("instance", None) or spec.pop("instance_type"), bool(spec.pop("spot", False)), cat)
+            name = spec.pop("instance", None) or spec.pop("instance_type", None)
+            spot = spec.pop("spot", False)
+            if not isinstance(name, str) or not name:
+                raise ValidationError(f"pricing: instance={name!r}: expected an instance type such as 'aws:g5.xlarge'")
+            if not isinstance(spot, bool):  # bool("false") would silently pick the spot price
+                raise ValidationError(f"pricing: spot={spot!r}: expected true or false")
+            out = cls.instance(name, spot, cat)
         elif "gpu" in spec or "usd_per_core_hour" in spec or kind == "resources":
             out = cls.per_resource(spec.pop("gpu", None), spec.pop("usd_per_core_hour", None), cat)
         elif kind == "none":
