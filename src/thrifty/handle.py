@@ -92,7 +92,7 @@ class TrialHandle:
         else:
             elapsed = check_seconds(elapsed_s)
         metered = self._study.pricing.cost_usd(elapsed, self._trial.resources)
-        gpu_s = elapsed * float(self._trial.resources.get("gpu", 0.0))
+        gpu_s = elapsed * self._study.pricing.gpus_held(self._trial.resources)
         return elapsed, metered + check_cost(cost_usd), gpu_s
 
     def report(

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from thrifty.cost.budget import Budget, Usage
+from thrifty.cost.budget import Budget, BudgetStop, Usage
 from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
@@ -352,6 +352,15 @@ class Study:
         """What the study has consumed so far (trials started, dollars, GPU-hours, active wall s)."""
         return self._storage.study_status(self._record.id).usage(time.time())
 
+    @property
+    def budget_stop(self) -> BudgetStop | None:
+        """If a hard budget stopped the running trials (the circuit breaker): which limit and when
+        (seconds since the epoch); ``None`` otherwise or after the budget was changed."""
+        record = self._storage.study_status(self._record.id)
+        if record.budget_stop is None or record.budget_stop_at is None:
+            return None
+        return BudgetStop(reason=record.budget_stop, at=record.budget_stop_at)
+
     def _admit(self, params: Mapping[str, Any], resources: Mapping[str, float], usage: Usage, budget: Budget) -> None:
         """The soft budget check, inside the ask transaction: refuse a trial whose forecast cost
         (the cost model's median dollars for these params at the full resource: as likely to be
@@ -461,7 +470,7 @@ class Study:
         else:
             elapsed = check_seconds(elapsed_s) if elapsed_s is not None else 0.0
             cost = self.pricing.cost_usd(elapsed, self.resources) + cost_usd
-            gpu_s = elapsed * self.resources.get("gpu", 0.0)
+            gpu_s = elapsed * self.pricing.gpus_held(self.resources)
             before = self._storage.get_trial(trial_id) if (metrics is not None) else None
             total_cost = (before.cost_usd if before else 0.0) + cost
             total_elapsed = (before.elapsed_s if before else 0.0) + elapsed

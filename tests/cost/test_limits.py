@@ -160,12 +160,6 @@ def test_forecast_refuses_a_trial_that_would_overspend(db_url):
     assert len(study.trials) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runners/local.py _why_stopped: with n_workers > 1 the supervisor re-derives why the workers "
-    "stopped from budget.exhausted(usage) only, so a stop by the soft forecast check is reported as "
-    "'strategy' ('the strategy has nothing left to propose')",
-)
 def test_forecast_stop_is_reported_as_usd_with_several_workers(sqlite_url):
     study = th.Study.create(SPACE, "max", storage=sqlite_url, budget=th.Budget(usd=1.1))
     study.optimize(_steady, n_trials=3, progress=False)  # ~$0.91 spent, ~$0.19 left: less than a trial

@@ -209,3 +209,23 @@ def test_non_numeric_costs_are_refused_and_the_ledger_is_unchanged(db_url, bad):
     done = study.tell(t, 0.5, elapsed_s=0.0, cost_usd=0.15)  # still usable
     assert done.cost_usd == pytest.approx(0.5) and study.cost_usd == pytest.approx(0.5)
     assert math.isclose(study.usage().usd, 0.5)
+
+
+def test_gpus_held_counts_the_whole_instance_when_no_resources_are_declared():
+    p = th.Pricing.parse("aws:p4d.24xlarge")
+    assert p.gpus_held({}) == 8.0  # it pays for the whole machine, so it holds its 8 GPUs
+    assert p.gpus_held({"gpu": 2}) == 2.0
+    assert p.gpus_held({"cpu": 4}) == 0.0
+    assert th.Pricing.parse({"local": 1.0}).gpus_held({}) == 0.0
+
+
+def test_budget_stop_is_public(tmp_path):
+    study = th.Study.create({"x": th.Float(0, 1)}, storage="memory", budget=th.Budget(usd=0.5))
+    assert study.budget_stop is None
+    t = study.ask()
+    with pytest.raises(th.TrialStopped):
+        t.report(0.1, step=1, cost_usd=0.6)
+    stop = study.budget_stop
+    assert stop is not None and stop.reason.startswith("budget: the budget of $0.50")
+    study.set_budget(th.Budget(usd=5.0))
+    assert study.budget_stop is None

@@ -43,6 +43,15 @@ _WHAT = {"usd": ("a number of dollars", "a dollar budget"), "gpu_hours": ("a num
          "wall_s": ("a number of seconds", "a wall-time budget")}
 
 
+@dataclass(frozen=True)
+class BudgetStop:
+    """The circuit breaker's record: ``reason`` ("budget: ...", naming the limit) and ``at``
+    (seconds since the epoch)."""
+
+    reason: str
+    at: float
+
+
 def _positive(name: str, value: Any) -> float | None:
     if value is None:
         return None

@@ -323,6 +323,16 @@ class Pricing:
             rate += res["cpu"] * core
         return rate
 
+    def gpus_held(self, resources: Mapping[str, float] | None = None) -> float:
+        """GPUs a trial holding ``resources`` occupies (for GPU-hours): its declared GPUs, or, on
+        instance pricing with no resources declared, the whole instance's GPUs (it pays for them)."""
+        res = check_resources(resources)
+        if "gpu" in res:
+            return res["gpu"]
+        if self.kind == "instance" and not res and self.instance_type is not None:
+            return float(self.catalogue.instance(self.instance_type).gpus)
+        return 0.0
+
     def cost_usd(self, elapsed_s: float, resources: Mapping[str, float] | None = None) -> float:
         """Dollars for holding ``resources`` for ``elapsed_s`` seconds."""
         return self.usd_per_hour_for(resources) * max(elapsed_s, 0.0) / 3600.0

@@ -14,6 +14,7 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import time
@@ -153,8 +154,7 @@ def run_optimize(
                     else:
                         os.environ["CUDA_VISIBLE_DEVICES"] = saved
         else:
-            _supervise(study, objective, run_tag, n_trials, slots, deadline, max_consecutive_failures)
-            why = _why_stopped(study, run_tag, n_trials, deadline)
+            why = _supervise(study, objective, run_tag, n_trials, slots, deadline, max_consecutive_failures)
     finally:
         if view is not None:
             view.stop()
@@ -227,6 +227,7 @@ def _child_main(
     max_consecutive_failures: int | None,
     worker_id: str,
     slot: Slot,
+    reasons: Any,
 ) -> None:
     from thrifty.study import Study
 
@@ -234,7 +235,8 @@ def _child_main(
     try:
         study = Study.load(name, storage=url)
         study._worker_id = worker_id
-        worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
+        why = worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
+        reasons.put((worker_id, None if why is None else (why.reason, str(why))))
     except TooManyFailures as exc:
         print(f"thrifty worker {worker_id}: {exc}", file=sys.stderr)
         sys.exit(EXIT_TOO_MANY_FAILURES)
@@ -250,10 +252,12 @@ def _supervise(
     slots: Sequence[Slot],
     deadline: float | None,
     max_consecutive_failures: int | None,
-) -> None:
+) -> StudyExhausted | None:
+    """Run workers in slots until they are all done; returns why the last one stopped."""
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     procs: dict[str, Any] = {}
     slot_of: dict[str, Slot] = {}
+    reasons = ctx.Queue()
     seen: list[str] = []
     counter = 0
 
@@ -264,7 +268,7 @@ def _supervise(
         p = ctx.Process(
             target=_child_main,
             args=(study.storage_url, study.name, objective, run_tag, n_trials, deadline, max_consecutive_failures, wid,
-                  slot),
+                  slot, reasons),
             name=f"thrifty-worker-{counter}",
         )
         p.start()
@@ -304,6 +308,18 @@ def _supervise(
             f"workers of study {study.name!r} gave up after {max_consecutive_failures} consecutive failed trials "
             f"(see `thrifty trials {study.name}`)"
         )
+    last: tuple[str, str] | None = None
+    got_any = False
+    while True:
+        try:
+            _, why = reasons.get(timeout=0.5)
+        except queue.Empty:
+            break
+        got_any = True
+        last = why if why is not None else last
+    if not got_any:
+        return _why_stopped(study, run_tag, n_trials, deadline)
+    return None if last is None else StudyExhausted(last[1], last[0])
 
 
 def _stop_children(procs: dict[str, Any]) -> None:

@@ -196,7 +196,10 @@ _FINISH = (
     .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
             metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
             elapsed_s=trials.c.elapsed_s + _B("p_elapsed"), gpu_s=trials.c.gpu_s + _B("p_gpu_s"),
-            reason=sa.func.coalesce(_B("p_reason"), trials.c.reason), finish_order=_B("p_order"))
+            # Only a STOPPED trial keeps a reason (e.g. the breaker's, set while it ran).
+            reason=sa.case((_B("p_state") == TrialState.STOPPED.value, sa.func.coalesce(_B("p_reason"), trials.c.reason)),
+                           else_=sa.null()),
+            finish_order=_B("p_order"))
 )
 _BREAK_CIRCUIT = (
     sa.update(trials)
