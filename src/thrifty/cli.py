@@ -37,6 +37,9 @@ CONFIG_KEYS = {
     "n_workers": "worker processes (default 1)",
     "timeout_s": "start no trial after this many seconds",
     "max_consecutive_failures": "give up after this many failures in a row (default 20)",
+    "pricing": "how trial time becomes dollars: {local: USD_PER_HOUR}, an instance type, or {gpu: MODEL, ...}",
+    "resources": "what each trial holds and pays for, e.g. {gpu: 1, cpu: 4}",
+    "stop_when": "completion criteria, e.g. [{name: target, value: 0.98}]",
 }
 
 
@@ -59,8 +62,8 @@ def _ts(t: float | None) -> str:
 
 
 # -- config -----------------------------------------------------------------------------------
-def load_config(path: str) -> dict[str, Any]:
-    """Read and check a ``thrifty run`` config file (YAML or JSON)."""
+def load_config(path: str, required: Sequence[str] = ("space", "workload")) -> dict[str, Any]:
+    """Read and check a ``thrifty run`` config file (YAML or JSON); ``required``: keys it must hold."""
     import yaml
 
     try:
@@ -77,7 +80,7 @@ def load_config(path: str) -> dict[str, Any]:
         raise ValidationError(
             f"config file {path!r}: unknown key(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}"
         )
-    for key in ("space", "workload"):
+    for key in required:
         if key not in data:
             raise ValidationError(f"config file {path!r}: missing {key!r} ({CONFIG_KEYS[key]})")
     return dict(data)
@@ -124,6 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget=cfg.get("budget"),
         max_retries=cfg.get("max_retries", 0),
         heartbeat_grace_s=cfg.get("heartbeat_grace_s", 60.0),
+        pricing=cfg.get("pricing"),
+        resources=cfg.get("resources"),
+        stop_when=cfg.get("stop_when"),
     )
     try:
         study = th.Study.load(name, storage=storage)
@@ -364,6 +370,357 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- cost: report and estimate ----------------------------------------------------------------
+def _usd(v: float | None) -> str:
+    """Dollars for people: 4 decimals below $100, cents above."""
+    if v is None:
+        return "-"
+    return f"${v:,.4f}" if abs(v) < 100 else f"${v:,.2f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min ({seconds:,.0f} s)"
+    return f"{seconds / 3600:.2f} h ({seconds:,.0f} s)"
+
+
+_LIMIT_LABELS = {"trials": "trials", "usd": "dollars", "gpu_hours": "GPU-hours", "wall_s": "active wall time"}
+
+
+def _limit_text(lim: Any) -> str:
+    if lim.limit == "trials":
+        return f"{lim.used} of {lim.value} started, {lim.left} left"
+    if lim.limit == "usd":
+        return f"{_usd(lim.used)} of {_usd(lim.value)} spent, {_usd(lim.left)} left"
+    if lim.limit == "gpu_hours":
+        return f"{lim.used:.3f} of {lim.value:g} GPU-hours used, {lim.left:.3f} left"
+    return f"{lim.used:,.1f} of {lim.value:g} s used, {lim.left:,.1f} s left"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from thrifty.analysis.report import cost_report
+
+    if args.top < 1:
+        raise ValidationError(f"--top {args.top}: expected at least 1 trial")
+    study = _open(args)
+    report = cost_report(study)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    _print_report(report, args.top)
+    return 0
+
+
+def _print_report(report: Any, top: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = _console()
+    # The study summary.
+    table = Table(title=f"cost report: study {escape(report.study)}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("storage", escape(report.storage))
+    table.add_row("spent", f"{_usd(report.spent_usd)} in total (every trial, failed ones included)")
+    table.add_row("trials", f"{report.trials_started} started, {report.trials_total} in the study")
+    table.add_row("GPU-hours", f"{report.gpu_hours:,.3f}")
+    table.add_row("active wall time", _duration(report.wall_s))
+    budget = report.budget
+    if not budget.limits:
+        table.add_row("budget", "none")
+    for lim in budget.limits:
+        table.add_row(f"budget: {_LIMIT_LABELS[lim.limit]}", _limit_text(lim))
+    if budget.limits:
+        table.add_row("budget kind", "hard (running trials are stopped at a limit)" if budget.hard
+                      else "soft (a limit only keeps new trials from starting)")
+    if budget.exhausted:
+        table.add_row("budget used up", escape(budget.exhausted))
+    if budget.breaker_tripped:
+        which = _LIMIT_LABELS.get(budget.breaker_limit or "", "an unknown limit")
+        table.add_row("circuit breaker", f"[red]tripped[/] on {which} at {_ts(budget.breaker_at)}: "
+                                         f"{escape(budget.breaker_message or '')}")
+    elif budget.hard and any(lim.limit != "trials" for lim in budget.limits):
+        table.add_row("circuit breaker", "not tripped")
+    saved = report.saved_by_early_stopping
+    if saved.usd > 0:
+        table.add_row("saved by early stopping",
+                      f"~{_usd(saved.usd)} (range {_usd(saved.low_usd)} to {_usd(saved.high_usd)}) over "
+                      f"{saved.stopped_trials} stopped trial{'s' if saved.stopped_trials != 1 else ''}; "
+                      f"{escape(saved.note)}")
+    else:
+        table.add_row("saved by early stopping", f"$0 ({escape(saved.note)})")
+    fc = report.forecast_to_finish
+    if fc.usd is not None:
+        text = f"~{_usd(fc.usd)} for {fc.remaining_trials} more trial{'s' if fc.remaining_trials != 1 else ''}"
+        if fc.capped:
+            text += f" (capped by the dollars left; {_usd(fc.uncapped_usd)} uncapped)"
+        if fc.per_trial_usd is not None:
+            text += f"; {_usd(fc.per_trial_usd)} per trial from the {escape(fc.basis or '')}"
+        table.add_row("forecast to finish", text + " (estimate)")
+    else:
+        table.add_row("forecast to finish", f"- ({escape(fc.note)})")
+    if report.best is not None:
+        b = report.best
+        table.add_row("best", f"{escape(b.metric)} = {_fmt(b.value)} ({b.direction}imized), trial {b.number}, "
+                              f"cost {_usd(b.cost_usd)}")
+    for note in report.notes:
+        table.add_row("note", escape(note))
+    out.print(table)
+
+    # Spend by state.
+    states = Table(title="spend by trial state", title_justify="left")
+    for col in ("state", "trials", "cost $", "share", "seconds", "GPU-hours"):
+        states.add_column(col, justify="left" if col == "state" else "right")
+    total = sum(s.cost_usd for s in report.by_state)
+    for s in report.by_state:
+        label = "stopped early" if s.state == "stopped" else s.state
+        share = f"{100 * s.cost_usd / total:.1f}%" if total > 0 else "-"
+        states.add_row(label, str(s.trials), f"{s.cost_usd:,.4f}", share, f"{s.elapsed_s:,.1f}", f"{s.gpu_hours:,.3f}")
+    states.add_row("[bold]total[/]", str(sum(s.trials for s in report.by_state)), f"{total:,.4f}",
+                   "100.0%" if total > 0 else "-", f"{sum(s.elapsed_s for s in report.by_state):,.1f}",
+                   f"{sum(s.gpu_hours for s in report.by_state):,.3f}")
+    out.print(states)
+
+    # The ledger, most expensive first.
+    shown = report.most_expensive(top)
+    ledger = Table(title=f"trials by cost (top {len(shown)} of {len(report.trials)})", title_justify="left")
+    for col in ("#", "state", "cost $", "seconds", "GPU-hours", "last step", "resources", "reason / error"):
+        numeric = col in ("#", "cost $", "seconds", "GPU-hours", "last step")
+        ledger.add_column(col, justify="right" if numeric else "left", overflow="fold",
+                          no_wrap=col not in ("resources", "reason / error"))
+    for t in shown:
+        ledger.add_row(
+            str(t.number), t.state, f"{t.cost_usd:,.4f}", f"{t.elapsed_s:,.1f}", f"{t.gpu_hours:,.3f}",
+            "-" if t.last_step is None else _fmt(float(t.last_step)),
+            escape(", ".join(f"{k}={_fmt(v)}" for k, v in t.resources.items()) or "-"),
+            escape((t.note or "")[:100]),
+        )
+    out.print(ledger)
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    """True for a ``sqlite:///PATH`` URL whose file does not exist (opening it would create it)."""
+    if not isinstance(url, str) or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return False
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return bool(path) and not os.path.exists(path)
+
+
+_FINISHED = ("completed", "stopped", "failed", "infeasible")
+
+
+def _basis_study(name: str, storage: str, space: Any, explicit: bool, notes: list[str]) -> Any:
+    """The stored study to estimate from, or None (then a dry run). With ``--from-study``
+    (``explicit``) a study that cannot be used is an error, not a reason to dry-run."""
+    import thrifty as th
+    from thrifty.cost.forecast import CostModel
+
+    if _sqlite_file_missing(storage):
+        if explicit:
+            raise th.StudyNotFound(f"no study named {name!r} in {storage} (the database file does not exist)")
+        notes.append(f"no study named {name!r} in {storage}")
+        return None
+    try:
+        study = th.Study.load(name, storage=storage)
+    except th.StudyNotFound:
+        if explicit:
+            raise
+        notes.append(f"no study named {name!r} in {storage}")
+        return None
+    if study.space != space:
+        if explicit:
+            raise ValidationError(f"study {name!r} in {storage} has a different space than the config; "
+                                  "its costs do not apply")
+        notes.append(f"study {name!r} in {storage} has a different space than the config; not used")
+        return None
+    if not any(CostModel.observations(t) for t in study.get_trials(_FINISHED)):
+        if explicit:
+            raise ValidationError(f"study {name!r} in {storage} has no finished trial with a cost to estimate from; "
+                                  "leave out --from-study to estimate by a dry run")
+        notes.append(f"study {name!r} in {storage} has no finished trial with a cost yet; not used")
+        return None
+    return study
+
+
+def _dry_run(cfg: dict[str, Any], config_path: str, name: str, k: int) -> tuple[Any, dict[str, Any]]:
+    """Run ``k`` trials of the config's workload in a throwaway in-memory study (the config's
+    space, objective, pricing and resources; random search, no scheduler, no budget)."""
+    import contextlib
+
+    import thrifty as th
+
+    if "workload" not in cfg:
+        raise ValidationError(
+            f"config file {config_path!r}: no study to estimate from and no 'workload' to dry-run "
+            f"({CONFIG_KEYS['workload']})"
+        )
+    objective_fn = import_workload(cfg["workload"], [os.path.dirname(os.path.abspath(config_path))])
+    study = th.Study.create(
+        th.Space(cfg["space"]), cfg.get("objective", "max"), name=f"{name}-dry-run", storage="memory",
+        strategy="random", seed=cfg.get("seed", 0), pricing=cfg.get("pricing"), resources=cfg.get("resources"),
+    )
+    print(f"thrifty: dry run: running {k} trial{'s' if k != 1 else ''} of {cfg['workload']} in a throwaway "
+          "in-memory study to measure their cost", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the workload's prints must not mix with the output
+            study.optimize(objective_fn, n_trials=k, progress=False, max_consecutive_failures=None)
+    except BaseException:
+        study.close()
+        raise
+    trials = study.trials
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.value] = counts.get(t.state.value, 0) + 1
+    failed = [t for t in trials if t.state.value in ("failed", "infeasible")]
+    info = {
+        "trials": len(trials),
+        "cost_usd": study.cost_usd,
+        "elapsed_s": time.monotonic() - started,
+        "states": counts,
+        "storage": "memory (throwaway)",
+    }
+    if failed and len(failed) == len(trials):
+        from thrifty.analysis.report import error_gist
+
+        study.close()
+        raise ValidationError(
+            f"all {len(trials)} dry-run trials of {cfg['workload']} failed (the last: "
+            f"{error_gist(failed[-1].error)}); fix the workload before estimating"
+        )
+    return study, info
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import thrifty as th
+
+    if args.trials < 1:
+        raise ValidationError(f"--trials {args.trials}: expected at least 1 trial to estimate")
+    if args.dry_run_trials < 1:
+        raise ValidationError(f"--dry-run-trials {args.dry_run_trials}: expected at least 1 trial")
+    cfg = load_config(args.config, required=("space",))
+    storage = args.storage or cfg.get("storage", DEFAULT_STORAGE)
+    name = cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
+    basis_name = args.from_study or name
+    space = th.Space(cfg["space"])
+    # Check the config's cost settings before anything runs (a dry run needs them).
+    pricing = th.Pricing.parse(cfg.get("pricing"))
+    from thrifty.cost.pricing import check_resources
+
+    resources = check_resources(cfg.get("resources"))
+    pricing.usd_per_hour_for(resources)
+    notes: list[str] = []
+    study = _basis_study(basis_name, storage, space, bool(args.from_study), notes)
+    dry: dict[str, Any] | None = None
+    if study is not None:
+        as_is = f"study {basis_name!r}'s; its recorded costs are used as they are"
+        if cfg.get("pricing") is not None and pricing.to_dict() != study.pricing.to_dict():
+            notes.append(f"the config's pricing differs from {as_is}")
+        if cfg.get("resources") is not None and dict(resources) != dict(study.resources):
+            notes.append(f"the config's resources differ from {as_is}")
+    else:
+        study, dry = _dry_run(cfg, args.config, name, args.dry_run_trials)
+    try:
+        return _estimate(args, cfg, study, basis_name, name, storage, space, dry, notes)
+    finally:
+        if dry is not None:
+            study.close()  # the throwaway in-memory study is gone with it
+
+
+def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_name: str, name: str, storage: str,
+              space: Any, dry: dict[str, Any] | None, notes: list[str]) -> int:
+    import thrifty as th
+    from thrifty.analysis.report import error_gist, forecast_trials, full_resource
+    from thrifty.cost.forecast import CostModel
+
+    finished = study.get_trials(_FINISHED)
+    with_cost = [t for t in finished if CostModel.observations(t)]
+    if not with_cost:
+        raise ValidationError(
+            f"the {len(finished)} dry-run trials recorded no cost: give the config a 'pricing' "
+            "(e.g. {local: USD_PER_HOUR}) or report cost_usd from the workload"
+        )
+    failed = [t for t in finished if t.state.value in ("failed", "infeasible")]
+    if failed:
+        notes.append(f"{len(failed)} of the {len(finished)} trials failed (their cost is counted); "
+                     f"the last: {error_gist(failed[-1].error)}")
+    model = study.cost_model()
+    resource = full_resource(finished)
+    if resource is None:
+        notes.append("no completed trial reported a step: trials are taken to cost what the finished ones did")
+        resource = 1.0
+    if not model.is_fitted:
+        notes.append(f"only {len(with_cost)} trial{'s' if len(with_cost) != 1 else ''} with costs: too few to fit "
+                     "the cost model, so the forecast is rough (more --dry-run-trials give a better one)")
+    try:
+        seed = cfg["seed"] if isinstance(cfg.get("seed"), int) else 0
+        fc = forecast_trials(model, space, args.trials, resource, seed=seed)
+    except ThriftyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line
+        raise ValidationError(f"cannot forecast from {len(with_cost)} trials with costs: {exc}") from None
+    budget = th.Budget.from_dict(cfg.get("budget"))
+    if budget.usd is not None and fc.mean_usd > budget.usd:
+        notes.append(f"the expected cost exceeds the config's ${budget.usd:,.2f} budget, which pays for about "
+                     f"{int(budget.usd // max(fc.per_trial_usd, 1e-12))} such trials")
+    if cfg.get("scheduler"):
+        notes.append("the forecast is for trials run to the full resource; the config's scheduler stops some "
+                     "early, so the study will likely cost less")
+    basis = {
+        "kind": "study" if dry is None else "dry_run",
+        "study": basis_name if dry is None else None,
+        "storage": storage if dry is None else "memory",
+        "trials": len(finished),
+        "trials_with_cost": len(with_cost),
+        "model_fitted": model.is_fitted,
+    }
+    result = {
+        "config": args.config,
+        "study": name,
+        "n_trials": args.trials,
+        "expected_usd": fc.mean_usd,
+        "low_usd": fc.low_usd,
+        "high_usd": fc.high_usd,
+        "per_trial_usd": fc.per_trial_usd,
+        "resource": fc.resource,
+        "method": fc.method,
+        "basis": basis,
+        "dry_run": dry,
+        "notes": notes,
+        "estimate": True,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = _console()
+    table = Table(title=f"estimate: {args.trials} trial{'s' if args.trials != 1 else ''} of {escape(name)}",
+                  show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("expected cost", f"{_usd(fc.mean_usd)} (90% interval {_usd(fc.low_usd)} to {_usd(fc.high_usd)})")
+    table.add_row("per trial", f"{_usd(fc.per_trial_usd)} (mean forecast over {fc.n_configs} random configurations "
+                               f"at step {fc.resource:g})")
+    if dry is None:
+        table.add_row("basis", escape(f"study {basis_name!r} in {storage}: {len(with_cost)} trials with costs "
+                                      f"({len(finished)} finished)"))
+    else:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(dry["states"].items()))
+        plural = "s" if dry["trials"] != 1 else ""
+        table.add_row("basis", f"a DRY RUN of {dry['trials']} trial{plural} ({states}) in a throwaway in-memory study, "
+                               f"because no stored study could be used")
+        table.add_row("dry run cost", f"{_usd(dry['cost_usd'])} ({dry['elapsed_s']:.1f} s), already spent")
+    table.add_row("method", escape(fc.method))
+    for note in notes:
+        table.add_row("note", escape(note))
+    out.print(table)
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     def common_options(top: bool) -> argparse.ArgumentParser:
@@ -412,6 +769,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", parents=[common], help="where a study's money went: spend, budget, savings, forecast")
+    p.add_argument("study")
+    p.add_argument("--json", action="store_true", help="the full report as JSON")
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="trials in the ledger, most expensive first (default 20)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("estimate", parents=[common],
+                       help="what N trials of a config's study would cost, before running it")
+    p.add_argument("config", help="the YAML/JSON config file of `thrifty run`")
+    p.add_argument("--trials", type=int, required=True, metavar="N", help="trials to estimate")
+    p.add_argument("--dry-run-trials", type=int, default=3, metavar="K",
+                   help="trials to dry-run when no stored study has cost data (default 3)")
+    p.add_argument("--from-study", metavar="NAME", help="estimate from this stored study (default: the config's name)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("delete", parents=[common], help="delete a study and its trials")
     p.add_argument("study")

@@ -1,0 +1,549 @@
+"""Cost reports: where a study's money went, what is left, what early stopping saved, and what
+finishing will cost.
+
+:func:`cost_report` reads a study once and returns a :class:`CostReport`: immutable records whose
+:meth:`~CostReport.to_dict` is plain JSON (``thrifty report --json``). :func:`forecast_trials`
+predicts the cost of a number of new trials from a fitted cost model (``thrifty estimate``).
+
+Units, everywhere in this module: money in US dollars (fields ending in ``_usd``), durations in
+seconds (``_s``), GPU time in GPU-hours (``gpu_hours``), timestamps in seconds since the Unix
+epoch (``_at``). Every trial's cost is counted, whatever its state: the spend of failed,
+infeasible and stopped trials is money spent, and it is shown, never hidden.
+
+Two numbers are *estimates* from the study's cost model (:mod:`thrifty.cost.forecast`), not
+ledger entries: the dollars saved by early stopping and the forecast to finish. Each carries a
+``note`` saying how it was made, or why it is 0 / missing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from thrifty.cost.budget import Budget, Usage
+from thrifty.errors import ThriftyError
+from thrifty.trial import Trial, TrialState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.forecast import CostModel
+    from thrifty.space import Space
+    from thrifty.study import Study
+
+#: Random configurations drawn from the space to average the cost of "a new trial".
+N_RANDOM_CONFIGS = 256
+#: The states a report breaks the spend down by, in this order ("stopped" is "stopped early").
+REPORT_STATES = (TrialState.COMPLETED, TrialState.STOPPED, TrialState.FAILED, TrialState.INFEASIBLE,
+                 TrialState.RUNNING)
+
+_LIMIT_ORDER = ("trials", "usd", "gpu_hours", "wall_s")
+
+
+# -- JSON -------------------------------------------------------------------------------------
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: dataclasses and mappings become dicts, tuples lists, and non-finite
+    floats strings (``"nan"``, ``"inf"``), so ``json.loads(json.dumps(x)) == x``."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, (TrialState,)):
+        return obj.value
+    return obj
+
+
+class _ToDict:
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON-compatible values (dicts, lists, numbers, strings, None)."""
+        return _jsonable(self)
+
+
+def _frozen_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(m or {}))
+
+
+# -- records ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=True)
+class TrialCost(_ToDict):
+    """One line of the ledger: what one trial cost.
+
+    ``cost_usd``: dollars (metered compute plus reported costs); ``elapsed_s``: seconds the trial
+    ran; ``gpu_hours``: GPU-hours it held; ``last_step``: the largest step (resource) it reported,
+    ``None`` if it reported none; ``note``: why a stopped trial stopped, or the gist of a failed or
+    infeasible trial's error (its first line, or the last line of a Python traceback).
+    """
+
+    number: int
+    state: str
+    cost_usd: float
+    elapsed_s: float
+    gpu_hours: float
+    resources: Mapping[str, float]
+    last_step: float | None
+    note: str | None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class StateSpend(_ToDict):
+    """The spend of the trials in one state: ``trials`` (count), ``cost_usd`` (dollars),
+    ``elapsed_s`` (seconds, summed over trials) and ``gpu_hours``."""
+
+    state: str
+    trials: int
+    cost_usd: float
+    elapsed_s: float
+    gpu_hours: float
+
+
+@dataclass(frozen=True)
+class LimitStatus(_ToDict):
+    """One budget limit: ``limit`` is its name (``trials``, ``usd`` in dollars, ``gpu_hours``,
+    ``wall_s`` in seconds of active wall time), ``value`` the limit, ``used`` what the study has
+    consumed and ``left`` what remains (never below 0), in the limit's unit."""
+
+    limit: str
+    value: float | int
+    used: float | int
+    left: float | int
+
+
+@dataclass(frozen=True)
+class BudgetStatus(_ToDict):
+    """The study's budget and what is left of each limit set (``limits``; empty: no budget).
+
+    If the circuit breaker of a hard budget tripped (running trials were told to stop),
+    ``breaker_tripped`` is true, ``breaker_limit`` names the limit (``usd``, ``gpu_hours`` or
+    ``wall_s``; ``None`` if it cannot be told), ``breaker_message`` is the recorded reason and
+    ``breaker_at`` when it tripped (seconds since the epoch)."""
+
+    hard: bool
+    limits: tuple[LimitStatus, ...]
+    exhausted: str | None = None
+    breaker_tripped: bool = False
+    breaker_limit: str | None = None
+    breaker_message: str | None = None
+    breaker_at: float | None = None
+
+
+@dataclass(frozen=True)
+class EarlyStopSavings(_ToDict):
+    """An *estimate* of the dollars early stopping saved.
+
+    For each STOPPED trial: the cost model's forecast of running it to ``full_resource`` (the
+    largest step any completed trial reached) minus what it actually cost, at least 0. ``usd`` sums
+    the forecast means; ``low_usd``/``high_usd`` sum the ends of each forecast's 90% interval
+    (so the range is wider than a 90% interval of the sum). ``note`` says how it was made or why
+    it is 0.
+    """
+
+    usd: float
+    low_usd: float
+    high_usd: float
+    stopped_trials: int
+    stopped_cost_usd: float
+    full_resource: float | None
+    note: str
+    estimate: bool = True
+
+
+@dataclass(frozen=True)
+class FinishForecast(_ToDict):
+    """An *estimate* of the dollars the study's remaining trials will cost.
+
+    Only with a trial limit: ``remaining_trials`` (the limit minus trials started) times
+    ``per_trial_usd`` (the cost model's mean forecast over random configurations at the full
+    resource, or the mean cost of the finished trials if the model is not fitted) is
+    ``uncapped_usd``; ``usd`` is that, capped by the dollars left of a dollar budget
+    (``capped`` says whether the cap applied). ``None`` fields: no forecast (see ``note``).
+    """
+
+    remaining_trials: int | None
+    per_trial_usd: float | None
+    usd: float | None
+    uncapped_usd: float | None
+    capped: bool
+    basis: str | None
+    note: str
+    estimate: bool = True
+
+
+@dataclass(frozen=True)
+class BestSoFar(_ToDict):
+    """The best COMPLETED trial so far: its ``number``, objective ``metric`` and ``value``, the
+    ``direction`` (``min``/``max``), its ``params`` and what it cost (``cost_usd``, dollars)."""
+
+    number: int
+    metric: str
+    value: float
+    direction: str
+    params: Mapping[str, Any]
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class CostReport(_ToDict):
+    """Where a study's money went (see the module docstring for the units).
+
+    ``spent_usd``: dollars in the study's ledger, every trial and state included;
+    ``by_state``: the spend broken down by trial state; ``gpu_hours``: GPU-hours held;
+    ``wall_s``: seconds during which at least one trial ran; ``trials_started``: trials started
+    (a retry of a trial whose worker died counts once); ``trials``: the per-trial ledger in number
+    order (see :meth:`most_expensive`).
+    """
+
+    study: str
+    storage: str
+    generated_at: float
+    objectives: Mapping[str, str]
+    spent_usd: float
+    by_state: tuple[StateSpend, ...]
+    gpu_hours: float
+    wall_s: float
+    trials_started: int
+    trials_total: int
+    budget: BudgetStatus
+    saved_by_early_stopping: EarlyStopSavings
+    forecast_to_finish: FinishForecast
+    best: BestSoFar | None
+    trials: tuple[TrialCost, ...]
+    notes: tuple[str, ...] = ()
+
+    def most_expensive(self, n: int | None = None) -> list[TrialCost]:
+        """The ledger sorted by cost, most expensive first (ties: lower number first)."""
+        ranked = sorted(self.trials, key=lambda t: (-t.cost_usd, t.number))
+        return ranked if n is None else ranked[:n]
+
+    def spend(self, state: str | TrialState) -> StateSpend:
+        """The spend of one state (``"completed"``, ``"stopped"``, ...)."""
+        key = TrialState.parse(state).value
+        for s in self.by_state:
+            if s.state == key:
+                return s
+        return StateSpend(key, 0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class TrialsForecast(_ToDict):
+    """The forecast cost of ``n_trials`` new trials run to ``resource``, in dollars.
+
+    ``mean_usd``: the expected total (``n_trials`` times ``per_trial_usd``, the cost model's mean
+    forecast averaged over random configurations); ``low_usd``/``high_usd``: a 90% interval of
+    the total by Monte Carlo over the configurations and their lognormal forecasts.
+    """
+
+    n_trials: int
+    resource: float
+    per_trial_usd: float
+    mean_usd: float
+    low_usd: float
+    high_usd: float
+    n_configs: int
+    method: str
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def error_gist(text: str | None) -> str | None:
+    """One line of an error text: the last line of a Python traceback (where the exception is
+    named), else the first non-empty line."""
+    if not text:
+        return None
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    if lines[0].startswith("Traceback (most recent call last)"):
+        return lines[-1]
+    return lines[0]
+
+
+def full_resource(trials: Sequence[Trial]) -> float | None:
+    """The resource a full trial reaches: the largest step any COMPLETED trial reported
+    (``None`` if no completed trial reported a step)."""
+    steps = [t.last_step for t in trials if t.state is TrialState.COMPLETED and t.last_step is not None]
+    return float(max(steps)) if steps else None
+
+
+def random_configs(space: Space, n: int = N_RANDOM_CONFIGS, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` configurations drawn uniformly (log-uniformly where the space says log) from the
+    space, reproducibly for a given ``seed``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [space.decode(rng.random(space.n_dims)) for _ in range(n)]
+
+
+def _breaker_limit(message: str, budget: Budget, usage: Usage) -> str | None:
+    """Which limit the breaker's recorded reason names (the messages of ``Budget.exhausted``)."""
+    if "budget of $" in message:
+        return "usd"
+    if "GPU-hours" in message:
+        return "gpu_hours"
+    if "wall time" in message:
+        return "wall_s"
+    hit = budget.exhausted(usage, running_limits_only=True)
+    return hit[0] if hit else None
+
+
+def _budget_status(budget: Budget, usage: Usage, stop: str | None, stop_at: float | None) -> BudgetStatus:
+    limits = []
+    used_of = {"usd": usage.usd, "gpu_hours": usage.gpu_hours, "wall_s": usage.wall_s}
+    for name in _LIMIT_ORDER:
+        value = getattr(budget, name)
+        if value is None:
+            continue
+        if name == "trials":  # whole numbers stay whole
+            limits.append(LimitStatus(limit=name, value=value, used=usage.trials, left=max(value - usage.trials, 0)))
+            continue
+        used = used_of[name]
+        limits.append(LimitStatus(limit=name, value=float(value), used=used, left=max(float(value) - used, 0.0)))
+    hit = budget.exhausted(usage)
+    return BudgetStatus(
+        hard=budget.hard,
+        limits=tuple(limits),
+        exhausted=hit[1] if hit else None,
+        breaker_tripped=stop is not None,
+        breaker_limit=_breaker_limit(stop, budget, usage) if stop is not None else None,
+        breaker_message=stop,
+        breaker_at=stop_at if stop is not None else None,
+    )
+
+
+def _fit(study: Study) -> tuple[CostModel | None, str | None]:
+    """The study's cost model if it is fitted, else ``(None, why not)``."""
+    try:
+        model = study.cost_model()
+        fitted = model.is_fitted
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on an estimate
+        return None, f"the cost model could not be fitted ({exc})"
+    if not fitted:
+        return None, "the cost model is not fitted yet (too few finished trials with costs)"
+    return model, None
+
+
+def _savings(model: CostModel | None, why_not: str | None, trials: Sequence[Trial],
+             full: float | None) -> EarlyStopSavings:
+    stopped = [t for t in trials if t.state is TrialState.STOPPED]
+    actual = math.fsum(t.cost_usd for t in stopped)
+
+    def zero(note: str) -> EarlyStopSavings:
+        return EarlyStopSavings(0.0, 0.0, 0.0, len(stopped), actual, full, note)
+
+    if not stopped:
+        return zero("no trial was stopped early")
+    if full is None:
+        return zero("no completed trial reported a step, so the full resource of a trial is unknown")
+    if model is None:
+        return zero(why_not or "the cost model is not fitted")
+    usd = low = high = 0.0
+    for t in stopped:
+        f = model.predict(dict(t.params), full)
+        usd += max(f.mean_usd - t.cost_usd, 0.0)
+        low += max(f.low_usd - t.cost_usd, 0.0)
+        high += max(f.high_usd - t.cost_usd, 0.0)
+    n = len(stopped)
+    return EarlyStopSavings(
+        usd=usd, low_usd=low, high_usd=high, stopped_trials=n, stopped_cost_usd=actual, full_resource=full,
+        note=(f"estimate: the cost model's forecast of running the {n} stopped trial{'s' if n != 1 else ''} "
+              f"to step {full:g} (the largest step of a completed trial), minus what they cost; "
+              "the range sums each forecast's 90% interval"),
+    )
+
+
+def _forecast(study: Study, model: CostModel | None, trials: Sequence[Trial], budget: Budget, usage: Usage,
+              full: float | None) -> FinishForecast:
+    if budget.trials is None:
+        return FinishForecast(None, None, None, None, False, None, "the budget has no trial limit to finish")
+    remaining = max(budget.trials - usage.trials, 0)
+    per_trial: float | None = None
+    basis: str | None = None
+    resource = full if full is not None else 1.0
+    try:
+        if model is not None:
+            per_trial = float(model.expected_cost(random_configs(study.space, N_RANDOM_CONFIGS, study.seed), resource))
+            basis = (f"cost model: mean forecast over {N_RANDOM_CONFIGS} random configurations "
+                     f"at step {resource:g}")
+    except Exception:  # noqa: BLE001 - fall back to the mean cost below
+        per_trial = None
+    if per_trial is None:
+        finished = [t for t in trials if t.state.is_finished]
+        if not finished:
+            if remaining == 0:
+                return FinishForecast(0, None, 0.0, 0.0, False, None, "no trials are left to run")
+            return FinishForecast(remaining, None, None, None, False, None,
+                                  "no trial has finished yet, so there is nothing to forecast from")
+        per_trial = math.fsum(t.cost_usd for t in finished) / len(finished)
+        plural = "s" if len(finished) != 1 else ""
+        basis = f"mean cost of the {len(finished)} finished trial{plural} (cost model not fitted)"
+    uncapped = remaining * per_trial
+    usd, capped = uncapped, False
+    left = budget.remaining_usd(usage)
+    if left is not None and uncapped > left:
+        usd, capped = left, True
+    note = (f"estimate: {remaining} trial{'s' if remaining != 1 else ''} left of the {budget.trials}-trial budget "
+            f"x ${per_trial:,.4f} per trial")
+    if capped:
+        note += f", capped by the ${left:,.4f} left of the ${budget.usd:,.2f} budget"
+    return FinishForecast(remaining, per_trial, usd, uncapped, capped, basis, note)
+
+
+def _best(study: Study) -> tuple[BestSoFar | None, str | None]:
+    if study.is_multi_objective:
+        try:
+            front = study.pareto_front()
+        except ThriftyError:
+            front = []
+        return None, f"multi-objective study: {len(front)} trials on the Pareto front (thrifty best {study.name})"
+    try:
+        b = study.best
+    except ThriftyError:
+        return None, None
+    metric, direction = next(iter(study.objectives.items()))
+    value = b.metrics.get(metric, math.nan)
+    return BestSoFar(b.number, metric, float(value), direction, _frozen_map(b.params), b.cost_usd), None
+
+
+# -- the report -------------------------------------------------------------------------------
+def cost_report(study: Study) -> CostReport:
+    """Read the study and report where its money went (see :class:`CostReport`).
+
+    Amounts are in dollars, durations in seconds, GPU time in GPU-hours. The savings from early
+    stopping and the forecast to finish are estimates from the study's cost model; the rest
+    comes from the ledger.
+    """
+    now = time.time()
+    record = study.storage.load_study(study.name)
+    usage = record.usage(now)
+    budget = Budget.from_dict(record.budget)
+    trials = study.trials
+    ledger = tuple(
+        TrialCost(
+            number=t.number,
+            state=t.state.value,
+            cost_usd=t.cost_usd,
+            elapsed_s=t.elapsed_s,
+            gpu_hours=t.gpu_s / 3600.0,
+            resources=_frozen_map(t.resources),
+            last_step=t.last_step,
+            note=t.reason if t.state is TrialState.STOPPED else error_gist(t.error),
+            params=_frozen_map(t.params),
+            retried=t.retried,
+        )
+        for t in trials
+    )
+    states = list(REPORT_STATES)
+    if any(t.state is TrialState.PENDING for t in trials):
+        states.append(TrialState.PENDING)
+    by_state = tuple(
+        StateSpend(
+            state=s.value,
+            trials=sum(1 for t in trials if t.state is s),
+            cost_usd=math.fsum(t.cost_usd for t in trials if t.state is s),
+            elapsed_s=math.fsum(t.elapsed_s for t in trials if t.state is s),
+            gpu_hours=math.fsum(t.gpu_s for t in trials if t.state is s) / 3600.0,
+        )
+        for s in states
+    )
+    notes: list[str] = []
+    attributed = math.fsum(t.cost_usd for t in trials)
+    if abs(attributed - usage.usd) > 1e-9 * max(1.0, usage.usd):
+        notes.append(f"the trials add up to ${attributed:,.6f} but the study's ledger holds ${usage.usd:,.6f}")
+    full = full_resource(trials)
+    model, why_not = _fit(study)
+    best, best_note = _best(study)
+    if best_note:
+        notes.append(best_note)
+    return CostReport(
+        study=study.name,
+        storage=study.storage_url,
+        generated_at=now,
+        objectives=_frozen_map(study.objectives),
+        spent_usd=usage.usd,
+        by_state=by_state,
+        gpu_hours=usage.gpu_hours,
+        wall_s=usage.wall_s,
+        trials_started=usage.trials,
+        trials_total=len(trials),
+        budget=_budget_status(budget, usage, record.budget_stop, record.budget_stop_at),
+        saved_by_early_stopping=_savings(model, why_not, trials, full),
+        forecast_to_finish=_forecast(study, model, trials, budget, usage, full),
+        best=best,
+        trials=ledger,
+        notes=tuple(notes),
+    )
+
+
+# -- forecasting new trials -------------------------------------------------------------------
+#: Monte Carlo draws of the total; above ``_MC_MAX_TRIALS`` trials a normal approximation is used.
+_MC_DRAWS = 4000
+_MC_MAX_TRIALS = 2000
+
+
+def forecast_trials(
+    model: CostModel, space: Space, n_trials: int, resource: float, *, n_configs: int = N_RANDOM_CONFIGS,
+    seed: int = 0,
+) -> TrialsForecast:
+    """The cost of ``n_trials`` new trials of random configurations run to ``resource``.
+
+    ``per_trial_usd`` is ``model.expected_cost`` over ``n_configs`` random configurations; the
+    expected total is ``n_trials`` times that. The 90% interval (5th to 95th percentile, dollars)
+    comes from Monte Carlo: each draw picks ``n_trials`` configurations from the pool and a cost
+    for each from its lognormal forecast (median, ``std_log``), and sums them; for more than
+    2000 trials the sum's normal approximation is used instead.
+    """
+    import numpy as np
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials={n_trials!r}: expected an integer >= 1")
+    configs = random_configs(space, n_configs, seed)
+    per_trial = float(model.expected_cost(configs, resource))
+    forecasts = [model.predict(c, resource) for c in configs]
+    mu = np.log(np.maximum([f.median_usd for f in forecasts], 1e-300))
+    sd = np.asarray([f.std_log for f in forecasts], dtype=float)
+    rng = np.random.default_rng(seed + 1)
+    if n_trials <= _MC_MAX_TRIALS:
+        totals = np.empty(_MC_DRAWS)
+        chunk = max(1, 2_000_000 // n_trials)
+        for start in range(0, _MC_DRAWS, chunk):
+            m = min(chunk, _MC_DRAWS - start)
+            idx = rng.integers(0, len(configs), size=(m, n_trials))
+            draws = np.exp(mu[idx] + sd[idx] * rng.standard_normal((m, n_trials)))
+            totals[start:start + m] = draws.sum(axis=1)
+        low, high = (float(v) for v in np.percentile(totals, [5.0, 95.0]))
+        method = f"Monte Carlo, {_MC_DRAWS} draws"
+    else:
+        m1 = float(np.mean(np.exp(mu + sd**2 / 2)))
+        m2 = float(np.mean(np.exp(2 * mu + 2 * sd**2)))
+        std = math.sqrt(max(m2 - m1 * m1, 0.0) * n_trials)
+        centre = n_trials * m1
+        low, high = max(centre - 1.645 * std, 0.0), centre + 1.645 * std
+        method = "normal approximation of the sum"
+    return TrialsForecast(
+        n_trials=n_trials, resource=float(resource), per_trial_usd=per_trial, mean_usd=n_trials * per_trial,
+        low_usd=low, high_usd=high, n_configs=len(configs), method=method,
+    )
+
+
+__all__ = [
+    "BestSoFar",
+    "BudgetStatus",
+    "CostReport",
+    "EarlyStopSavings",
+    "FinishForecast",
+    "LimitStatus",
+    "StateSpend",
+    "TrialCost",
+    "TrialsForecast",
+    "cost_report",
+    "error_gist",
+    "forecast_trials",
+    "full_resource",
+    "random_configs",
+]
