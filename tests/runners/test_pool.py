@@ -36,8 +36,26 @@ def test_cpu_slots_follow_the_affinity_mask():
         plan_slots({"cpu": len(cores) + 1}, n_workers=None)
 
 
-def test_plain_slots_without_resources():
-    assert plan_slots({}, n_workers=3) == [Slot(), Slot(), Slot()]
+def test_plain_slots_without_resources_share_the_cores_between_threads():
+    cores = len(os.sched_getaffinity(0))
+    assert plan_slots({}, n_workers=3) == [Slot(threads=max(1, cores // 3))] * 3
+    assert plan_slots({}, n_workers=None) == [Slot()]  # one worker: its libraries keep every core
+
+
+def test_a_worker_slot_limits_the_blas_threads_of_its_process(sqlite_url):
+    """A forked worker's numpy already read OPENBLAS_NUM_THREADS; the slot must still limit it."""
+    study = th.Study.create({"x": th.Float(0, 1)}, storage=sqlite_url)
+
+    def objective(trial):
+        from threadpoolctl import threadpool_info
+
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        return {"value": float(max(blas)), "env": float(os.environ["OPENBLAS_NUM_THREADS"])}
+
+    study.optimize(objective, n_trials=2, n_workers=2, progress=False)
+    cores = len(os.sched_getaffinity(0))
+    for t in study.trials:
+        assert t.metrics["value"] == max(1, cores // 2) == t.metrics["env"]
 
 
 def test_workers_see_only_their_own_gpu(sqlite_url):

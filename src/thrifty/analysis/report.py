@@ -494,9 +494,10 @@ def forecast_trials(
 
     ``per_trial_usd`` is ``model.expected_cost`` over ``n_configs`` random configurations; the
     expected total is ``n_trials`` times that. The 90% interval (5th to 95th percentile, dollars)
-    comes from Monte Carlo: each draw picks ``n_trials`` configurations from the pool and a cost
-    for each from its lognormal forecast (median, ``std_log``), and sums them; for more than
-    2000 trials the sum's normal approximation is used instead.
+    comes from Monte Carlo over :meth:`~thrifty.cost.forecast.CostModel.sample_log`'s joint draws:
+    each draw is one plausible cost function (the model's uncertainty shared by all trials, plus
+    each trial's own noise); the total picks ``n_trials`` configurations from the pool and sums
+    their costs under it. Above 2000 trials the picking is replaced by its normal approximation.
     """
     import numpy as np
 
@@ -504,27 +505,22 @@ def forecast_trials(
         raise ValueError(f"n_trials={n_trials!r}: expected an integer >= 1")
     configs = random_configs(space, n_configs, seed)
     per_trial = float(model.expected_cost(configs, resource))
-    forecasts = [model.predict(c, resource) for c in configs]
-    mu = np.log(np.maximum([f.median_usd for f in forecasts], 1e-300))
-    sd = np.asarray([f.std_log for f in forecasts], dtype=float)
     rng = np.random.default_rng(seed + 1)
+    costs = np.exp(model.sample_log(configs, resource, _MC_DRAWS, rng))  # (draws, configs)
     if n_trials <= _MC_MAX_TRIALS:
         totals = np.empty(_MC_DRAWS)
         chunk = max(1, 2_000_000 // n_trials)
         for start in range(0, _MC_DRAWS, chunk):
             m = min(chunk, _MC_DRAWS - start)
             idx = rng.integers(0, len(configs), size=(m, n_trials))
-            draws = np.exp(mu[idx] + sd[idx] * rng.standard_normal((m, n_trials)))
-            totals[start:start + m] = draws.sum(axis=1)
-        low, high = (float(v) for v in np.percentile(totals, [5.0, 95.0]))
-        method = f"Monte Carlo, {_MC_DRAWS} draws"
+            totals[start:start + m] = np.take_along_axis(costs[start:start + m], idx, axis=1).sum(axis=1)
+        method = f"Monte Carlo, {_MC_DRAWS} joint draws"
     else:
-        m1 = float(np.mean(np.exp(mu + sd**2 / 2)))
-        m2 = float(np.mean(np.exp(2 * mu + 2 * sd**2)))
-        std = math.sqrt(max(m2 - m1 * m1, 0.0) * n_trials)
-        centre = n_trials * m1
-        low, high = max(centre - 1.645 * std, 0.0), centre + 1.645 * std
-        method = "normal approximation of the sum"
+        centre = n_trials * costs.mean(axis=1)
+        spread = np.sqrt(n_trials * costs.var(axis=1))
+        totals = np.maximum(centre + spread * rng.standard_normal(_MC_DRAWS), 0.0)
+        method = f"Monte Carlo, {_MC_DRAWS} joint draws, normal approximation of the picking"
+    low, high = (float(v) for v in np.percentile(totals, [5.0, 95.0]))
     return TrialsForecast(
         n_trials=n_trials, resource=float(resource), per_trial_usd=per_trial, mean_usd=n_trials * per_trial,
         low_usd=low, high_usd=high, n_configs=len(configs), method=method,

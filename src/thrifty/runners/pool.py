@@ -26,10 +26,12 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "N
 
 @dataclass(frozen=True)
 class Slot:
-    """What one worker may use: GPU ids (as CUDA names them) and CPU core ids (empty: no pinning)."""
+    """What one worker may use: GPU ids (as CUDA names them), CPU core ids (empty: no pinning) and
+    the number of threads its numeric libraries (BLAS, OpenMP) may start (0: leave them alone)."""
 
     gpus: tuple[str, ...] = ()
     cpus: tuple[int, ...] = ()
+    threads: int = 0
 
     def apply(self) -> None:
         """Confine this process (and the programs it starts) to the slot."""
@@ -38,8 +40,15 @@ class Slot:
         if self.cpus:
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, set(self.cpus))
-            for var in _THREAD_VARS:
-                os.environ[var] = str(len(self.cpus))
+        threads = len(self.cpus) or self.threads
+        if threads:
+            for var in _THREAD_VARS:  # for the programs this worker starts
+                os.environ[var] = str(threads)
+            # ... and for this (forked) process, whose libraries already read the variables: without
+            # this, N workers each run BLAS with one thread per core and stall each other.
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(threads)
         os.environ["THRIFTY_SLOT_GPUS"] = ",".join(self.gpus)
         os.environ["THRIFTY_SLOT_CPUS"] = ",".join(map(str, self.cpus))
 
@@ -72,13 +81,16 @@ def plan_slots(
 ) -> list[Slot]:
     """The slots for up to ``n_workers`` workers whose trials each hold ``resources``.
 
-    Without GPU or CPU requests there is no pinning: ``n_workers`` plain slots (1 if None).
-    Otherwise as many slots as the machine holds, capped by ``n_workers``.
+    Without GPU or CPU requests there is no pinning: ``n_workers`` plain slots (1 if None), whose
+    numeric libraries share the cores (``cores // n_workers`` threads each, at least 1, when there is
+    more than one worker). Otherwise as many slots as the machine holds, capped by ``n_workers``.
     """
     gpu = float(resources.get("gpu", 0.0))
     cpu = float(resources.get("cpu", 0.0))
     if gpu <= 0 and cpu <= 0:
-        return [Slot() for _ in range(n_workers or 1)]
+        n = n_workers or 1
+        threads = max(1, len(visible_cpus()) // n) if n > 1 else 0
+        return [Slot(threads=threads) for _ in range(n)]
     gpu_groups: list[tuple[str, ...]] | None = None
     if gpu > 0:
         ids = visible_gpus(gpus)
