@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,46 @@ def test_bad_usage_exits_2(tmp_path):
     assert p.returncode == 2 and "invalid choice" in p.stderr
     p = thrifty("trials", cwd=tmp_path, check_rc=None)
     assert p.returncode == 2
+
+
+def test_run_a_command_config_with_asha_promotion_resumes_programs_from_checkpoints(tmp_path):
+    """`thrifty run` with `command:` and `metrics:` (no Python workload): the script runner, with a
+    scheduler that pauses and resumes the programs."""
+    import json as _json
+
+    script = Path(__file__).resolve().parent / "helpers" / "resumable_script.py"
+    config = tmp_path / "cmd.yaml"
+    config.write_text(f"""
+name: cmd
+storage: sqlite:///{tmp_path / 'cmd.db'}
+command: {sys.executable} {script} --lr {{lr}} --epochs {{max_resource}}
+metrics:
+  val_acc: {{regex: 'val_acc=([0-9.]+)', goal: max}}
+  epoch: {{regex: 'epoch=(\\d+)'}}
+  trained: {{regex: 'trained=(\\d+)'}}
+max_resource: 9
+scheduler: {{name: asha, min_resource: 1, max_resource: 9, reduction_factor: 3, mode: promotion}}
+n_trials: 9
+n_workers: 2
+artifact_root: {tmp_path / 'art'}
+space:
+  lr: {{type: float, low: 0.1, high: 1.0}}
+""")
+    thrifty("run", config, "--no-progress", cwd=tmp_path)
+    p = thrifty("export", "cmd", "--format", "json", "--storage", f"sqlite:///{tmp_path / 'cmd.db'}", cwd=tmp_path)
+    trials = _json.loads(p.stdout)["trials"]
+    states = {t["state"] for t in trials}
+    assert "running" not in states and {"completed", "paused"} <= states, states
+    reports = [m for t in trials for m in t["measurements"] if "trained" in m["metrics"]]
+    assert reports and all(m["metrics"]["trained"] == m["step"] for m in reports)
+    assert any(m["step"] > 1 for t in trials if t["state"] == "completed" for m in t["measurements"])
+
+
+def test_a_command_config_needs_metrics_and_not_both_kinds_of_workload(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("command: python x.py\nspace: {x: {type: float, low: 0, high: 1}}\n")
+    assert_one_line_error(thrifty("run", bad, cwd=tmp_path, check_rc=None), "'command' needs 'metrics'")
+    bad.write_text("command: python x.py\nworkload: m:f\nmetrics: {a: 'a=(.*)'}\nspace: {x: [1, 2]}\n")
+    assert_one_line_error(thrifty("run", bad, cwd=tmp_path, check_rc=None), "not both")
+    bad.write_text("workload: m:f\nmax_resource: 3\nspace: {x: [1, 2]}\n")
+    assert_one_line_error(thrifty("run", bad, cwd=tmp_path, check_rc=None), "only apply with 'command'")

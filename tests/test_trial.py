@@ -123,7 +123,7 @@ class TestTrial:
         assert not t.is_finished
 
     def test_bad_state(self):
-        names = "pending, running, completed, stopped, failed, infeasible"
+        names = "pending, running, paused, completed, stopped, failed, infeasible"
         with invalid(re.escape(f"unknown trial state 'done' (expected one of {names})")):
             _trial(state="done")
 
@@ -184,7 +184,7 @@ class TestTrialState:
 
     @pytest.mark.parametrize("bad", ["done", "", None, 3])
     def test_parse_errors(self, bad):
-        with invalid(re.escape(f"unknown trial state {bad!r} (expected one of pending, running, completed")):
+        with invalid(re.escape(f"unknown trial state {bad!r} (expected one of pending, running, paused, completed")):
             th.TrialState.parse(bad)
 
     def test_parse_error_is_a_value_error_and_thrifty_error(self):

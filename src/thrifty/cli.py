@@ -26,7 +26,17 @@ CONFIG_KEYS = {
     "storage": "storage URL (default sqlite:///thrifty.db)",
     "space": "the search space (required)",
     "objective": "'min', 'max' or {metric: min|max} (default max)",
-    "workload": "module:function to call with each trial (required)",
+    "workload": "module:function to call with each trial (this or command)",
+    "command": "program to run per trial, e.g. 'python train.py --lr {lr}' (this or workload)",
+    "metrics": "with command: {name: {regex: '...', goal: max|min}}, read from what the program prints",
+    "step_metric": "with command: the metric that is the report's step (default: 'epoch' or 'step' if defined)",
+    "max_resource": "with command: the step a full trial reaches ({max_resource} in the command)",
+    "infeasible_patterns": "with command: output patterns that make a trial INFEASIBLE (e.g. 'CUDA out of memory')",
+    "trial_timeout_s": "with command: seconds after which a trial's program is killed (FAILED)",
+    "grace_s": "with command: seconds between SIGTERM and SIGKILL when a trial is stopped (default 10)",
+    "max_preemptions": "with command: restarts of a program killed by a signal thrifty did not send (default 2)",
+    "artifact_root": "folder of the trials' logs and checkpoints (default thrifty_artifacts)",
+    "keep_checkpoints": "keep the checkpoints of the best K finished trials only (default 3; null keeps all)",
     "strategy": "strategy name or {name: ..., ...} (default random)",
     "scheduler": "scheduler name or {name: ..., ...} (default none)",
     "seed": "integer seed (default 0)",
@@ -62,7 +72,7 @@ def _ts(t: float | None) -> str:
 
 
 # -- config -----------------------------------------------------------------------------------
-def load_config(path: str, required: Sequence[str] = ("space", "workload")) -> dict[str, Any]:
+def load_config(path: str, required: Sequence[str] = ("space", "workload|command")) -> dict[str, Any]:
     """Read and check a ``thrifty run`` config file (YAML or JSON); ``required``: keys it must hold."""
     import yaml
 
@@ -81,9 +91,43 @@ def load_config(path: str, required: Sequence[str] = ("space", "workload")) -> d
             f"config file {path!r}: unknown key(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}"
         )
     for key in required:
-        if key not in data:
-            raise ValidationError(f"config file {path!r}: missing {key!r} ({CONFIG_KEYS[key]})")
+        options = key.split("|")
+        present = [k for k in options if k in data]
+        if not present:
+            what = " or ".join(f"{k!r} ({CONFIG_KEYS[k]})" for k in options)
+            raise ValidationError(f"config file {path!r}: missing {what}")
+        if len(present) > 1:
+            raise ValidationError(f"config file {path!r}: give one of {' or '.join(map(repr, options))}, not both")
+    command_only = [k for k in ("metrics", "step_metric", "max_resource", "infeasible_patterns", "trial_timeout_s",
+                                "grace_s", "max_preemptions") if k in data]
+    if command_only and "command" not in data:
+        raise ValidationError(f"config file {path!r}: {', '.join(command_only)} only apply with 'command'")
+    if "command" in data and "metrics" not in data:
+        raise ValidationError(f"config file {path!r}: 'command' needs 'metrics' ({CONFIG_KEYS['metrics']})")
     return dict(data)
+
+
+def script_objective(cfg: Mapping[str, Any], config_dir: str) -> tuple[Any, Any]:
+    """The ScriptObjective of a ``command:`` config and the study objective it implies (the
+    metrics with a goal, unless the config names ``objective``)."""
+    from thrifty.runners.script import ScriptObjective
+
+    metrics = cfg["metrics"]
+    step = cfg.get("step_metric")
+    if step is None and isinstance(metrics, Mapping):
+        step = next((k for k in ("epoch", "step") if k in metrics), None)
+    fn = ScriptObjective(
+        cfg["command"], metrics, step_metric=step, max_resource=cfg.get("max_resource"),
+        infeasible_patterns=cfg.get("infeasible_patterns", ()), timeout_s=cfg.get("trial_timeout_s"),
+        grace_s=cfg.get("grace_s", 10.0), max_preemptions=cfg.get("max_preemptions", 2), cwd=config_dir,
+    )
+    objective = cfg.get("objective")
+    if objective is None:
+        goals = {k: v["goal"] for k, v in metrics.items() if isinstance(v, Mapping) and v.get("goal")}
+        if not goals:
+            raise ValidationError("metrics: give one metric a goal (max or min), or set 'objective'")
+        objective = goals
+    return fn, objective
 
 
 def import_workload(spec: str, search_dirs: Sequence[str] = ()) -> Any:
@@ -114,11 +158,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_dir = os.path.dirname(os.path.abspath(args.config))
     storage = args.storage or cfg.get("storage", DEFAULT_STORAGE)
     name = args.name or cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
-    objective_fn = import_workload(cfg["workload"], [config_dir])
+    if "command" in cfg:
+        objective_fn, objective = script_objective(cfg, config_dir)
+    else:
+        objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
     space = th.Space(cfg["space"])
     create_kwargs = dict(
         space=space,
-        objective=cfg.get("objective", "max"),
+        objective=objective,
         name=name,
         storage=storage,
         strategy=cfg.get("strategy", "random"),
@@ -130,6 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pricing=cfg.get("pricing"),
         resources=cfg.get("resources"),
         stop_when=cfg.get("stop_when"),
+        artifact_root=cfg.get("artifact_root", "thrifty_artifacts"),
+        keep_checkpoints=cfg.get("keep_checkpoints", 3),
     )
     try:
         study = th.Study.load(name, storage=storage)
@@ -551,17 +600,23 @@ def _dry_run(cfg: dict[str, Any], config_path: str, name: str, k: int) -> tuple[
 
     import thrifty as th
 
-    if "workload" not in cfg:
+    config_dir = os.path.dirname(os.path.abspath(config_path))
+    if "command" in cfg:
+        objective_fn, objective = script_objective(cfg, config_dir)
+        what = cfg["command"]
+    elif "workload" in cfg:
+        objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
+        what = cfg["workload"]
+    else:
         raise ValidationError(
-            f"config file {config_path!r}: no study to estimate from and no 'workload' to dry-run "
+            f"config file {config_path!r}: no study to estimate from and no 'workload' or 'command' to dry-run "
             f"({CONFIG_KEYS['workload']})"
         )
-    objective_fn = import_workload(cfg["workload"], [os.path.dirname(os.path.abspath(config_path))])
     study = th.Study.create(
-        th.Space(cfg["space"]), cfg.get("objective", "max"), name=f"{name}-dry-run", storage="memory",
+        th.Space(cfg["space"]), objective, name=f"{name}-dry-run", storage="memory",
         strategy="random", seed=cfg.get("seed", 0), pricing=cfg.get("pricing"), resources=cfg.get("resources"),
     )
-    print(f"thrifty: dry run: running {k} trial{'s' if k != 1 else ''} of {cfg['workload']} in a throwaway "
+    print(f"thrifty: dry run: running {k} trial{'s' if k != 1 else ''} of {what} in a throwaway "
           "in-memory study to measure their cost", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:

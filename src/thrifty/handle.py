@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,11 +27,16 @@ class TrialHandle:
         self._study = study
         self._trial = trial
         self._last_mark = time.monotonic()
-        self._last_step: float | None = None
-        self._last_metrics: dict[str, float] | None = None
-        self._cost_usd = 0.0
-        self._elapsed_s = 0.0
+        # A resumed trial goes on from its last report; a clone from its parent's step.
+        self._last_step: float | None = trial.last_step if trial.last_step is not None else trial.start_step
+        reported = [m for m in trial.measurements if m.metrics]
+        self._last_metrics: dict[str, float] | None = dict(reported[-1].metrics) if reported else None
+        self._cost_usd = trial.cost_usd
+        self._elapsed_s = trial.elapsed_s
         self.stop_reason: str | None = None
+        #: Set when the scheduler paused the trial (``should_stop`` is then true): ``optimize``
+        #: records it as PAUSED, to be resumed from its checkpoint later.
+        self.pausing = False
         self.finished = False
 
     @property
@@ -58,6 +62,24 @@ class TrialHandle:
     def retry_of(self) -> int | None:
         """Number of the trial this one re-runs (after its worker died), else ``None``."""
         return self._trial.retry_of
+
+    @property
+    def start_step(self) -> float:
+        """The step to continue from (0 for a fresh trial). A resumed trial (paused by the
+        scheduler, then promoted) or a clone (population-based training) starts here: load the
+        checkpoint from :attr:`checkpoint_dir` and report steps after this one."""
+        return float(self._trial.start_step or 0.0)
+
+    @property
+    def parent(self) -> int | None:
+        """The trial whose checkpoint this one continues (a PBT clone), else ``None``."""
+        return self._trial.parent
+
+    def should_checkpoint(self, step: float) -> bool:
+        """Whether to save a checkpoint (into :attr:`checkpoint_dir`) before reporting ``step``:
+        true where the scheduler may pause or clone the trial, so it can be resumed from there.
+        Write the checkpoint first, then report."""
+        return self._study.scheduler.checkpoint_at(float(step))
 
     @property
     def last_metrics(self) -> Mapping[str, float] | None:
@@ -150,7 +172,9 @@ class TrialHandle:
     def artifact_dir(self) -> Path:
         """This trial's folder in the study's artifact root (created on first use): logs, params,
         and the checkpoint folder. Paths, never blobs in the database."""
-        folder = Path(self._study.artifact_root) / _safe(self._study.name) / f"trial-{self.number:05d}"
+        from thrifty.checkpoints import trial_dir
+
+        folder = trial_dir(self._study, self.number)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -168,7 +192,3 @@ class TrialHandle:
     def __repr__(self) -> str:
         return f"TrialHandle(number={self.number}, params={dict(self.params)!r})"
 
-
-def _safe(name: str) -> str:
-    """A study name usable as a folder name."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

@@ -77,9 +77,17 @@ class ProgressView:
             "trials",
             f"{done}{target} done this run · {running} running · "
             f"{counts.get(TrialState.COMPLETED, 0)} completed · {counts.get(TrialState.STOPPED, 0)} stopped · "
-            f"{counts.get(TrialState.FAILED, 0)} failed",
+            + (f"{counts[TrialState.PAUSED]} paused · " if counts.get(TrialState.PAUSED) else "")
+            + f"{counts.get(TrialState.FAILED, 0)} failed",
         )
-        grid.add_row("spent", f"${spent:,.4f}  [dim]in {elapsed:,.0f} s[/]")
+        budget_text = ""
+        try:
+            usd = s.budget.usd
+        except Exception:  # noqa: BLE001 - the view must never kill the run
+            usd = None
+        if usd is not None:
+            budget_text = f" of ${usd:,.2f} · [bold]${max(usd - spent, 0.0):,.4f} left[/]"
+        grid.add_row("spent", f"${spent:,.4f}{budget_text}  [dim]in {elapsed:,.0f} s[/]")
         if not s.is_multi_objective:
             try:
                 best = s.best
@@ -87,6 +95,28 @@ class ProgressView:
             except Exception:  # noqa: BLE001 - no completed trial yet
                 grid.add_row("best", "[dim]none yet[/]")
         parts: list[Any] = [grid]
+        if running:
+            parts.append(self._running_table())
         if self.target:
             parts.insert(0, ProgressBar(total=self.target, completed=min(done, self.target), width=60))
         return Group(*parts)
+
+    def _running_table(self, limit: int = 8) -> Any:
+        """The running trials: number, step, last metrics, dollars so far, params (at most ``limit``)."""
+        from rich.table import Table
+
+        table = Table(box=None, padding=(0, 2), header_style="dim")
+        for col in ("trial", "step", "last report", "$ so far", "params"):
+            table.add_column(col)
+        try:
+            trials = self.study.get_trials([TrialState.RUNNING])
+        except Exception as exc:  # noqa: BLE001 - the view must never kill the run
+            return f"[red]running trials unavailable: {exc}[/]"
+        for t in trials[:limit]:
+            last = next((m for m in reversed(t.measurements) if m.metrics), None)
+            metrics = ", ".join(f"{k}={_short(v)}" for k, v in last.metrics.items()) if last else "-"
+            step = _short(t.last_step) if t.last_step is not None else "-"
+            table.add_row(str(t.number), step, metrics, f"{t.cost_usd:,.4f}", format_params(t.params, 50))
+        if len(trials) > limit:
+            table.add_row("…", "", f"{len(trials) - limit} more running", "", "")
+        return table

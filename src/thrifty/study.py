@@ -82,6 +82,7 @@ class Study:
         self.objectives: dict[str, str] = dict(record.objectives)
         self.strategy: Strategy = make_strategy(record.strategy)
         self.scheduler: Scheduler = make_scheduler(record.scheduler)
+        self.scheduler.bind(self.space)
         self.seed = record.seed
         self.max_retries = int(record.settings.get("max_retries", 0))
         self.heartbeat_grace_s = float(record.settings.get("heartbeat_grace_s", 60.0))
@@ -90,6 +91,10 @@ class Study:
         self.criteria: list[Criterion] = make_criteria(record.settings.get("stop_when"))
         #: Folder of the trials' artifact folders (logs, checkpoints), relative to the working folder.
         self.artifact_root: str = str(record.settings.get("artifact_root", "thrifty_artifacts"))
+        keep = record.settings.get("keep_checkpoints", 3)
+        #: Checkpoints of finished trials are deleted except those of the best ``keep_checkpoints``
+        #: (``None``: keep all). Paused, running and pending trials always keep theirs.
+        self.keep_checkpoints: int | None = None if keep is None else int(keep)
         utility = record.settings.get("utility")
         self.utility: CostUtility | None = CostUtility(**utility) if utility else None
         self._cost_model: tuple[int, CostModel, float] | None = None
@@ -123,6 +128,7 @@ class Study:
         resources: Mapping[str, float] | None = None,
         stop_when: Sequence[Criterion | Mapping[str, Any]] | Criterion | None = None,
         artifact_root: str = "thrifty_artifacts",
+        keep_checkpoints: int | None = 3,
         load_if_exists: bool = False,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
@@ -188,11 +194,13 @@ class Study:
                 "stop_when": [c.to_spec() for c in criteria],
                 "utility": utility.to_dict() if utility else None,
                 "artifact_root": str(artifact_root),
+                "keep_checkpoints": keep_checkpoints,
             },
         )
         study = cls(store, record)
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
         study.strategy, study.scheduler = strat, sched
+        sched.bind(study.space)
         return study
 
     @classmethod
@@ -330,10 +338,19 @@ class Study:
         if self.criteria:
             self._check_criteria()
         run_tag, run_max = _run if _run is not None else (None, None)
+        plan = None
+        if self.scheduler.plans_asks:
+            plan = self.scheduler.plan(self.history(), self.objectives)
+            for number in plan.resume:
+                resumed = self._storage.resume(self._record.id, number, self._worker_id, run_tag, time.time())
+                if resumed is not None:
+                    return self._hand_out(resumed)
         if self._usd_budget_seen:
             self._refresh_cost_model()
 
         def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
+            if plan is not None and not plan.new:
+                raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
             history = load_history() if self.strategy.needs_history else ()
             return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
 
@@ -341,7 +358,10 @@ class Study:
             self._record.id, self._worker_id, propose, self._limits(run_tag, run_max), time.time(),
             resources=self.resources, admit=self._admit,
         )
-        handle = TrialHandle(self, self._wrap(result.trial))
+        return self._hand_out(result.trial)
+
+    def _hand_out(self, trial: Trial) -> TrialHandle:
+        handle = TrialHandle(self, self._wrap(trial))
         with self._active_lock:
             self._active[handle.id] = handle
         self._ensure_heartbeat()
@@ -449,20 +469,20 @@ class Study:
                     )
             else:
                 st = TrialState.COMPLETED
-        if not st.is_finished:
-            raise ValidationError(f"tell(state={st.value!r}): a trial can only be told a finished state")
+        if not st.is_settled:
+            raise ValidationError(f"tell(state={st.value!r}): a trial can only be told a finished state or 'paused'")
         metrics: dict[str, float] | None = None
         if value is not None:
             metrics = check_metrics(value, default_name=self._default_metric)
-        elif st is TrialState.STOPPED and handle is not None and handle.last_metrics is not None:
+        elif st in (TrialState.STOPPED, TrialState.PAUSED) and handle is not None and handle.last_metrics is not None:
             metrics = dict(handle.last_metrics)
         if st in (TrialState.FAILED, TrialState.INFEASIBLE):
             if error is None:
                 error = "failed" if st is TrialState.FAILED else "infeasible"
         elif error is not None:
             raise ValidationError(f"tell(error=...) is only for failed or infeasible trials, not {st.value}")
-        if reason is not None and st is not TrialState.STOPPED:
-            raise ValidationError(f"tell(reason=...) is for stopped trials, not {st.value}")
+        if reason is not None and st not in (TrialState.STOPPED, TrialState.PAUSED):
+            raise ValidationError(f"tell(reason=...) is for stopped or paused trials, not {st.value}")
         # The last interval: metered time plus the reported cost.
         if handle is not None:
             elapsed, cost, gpu_s = handle._charge(elapsed_s, cost_usd)
@@ -488,7 +508,7 @@ class Study:
                     f"trial {number} returned {sorted(metrics)!r} but the objective needs {missing!r}; "
                     f"return a mapping with {sorted(self.objectives)!r}"
                 )
-        if st is TrialState.STOPPED and reason is None and handle is not None:
+        if st in (TrialState.STOPPED, TrialState.PAUSED) and reason is None and handle is not None:
             reason = handle.stop_reason
         measurement = None
         if metrics is not None or cost > 0 or elapsed > 0:
@@ -504,6 +524,10 @@ class Study:
             handle.finished = True
         with self._active_lock:
             self._active.pop(trial_id, None)
+        if st.is_finished and self.keep_checkpoints is not None:
+            from thrifty.checkpoints import clean_checkpoints
+
+            clean_checkpoints(self, self.keep_checkpoints)
         return self._wrap(finished)
 
     def _resolve(self, trial: TrialHandle | Trial | int) -> tuple[int, int]:
@@ -536,6 +560,18 @@ class Study:
         b = Budget.from_dict(budget)
         self._storage.update_study(self._record.id, budget=b.to_dict())
 
+    def lineage(self, number: int) -> list[Trial]:
+        """Trial ``number`` and the trials whose checkpoints it continues (population-based
+        training's clones), root first. See :func:`thrifty.schedulers.pbt.schedule` for the
+        hyperparameter schedule they make up."""
+        by_number = {t.number: t for t in self.get_trials()}
+        if number not in by_number:
+            raise ValidationError(f"study {self.name!r} has no trial number {number}")
+        chain = [by_number[number]]
+        while chain[-1].parent is not None and chain[-1].parent in by_number and len(chain) <= len(by_number):
+            chain.append(by_number[chain[-1].parent])
+        return chain[::-1]
+
     def history(self) -> list[Trial]:
         """Every trial with its measurements, in number order, read incrementally: finished
         trials never change, so only unfinished ones and those finished since the last read are
@@ -544,7 +580,7 @@ class Study:
         live: dict[int, Trial] = {}
         for t in self._wrap_all(fresh):
             assert t.id is not None
-            if t.is_finished:
+            if t.state.is_settled:  # finished or paused: changes only by being resumed (then live)
                 self._finished_cache[t.id] = t
                 self._history_seen = max(self._history_seen, t.finish_order or 0)
             else:
@@ -564,10 +600,51 @@ class Study:
                 return True
         else:
             history, current = [], handle.snapshot()
-        if self.scheduler.decide(current, history, self.objectives) is Decision.STOP:
+        decision = self.scheduler.decide(current, history, self.objectives)
+        if decision is Decision.STOP:
             handle.stop_reason = f"scheduler: {self.scheduler.name}"
+            successor = self.scheduler.successor(current, history, self.objectives)
+            if successor is not None:
+                clone = self._start_successor(current, successor)
+                handle.stop_reason = (f"scheduler: {self.scheduler.name}: replaced by trial {clone.number} "
+                                      f"(clone of trial {successor.parent} at step {successor.start_step:g})")
+            return True
+        if decision is Decision.PAUSE:
+            handle.stop_reason = f"scheduler: {self.scheduler.name}: paused at step {current.last_step:g}"
+            handle.pausing = True
+            return True
+        if self.scheduler.budget_aware and self.scheduler.max_resource is not None:
+            return self._budget_says_stop(handle, current)
+        return False
+
+    def _budget_says_stop(self, handle: TrialHandle, current: Trial) -> bool:
+        """The budget-aware rule (:mod:`thrifty.schedulers.budget_aware`)."""
+        from thrifty.schedulers.budget_aware import cannot_finish
+
+        record = self._storage.study_status(self._record.id)
+        budget = Budget.from_dict(record.budget)
+        if budget.usd is None:
+            return False
+        left = budget.usd - record.usage(time.time()).usd
+        assert self.scheduler.max_resource is not None
+        if cannot_finish(current, self.scheduler.max_resource, left, max(record.n_running, 1)):
+            handle.stop_reason = (f"scheduler: {self.scheduler.name}: budget-aware: cannot reach "
+                                  f"{self.scheduler.max_resource:g} within its share of the ${left:,.4f} left")
             return True
         return False
+
+    def _start_successor(self, trial: Trial, successor: Any) -> Trial:
+        """Enqueue the trial that continues ``successor.parent``'s checkpoint with new params, and
+        copy that checkpoint into the new trial's folder (a snapshot: the parent goes on)."""
+        from thrifty.checkpoints import copy_checkpoint
+
+        params = self.space.validate(successor.params)
+        clone = self._wrap(self._storage.enqueue(
+            self._record.id, params, time.time(), resources=self.resources or None,
+            parent=successor.parent, start_step=float(successor.start_step),
+        ))
+        copy_checkpoint(self, successor.parent, clone.number)
+        return clone
 
     # -- heartbeats ---------------------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
@@ -653,6 +730,8 @@ class Study:
                         "return the objective value (or report before stopping)"
                     )
                     return TrialState.FAILED, "returned None"
+                if handle.pausing:
+                    return self.tell(handle, state=TrialState.PAUSED).state, None
                 return self.tell(handle, state=TrialState.STOPPED).state, None
             return self.tell(handle, result).state, None
         except ValidationError as exc:

@@ -23,11 +23,14 @@ class TrialState(str, enum.Enum):
     PENDING (enqueued, waiting for a worker) -> RUNNING -> one of the finished states:
     COMPLETED (ran to the end), STOPPED (ended early by a scheduler, a budget or the user; its last
     report is kept), FAILED (an error, with its text; or its worker died), INFEASIBLE (the
-    configuration cannot be evaluated, with the reason).
+    configuration cannot be evaluated, with the reason). A RUNNING trial may also be PAUSED by a
+    scheduler (ASHA's promotion variant, synchronous Hyperband): it rests with its checkpoint and
+    may be resumed (RUNNING again, from its last step) by any worker later.
     """
 
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"
     COMPLETED = "completed"
     STOPPED = "stopped"
     FAILED = "failed"
@@ -35,6 +38,11 @@ class TrialState(str, enum.Enum):
 
     @property
     def is_finished(self) -> bool:
+        return self not in (TrialState.PENDING, TrialState.RUNNING, TrialState.PAUSED)
+
+    @property
+    def is_settled(self) -> bool:
+        """Not running nor waiting to run: finished or PAUSED (what a trial is between workers)."""
         return self not in (TrialState.PENDING, TrialState.RUNNING)
 
     @classmethod
@@ -155,8 +163,15 @@ class Trial:
     gpu_s: float = 0.0
     #: Why a STOPPED trial stopped (``"budget: ..."``, ``"scheduler: ..."``, ``"user"``).
     reason: str | None = None
-    #: 1 for the first trial of the study to finish, 2 for the next, ... (None while unfinished).
+    #: 1 for the first trial of the study to settle (finish or pause), 2 for the next, ... (None
+    #: while pending or running; a resumed trial gets a new one when it settles again).
     finish_order: int | None = None
+    #: The trial whose checkpoint and (perturbed) params this one continues (population-based
+    #: training's exploit step), else ``None``.
+    parent: int | None = None
+    #: The step this trial starts from: its parent's step for a clone, the step it paused at for a
+    #: resumed trial; ``None`` for a trial that starts from scratch.
+    start_step: float | None = None
     #: What the trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
     resources: Mapping[str, float] = field(default_factory=dict)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)

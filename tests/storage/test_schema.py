@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 import thrifty as th
+from thrifty.storage.base import SCHEMA_VERSION
 
 SPACE = th.Space({"x": th.Float(0.0, 1.0)})
 
@@ -63,7 +64,7 @@ def test_sqlite_file_is_in_wal_mode(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         version = conn.execute("SELECT value FROM thrifty_meta WHERE key = 'schema_version'").fetchone()[0]
-    assert version == "1"
+    assert version == str(SCHEMA_VERSION)
 
 
 def test_study_deleted_under_a_study_object(db_url):
@@ -107,3 +108,22 @@ def test_a_database_missing_columns_is_refused_clearly(tmp_path):
         conn.execute("INSERT INTO thrifty_meta VALUES ('schema_version', '1')")
     with pytest.raises(th.StorageError, match=r"thrifty_studies lacks column\(s\) space.*incompatible"):
         th.Study.create({"x": th.Float(0, 1)}, storage=f"sqlite:///{path}")
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    """Version 2 added the trial columns parent and start_step: a version-1 file gains them and
+    keeps its studies."""
+    path = tmp_path / "v1.db"
+    study = th.Study.create(SPACE, name="old", storage=f"sqlite:///{path}")
+    study.tell(study.ask(), 1.0)
+    study.close()
+    with sqlite3.connect(path) as conn:  # make it what session-1 thrifty wrote
+        conn.execute("ALTER TABLE thrifty_trials DROP COLUMN parent")
+        conn.execute("ALTER TABLE thrifty_trials DROP COLUMN start_step")
+        conn.execute("UPDATE thrifty_meta SET value = '1' WHERE key = 'schema_version'")
+    again = th.Study.load("old", storage=f"sqlite:///{path}")
+    assert [t.value for t in again.trials] == [1.0]
+    again.tell(again.ask(), 2.0)
+    assert again.best.value == 2.0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM thrifty_meta WHERE key = 'schema_version'").fetchone()[0] == "2"

@@ -439,8 +439,9 @@ def cost_report(study: Study) -> CostReport:
         for t in trials
     )
     states = list(REPORT_STATES)
-    if any(t.state is TrialState.PENDING for t in trials):
-        states.append(TrialState.PENDING)
+    for extra in (TrialState.PAUSED, TrialState.PENDING):  # listed when there are any
+        if any(t.state is extra for t in trials):
+            states.append(extra)
     by_state = tuple(
         StateSpend(
             state=s.value,

@@ -77,7 +77,7 @@ def worker_loop(
         try:
             handle = study.ask(_run=(run_tag, n_trials))
         except StudyExhausted as exc:
-            if exc.reason in ("trials", "n_trials") and _retry_may_come(study):
+            if exc.reason in ("trials", "n_trials", "scheduler") and _work_may_come(study, exc.reason):
                 time.sleep(poll_s)
                 continue
             return exc
@@ -96,9 +96,11 @@ def worker_loop(
             consecutive = 0
 
 
-def _retry_may_come(study: Study) -> bool:
-    """A trial limit is reached, but a running trial may still fail and come back as a retry."""
-    if study.max_retries <= 0:
+def _work_may_come(study: Study, reason: str) -> bool:
+    """Nothing new may start, but a running trial may still bring work: fail and come back as a
+    retry, pause where the scheduler will promote it, or be replaced by a clone (PBT)."""
+    retries = study.max_retries > 0 and reason in ("trials", "n_trials")
+    if not retries and not study.scheduler.plans_asks:
         return False
     study.reap()
     return study.counts().get(TrialState.RUNNING, 0) > 0

@@ -14,6 +14,9 @@ Parameters reach the program three ways: in the command template (``{name}``, pl
 ``{max_resource}``, ``{trial_number}``, ``{checkpoint_dir}``), as environment variables
 (``THRIFTY_PARAM_<NAME>`` upper-cased, plus ``THRIFTY_TRIAL_NUMBER``, ``THRIFTY_TRIAL_ID``,
 ``THRIFTY_STUDY``, ``THRIFTY_CHECKPOINT_DIR``) and as a JSON file (``THRIFTY_PARAMS_FILE``).
+A trial the scheduler paused and resumed, or a PBT clone, starts at ``{start_step}`` /
+``THRIFTY_START_STEP`` (0 for a fresh one) and should load its checkpoint from the checkpoint
+folder; ``THRIFTY_CHECKPOINT_AT`` lists the steps before whose report the program should save one.
 
 Outcomes: exit status 0 completes the trial with the last value of each metric; a stop (by the
 scheduler or the budget) sends SIGTERM to the program's process group, then SIGKILL after
@@ -45,6 +48,10 @@ from typing import IO, Any
 
 from thrifty.errors import TrialFailed, TrialInfeasible, ValidationError
 from thrifty.handle import TrialHandle
+
+def _step_text(step: float) -> str:
+    return str(int(step)) if float(step).is_integer() else str(step)
+
 
 #: Lines of stderr kept in a failed trial's error.
 STDERR_TAIL_LINES = 50
@@ -132,13 +139,13 @@ class ScriptObjective:
     # -- one trial -----------------------------------------------------------------------------
     def _argv(self, trial: TrialHandle, checkpoint_dir: Path) -> list[str]:
         values = {**trial.params, "max_resource": self.max_resource, "trial_number": trial.number,
-                  "checkpoint_dir": str(checkpoint_dir)}
+                  "checkpoint_dir": str(checkpoint_dir), "start_step": _step_text(trial.start_step)}
         try:
             return [part.format(**values) for part in self.command]
         except KeyError as exc:
             raise ValidationError(
                 f"command template names {{{exc.args[0]}}}, which is neither a parameter of this trial "
-                f"({', '.join(trial.params)}) nor max_resource/trial_number/checkpoint_dir"
+                f"({', '.join(trial.params)}) nor max_resource/trial_number/checkpoint_dir/start_step"
             ) from None
 
     def _environ(self, trial: TrialHandle, checkpoint_dir: Path, params_file: Path) -> dict[str, str]:
@@ -151,8 +158,13 @@ class ScriptObjective:
             "THRIFTY_STUDY": trial.study.name, "THRIFTY_CHECKPOINT_DIR": str(checkpoint_dir),
             "THRIFTY_PARAMS_FILE": str(params_file), "PYTHONUNBUFFERED": "1",
         })
+        env["THRIFTY_START_STEP"] = _step_text(trial.start_step)
         if self.max_resource is not None:
             env["THRIFTY_MAX_RESOURCE"] = str(self.max_resource)
+            # The steps before whose report the program should save a checkpoint (the scheduler may
+            # pause or clone the trial there), comma-separated; empty when none.
+            steps = range(int(trial.start_step) + 1, int(self.max_resource) + 1)
+            env["THRIFTY_CHECKPOINT_AT"] = ",".join(str(x) for x in steps if trial.should_checkpoint(x))
         return env
 
     def __call__(self, trial: TrialHandle) -> dict[str, float] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thrifty.schedulers.base import Decision, NoStopping, Scheduler
+from thrifty.schedulers.base import AskPlan, Decision, NoStopping, Scheduler, Successor
 
 _REGISTRY = {
     "none": "thrifty.schedulers.base:NoStopping",
@@ -15,6 +15,7 @@ _REGISTRY = {
     "patience": "thrifty.schedulers.patience:Patience",
     "asha": "thrifty.schedulers.asha:ASHA",
     "hyperband": "thrifty.schedulers.hyperband:Hyperband",
+    "pbt": "thrifty.schedulers.pbt:PBT",
 }
 
 
@@ -32,4 +33,4 @@ def make_scheduler(spec: str | Mapping[str, Any] | Scheduler | None) -> Schedule
     return build(spec, Scheduler, _REGISTRY, "scheduler")
 
 
-__all__ = ["Decision", "NoStopping", "Scheduler", "available", "make_scheduler"]
+__all__ = ["AskPlan", "Decision", "NoStopping", "Scheduler", "Successor", "available", "make_scheduler"]

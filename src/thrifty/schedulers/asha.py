@@ -1,4 +1,4 @@
-"""Asynchronous successive halving (ASHA; Li et al., MLSys 2020), stopping variant.
+"""Asynchronous successive halving (ASHA; Li et al., MLSys 2020): stopping and promotion variants.
 
 Rungs sit at ``min_resource * reduction_factor**k`` below ``max_resource``. When a trial's report
 first reaches a rung, its value there (the first report at or beyond the rung) is ranked among the
@@ -8,8 +8,17 @@ trial is judged once per rung, when it gets there, from the history at that mome
 reaches the same decision. With ``resource="cost_usd"`` the rungs are in dollars the trial has
 spent instead of epochs.
 
-The promotion variant (trials pause at a rung and the best paused one resumes) needs checkpoints
-and a runner that can pause trials; it is not implemented here.
+**Promotion variant** (``mode="promotion"``): a trial that reaches a rung outside the top
+``1/reduction_factor`` is not stopped but PAUSED (with its checkpoint: it saves one before
+reporting the first whole step at or after each rung, see ``should_checkpoint``). When a worker
+asks for work, the paused trials are checked from the highest rung down: one that is now in the
+top ``1/reduction_factor`` of its rung (the rung has grown since it paused) is resumed from its
+checkpoint before any new trial starts. This is the paper's ``get_job`` with one simplification: a
+trial already in the top when it reaches a rung goes straight on instead of pausing and being
+promoted by the next free worker. Paused trials nobody promotes simply stay PAUSED (a later run of
+the study may still promote them).
+
+``budget_aware=True`` adds the rule of :mod:`thrifty.schedulers.budget_aware`.
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
-from thrifty.schedulers.base import Decision, Scheduler
-from thrifty.trial import Trial
+from thrifty.schedulers.base import AskPlan, Decision, Scheduler
+from thrifty.trial import Trial, TrialState
 
 
 def _positive(owner: str, name: str, value: Any) -> float:
@@ -38,9 +47,50 @@ def rungs(min_resource: float, max_resource: float, reduction_factor: float) -> 
     return out
 
 
+def rung_values(
+    history: Sequence[Trial], metric: str, sign: float, resource: str, level: float, members: set[int] | None = None,
+) -> dict[int, float]:
+    """Trial number -> signed value at rung ``level`` (its first report at or beyond it; NaN and
+    infinities count as the worst), for the trials that reached it."""
+    out = {}
+    for t in history:
+        if members is not None and t.number not in members:
+            continue
+        v = first_at_or_after(curve(t, metric, sign, resource), level)
+        if v is not None:
+            out[t.number] = v if math.isfinite(v) else -math.inf
+    return out
+
+
+def promotable(
+    history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float],
+    reduction_factor: float, members: set[int] | None = None,
+) -> list[int]:
+    """PAUSED trials now in the top ``1/reduction_factor`` of the rung they paused at, from the
+    highest rung down and best first (ASHA's promotion order)."""
+    paused = {t.number: t for t in history if t.state is TrialState.PAUSED
+              and (members is None or t.number in members)}
+    if not paused:
+        return []
+    out: list[int] = []
+    for k in range(len(levels) - 1, -1, -1):
+        values = rung_values(history, metric, sign, resource, levels[k], members)
+        keep = int(len(values) // reduction_factor)
+        top = sorted(values, key=lambda n: -values[n])[:keep]
+        upper = levels[k + 1] if k + 1 < len(levels) else math.inf
+        for n in top:
+            t = paused.get(n)
+            if t is None or n in out:
+                continue
+            pts = curve(t, metric, sign, resource)
+            if pts and pts[-1][0] < upper and math.isfinite(values[n]):
+                out.append(n)
+    return out
+
+
 def rung_decision(
     trial: Trial, history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float],
-    reduction_factor: float, members: set[int] | None = None,
+    reduction_factor: float, members: set[int] | None = None, loser: Decision = Decision.STOP,
 ) -> Decision:
     """The ASHA stopping decision for ``trial`` at its latest report (see the module docstring).
     ``members`` restricts the comparison to those trial numbers (a Hyperband bracket)."""
@@ -67,18 +117,23 @@ def rung_decision(
         keep = max(1, int(len(values) // reduction_factor))
         rank = sum(1 for v in values if v > mine)  # trials strictly better than this one
         if rank >= keep:
-            return Decision.STOP
+            return loser
     return Decision.CONTINUE
 
 
+def at_rung(step: float, levels: Sequence[float]) -> bool:
+    """Whether ``step`` is the first whole step at or after one of the rung ``levels``."""
+    return any(abs(step - level) < 1e-9 or step == math.ceil(level - 1e-9) for level in levels)
+
+
 class ASHA(Scheduler):
-    """Asynchronous successive halving, stopping variant (see the module docstring)."""
+    """Asynchronous successive halving, stopping or promotion variant (see the module docstring)."""
 
     name = "asha"
 
     def __init__(
         self, min_resource: float = 1.0, max_resource: float = 81.0, reduction_factor: float = 3.0,
-        metric: str | None = None, resource: str = "step",
+        metric: str | None = None, resource: str = "step", mode: str = "stopping", budget_aware: bool = False,
     ) -> None:
         self.min_resource = _positive("ASHA", "min_resource", min_resource)
         self.max_resource = _positive("ASHA", "max_resource", max_resource)
@@ -89,6 +144,14 @@ class ASHA(Scheduler):
             raise ValueError(f"ASHA(reduction_factor={reduction_factor!r}): expected a number > 1")
         self.metric = metric
         self.resource = check_resource_name(resource, "ASHA")
+        if mode not in ("stopping", "promotion"):
+            raise ValueError(f"ASHA(mode={mode!r}): expected 'stopping' (losers stop) or 'promotion' (losers pause)")
+        self.mode = mode
+        self.budget_aware = bool(budget_aware)
+
+    @property
+    def plans_asks(self) -> bool:  # type: ignore[override]
+        return self.mode == "promotion"
 
     @property
     def rungs(self) -> list[float]:
@@ -96,8 +159,23 @@ class ASHA(Scheduler):
 
     def params(self) -> dict[str, Any]:
         return {"min_resource": self.min_resource, "max_resource": self.max_resource,
-                "reduction_factor": self.reduction_factor, "metric": self.metric, "resource": self.resource}
+                "reduction_factor": self.reduction_factor, "metric": self.metric, "resource": self.resource,
+                "mode": self.mode, "budget_aware": self.budget_aware}
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         metric, sign = objective_of(objectives, self.metric, "ASHA")
-        return rung_decision(trial, history, metric, sign, self.resource, self.rungs, self.reduction_factor)
+        loser = Decision.PAUSE if self.mode == "promotion" else Decision.STOP
+        return rung_decision(trial, history, metric, sign, self.resource, self.rungs, self.reduction_factor,
+                             loser=loser)
+
+    def plan(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> AskPlan:
+        if self.mode != "promotion":
+            return AskPlan()
+        metric, sign = objective_of(objectives, self.metric, "ASHA")
+        return AskPlan(resume=tuple(promotable(history, metric, sign, self.resource, self.rungs,
+                                               self.reduction_factor)))
+
+    def checkpoint_at(self, step: float) -> bool:
+        if self.mode != "promotion":
+            return False
+        return self.resource != "step" or at_rung(step, self.rungs)

@@ -11,24 +11,71 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from thrifty.trial import Trial
 
 
 class Decision(str, enum.Enum):
-    """What a scheduler says about a running trial."""
+    """What a scheduler says about a running trial: go on, stop for good, or pause (rest with its
+    checkpoint until :meth:`Scheduler.plan` resumes it)."""
 
     CONTINUE = "continue"
     STOP = "stop"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True)
+class AskPlan:
+    """What a scheduler wants the next ``ask`` to do: resume one of the PAUSED trials ``resume``
+    (trial numbers, most wanted first; the first still paused is claimed), else start a new trial if
+    ``new`` (enqueued trials come first either way); if not, ``why`` says why nothing starts."""
+
+    resume: tuple[int, ...] = ()
+    new: bool = True
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Successor:
+    """A trial to start in place of a stopped one (population-based training's exploit/explore):
+    ``params`` continue the checkpoint of trial ``parent`` from ``start_step``."""
+
+    parent: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    start_step: float = 0.0
 
 
 class Scheduler(abc.ABC):
-    """Decides continue/stop at each report."""
+    """Decides continue/stop/pause at each report, and what the next ask should run."""
 
     name: ClassVar[str]
     #: Whether :meth:`decide` reads the history (if not, it is not loaded).
     needs_history: ClassVar[bool] = True
+    #: Whether :meth:`plan` has anything to say (if not, ask does not load the history for it).
+    plans_asks: ClassVar[bool] = False
+    #: The resource a trial runs to (epochs, ...), where the scheduler knows it; ``None`` otherwise.
+    max_resource: float | None = None
+    #: Stop a trial that cannot reach ``max_resource`` within the dollars left (see
+    #: :mod:`thrifty.schedulers.budget_aware`); set with the constructors' ``budget_aware=``.
+    budget_aware: bool = False
+
+    def bind(self, space: Any) -> None:
+        """Called by the study with its space (for schedulers that propose params, e.g. PBT)."""
+
+    def plan(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> AskPlan:
+        """What the next ask should run (default: a new trial)."""
+        return AskPlan()
+
+    def checkpoint_at(self, step: float) -> bool:
+        """Whether the trial should save a checkpoint before it reports ``step`` (because this
+        scheduler may pause or clone it there)."""
+        return False
+
+    def successor(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Successor | None:
+        """After :meth:`decide` said STOP: the trial to start in its place, if any."""
+        return None
 
     @abc.abstractmethod
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:

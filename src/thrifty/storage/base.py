@@ -17,7 +17,7 @@ from thrifty.cost.budget import Budget, Usage
 from thrifty.trial import Measurement, Trial, TrialState
 
 #: Version of the database schema written by this version of thrifty.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,16 @@ class Storage(abc.ABC):
         now: float,
         user_attrs: Mapping[str, Any] | None = None,
         resources: Mapping[str, float] | None = None,
+        parent: int | None = None,
+        start_step: float | None = None,
     ) -> Trial:
-        """Add a PENDING trial with fixed params; it gets the next trial number."""
+        """Add a PENDING trial with fixed params; it gets the next trial number. ``parent`` and
+        ``start_step``: the trial continues another's checkpoint from that step (a PBT clone)."""
+
+    @abc.abstractmethod
+    def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
+        """Claim a PAUSED trial (RUNNING again, ``start_step`` = its last step); ``None`` if it is
+        no longer paused. The stored budget applies; the trial count does not change."""
 
     @abc.abstractmethod
     def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> str | None:

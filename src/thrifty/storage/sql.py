@@ -106,6 +106,8 @@ trials = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("finish_order", sa.Integer, nullable=True),
     sa.Column("user_attrs", sa.Text, nullable=True),
+    sa.Column("parent", sa.Integer, nullable=True),
+    sa.Column("start_step", sa.Float, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
     sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
     sa.Index("ix_thrifty_trials_run", "study_id", "run_tag"),
@@ -138,7 +140,7 @@ _SEL_STUDY = sa.select(
 _SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
 _SEL_PENDING = (
     sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
-              trials.c.user_attrs, trials.c.resources)
+              trials.c.user_attrs, trials.c.resources, trials.c.parent, trials.c.start_step)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _PENDING)
     .order_by(trials.c.number)
     .limit(1)
@@ -196,8 +198,9 @@ _FINISH = (
     .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
             metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
             elapsed_s=trials.c.elapsed_s + _B("p_elapsed"), gpu_s=trials.c.gpu_s + _B("p_gpu_s"),
-            # Only a STOPPED trial keeps a reason (e.g. the breaker's, set while it ran).
-            reason=sa.case((_B("p_state") == TrialState.STOPPED.value, sa.func.coalesce(_B("p_reason"), trials.c.reason)),
+            # Only a STOPPED or PAUSED trial keeps a reason (e.g. the breaker's, set while it ran).
+            reason=sa.case((_B("p_state").in_([TrialState.STOPPED.value, TrialState.PAUSED.value]),
+                            sa.func.coalesce(_B("p_reason"), trials.c.reason)),
                            else_=sa.null()),
             finish_order=_B("p_order"))
 )
@@ -330,6 +333,14 @@ class SQLStorage(Storage):
                 conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             found = int(row.value)
+            if found == 1:  # version 2 added the trial columns parent and start_step (lineage, resume)
+                present = {c["name"] for c in sa.inspect(conn).get_columns(trials.name)}
+                for name, kind in (("parent", "INTEGER"), ("start_step", "FLOAT")):
+                    if name not in present:
+                        conn.exec_driver_sql(f"ALTER TABLE {trials.name} ADD COLUMN {name} {kind}")
+                conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+                found = SCHEMA_VERSION
             if found == SCHEMA_VERSION:
                 _check_columns(conn, self.url)
             if found > SCHEMA_VERSION:
@@ -543,6 +554,7 @@ class SQLStorage(Storage):
                     heartbeat_at=now, worker_id=worker_id, retry_of=pending.retry_of,
                     resources=json.loads(res_json) if res_json else {},
                     user_attrs=json.loads(pending.user_attrs) if pending.user_attrs else {},
+                    parent=pending.parent, start_step=pending.start_step,
                 )
                 return AskResult(trial, claimed_enqueued=True)
             number = st.next_number
@@ -575,10 +587,45 @@ class SQLStorage(Storage):
         now: float,
         user_attrs: Mapping[str, Any] | None = None,
         resources: Mapping[str, float] | None = None,
+        parent: int | None = None,
+        start_step: float | None = None,
     ) -> Trial:
         def txn(conn: Connection) -> Trial:
             st = self._lock_study(conn, study_id)
-            return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs, resources)
+            return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs, resources,
+                                        parent, start_step)
+
+        return self._run(txn)
+
+    def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
+        """Claim the PAUSED trial ``number`` for this worker: RUNNING again from its last step
+        (``start_step``). Returns ``None`` if it is no longer paused (another worker took it). The
+        study's budget applies (a resumed trial is not a new trial: the trial count is unchanged)."""
+        def txn(conn: Connection) -> Trial | None:
+            st = self._lock_study(conn, study_id)
+            hit = _budget(st).exhausted(_usage(st, now))
+            if hit is not None and hit[0] != "trials":  # a resumed trial is not a new trial
+                raise StudyExhausted(hit[1], hit[0])
+            row = conn.execute(sa.select(trials.c.id).where(
+                trials.c.study_id == study_id, trials.c.number == number, trials.c.state == TrialState.PAUSED.value)
+            ).first()
+            if row is None:
+                return None
+            last = conn.execute(sa.select(sa.func.max(measurements.c.step)).where(measurements.c.trial_id == row.id)
+                                ).scalar_one()
+            conn.execute(
+                sa.update(trials).where(trials.c.id == row.id).values(
+                    state=_RUNNING, worker_id=worker_id, heartbeat_at=now, run_tag=run_tag, finish_order=None,
+                    finished_at=None, reason=None, stop_requested=False, start_step=last,
+                )
+            )
+            conn.execute(
+                sa.update(studies).where(studies.c.id == study_id).values(
+                    n_running=studies.c.n_running + 1,
+                    active_since=sa.case((studies.c.n_running == 0, now), else_=studies.c.active_since),
+                )
+            )
+            return self._select_trials(conn, None, trial_id=row.id)[0]
 
         return self._run(txn)
 
@@ -593,6 +640,8 @@ class SQLStorage(Storage):
         attempt: int,
         user_attrs: Mapping[str, Any] | None,
         resources: Mapping[str, float] | None = None,
+        parent: int | None = None,
+        start_step: float | None = None,
     ) -> Trial:
         conn.execute(
             sa.update(studies).where(studies.c.id == study_id).values(next_number=studies.c.next_number + 1)
@@ -602,12 +651,13 @@ class SQLStorage(Storage):
                 study_id=study_id, number=number, state=_PENDING, params=_dumps(dict(params)), created_at=now,
                 retry_of=retry_of, attempt=attempt, retried=False, stop_requested=False, cost_usd=0.0,
                 elapsed_s=0.0, gpu_s=0.0, user_attrs=_dumps(dict(user_attrs)) if user_attrs else None,
-                resources=_dumps(dict(resources)) if resources else None,
+                resources=_dumps(dict(resources)) if resources else None, parent=parent, start_step=start_step,
             )
         )
         return Trial(
             id=int(res.inserted_primary_key[0]), number=number, state=TrialState.PENDING, params=params,
             created_at=now, retry_of=retry_of, user_attrs=user_attrs or {}, resources=resources or {},
+            parent=parent, start_step=start_step,
         )
 
     def _not_running(self, conn: Connection, trial_id: int, what: str) -> TrialNotRunning:
@@ -851,7 +901,7 @@ class SQLStorage(Storage):
                 error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
                 heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
                 cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
-                finish_order=r.finish_order,
+                finish_order=r.finish_order, parent=r.parent, start_step=r.start_step,
                 resources=json.loads(r.resources) if r.resources else {},
                 user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
             )

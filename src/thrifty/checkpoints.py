@@ -1,0 +1,80 @@
+"""Where trials keep their checkpoints, copying them for clones, and cleaning them up.
+
+Each trial has a folder ``<artifact_root>/<study>/trial-NNNNN/`` (logs, params) with a
+``checkpoint/`` folder inside that the objective writes. The database holds no blobs: a resumed
+trial finds its checkpoint by its number, a clone (population-based training) gets a copy of its
+parent's at the moment it was made.
+
+Cleanup (after each trial finishes, when ``keep_checkpoints`` is set): the checkpoint folders of
+finished trials are deleted except those of the best ``keep`` finished trials (by the objective; a
+stopped trial by its last report). Pending, running and paused trials keep theirs. Multi-objective
+studies keep every checkpoint (there is no single "best"). Logs are never deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.study import Study
+
+
+def study_dir(study: Study) -> Path:
+    """The study's artifact folder (not created here)."""
+    return Path(study.artifact_root) / re.sub(r"[^A-Za-z0-9._-]", "_", study.name)
+
+
+def trial_dir(study: Study, number: int) -> Path:
+    """Trial ``number``'s artifact folder (not created here)."""
+    return study_dir(study) / f"trial-{number:05d}"
+
+
+def checkpoint_dir(study: Study, number: int) -> Path:
+    return trial_dir(study, number) / "checkpoint"
+
+
+def copy_checkpoint(study: Study, parent: int, child: int) -> None:
+    """Copy ``parent``'s checkpoint folder into ``child``'s (an empty folder if the parent has
+    none yet). Files the parent is writing at this moment may be caught half-written: objectives
+    should write checkpoints to a temporary name and rename them (atomic on one file system)."""
+    source, target = checkpoint_dir(study, parent), checkpoint_dir(study, child)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        target.mkdir(exist_ok=True)
+
+
+def clean_checkpoints(study: Study, keep: int) -> list[int]:
+    """Delete checkpoint folders of finished trials outside the best ``keep`` (see the module
+    docstring). Returns the trial numbers whose checkpoints were deleted."""
+    folder = study_dir(study)
+    if len(study.objectives) != 1 or not folder.is_dir():
+        return []
+    present: dict[int, Path] = {}
+    for entry in folder.iterdir():
+        if entry.name.startswith("trial-") and (entry / "checkpoint").is_dir():
+            try:
+                present[int(entry.name[6:])] = entry / "checkpoint"
+            except ValueError:
+                continue
+    if len(present) <= keep:
+        return []
+    metric, direction = next(iter(study.objectives.items()))
+    sign = 1.0 if direction == "max" else -1.0
+    finished = {t.number: t for t in study.get_trials(with_measurements=False) if t.is_finished}
+
+    def score(number: int) -> float:
+        v = finished[number].metrics.get(metric)
+        return sign * v if v is not None and math.isfinite(v) else -math.inf
+
+    candidates = sorted((n for n in present if n in finished), key=score, reverse=True)
+    removed = []
+    for number in candidates[keep:]:
+        shutil.rmtree(present[number], ignore_errors=True)
+        removed.append(number)
+    return removed

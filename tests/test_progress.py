@@ -1,0 +1,29 @@
+"""The live terminal view: what a user watching a run sees."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+import thrifty as th
+from thrifty.progress import ProgressView
+
+
+def render(view: ProgressView) -> str:
+    console = Console(width=160, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(view._build())
+    return console.export_text()
+
+
+def test_the_view_shows_running_trials_their_last_report_the_spend_and_the_budget_left():
+    study = th.Study.create({"lr": th.Float(1e-4, 1.0, log=True)}, {"acc": "max"}, storage="memory",
+                            budget=th.Budget(usd=10.0), pricing={"local": 0.0})
+    done = study.ask()
+    study.tell(done, {"acc": 0.5}, cost_usd=1.25)
+    running = study.ask()
+    running.report({"acc": 0.625}, step=3, cost_usd=0.5)
+    text = render(ProgressView(study, n_trials=4))
+    assert "1 running" in text and "1 completed" in text
+    assert "$1.7500 of $10.00" in text and "$8.2500 left" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith(str(running.number)))
+    assert "acc=0.625" in row and "3" in row and "0.5000" in row
+    assert "best" in text and "0.5" in text
