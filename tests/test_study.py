@@ -500,3 +500,19 @@ def test_stop_trial_makes_should_stop_true_for_that_trial_only():
         study.stop_trial(a.number)
     with pytest.raises(th.TrialNotRunning):
         study.stop_trial(99)
+
+
+def test_constraints_are_validated_and_infeasible_trials_are_never_best():
+    space = {"x": th.Float(0, 1)}
+    for bad, fragment in [({"size": ("<", 1)}, "op"), ({"size": ("<=", float("nan"))}, "finite"),
+                          ({"size": 3}, "(op, bound)"), ([("size", "<=", 1)], "expected")]:
+        with pytest.raises(th.ValidationError, match=fragment):
+            th.Study.create(space, storage="memory", constraints=bad)
+    with pytest.raises(th.ValidationError, match="keep_checkpoints"):
+        th.Study.create(space, storage="memory", keep_checkpoints=-1)
+    study = th.Study.create(space, {"acc": "max"}, storage="memory", constraints={"size_mb": ("<=", 100)})
+    study.tell(study.ask(), {"acc": 0.99, "size_mb": 150.0})  # the most accurate, but too big
+    study.tell(study.ask(), {"acc": 0.90, "size_mb": 80.0})
+    study.tell(study.ask(), {"acc": 0.95})  # the constrained metric missing: infeasible
+    assert study.best.metrics["acc"] == 0.90
+    assert th.Study.load(study.name, storage=study.storage).constraints == {"size_mb": ("<=", 100.0)}

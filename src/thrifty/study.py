@@ -91,6 +91,10 @@ class Study:
         self.criteria: list[Criterion] = make_criteria(record.settings.get("stop_when"))
         #: Folder of the trials' artifact folders (logs, checkpoints), relative to the working folder.
         self.artifact_root: str = str(record.settings.get("artifact_root", "thrifty_artifacts"))
+        #: metric -> (op, bound): a trial is feasible when each holds (see ``Study.create``).
+        self.constraints: dict[str, tuple[str, float]] = {
+            k: (str(v[0]), float(v[1])) for k, v in (record.settings.get("constraints") or {}).items()
+        }
         keep = record.settings.get("keep_checkpoints", 3)
         #: Checkpoints of finished trials are deleted except those of the best ``keep_checkpoints``
         #: (``None``: keep all). Paused, running and pending trials always keep theirs.
@@ -129,6 +133,7 @@ class Study:
         stop_when: Sequence[Criterion | Mapping[str, Any]] | Criterion | None = None,
         artifact_root: str = "thrifty_artifacts",
         keep_checkpoints: int | None = 3,
+        constraints: Mapping[str, Sequence[Any]] | None = None,
         load_if_exists: bool = False,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
@@ -143,6 +148,10 @@ class Study:
         :class:`~thrifty.cost.pricing.Pricing`; ``None``: a trial costs what the objective reports).
         ``resources``: what each trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
         ``stop_when``: completion criteria (:mod:`thrifty.criteria`).
+        ``keep_checkpoints``: after each trial finishes, delete the checkpoint folders of finished
+            trials except the best k (``None``: keep all; see :mod:`thrifty.checkpoints`).
+        ``constraints``: ``{metric: ("<=" | ">=", bound)}``: a completed trial whose reported
+            metric breaks a bound is infeasible (never the best; strategies model it).
         """
         name = _default_name() if name is None else _check_name(name)
         space = space if isinstance(space, Space) else Space(space)
@@ -161,6 +170,10 @@ class Study:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValidationError(f"seed={seed!r}: expected an integer")
         budget_obj = Budget.from_dict(budget)
+        constraints_obj = _check_constraints(constraints)
+        if keep_checkpoints is not None and (isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int)
+                                             or keep_checkpoints < 0):
+            raise ValidationError(f"keep_checkpoints={keep_checkpoints!r}: expected an integer >= 0 or None (keep all)")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValidationError(f"max_retries={max_retries!r}: expected an integer >= 0")
         if (
@@ -195,6 +208,7 @@ class Study:
                 "utility": utility.to_dict() if utility else None,
                 "artifact_root": str(artifact_root),
                 "keep_checkpoints": keep_checkpoints,
+                "constraints": constraints_obj,
             },
         )
         study = cls(store, record)
@@ -275,7 +289,8 @@ class Study:
     def best(self) -> Trial:
         """The COMPLETED trial with the best finite objective value (ties: the earliest).
 
-        Stopped, failed and infeasible trials never count, nor do NaN or infinite values.
+        Stopped, failed and infeasible trials never count, nor do NaN or infinite values, nor
+        trials that break one of the study's ``constraints``.
         """
         if self.is_multi_objective:
             raise ThriftyError(
@@ -283,6 +298,8 @@ class Study:
             )
         best: tuple[tuple[float, ...], Trial] | None = None
         for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
+            if self.constraints and not is_feasible(t, self.constraints):
+                continue
             v = self._objective_vector(t)
             if v is not None and (best is None or v < best[0]):
                 best = (v, t)
@@ -348,9 +365,18 @@ class Study:
         if self._usd_budget_seen:
             self._refresh_cost_model()
 
+        early: Mapping[str, Any] | None = None
+        if self.strategy.slow and (plan is None or plan.new):
+            history = self.history()
+            self.strategy.bind(self._strategy_context())
+            next_number = max((t.number for t in history), default=-1) + 1
+            early = self.strategy.propose(self.space, history, seed=self.seed, number=next_number, n=1)[0]
+
         def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
             if plan is not None and not plan.new:
                 raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
+            if early is not None:
+                return early
             history = load_history() if self.strategy.needs_history else ()
             return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
 
@@ -359,6 +385,23 @@ class Study:
             resources=self.resources, admit=self._admit,
         )
         return self._hand_out(result.trial)
+
+    def _strategy_context(self) -> Any:
+        """The :class:`~thrifty.strategies.base.Context` of the next proposal."""
+        from thrifty.strategies.base import Context
+
+        model, resource = None, 1.0
+        if self.strategy.wants_cost_model or self._usd_budget_seen:
+            self._refresh_cost_model()
+            if self._cost_model is not None and self._cost_model[1].is_fitted:
+                model, resource = self._cost_model[1], self._cost_model[2]
+        budget_usd, spent = None, 0.0
+        if self._usd_budget_seen:
+            record = self._storage.study_status(self._record.id)
+            budget_usd = Budget.from_dict(record.budget).usd
+            spent = record.usage(time.time()).usd
+        return Context(objectives=dict(self.objectives), cost_model=model, max_resource=resource,
+                       budget_usd=budget_usd, spent_usd=spent, constraints=dict(self.constraints))
 
     def _hand_out(self, trial: Trial) -> TrialHandle:
         handle = TrialHandle(self, self._wrap(trial))
@@ -774,4 +817,34 @@ class _Heartbeat(threading.Thread):
                 pass
 
 
-__all__ = ["Study", "StudyExhausted", "parse_objectives"]
+def _check_constraints(constraints: Mapping[str, Sequence[Any]] | None) -> dict[str, list[Any]]:
+    """Validate ``{metric: (op, bound)}`` with op ``"<="`` or ``">="`` and a finite bound."""
+    if constraints is None:
+        return {}
+    if not isinstance(constraints, Mapping):
+        raise ValidationError(f"constraints={constraints!r}: expected {{metric: ('<=' or '>=', bound)}}")
+    out: dict[str, list[Any]] = {}
+    for metric, spec in constraints.items():
+        if not isinstance(metric, str) or not metric:
+            raise ValidationError(f"constraints: metric names must be non-empty strings, got {metric!r}")
+        if isinstance(spec, (str, bytes)) or not isinstance(spec, Sequence) or len(spec) != 2:
+            raise ValidationError(f"constraints[{metric!r}]={spec!r}: expected (op, bound), e.g. ('<=', 100)")
+        op, bound = spec
+        if op not in ("<=", ">="):
+            raise ValidationError(f"constraints[{metric!r}]: op {op!r} is not '<=' or '>='")
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+            raise ValidationError(f"constraints[{metric!r}]: bound {bound!r} is not a finite number")
+        out[metric] = [op, float(bound)]
+    return out
+
+
+def is_feasible(trial: Trial, constraints: Mapping[str, tuple[str, float]]) -> bool:
+    """Whether a trial's metrics satisfy every constraint (a missing or NaN metric does not)."""
+    for metric, (op, bound) in constraints.items():
+        v = trial.metrics.get(metric)
+        if v is None or not math.isfinite(v) or (v > bound if op == "<=" else v < bound):
+            return False
+    return True
+
+
+__all__ = ["Study", "StudyExhausted", "is_feasible", "parse_objectives"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thrifty.strategies.base import Strategy
+from thrifty.strategies.base import Context, Strategy
 
 _REGISTRY = {
     "random": "thrifty.strategies.random:RandomSearch",
@@ -27,4 +27,4 @@ def make_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
     return build(spec, Strategy, _REGISTRY, "strategy")
 
 
-__all__ = ["Strategy", "available", "make_strategy"]
+__all__ = ["Context", "Strategy", "available", "make_strategy"]

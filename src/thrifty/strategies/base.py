@@ -10,10 +10,34 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from thrifty.space import ParamValue, Space
 from thrifty.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.forecast import CostModel
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a model-based strategy may know about its study besides the history, set by the study
+    (:meth:`Strategy.bind`) before each proposal.
+
+    ``objectives``: metric name -> ``"min"``/``"max"``. ``cost_model``: fitted on the study's
+    finished trials when the study has a dollar budget or asks for cost-aware search (else
+    ``None``); ``max_resource``: the resource a full trial reaches (for cost forecasts).
+    ``budget_usd`` / ``spent_usd``: the dollar budget (``None`` if none) and what is spent, for
+    cost cooling. ``constraints``: metric -> ``(op, bound)`` with op ``"<="`` or ``">="``.
+    """
+
+    objectives: Mapping[str, str] = field(default_factory=lambda: {"value": "max"})
+    cost_model: CostModel | None = None
+    max_resource: float = 1.0
+    budget_usd: float | None = None
+    spent_usd: float = 0.0
+    constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 
 class Strategy(abc.ABC):
@@ -23,6 +47,20 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     #: Whether :meth:`propose` reads the history (if not, the storage need not load it).
     needs_history: ClassVar[bool] = False
+    #: Whether proposing takes long (fitting a model): then the study proposes *before* the ask
+    #: transaction, from the history it sees then (pending and running trials included), so the
+    #: storage's lock is never held while a model is fitted. The trial number passed is the
+    #: study's next number at that moment (another worker may take it first; the proposal then
+    #: goes to the next number, which is harmless for a model-based strategy).
+    slow: ClassVar[bool] = False
+    #: Whether the strategy wants a cost model in its :class:`Context` (cost-aware search).
+    wants_cost_model: bool = False
+    #: The study's context (see :class:`Context`), set by the study before each proposal.
+    context: Context = Context()
+
+    def bind(self, context: Context) -> None:
+        """Receive the study's context before a proposal."""
+        self.context = context
 
     @abc.abstractmethod
     def propose(
