@@ -196,3 +196,31 @@ def test_budget_aware_rule_stops_a_trial_that_cannot_finish_within_its_share():
     assert cannot_finish(clone, max_resource=10, dollars_left=3.9, n_running=1)
     assert not cannot_finish(clone, max_resource=10, dollars_left=4.1, n_running=1)
     assert math.isclose(ASHA(1, 9, 3, budget_aware=True).to_spec()["budget_aware"], True)
+
+
+# -- adaptive successive halving -------------------------------------------------------------------
+def curve_trial(number, values, state="completed"):
+    return trial(number, values, state=state)
+
+
+def test_adaptive_stops_nobody_until_the_rungs_predict_the_end():
+    from thrifty.schedulers.adaptive import AdaptiveASHA
+
+    rule = AdaptiveASHA(min_resource=1, max_resource=9, reduction_factor=3, min_complete=5)
+    # Five completed trials whose step-1 ranks are the reverse of their final ranks (rho = -1),
+    # and whose step-3 ranks equal their final ranks (rho = 1).
+    done = [curve_trial(i, [0.1 * (5 - i)] + [0.0] + [0.1 * i] * 7) for i in range(5)]
+    rhos = rule.correlations(done, MAX)
+    assert rhos[1.0] == pytest.approx(-1.0) and rhos[3.0] == pytest.approx(1.0)
+    assert rule.keep_fraction(rhos[1.0]) == 1.0 and rule.keep_fraction(rhos[3.0]) == pytest.approx(1 / 3)
+    assert rule.keep_fraction(0.75) == pytest.approx(1 / 3 + (2 / 3) * 0.5)
+    low_at_1 = trial(9, [0.0])  # the worst at rung 1, but rung 1 predicts nothing: go on
+    assert rule.decide(low_at_1, done + [low_at_1], MAX) is Decision.CONTINUE
+    low_at_3 = trial(9, [0.5, 0.5, 0.01])  # the worst at rung 3, which predicts the end: stop
+    assert rule.decide(low_at_3, done + [low_at_3], MAX) is Decision.STOP
+    good_at_3 = trial(9, [0.5, 0.5, 0.45])  # best at rung 3 (values there 0..0.4): continue
+    assert rule.decide(good_at_3, done + [good_at_3], MAX) is Decision.CONTINUE
+    # Too few completed trials: no evidence, no stopping.
+    assert rule.decide(low_at_3, done[:4] + [low_at_3], MAX) is Decision.CONTINUE
+    with pytest.raises(ValueError, match="min_complete"):
+        AdaptiveASHA(min_complete=2)

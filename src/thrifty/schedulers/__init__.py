@@ -16,6 +16,7 @@ _REGISTRY = {
     "asha": "thrifty.schedulers.asha:ASHA",
     "hyperband": "thrifty.schedulers.hyperband:Hyperband",
     "pbt": "thrifty.schedulers.pbt:PBT",
+    "adaptive": "thrifty.schedulers.adaptive:AdaptiveASHA",
 }
 
 
