@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import socket
@@ -134,6 +135,7 @@ class Study:
         artifact_root: str = "thrifty_artifacts",
         keep_checkpoints: int | None = 3,
         constraints: Mapping[str, Sequence[Any]] | None = None,
+        warm_start: Sequence[str] | None = None,
         load_if_exists: bool = False,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
@@ -152,6 +154,7 @@ class Study:
             trials except the best k (``None``: keep all; see :mod:`thrifty.checkpoints`).
         ``constraints``: ``{metric: ("<=" | ">=", bound)}``: a completed trial whose reported
             metric breaks a bound is infeasible (never the best; strategies model it).
+        ``warm_start``: names of earlier studies in the same storage; see :mod:`thrifty.warm_start`.
         """
         name = _default_name() if name is None else _check_name(name)
         space = space if isinstance(space, Space) else Space(space)
@@ -191,6 +194,11 @@ class Study:
                 return cls(store, store.load_study(name))
             except StudyNotFound:
                 pass
+        sources = []
+        if warm_start:
+            from thrifty.warm_start import load_sources
+
+            sources = load_sources(store, warm_start, objectives)
         record = store.create_study(
             name=name,
             space=space.to_dict(),
@@ -215,6 +223,10 @@ class Study:
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
         study.strategy, study.scheduler = strat, sched
         sched.bind(study.space)
+        if sources:
+            from thrifty.warm_start import seed
+
+            seed(study, sources)
         return study
 
     @classmethod
@@ -592,6 +604,66 @@ class Study:
         """Add a trial with given params (expert guesses, warm starts); the next ``ask`` runs it."""
         valid = self.space.validate(params)
         return self._wrap(self._storage.enqueue(self._record.id, valid, time.time(), user_attrs))
+
+    def add_trial(
+        self, params: Mapping[str, Any], value: float | Mapping[str, float], *,
+        user_attrs: Mapping[str, Any] | None = None,
+    ) -> Trial:
+        """Record a COMPLETED trial whose results are known (run elsewhere, by hand, in an earlier
+        study): strategies learn from it. It was not run here: it costs nothing in this study and
+        counts against no trial budget."""
+        valid = self.space.validate(params)
+        metrics = check_metrics(value, default_name=self._default_metric)
+        missing = [k for k in self.objectives if k not in metrics]
+        if missing:
+            raise ValidationError(f"add_trial: the metrics {sorted(metrics)!r} lack the objective(s) {missing!r}")
+        trial = Trial(number=0, state=TrialState.COMPLETED, params=valid, metrics=metrics,
+                      user_attrs=dict(user_attrs or {}))
+        return self._wrap(self._storage.add_trial(self._record.id, trial, time.time()))
+
+    def reevaluate_top(self, k: int = 3, repeats: int = 2) -> list[Trial]:
+        """Enqueue the best ``k`` distinct configurations ``repeats`` more times each (e.g. other
+        seeds of a noisy training), tagged ``user_attrs["repeat_of"]``; see :meth:`robust_best`."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValidationError(f"reevaluate_top(k={k!r}): expected an integer >= 1")
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValidationError(f"reevaluate_top(repeats={repeats!r}): expected an integer >= 1")
+        metric, direction = next(iter(self.objectives.items()))
+        ranked = sorted((t for t in self.get_trials([TrialState.COMPLETED], with_measurements=False)
+                         if t.metrics.get(metric) is not None and math.isfinite(t.metrics[metric])),
+                        key=lambda t: t.metrics[metric], reverse=direction == "max")
+        out: list[Trial] = []
+        seen: set[str] = set()
+        for t in ranked:
+            key = json.dumps(sorted(t.params.items()), default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+            out += [self.enqueue(t.params, user_attrs={"repeat_of": t.number}) for _ in range(repeats)]
+            if len(seen) == k:
+                break
+        return out
+
+    def robust_best(self) -> tuple[dict[str, Any], float, float, int]:
+        """The configuration with the best *mean* objective over its completed evaluations
+        (repeats of the same params, see :meth:`reevaluate_top`): ``(params, mean, std, n)``."""
+        metric, direction = next(iter(self.objectives.items()))
+        groups: dict[str, list[Trial]] = {}
+        for t in self.get_trials([TrialState.COMPLETED], with_measurements=False):
+            v = t.metrics.get(metric)
+            if v is not None and math.isfinite(v) and (not self.constraints or is_feasible(t, self.constraints)):
+                groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
+        if not groups:
+            raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
+        sign = 1.0 if direction == "max" else -1.0
+        stats = []
+        for ts in groups.values():
+            vals = [t.metrics[metric] for t in ts]
+            mean = math.fsum(vals) / len(vals)
+            std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+            stats.append((sign * mean, len(vals), ts[0].params, mean, std))
+        best = max(stats, key=lambda x: (x[0], x[1]))
+        return dict(best[2]), best[3], best[4], best[1]
 
     def stop_trial(self, number: int) -> None:
         """Ask a running trial to stop: its ``should_stop()`` becomes true."""

@@ -162,6 +162,11 @@ class Storage(abc.ABC):
         ``start_step``: the trial continues another's checkpoint from that step (a PBT clone)."""
 
     @abc.abstractmethod
+    def add_trial(self, study_id: int, trial: Trial, now: float) -> Trial:
+        """Insert a finished trial with known results; it gets the next number. Not started
+        here: no trial budget counts it and its cost is not added to the study's ledger."""
+
+    @abc.abstractmethod
     def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
         """Claim a PAUSED trial (RUNNING again, ``start_step`` = its last step); ``None`` if it is
         no longer paused. The stored budget applies; the trial count does not change."""

@@ -24,7 +24,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from thrifty.cost.budget import Budget, Usage
-from thrifty.errors import DuplicateStudy, StorageError, StudyExhausted, StudyNotFound, TrialNotRunning
+from thrifty.errors import (
+    DuplicateStudy,
+    StorageError,
+    StudyExhausted,
+    StudyNotFound,
+    TrialNotRunning,
+    ValidationError,
+)
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
@@ -594,6 +601,35 @@ class SQLStorage(Storage):
             st = self._lock_study(conn, study_id)
             return self._insert_pending(conn, study_id, st.next_number, params, now, None, 0, user_attrs, resources,
                                         parent, start_step)
+
+        return self._run(txn)
+
+    def add_trial(self, study_id: int, trial: Trial, now: float) -> Trial:
+        """Insert a finished trial with known results (warm starts, results obtained elsewhere):
+        it gets the next number and a settle order, but it was not started here, so it counts
+        against no trial budget and its cost is not added to the study's ledger."""
+        if not trial.state.is_finished:
+            raise ValidationError(f"add_trial: state {trial.state.value!r} is not a finished state")
+
+        def txn(conn: Connection) -> Trial:
+            st = self._lock_study(conn, study_id)
+            number = st.next_number
+            conn.execute(sa.update(studies).where(studies.c.id == study_id).values(
+                next_number=studies.c.next_number + 1, n_finished=studies.c.n_finished + 1))
+            res = conn.execute(sa.insert(trials).values(
+                study_id=study_id, number=number, state=trial.state.value, params=_dumps(dict(trial.params)),
+                metrics=_dumps(dict(trial.metrics)), error=trial.error, created_at=now, started_at=trial.started_at,
+                finished_at=now, attempt=0, retried=False, stop_requested=False, cost_usd=trial.cost_usd,
+                elapsed_s=trial.elapsed_s, gpu_s=trial.gpu_s, reason=trial.reason, finish_order=st.n_finished + 1,
+                user_attrs=_dumps(dict(trial.user_attrs)) if trial.user_attrs else None,
+                resources=_dumps(dict(trial.resources)) if trial.resources else None,
+            ))
+            trial_id = int(res.inserted_primary_key[0])
+            for m in trial.measurements:
+                conn.execute(_INSERT_MEASUREMENT, {
+                    "trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
+                    "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp})
+            return self._select_trials(conn, None, trial_id=trial_id)[0]
 
         return self._run(txn)
 

@@ -1,0 +1,148 @@
+"""Warm start: begin a study with what earlier studies learned.
+
+``Study.create(..., warm_start=["study-a", "study-b"])`` (studies in the same storage) does two
+things before the first ask:
+
+1. **Observations.** Every COMPLETED trial of the earlier studies is added to the new study
+   (``Study.add_trial``, tagged ``user_attrs["warm_start"] = "study-a#12"``), so model-based
+   strategies start from them. They cost nothing here and count against no trial budget.
+2. **Best configurations.** The best ``TOP_K`` configurations of each earlier study are enqueued,
+   so they are evaluated again under the new study's conditions (data, code, hardware may differ).
+
+Parameters are carried across spaces as follows (a warning names each parameter dropped or filled):
+
+- a parameter of the new space that the old trial has, with a value the new parameter accepts,
+  keeps its value (values are physical: a learning rate of 0.01 stays 0.01); a number outside the
+  new range is clipped into it for the enqueued best configurations, and makes an observation
+  unusable (it is skipped: the value it reports was not measured inside the new space);
+- a parameter of the new space the old trial lacks takes the centre of its range (the middle
+  choice for a categorical) in enqueued configurations; observations lacking it are skipped;
+- parameters the new space does not have are dropped;
+- a configuration that breaks the new space's conditions is skipped.
+
+The earlier studies' objective metrics must include the new study's; others are skipped with a
+warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from thrifty.errors import SpaceError, StudyNotFound, ValidationError
+from thrifty.space import Categorical, Fixed, Float, Int, Space
+from thrifty.trial import TrialState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.storage.base import Storage
+    from thrifty.study import Study
+
+log = logging.getLogger("thrifty.warm_start")
+
+#: Best configurations of each earlier study enqueued in the new one.
+TOP_K = 3
+
+
+def load_sources(storage: Storage, names: Sequence[str], objectives: Mapping[str, str]) -> list[Study]:
+    """Open the earlier studies (before anything is written); a missing one is an error."""
+    from thrifty.study import Study
+
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise ValidationError(f"warm_start={names!r}: expected a list of study names")
+    out = []
+    for name in names:
+        try:
+            source = Study.load(name, storage=storage)
+        except StudyNotFound:
+            raise ValidationError(f"warm_start: no study named {name!r} in this storage") from None
+        missing = [m for m in objectives if m not in source.objectives]
+        if missing:
+            log.warning("warm start: study %r does not measure %s; skipped", name, ", ".join(missing))
+            continue
+        out.append(source)
+    return out
+
+
+def _centre(p: Any) -> Any:
+    if isinstance(p, Categorical):
+        return p.choices[len(p.choices) // 2]
+    if isinstance(p, Fixed):
+        return p.value
+    return p.from_unit(0.5)
+
+
+def translate(params: Mapping[str, Any], space: Space, *, fill: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """Carry ``params`` into ``space`` (see the module docstring). ``fill``: clip and fill in
+    (for enqueued configurations) instead of refusing (for observations). Returns the params (or
+    ``None`` if unusable) and notes on what changed."""
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    for name in space:
+        p = space[name]
+        if name not in params:
+            if not fill:
+                return None, [f"{name}: missing"]
+            out[name] = _centre(p)
+            notes.append(f"{name}: filled with {out[name]!r}")
+            continue
+        v = params[name]
+        if p.contains(v):
+            out[name] = v
+        elif fill and isinstance(p, (Float, Int)) and isinstance(v, (int, float)) and math.isfinite(v):
+            out[name] = min(max(v, p.low), p.high)
+            out[name] = int(round(out[name])) if isinstance(p, Int) else float(out[name])
+            notes.append(f"{name}: {v!r} clipped to {out[name]!r}")
+        else:
+            return None, [f"{name}: {v!r} outside the new space"]
+    notes += [f"{name}: dropped" for name in params if name not in space]
+    try:
+        return dict(space.validate(_active_only(out, space))), notes
+    except SpaceError:
+        return None, notes + ["breaks the new space's conditions"]
+
+
+def _active_only(params: Mapping[str, Any], space: Space) -> dict[str, Any]:
+    """Drop conditional parameters whose condition does not hold (parents decided first)."""
+    out: dict[str, Any] = {}
+    for name in space:
+        if name in params and space.is_active(name, out):
+            out[name] = params[name]
+    return out
+
+
+def seed(study: Study, sources: Sequence[Study]) -> tuple[int, int]:
+    """Add the sources' completed trials and enqueue their best configurations; returns
+    (observations added, configurations enqueued)."""
+    metric, direction = next(iter(study.objectives.items()))
+    added = enqueued = 0
+    warned: set[str] = set()
+    for source in sources:
+        completed = [t for t in source.get_trials([TrialState.COMPLETED], with_measurements=False)
+                     if all(m in t.metrics for m in study.objectives)]
+        for t in completed:
+            params, notes = translate(t.params, study.space, fill=False)
+            for note in notes:
+                if note.endswith("dropped") and note not in warned:
+                    warned.add(note)
+                    log.warning("warm start from %r: parameter %s", source.name, note)
+            if params is None:
+                continue
+            metrics = {k: v for k, v in t.metrics.items() if isinstance(v, float)}
+            study.add_trial(params, metrics, user_attrs={"warm_start": f"{source.name}#{t.number}"})
+            added += 1
+        finite = [t for t in completed if math.isfinite(t.metrics[metric])]
+        best = sorted(finite, key=lambda t: t.metrics[metric], reverse=direction == "max")[:TOP_K]
+        for t in best:
+            params, notes = translate(t.params, study.space, fill=True)
+            if params is None:
+                continue
+            for note in notes:
+                if note not in warned:
+                    warned.add(note)
+                    log.warning("warm start from %r: parameter %s", source.name, note)
+            study.enqueue(params, user_attrs={"warm_start_best": f"{source.name}#{t.number}"})
+            enqueued += 1
+    log.info("warm start: %d observations added, %d best configurations enqueued", added, enqueued)
+    return added, enqueued
