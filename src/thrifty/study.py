@@ -96,6 +96,7 @@ class Study:
         self.constraints: dict[str, tuple[str, float]] = {
             k: (str(v[0]), float(v[1])) for k, v in (record.settings.get("constraints") or {}).items()
         }
+        self._bind_basic_context()
         keep = record.settings.get("keep_checkpoints", 3)
         #: Checkpoints of finished trials are deleted except those of the best ``keep_checkpoints``
         #: (``None``: keep all). Paused, running and pending trials always keep theirs.
@@ -223,6 +224,7 @@ class Study:
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
         study.strategy, study.scheduler = strat, sched
         sched.bind(study.space)
+        study._bind_basic_context()
         if sources:
             from thrifty.warm_start import seed
 
@@ -320,9 +322,11 @@ class Study:
         return self._wrap(self._storage.get_trial(best[1].id))  # type: ignore[arg-type]
 
     def pareto_front(self) -> list[Trial]:
-        """The COMPLETED trials that no other completed trial dominates on every objective."""
+        """The feasible COMPLETED trials that no other such trial dominates on every objective."""
         scored = []
         for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
+            if self.constraints and not is_feasible(t, self.constraints):
+                continue
             v = self._objective_vector(t)
             if v is not None:
                 scored.append((v, t))
@@ -397,6 +401,12 @@ class Study:
             resources=self.resources, admit=self._admit,
         )
         return self._hand_out(result.trial)
+
+    def _bind_basic_context(self) -> None:
+        """Give the strategy the objectives and constraints (the cost model comes per proposal)."""
+        from thrifty.strategies.base import Context
+
+        self.strategy.bind(Context(objectives=dict(self.objectives), constraints=dict(self.constraints)))
 
     def _strategy_context(self) -> Any:
         """The :class:`~thrifty.strategies.base.Context` of the next proposal."""
