@@ -437,7 +437,7 @@ def test_load_missing_study_names_the_storage(db_url):
         ({"objective": "up"}, "direction 'up' must be 'min' or 'max'"),
         ({"objective": {"acc": "bigger"}}, "'acc': direction 'bigger'"),
         ({"objective": {}}, "objective="),
-        ({"strategy": "annealing"}, "unknown strategy 'annealing'; known: grid, random, sobol"),
+        ({"strategy": "annealing"}, "unknown strategy 'annealing'; known: grid, "),
         ({"seed": "x"}, "seed='x': expected an integer"),
         ({"seed": 1.5}, "seed=1.5"),
         ({"max_retries": -1}, "max_retries=-1: expected an integer >= 0"),
