@@ -74,6 +74,13 @@ def assert_models_continued(study: th.Study) -> None:
 def test_asha_promotion_resumes_paused_trials_from_their_checkpoints(sqlite_url, tmp_path):
     study = th.Study.create(SPACE, "max", storage=sqlite_url, seed=1, artifact_root=str(tmp_path / "art"),
                             scheduler=ASHA(1, MAX_EPOCHS, 3, mode="promotion"), keep_checkpoints=None)
+    # A good and a medium configuration first, then ten poor ones (small steps, strong decay):
+    # the medium one pauses at rung 1 behind the good one, and is promoted once enough poor ones
+    # have reached the rung to put it in the top third, whatever the timing of the two workers.
+    study.enqueue({"alpha": 1e-4, "eta0": 0.05})
+    study.enqueue({"alpha": 1e-4, "eta0": 0.005})
+    for i in range(10):
+        study.enqueue({"alpha": 0.1 if i % 2 else 0.05, "eta0": 1e-4 * (1 + i / 10)})
     study.optimize(objective, n_trials=12, n_workers=2, progress=False)
     counts = study.counts()
     assert counts.get(th.TrialState.RUNNING, 0) == 0

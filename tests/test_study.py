@@ -437,7 +437,7 @@ def test_load_missing_study_names_the_storage(db_url):
         ({"objective": "up"}, "direction 'up' must be 'min' or 'max'"),
         ({"objective": {"acc": "bigger"}}, "'acc': direction 'bigger'"),
         ({"objective": {}}, "objective="),
-        ({"strategy": "annealing"}, "unknown strategy 'annealing'; known: grid, "),
+        ({"strategy": "annealing"}, "unknown strategy 'annealing'; known: .*grid.*random"),
         ({"seed": "x"}, "seed='x': expected an integer"),
         ({"seed": 1.5}, "seed=1.5"),
         ({"max_retries": -1}, "max_retries=-1: expected an integer >= 0"),
@@ -516,3 +516,36 @@ def test_constraints_are_validated_and_infeasible_trials_are_never_best():
     study.tell(study.ask(), {"acc": 0.95})  # the constrained metric missing: infeasible
     assert study.best.metrics["acc"] == 0.90
     assert th.Study.load(study.name, storage=study.storage).constraints == {"size_mb": ("<=", 100.0)}
+
+
+def test_two_workers_proposing_from_one_snapshot_never_run_the_same_point(sqlite_url):
+    """A slow (model-based) strategy proposes before the ask transaction. If another worker
+    starts the same point between that snapshot and the transaction, the proposal is made again
+    from the history as it is then. The interleaving is made deterministic: worker b's strategy
+    lets worker a ask while b is proposing."""
+    from thrifty.strategies.base import Strategy
+
+    centre, other = {"x": 0.5, "y": 0.5}, {"x": 0.25, "y": 0.25}
+
+    class CentreFirst(Strategy):  # proposes the centre until some trial has it
+        name = "centre-first"
+        needs_history = True
+        slow = True
+
+        def __init__(self, rival=None):
+            self.rival, self.rival_trial = rival, None
+
+        def propose(self, space, history, *, seed, number, n=1):
+            taken = any(dict(t.params) == centre for t in history)
+            if self.rival is not None and self.rival_trial is None:
+                self.rival_trial = self.rival.ask()  # worker a starts the centre meanwhile
+            return [dict(other if taken else centre)]
+
+    space = {"x": th.Float(0, 1), "y": th.Float(0, 1)}
+    a = th.Study.create(space, {"v": "min"}, name="dup", storage=sqlite_url)
+    b = th.Study.load("dup", storage=sqlite_url)
+    a.strategy, b.strategy = CentreFirst(), CentreFirst(rival=a)
+    tb = b.ask()
+    ta = b.strategy.rival_trial
+    assert dict(ta.params) == centre and dict(tb.params) == other
+    assert sorted(t.number for t in a.trials) == [0, 1]

@@ -33,6 +33,7 @@ from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
 from thrifty.strategies import Strategy, make_strategy
+from thrifty.strategies.base import params_key
 from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics, check_seconds
 
 Objective = Callable[[TrialHandle], Any]
@@ -382,17 +383,26 @@ class Study:
             self._refresh_cost_model()
 
         early: Mapping[str, Any] | None = None
+        next_number = 0
         if self.strategy.slow and (plan is None or plan.new):
             history = self.history()
-            self.strategy.bind(self._strategy_context())
-            next_number = max((t.number for t in history), default=-1) + 1
-            early = self.strategy.propose(self.space, history, seed=self.seed, number=next_number, n=1)[0]
+            # An enqueued trial goes first: no proposal is needed (nor wasted) then.
+            if not any(t.state is TrialState.PENDING for t in history):
+                self.strategy.bind(self._strategy_context())
+                next_number = max((t.number for t in history), default=-1) + 1
+                early = self.strategy.propose(self.space, history, seed=self.seed, number=next_number, n=1)[0]
 
         def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
             if plan is not None and not plan.new:
                 raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
             if early is not None:
-                return early
+                # Another worker may have proposed the same point from the same snapshot and
+                # started it meanwhile: then propose again from the history as it is now (rare,
+                # and then inside the lock, which is the price of never running a duplicate).
+                key = params_key(early)
+                if not any(params_key(t.params) == key for t in load_history(next_number)):  # type: ignore[call-arg]
+                    return early
+                return self.strategy.propose(self.space, load_history(), seed=self.seed, number=number, n=1)[0]
             history = load_history() if self.strategy.needs_history else ()
             return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
 
@@ -406,7 +416,8 @@ class Study:
         """Give the strategy the objectives and constraints (the cost model comes per proposal)."""
         from thrifty.strategies.base import Context
 
-        self.strategy.bind(Context(objectives=dict(self.objectives), constraints=dict(self.constraints)))
+        self.strategy.bind(Context(objectives=dict(self.objectives), constraints=dict(self.constraints),
+                                   budget_trials=Budget.from_dict(self._record.budget).trials))
 
     def _strategy_context(self) -> Any:
         """The :class:`~thrifty.strategies.base.Context` of the next proposal."""
@@ -417,13 +428,12 @@ class Study:
             self._refresh_cost_model()
             if self._cost_model is not None and self._cost_model[1].is_fitted:
                 model, resource = self._cost_model[1], self._cost_model[2]
-        budget_usd, spent = None, 0.0
-        if self._usd_budget_seen:
-            record = self._storage.study_status(self._record.id)
-            budget_usd = Budget.from_dict(record.budget).usd
-            spent = record.usage(time.time()).usd
+        record = self._storage.study_status(self._record.id)
+        budget = Budget.from_dict(record.budget)
+        spent = record.usage(time.time()).usd if budget.usd is not None else 0.0
         return Context(objectives=dict(self.objectives), cost_model=model, max_resource=resource,
-                       budget_usd=budget_usd, spent_usd=spent, constraints=dict(self.constraints))
+                       budget_usd=budget.usd, spent_usd=spent, budget_trials=budget.trials,
+                       constraints=dict(self.constraints))
 
     def _hand_out(self, trial: Trial) -> TrialHandle:
         handle = TrialHandle(self, self._wrap(trial))

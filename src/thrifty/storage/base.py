@@ -79,7 +79,9 @@ class RetryPolicy:
 
 
 # propose(number, load_history) -> params; called inside the ask transaction, so it must be quick.
-Proposer = Callable[[int, Callable[[], Sequence[Trial]]], Mapping[str, Any]]
+#: ``propose(number, load_history)``: ``load_history()`` gives every trial with its measurements;
+#: ``load_history(since)`` the trials numbered ``since`` and later, without measurements (cheap).
+Proposer = Callable[[int, Callable[..., Sequence[Trial]]], Mapping[str, Any]]
 # admit(params, resources, usage) raises StudyExhausted to refuse a trial about to start (e.g. its
 # forecast cost exceeds the dollars left); called inside the ask transaction.
 Admit = Callable[[Mapping[str, Any], Mapping[str, float], Usage, Budget], None]

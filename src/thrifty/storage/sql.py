@@ -565,7 +565,8 @@ class SQLStorage(Storage):
                 )
                 return AskResult(trial, claimed_enqueued=True)
             number = st.next_number
-            params = dict(propose(number, lambda: self._select_trials(conn, study_id)))
+            params = dict(propose(number, lambda since=None: self._select_trials(
+                conn, study_id, with_measurements=since is None, offset=since or 0)))
             if admit is not None:
                 admit(params, dict(resources or {}), _usage(st, now), _budget(st))
             conn.execute(_COUNT_NEW, {"p_sid": study_id, "p_now": now})

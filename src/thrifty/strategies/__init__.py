@@ -11,6 +11,11 @@ _REGISTRY = {
     "random": "thrifty.strategies.random:RandomSearch",
     "sobol": "thrifty.strategies.sobol:SobolSearch",
     "grid": "thrifty.strategies.grid:GridSearch",
+    "gp": "thrifty.strategies.gp:GP",
+    "tpe": "thrifty.strategies.tpe:TPE",
+    "nsga2": "thrifty.strategies.nsga2:NSGA2",
+    "bohb": "thrifty.strategies.bohb:BOHB",
+    "auto": "thrifty.strategies.auto:Auto",
 }
 
 

@@ -29,7 +29,7 @@ class Context:
     finished trials when the study has a dollar budget or asks for cost-aware search (else
     ``None``); ``max_resource``: the resource a full trial reaches (for cost forecasts).
     ``budget_usd`` / ``spent_usd``: the dollar budget (``None`` if none) and what is spent, for
-    cost cooling. ``constraints``: metric -> ``(op, bound)`` with op ``"<="`` or ``">="``.
+    cost cooling. ``budget_trials``: the study's trial budget, if any. ``constraints``: metric -> ``(op, bound)`` with op ``"<="`` or ``">="``.
     """
 
     objectives: Mapping[str, str] = field(default_factory=lambda: {"value": "max"})
@@ -37,6 +37,7 @@ class Context:
     max_resource: float = 1.0
     budget_usd: float | None = None
     spent_usd: float = 0.0
+    budget_trials: int | None = None
     constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 

@@ -1,0 +1,94 @@
+"""``auto``: pick the strategy from what the study looks like, and say why.
+
+The rule, applied before every proposal (so the choice follows the study as it grows):
+
+1. several objectives -> ``nsga2``;
+2. trials report a resource (some trial reported two or more steps) -> ``bohb`` (a TPE model at
+   the highest well-populated resource level; pair it with ``scheduler="adaptive"``, which stops
+   early only where the study's data show it pays);
+3. a tiny budget (a trial budget of at most ``TINY`` trials, or a dollar budget the cost model
+   says buys at most that many) -> ``sobol`` (quasi-random: the best coverage for a handful);
+4. a conditional space, more than ``GP_MAX_DIMS`` dimensions, or more than ``GP_MAX_TRIALS``
+   trials -> ``tpe`` (its cost per proposal stays flat; the GP's grows with the trials);
+5. otherwise (a small unconditional space) -> ``gp``.
+
+The choice and the reason are logged (logger ``thrifty.auto``, INFO) whenever they change, and
+kept in :attr:`Auto.choice` / :attr:`Auto.reason`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.space import ParamValue, Space
+from thrifty.strategies.base import Context, Strategy
+from thrifty.trial import Trial
+
+log = logging.getLogger("thrifty.auto")
+
+TINY = 10
+GP_MAX_DIMS = 12
+GP_MAX_TRIALS = 300
+
+
+class Auto(Strategy):
+    """Chooses a strategy per proposal (see the module docstring)."""
+
+    name = "auto"
+    needs_history = True
+    slow = True
+
+    def __init__(self) -> None:
+        self._strategies: dict[str, Strategy] = {}
+        self.choice: str | None = None
+        self.reason: str = ""
+
+    def decide(self, space: Space, history: Sequence[Trial]) -> tuple[str, str]:
+        """(strategy name, reason) for the next proposal."""
+        ctx = self.context
+        if len(ctx.objectives) > 1:
+            return "nsga2", f"{len(ctx.objectives)} objectives"
+        if any(sum(1 for m in t.measurements if m.step is not None) >= 2 for t in history):
+            return "bohb", "trials report a resource (steps): a model per resource level"
+        affordable = None
+        if ctx.budget_usd is not None and ctx.cost_model is not None:
+            left = max(ctx.budget_usd - ctx.spent_usd, 0.0)
+            per_trial = ctx.cost_model.expected_cost([space.decode([0.5] * space.n_dims)], ctx.max_resource)
+            affordable = int(left / per_trial) + len(history) if per_trial > 0 else None
+        limits = [x for x in (ctx.budget_trials, affordable) if x is not None]
+        if limits and min(limits) <= TINY:
+            return "sobol", f"a tiny budget ({min(limits)} trials): quasi-random coverage"
+        conditional = any(space[n].when for n in space)
+        if conditional:
+            return "tpe", "a conditional space"
+        if space.n_dims > GP_MAX_DIMS:
+            return "tpe", f"{space.n_dims} dimensions (> {GP_MAX_DIMS})"
+        if len(history) > GP_MAX_TRIALS:
+            return "tpe", f"{len(history)} trials (> {GP_MAX_TRIALS}): the GP would get slow"
+        return "gp", f"a small unconditional space ({space.n_dims} dimensions)"
+
+    def _strategy(self, name: str) -> Strategy:
+        if name not in self._strategies:
+            from thrifty.strategies import make_strategy
+
+            self._strategies[name] = make_strategy(name)
+        return self._strategies[name]
+
+    def bind(self, context: Context) -> None:
+        super().bind(context)
+        self.wants_cost_model = context.budget_usd is not None
+
+    def propose(self, space: Space, history: Sequence[Trial], *, seed: int, number: int,
+                n: int = 1) -> list[dict[str, ParamValue]]:
+        name, reason = self.decide(space, history)
+        if (name, reason) != (self.choice, self.reason):
+            log.info("auto: %s (%s) from trial %d", name, reason, number)
+            self.choice, self.reason = name, reason
+        inner = self._strategy(name)
+        inner.bind(self.context)
+        return inner.propose(space, history, seed=seed, number=number, n=n)
+
+    def params(self) -> dict[str, Any]:
+        return {}

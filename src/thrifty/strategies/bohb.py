@@ -1,0 +1,98 @@
+"""BOHB-style model-based multi-fidelity (Falkner et al. 2018): a model per resource level.
+
+With an early-stopping scheduler most trials end at a low resource, so a model fitted on finished
+trials' final values would compare apples with oranges. This strategy fits its inner model (TPE by
+default) on the values at one resource *level*: the highest level among ``min_resource *
+reduction_factor**k`` that at least ``min_points`` trials have reached (their first report at or
+beyond it), falling back to lower levels while the higher ones are thin, exactly as BOHB picks the
+largest budget with enough observations. Trials that have not reached the level, and pending or
+running ones, are passed on as pending (the inner model treats them as such: constant liar), so
+parallel workers still spread out. It pairs with ``scheduler="asha"``, ``"hyperband"`` or
+``"adaptive"``: the scheduler decides how long each trial runs, this strategy which trials start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.space import ParamValue, Space
+from thrifty.strategies.base import Context, Strategy
+from thrifty.trial import Trial, TrialState
+
+
+class BOHB(Strategy):
+    """A model per resource level feeding an inner strategy (see the module docstring)."""
+
+    name = "bohb"
+    needs_history = True
+    slow = True
+
+    def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, min_points: int | None = None,
+                 inner: str | dict[str, Any] = "tpe") -> None:
+        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or not min_resource > 0:
+            raise ValueError(f"BOHB(min_resource={min_resource!r}): expected a number > 0")
+        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, (int, float)) or reduction_factor <= 1:
+            raise ValueError(f"BOHB(reduction_factor={reduction_factor!r}): expected a number > 1")
+        if min_points is not None and (isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 2):
+            raise ValueError(f"BOHB(min_points={min_points!r}): expected an integer >= 2 (or None: dims + 2)")
+        from thrifty.strategies import make_strategy
+
+        self.min_resource = float(min_resource)
+        self.reduction_factor = float(reduction_factor)
+        self.min_points = min_points
+        self.inner_spec = inner
+        self.inner = make_strategy(inner)
+        self.wants_cost_model = self.inner.wants_cost_model
+
+    def params(self) -> dict[str, Any]:
+        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor,
+                "min_points": self.min_points, "inner": self.inner_spec}
+
+    def level(self, space: Space, history: Sequence[Trial]) -> tuple[float | None, dict[int, float]]:
+        """The resource level the model is fitted at and each trial's value there (signed as
+        reported, not negated)."""
+        if len(self.context.objectives) != 1:
+            return None, {}
+        metric = next(iter(self.context.objectives))
+        need = self.min_points if self.min_points is not None else space.n_dims + 2
+        curves = {t.number: curve(t, metric, 1.0) for t in history if t.state is not TrialState.PENDING}
+        top = max((pts[-1][0] for pts in curves.values() if pts), default=0.0)
+        levels = []
+        r = self.min_resource
+        while r <= top * (1 + 1e-9):
+            levels.append(r)
+            r *= self.reduction_factor
+        if top and (not levels or levels[-1] < top):
+            levels.append(top)  # the full resource (a completed trial's last step)
+        for level in reversed(levels):
+            values = {n: v for n, pts in curves.items()
+                      if (v := first_at_or_after(pts, level)) is not None and math.isfinite(v)}
+            if len(values) >= need:
+                return level, values
+        return None, {}
+
+    def propose(self, space: Space, history: Sequence[Trial], *, seed: int, number: int,
+                n: int = 1) -> list[dict[str, ParamValue]]:
+        level, values = self.level(space, history)
+        self.inner.bind(self.context)
+        if level is None:  # too little data at any level: the inner strategy's own start-up
+            return self.inner.propose(space, history, seed=seed, number=number, n=n)
+        metric = next(iter(self.context.objectives))
+        view = []
+        for t in history:
+            if t.number in values:
+                view.append(dataclasses.replace(t, state=TrialState.COMPLETED, metrics={metric: values[t.number]}))
+            elif t.state in (TrialState.RUNNING, TrialState.PENDING, TrialState.PAUSED):
+                view.append(dataclasses.replace(t, state=TrialState.RUNNING))
+            elif t.state in (TrialState.FAILED, TrialState.INFEASIBLE):
+                view.append(t)  # the inner model learns to avoid these
+            # stopped below the level: no value at this level, not pending either: left out
+        return self.inner.propose(space, view, seed=seed, number=number, n=n)
+
+    def bind(self, context: Context) -> None:
+        super().bind(context)
+        self.inner.bind(context)
