@@ -1,0 +1,726 @@
+"""Multi-fidelity benchmark on the LCBench surrogate: money to a good model, thrifty against peers.
+
+Run from the repository root (Optuna and matplotlib come with ``pip install -e '.[bench]'``; Ray Tune
+is optional: ``pip install 'ray[tune]'``, its cells are skipped with a message when it is missing):
+
+    .venv/bin/python benchmarks/multifidelity.py --jobs 2             # the full run, writes the results
+    .venv/bin/python benchmarks/multifidelity.py --quick --jobs 2     # smoke run: 2 tasks, 2 seeds
+
+Other flags: ``--tasks 3945,7593``, ``--seeds 10`` (seeds 0..9) or ``--seeds 0,4,7``,
+``--methods thrifty-asha,optuna-random-hyperband`` (see ``--list``), ``--ray-seeds N`` (Ray Tune runs
+on the first N seeds only, see below), ``--jobs N`` (cells in a process pool), ``--no-write``.
+
+Protocol (``shared/BENCHMARKING.md``, issue 4). Data: ``$THRIFTY_BENCHDATA/lcbench`` (default
+``../shared/benchdata``).
+
+- Tasks 3945, 7593, 34539, 126025, 126026, 126029, 146212, 167104, 167149, 167152; seeds 0..9.
+- Quality of a configuration = its epoch-52 ``val_accuracy``. Only configurations trained to epoch 52
+  count as found (by whichever method: the ledger below records every configuration that reaches
+  epoch 52, whatever the method calls it).
+- Reference = the best epoch-52 ``val_accuracy`` of 10,000 uniform random configurations (log-uniform
+  where log; seed 12345, the same draw as ``benchmarks/cost.py``). Regret = (reference - best found) /
+  reference.
+- Cost = surrogate training seconds actually run: a trial trained to epoch k costs time(k), the
+  running maximum of the surrogate's cumulative ``time`` over epochs 1..k; no method here resumes a
+  stopped trial, so each trial pays from scratch. In units of one full training (the task's median
+  epoch-52 time over the 10,000 reference configurations).
+- Hard budget 50 units per run, enforced by this script's own ledger, identically for every method:
+  each epoch is charged when it is trained; the epoch that crosses the line is charged and what it
+  yields still counts (a trial that reaches epoch 52 with it is found, at 50 units); the run then ends
+  and nothing after it counts.
+- Same space for every method (``LCBENCH_SPACE`` of ``benchmarks/cost.py``); ASHA and Hyperband with
+  min_resource 1, max_resource 52 (epochs), reduction factor 3 in every library. Single worker.
+
+Methods: thrifty random search with the ASHA, Hyperband and median schedulers and without one
+(``th.Study`` in memory, ask / report per epoch / ``should_stop`` / tell); Optuna random + median
+pruner, random + Hyperband pruner, TPE + Hyperband pruner, TPE without pruning (``study.optimize``,
+``trial.report`` per epoch, ``trial.should_prune()``, in-memory storage); Ray Tune ``ASHAScheduler``
+with a function trainable (random search, ``max_concurrent_trials=1``, ``reuse_actors=True``; the
+ledger runs in a ``Stopper`` on the driver, which sees every epoch's result before the trainable
+may go on, so the hard line is the same as for the others).
+
+Ray Tune's overhead: an ASHA run starts 200 to 700 trials in 50 units (374 on average in the full
+run). Measured here (task 3945, seed 0, 245 trials): 2.0 s per trial with a new actor per trial
+(499 s for the run), 38 ms with ``reuse_actors=True`` (9.4 s, the same trials and result), so Ray
+Tune runs on all seeds (the full run: 100 Ray cells in 18 minutes). ``--ray-seeds N`` restricts it to
+the first N seeds where that is too slow; the section then states the deviation and adds a table
+of every method on those seeds alone.
+
+Reported per method: the share of (task, seed) runs reaching 1% and 0.5% regret within the budget;
+regret after 10, 25 and 50 units, averaged (mean) over seeds per task and then the median over
+tasks; the median-regret-against-units curves (``benchmarks/multifidelity.png``). Raw numbers:
+``benchmarks/multifidelity.json``; the table: a section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import thrifty as th  # noqa: E402
+from cost import LCBENCH_SPACE, TASKS, machine  # noqa: E402
+from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
+
+BUDGET = 50.0
+REF_N, REF_SEED = 10_000, 12345
+MIN_R, MAX_R, ETA = 1, MAX_EPOCH, 3
+GRID = np.round(np.arange(0.0, BUDGET + 1e-9, 0.25), 2)
+REPORT_AT = (10, 25, 50)
+SECTION = "## Multi-fidelity: money to a good model on LCBench (benchmarks/multifidelity.py)"
+WORK = HERE / "_work"  # gitignored: Ray's temp dir and result folders
+
+# key -> (display name, library)
+METHODS = {
+    "thrifty-asha": ("thrifty random+ASHA", "thrifty"),
+    "thrifty-hyperband": ("thrifty random+Hyperband", "thrifty"),
+    "thrifty-median": ("thrifty random+median", "thrifty"),
+    "thrifty-random": ("thrifty random (no stopping)", "thrifty"),
+    "thrifty-asha-promotion": ("thrifty random+ASHA (promotion)", "thrifty"),
+    "thrifty-adaptive": ("thrifty random+adaptive", "thrifty"),
+    "thrifty-tpe": ("thrifty TPE (no stopping)", "thrifty"),
+    "thrifty-bohb-adaptive": ("thrifty BOHB+adaptive", "thrifty"),
+    "thrifty-auto": ("thrifty auto+adaptive (defaults)", "thrifty"),
+    "optuna-random-median": ("Optuna random+MedianPruner", "optuna"),
+    "optuna-random-hyperband": ("Optuna random+HyperbandPruner", "optuna"),
+    "optuna-tpe-hyperband": ("Optuna TPE+HyperbandPruner", "optuna"),
+    "optuna-tpe": ("Optuna TPE (no pruning)", "optuna"),
+    "ray-asha": ("Ray Tune ASHA (random)", "ray"),
+}
+FLOOR = ("thrifty-asha", "optuna-random-hyperband")
+
+
+# -- the task: surrogate, reference and unit (cached per process) -------------------------------
+@functools.lru_cache(maxsize=None)
+def surrogate(task: str) -> LCBench:
+    return LCBench.load(task)
+
+
+@functools.lru_cache(maxsize=None)
+def reference(task: str) -> tuple[float, float]:
+    """(reference accuracy, unit in seconds) of ``task``: the best epoch-52 val_accuracy and the
+    median epoch-52 time of 10,000 seeded uniform random configurations."""
+    bench = surrogate(task)
+    configs = bench.sample(np.random.default_rng(REF_SEED), REF_N)
+    out = bench.evaluate(configs, [MAX_EPOCH])
+    return float(np.max(out["val_accuracy"][:, 0])), float(np.median(out["time"][:, 0]))
+
+
+def learning_curve(task: str, params: dict, unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(val_accuracy at epochs 1..52, cumulative cost in units at epochs 1..52, a running max)."""
+    cfg = {k: float(params[k]) for k in LCBENCH_SPACE}
+    out = surrogate(task).evaluate([cfg], np.arange(1, MAX_EPOCH + 1))
+    return out["val_accuracy"][0], out["time"][0] / unit
+
+
+# -- the ledger: one per (task, seed, method) run ----------------------------------------------
+class Ledger:
+    """Charges every trained epoch in units, enforces the hard line, records what is found."""
+
+    def __init__(self, task: str, budget: float = BUDGET) -> None:
+        self.task = task
+        self.ref, self.unit = reference(task)
+        self.budget = budget
+        self.spent = 0.0
+        self.epochs = 0
+        self.trials = 0
+        self.full = 0
+        self.best = -math.inf
+        self.finds: list[tuple[float, float]] = []  # (units spent when found, best accuracy so far)
+        self.ignored = 0  # epochs a method trained after the line (none should: they are not counted)
+        self.log: list[list] = []  # [params, epochs trained] per trial, to re-check the ledger at the end
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget
+
+    def start(self, params: dict) -> Run:
+        self.trials += 1
+        self.log.append([dict(params), 0])
+        acc, cum = learning_curve(self.task, params, self.unit)
+        return Run(self, acc, cum, len(self.log) - 1)
+
+    def charge(self, units: float, epoch: int, acc: float) -> bool:
+        """Charge one trained epoch; returns False (and counts nothing) if the line was already crossed."""
+        if self.exhausted:
+            self.ignored += 1
+            return False
+        self.spent += units
+        self.epochs += 1
+        if epoch == MAX_EPOCH:
+            self.full += 1
+            if acc > self.best:
+                self.best = acc
+                self.finds.append((min(self.spent, self.budget), acc))
+        return True
+
+    def recheck(self) -> float:
+        """|ledger - cost recomputed from scratch from each trial's params and epochs trained|, in units."""
+        total = 0.0
+        for params, epochs in self.log:
+            if epochs:
+                total += learning_curve(self.task, params, self.unit)[1][epochs - 1]
+        return abs(total - self.spent)
+
+    def regret(self, acc: float) -> float:
+        return (self.ref - acc) / self.ref
+
+    def record(self) -> dict:
+        return {"task": self.task, "reference": self.ref, "unit_s": self.unit, "spent_units": self.spent,
+                "epochs": self.epochs, "trials": self.trials, "full_trainings": self.full,
+                "finds": [[round(u, 5), a] for u, a in self.finds], "epochs_ignored": self.ignored,
+                "final_regret": self.regret(self.best) if self.finds else None}
+
+
+class Run:
+    """One trial being trained epoch by epoch (the surrogate's curve, paid per epoch)."""
+
+    def __init__(self, ledger: Ledger, acc: np.ndarray, cum: np.ndarray, index: int) -> None:
+        self.ledger, self.acc, self.cum = ledger, acc, cum
+        self.index = index  # this trial's entry in the ledger's log (a resumed trial is not the last)
+        self.epoch = 0
+
+    def train_epoch(self) -> tuple[float, float]:
+        """Train the next epoch: charge it, return (val_accuracy, units it cost)."""
+        e = self.epoch
+        inc = float(self.cum[e] - (self.cum[e - 1] if e else 0.0))
+        self.epoch += 1
+        acc = float(self.acc[e])
+        if self.ledger.charge(inc, self.epoch, acc):
+            self.ledger.log[self.index][1] = self.epoch
+        return acc, inc
+
+
+# -- thrifty --------------------------------------------------------------------------------------
+def thrifty_scheduler(key: str, seed: int):
+    from thrifty.schedulers.adaptive import AdaptiveASHA
+    from thrifty.schedulers.asha import ASHA
+    from thrifty.schedulers.hyperband import Hyperband
+    from thrifty.schedulers.percentile import Median
+
+    return {
+        "thrifty-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-hyperband": lambda: Hyperband(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA, seed=seed),
+        "thrifty-median": lambda: Median(),  # defaults: min_resource=1, min_trials=5 (as Optuna's MedianPruner)
+        "thrifty-random": lambda: None,
+        "thrifty-asha-promotion": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA,
+                                               mode="promotion"),
+        "thrifty-adaptive": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-tpe": lambda: None,
+        "thrifty-bohb-adaptive": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-auto": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+    }[key]()
+
+
+THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto"}
+
+
+def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
+    study = th.Study.create(LCBENCH_SPACE, {"val_acc": "max"}, name=f"mf-{ledger.task}-{seed}-{key}",
+                            storage="memory", strategy=THRIFTY_STRATEGY.get(key, "random"),
+                            scheduler=thrifty_scheduler(key, seed), seed=seed)
+    stopped = 0
+    runs: dict[int, Run] = {}  # paused trials keep their model state: a resume pays only new epochs
+    try:
+        while not ledger.exhausted:
+            try:
+                t = study.ask()
+            except th.StudyExhausted:
+                break
+            if t.start_step:
+                run = runs[t.number]
+            else:
+                run = runs[t.number] = ledger.start(dict(t.params))
+            for epoch in range(run.epoch + 1, MAX_EPOCH + 1):
+                acc, inc = run.train_epoch()
+                t.report({"val_acc": acc}, step=epoch, cost_usd=inc, elapsed_s=0.0)
+                if epoch == MAX_EPOCH:
+                    study.tell(t, {"val_acc": acc}, elapsed_s=0.0)
+                elif ledger.exhausted:
+                    study.tell(t, state="stopped", reason="benchmark: budget line", elapsed_s=0.0)
+                elif t.should_stop():
+                    study.tell(t, state="paused" if t.pausing else "stopped", elapsed_s=0.0)
+                    stopped += 0 if t.pausing else 1
+                else:
+                    continue
+                break
+        # thrifty's own ledger must agree with the benchmark's (every epoch reported with its cost).
+        drift = abs(study.cost_usd - ledger.spent)
+    finally:
+        study.close()
+    return {"stopped_by_scheduler": stopped, "ledger_drift_units": drift}
+
+
+# -- Optuna ---------------------------------------------------------------------------------------
+def optuna_suggest(trial) -> dict:
+    out = {}
+    for name, p in LCBENCH_SPACE.items():
+        if isinstance(p, th.Int):
+            out[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
+        else:
+            out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+    return out
+
+
+def run_optuna(key: str, ledger: Ledger, seed: int) -> dict:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler_name, _, pruner_name = key.removeprefix("optuna-").partition("-")
+    sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler_name == "random"
+               else optuna.samplers.TPESampler(seed=seed))
+    pruner = {
+        "median": lambda: optuna.pruners.MedianPruner(),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=MIN_R, max_resource=MAX_R,
+                                                            reduction_factor=ETA),
+        "": lambda: optuna.pruners.NopPruner(),
+    }[pruner_name]()
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
+                                study_name=f"mf-{ledger.task}-{seed}-{key}")
+
+    def objective(trial):
+        run = ledger.start(optuna_suggest(trial))
+        for epoch in range(1, MAX_EPOCH + 1):
+            acc, _ = run.train_epoch()
+            if epoch == MAX_EPOCH:
+                if ledger.exhausted:
+                    trial.study.stop()
+                return acc
+            if ledger.exhausted:
+                trial.study.stop()
+                raise optuna.TrialPruned()
+            trial.report(acc, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        raise AssertionError("unreachable")
+
+    study.optimize(objective)
+    pruned = sum(1 for t in study.trials if t.state == optuna.trial.TrialState.PRUNED)
+    return {"pruned": pruned}
+
+
+# -- Ray Tune -------------------------------------------------------------------------------------
+def _ray_env() -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1e9")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    paths = [str(HERE), str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+
+
+def ray_start() -> None:
+    _ray_env()
+    import ray
+
+    if not ray.is_initialized():
+        (WORK / "ray_tmp").mkdir(parents=True, exist_ok=True)
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 _temp_dir=str(WORK / "ray_tmp"), configure_logging=True)
+
+
+def _ray_trainable(config: dict) -> None:
+    """Function trainable: one report per epoch with the cumulative cost in units; the driver's
+    Stopper charges the ledger from it."""
+    from ray import tune
+
+    import multifidelity  # by name: Ray pickles this function by value, not this script's globals
+
+    acc, cum = multifidelity.learning_curve(config["task"], config, config["unit"])
+    for e in range(MAX_EPOCH):
+        tune.report({"val_acc": float(acc[e]), "epoch": e + 1, "cum_units": float(cum[e])})
+
+
+def run_ray(key: str, ledger: Ledger, seed: int) -> dict:
+    ray_start()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    space = {"task": ledger.task, "unit": ledger.unit}
+    for name, p in LCBENCH_SPACE.items():
+        if isinstance(p, th.Int):
+            space[name] = tune.lograndint(p.low, p.high + 1) if p.log else tune.randint(p.low, p.high + 1)
+        else:
+            space[name] = tune.loguniform(p.low, p.high) if p.log else tune.uniform(p.low, p.high)
+
+    class LedgerStopper(tune.Stopper):
+        def __init__(self) -> None:
+            self.last: dict[str, tuple[int, float]] = {}
+            self.index: dict[str, int] = {}
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            if "cum_units" not in result:
+                return False
+            if trial_id not in self.last:
+                ledger.trials += 1
+                ledger.log.append([{k: result["config"][k] for k in LCBENCH_SPACE}, 0])
+                self.index[trial_id] = len(ledger.log) - 1
+            epoch0, cum0 = self.last.get(trial_id, (0, 0.0))
+            epoch, cum = int(result["epoch"]), float(result["cum_units"])
+            if epoch > epoch0:  # a new epoch (the duplicate final result of a finished trial is not)
+                if epoch != epoch0 + 1:
+                    raise RuntimeError(f"Ray skipped epochs {epoch0 + 1}..{epoch - 1} of {trial_id}")
+                if ledger.charge(cum - cum0, epoch, float(result["val_acc"])):
+                    ledger.log[self.index[trial_id]][1] = epoch
+                self.last[trial_id] = (epoch, cum)
+            return False
+
+        def stop_all(self) -> bool:
+            return ledger.exhausted
+
+    name = f"mf-{ledger.task}-{seed}-{os.getpid()}-{time.time_ns()}"
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=MAX_R, grace_period=MIN_R,
+                              reduction_factor=ETA)
+    tuner = tune.Tuner(
+        _ray_trainable, param_space=space,
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=scheduler, num_samples=-1,
+                                    max_concurrent_trials=1, reuse_actors=True,
+                                    search_alg=BasicVariantGenerator(random_state=seed)),
+        run_config=tune.RunConfig(name=name, storage_path=str(WORK / "ray_results"),
+                                  stop=LedgerStopper(), verbose=0, log_to_file=False),
+    )
+    ledger.trials = 0
+    tuner.fit()
+    shutil.rmtree(WORK / "ray_results" / name, ignore_errors=True)
+    return {}
+
+
+RUNNERS = {"thrifty": run_thrifty, "optuna": run_optuna, "ray": run_ray}
+
+
+def run_cell(cell: tuple[str, int, str]) -> dict:
+    task, seed, key = cell
+    ledger = Ledger(task)
+    t0 = time.perf_counter()
+    extra = RUNNERS[METHODS[key][1]](key, ledger, seed)
+    wall = time.perf_counter() - t0
+    return {**ledger.record(), "ledger_recheck_units": ledger.recheck(), "seed": seed, "method": key, "wall_s": wall, **extra}
+
+
+# -- analysis -------------------------------------------------------------------------------------
+def regret_curve(rec: dict) -> np.ndarray:
+    """Regret at each point of GRID (inf before the first find)."""
+    out = np.full(len(GRID), np.inf)
+    for u, acc in rec["finds"]:
+        out[GRID >= u - 1e-12] = (rec["reference"] - acc) / rec["reference"]
+    return out
+
+
+def task_curves(recs: list[dict]) -> dict[str, np.ndarray]:
+    """Per task: the mean over seeds of the regret curve (inf where any seed has found nothing)."""
+    by: dict[str, list[np.ndarray]] = {}
+    for r in recs:
+        by.setdefault(r["task"], []).append(regret_curve(r))
+    return {t: np.mean(np.vstack(cs), axis=0) for t, cs in by.items()}
+
+
+def median_curve(recs: list[dict]) -> np.ndarray:
+    return np.median(np.vstack(list(task_curves(recs).values())), axis=0)
+
+
+def summarize(recs: list[dict]) -> dict:
+    finals = np.array([np.inf if r["final_regret"] is None else r["final_regret"] for r in recs])
+    med = median_curve(recs)
+    at = {u: float(med[np.searchsorted(GRID, u)]) for u in REPORT_AT}
+    return {
+        "runs": len(recs), "tasks": len({r["task"] for r in recs}), "seeds": sorted({r["seed"] for r in recs}),
+        "share_1pct": float(np.mean(finals <= 0.01)), "share_05pct": float(np.mean(finals <= 0.005)),
+        "median_regret_at": at, "median_regret_all_runs_50": float(np.median(finals)),
+        "mean_trials": float(np.mean([r["trials"] for r in recs])),
+        "mean_full": float(np.mean([r["full_trainings"] for r in recs])),
+        "mean_wall_s": float(np.mean([r["wall_s"] for r in recs])),
+    }
+
+
+def pct(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{100 * x:.2f}%"
+
+
+def table(summ: dict[str, dict], keys: list[str]) -> list[str]:
+    lines = ["| method | runs (tasks × seeds) | reach 1% | reach 0.5% | regret @10 u | regret @25 u | "
+             "regret @50 u | median over runs @50 u | trials started | full trainings | s per run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in keys:
+        s = summ[k]
+        at = s["median_regret_at"]
+        lines.append(
+            f"| {METHODS[k][0]} | {s['runs']} ({s['tasks']} × {len(s['seeds'])}) | {100 * s['share_1pct']:.0f}% | "
+            f"{100 * s['share_05pct']:.0f}% | {pct(at[10])} | {pct(at[25])} | {pct(at[50])} | "
+            f"{pct(s['median_regret_all_runs_50'])} | {s['mean_trials']:.0f} | {s['mean_full']:.1f} | "
+            f"{s['mean_wall_s']:.1f} |")
+    return lines
+
+
+def plot(recs: list[dict], keys: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    styles = {"thrifty": "-", "optuna": "--", "ray": ":"}
+    for k in keys:
+        rs = [r for r in recs if r["method"] == k]
+        if not rs:
+            continue
+        med = median_curve(rs) * 100
+        med = np.where(np.isfinite(med), np.maximum(med, 1e-3), np.nan)
+        ax.plot(GRID, med, styles[METHODS[k][1]], lw=2 if k == FLOOR[0] else 1.4,
+                label=f"{METHODS[k][0]} ({len({r['seed'] for r in rs})} seeds)")
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlim(0, BUDGET)
+    ax.set_xlabel("budget spent (units of one full training)")
+    ax.set_ylabel("regret, % (mean over seeds, median over tasks)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_results(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
+    title = section.splitlines()[0]
+    if title in text:
+        start = text.index(title)
+        nxt = text.find("\n## ", start + len(title))
+        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def versions(keys: list[str]) -> dict[str, str]:
+    import onnxruntime
+
+    out = {"thrifty": th.__version__, "numpy": np.__version__, "onnxruntime": onnxruntime.__version__}
+    if any(METHODS[k][1] == "optuna" for k in keys):
+        import optuna
+
+        out["optuna"] = optuna.__version__
+    if any(METHODS[k][1] == "ray" for k in keys):
+        import ray
+
+        out["ray"] = ray.__version__
+    return out
+
+
+def source_state() -> str:
+    """The commit of the thrifty measured, and whether src/ had uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in src/" if dirty else "")
+
+
+def parse_seeds(text: str) -> list[int]:
+    return [int(s) for s in text.split(",")] if "," in text else list(range(int(text)))
+
+
+def warm_up(keys: list[str]) -> None:
+    """Import everything the cells use before the pool forks, so every worker runs the same code
+    even if the source tree changes during the run (workers are replaced every few cells)."""
+    for key in keys:
+        if METHODS[key][1] == "thrifty":
+            study = th.Study.create(LCBENCH_SPACE, {"val_acc": "max"}, storage="memory",
+                                    scheduler=thrifty_scheduler(key, 0))
+            t = study.ask()
+            t.report({"val_acc": 1.0}, step=1, cost_usd=0.1, elapsed_s=0.0)
+            t.should_stop()
+            study.tell(t, {"val_acc": 1.0}, elapsed_s=0.0)
+            study.close()
+        elif METHODS[key][1] == "optuna":
+            import optuna  # noqa: F401
+            import optuna.samplers  # noqa: F401
+
+
+def _pool_init() -> None:
+    # One thread per worker: the cells are the parallelism.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 2 seeds")
+    ap.add_argument("--tasks", help="comma-separated task ids (default: the 10 of issue 4)")
+    ap.add_argument("--seeds", help="N (seeds 0..N-1) or a comma-separated list (default 10)")
+    ap.add_argument("--methods", help="comma-separated method keys (default: all; see --list)")
+    ap.add_argument("--ray-seeds", type=int, help="Ray Tune runs on the first N seeds only (default: all)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes for the non-Ray cells")
+    ap.add_argument("--no-write", action="store_true", help="print only; write no JSON, PNG or RESULTS.md")
+    ap.add_argument("--list", action="store_true", help="list the method keys and exit")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--tag", help="a supplementary run: its own RESULTS.md section and multifidelity-TAG.json/.png")
+    args = ap.parse_args()
+    stem = "multifidelity" + (f"-{args.tag}" if args.tag else "")
+    section_title = SECTION + (f", {args.tag}" if args.tag else "")
+    if args.list:
+        for k, (name, _) in METHODS.items():
+            print(f"{k:26s} {name}")
+        return 0
+    tasks = args.tasks.split(",") if args.tasks else (TASKS[:2] if args.quick else TASKS)
+    seeds = parse_seeds(args.seeds) if args.seeds else ([0, 1] if args.quick else list(range(10)))
+    keys = args.methods.split(",") if args.methods else list(METHODS)
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    if "ray-asha" in keys:
+        try:
+            _ray_env()
+            import ray  # noqa: F401
+            from ray import tune  # noqa: F401
+        except ImportError:
+            print("multifidelity: Ray Tune is not installed (pip install 'ray[tune]'): its cells are skipped",
+                  file=sys.stderr)
+            keys.remove("ray-asha")
+    ray_seeds = seeds if args.ray_seeds is None else seeds[:args.ray_seeds]
+    try:
+        for task in tasks:
+            surrogate(task)
+    except BenchdataMissing as exc:
+        print(f"multifidelity benchmark: {exc}", file=sys.stderr)
+        return 2
+
+    cmd = "python " + " ".join(["benchmarks/multifidelity.py"] + sys.argv[1:])
+    t_start = time.time()
+    src = source_state()
+    warm_up(keys)
+    print(f"references for {len(tasks)} tasks ...", flush=True)
+    for task in tasks:  # computed once here; the forked workers inherit the cache
+        ref, unit = reference(task)
+        print(f"  {task}: reference {ref:.3f}, unit {unit:.1f} s", flush=True)
+
+    cells = [(t, s, k) for k in keys if METHODS[k][1] != "ray" for t in tasks for s in seeds]
+    ray_cells = [(t, s, "ray-asha") for t in tasks for s in ray_seeds] if "ray-asha" in keys else []
+    recs: list[dict] = []
+
+    def done(rec: dict) -> None:
+        recs.append(rec)
+        fr = rec["final_regret"]
+        print(f"[{len(recs)}/{len(cells) + len(ray_cells)}] {rec['method']:24s} task {rec['task']:>6s} seed "
+              f"{rec['seed']}: regret {pct(fr if fr is not None else math.inf):>7s}, {rec['trials']} trials, "
+              f"{rec['full_trainings']} full, {rec['spent_units']:.2f} u, {rec['wall_s']:.1f} s", flush=True)
+
+    if args.jobs > 1 and len(cells) > 1:
+        with mp.get_context("fork").Pool(args.jobs, initializer=_pool_init, maxtasksperchild=20) as pool:
+            for rec in pool.imap_unordered(run_cell, cells):
+                done(rec)
+    else:
+        for cell in cells:
+            done(run_cell(cell))
+    t_ray = time.time()
+    for cell in ray_cells:
+        done(run_cell(cell))
+    ray_wall = time.time() - t_ray
+    if ray_cells:
+        import ray
+
+        ray.shutdown()
+    wall = time.time() - t_start
+
+    keys_run = [k for k in keys if any(r["method"] == k for r in recs)]
+    summ = {k: summarize([r for r in recs if r["method"] == k]) for k in keys_run}
+    ray_cmp = {}
+    if ray_cells and len(ray_seeds) < len(seeds):
+        ray_cmp = {k: summarize([r for r in recs if r["method"] == k and r["seed"] in ray_seeds]) for k in keys_run}
+    floor = None
+    if all(k in summ for k in FLOOR):
+        a, b = summ[FLOOR[0]], summ[FLOOR[1]]
+        ok_share = a["share_1pct"] >= b["share_1pct"]
+        ok_regret = a["median_regret_at"][50] <= b["median_regret_at"][50]
+        floor = {"pass": bool(ok_share and ok_regret), "share_ok": bool(ok_share), "regret_ok": bool(ok_regret)}
+    vers = versions(keys_run)
+    date = time.strftime("%Y-%m-%d")
+
+    lines = [section_title, "",
+             f"Date {date}; machine: {machine()}; command: `{cmd}`; wall time {wall / 60:.1f} min"
+             + (f" (Ray Tune cells {ray_wall / 60:.1f} min of it)" if ray_cells else "") + "; "
+             + ", ".join(f"{k} {v}" for k, v in vers.items()) + f" (thrifty at {src}). Raw numbers: `benchmarks/{stem}.json`; "
+             f"curves: `benchmarks/{stem}.png`.", "",
+             f"Protocol of `shared/BENCHMARKING.md` (see the script's docstring): {len(tasks)} LCBench tasks "
+             f"({', '.join(tasks)}), seeds {seeds[0]}..{seeds[-1]}, hard budget {BUDGET:.0f} units (1 unit = the "
+             f"task's median full-training time), enforced by the benchmark's own ledger for every method; "
+             f"ASHA/Hyperband with min 1, max 52 epochs, reduction factor 3 everywhere. Regret @u: mean over seeds "
+             f"per task, then the median over tasks (— where a task's seeds had not all found a fully trained "
+             f"configuration yet). \"Reach 1%\": share of (task, seed) runs whose best configuration trained to "
+             f"epoch 52 within the budget has regret ≤ 1%.", ""]
+    if ray_cells and len(ray_seeds) < len(seeds):
+        lines += [f"**Deviation**: Ray Tune ASHA ran on seeds {', '.join(map(str, ray_seeds))} only (about a "
+                  f"second of overhead per trial, hundreds of trials per run: "
+                  f"{summ['ray-asha']['mean_wall_s']:.0f} s per run here against "
+                  f"{max(summ[k]['mean_wall_s'] for k in keys_run if k != 'ray-asha'):.0f} s at most for the "
+                  "others). Its row covers those seeds; the second table compares every method on them.", ""]
+    lines += table(summ, keys_run)
+    if floor is not None:
+        a, b = summ[FLOOR[0]], summ[FLOOR[1]]
+        lines += ["", f"Floor (issue 4): thrifty random+ASHA at least matches Optuna random+Hyperband on the share "
+                  f"reaching 1% ({100 * a['share_1pct']:.0f}% vs {100 * b['share_1pct']:.0f}%: "
+                  f"{'ok' if floor['share_ok'] else 'no'}) and on the median regret at 50 units "
+                  f"({pct(a['median_regret_at'][50])} vs {pct(b['median_regret_at'][50])}: "
+                  f"{'ok' if floor['regret_ok'] else 'no'}): **{'PASS' if floor['pass'] else 'FAIL'}**."]
+    if ray_cmp:
+        lines += ["", f"Every method on the Ray Tune seeds only ({', '.join(map(str, ray_seeds))}):", ""]
+        lines += table(ray_cmp, keys_run)
+    lines += ["", "Regret at 50 units per task (mean over seeds):", "",
+              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for k in keys_run:
+        tc = task_curves([r for r in recs if r["method"] == k])
+        lines.append(f"| {METHODS[k][0]} | " + " | ".join(pct(float(tc[t][-1])) if t in tc else "" for t in tasks)
+                     + " |")
+    drift = max((r.get("ledger_drift_units", 0.0) for r in recs), default=0.0)
+    recheck = max((r["ledger_recheck_units"] for r in recs), default=0.0)
+    ignored = sum(r["epochs_ignored"] for r in recs)
+    lines += ["", f"Checks: the ledger of every run, recomputed from scratch from each trial's parameters and "
+              f"epochs trained, differs by at most {recheck:.2g} units; thrifty's own cost ledger (every epoch "
+              f"reported with its cost) differs from the benchmark's by at most {drift:.2g} units; epochs trained "
+              f"after the budget line by any method: {ignored}.", ""]
+    section = "\n".join(lines) + "\n"
+    print("\n" + section)
+
+    if not args.no_write:
+        raw = {"command": cmd, "date": date, "machine": machine(), "versions": vers, "thrifty_source": src, "wall_s": wall,
+               "ray_wall_s": ray_wall, "budget_units": BUDGET, "tasks": tasks, "seeds": seeds,
+               "ray_seeds": ray_seeds if ray_cells else [], "methods": {k: METHODS[k][0] for k in keys_run},
+               "summary": summ, "summary_on_ray_seeds": ray_cmp, "floor": floor,
+               "grid_units": GRID.tolist(),
+               "median_curves": {k: [None if not math.isfinite(x) else x for x in
+                                     median_curve([r for r in recs if r["method"] == k]).tolist()]
+                                 for k in keys_run},
+               "runs": sorted(recs, key=lambda r: (r["method"], r["task"], r["seed"]))}
+        (HERE / f"{stem}.json").write_text(json.dumps(raw, indent=1))
+        plot(recs, keys_run, HERE / f"{stem}.png",
+             f"LCBench, {len(tasks)} tasks × {len(seeds)} seeds, hard budget {BUDGET:.0f} units")
+        write_results(Path(args.out), section)
+        print(f"wrote {args.out}, benchmarks/{stem}.json, benchmarks/{stem}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
