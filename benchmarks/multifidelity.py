@@ -21,9 +21,10 @@ Protocol (``shared/BENCHMARKING.md``, issue 4). Data: ``$THRIFTY_BENCHDATA/lcben
   where log; seed 12345, the same draw as ``benchmarks/cost.py``). Regret = (reference - best found) /
   reference.
 - Cost = surrogate training seconds actually run: a trial trained to epoch k costs time(k), the
-  running maximum of the surrogate's cumulative ``time`` over epochs 1..k; no method here resumes a
-  stopped trial, so each trial pays from scratch. In units of one full training (the task's median
-  epoch-52 time over the 10,000 reference configurations).
+  running maximum of the surrogate's cumulative ``time`` over epochs 1..k; a stopped trial is never
+  resumed, and a PAUSED one (thrifty's ASHA promotion variant) resumes where it paused and pays only
+  its new epochs. In units of one full training (the task's median epoch-52 time over the 10,000
+  reference configurations).
 - Hard budget 50 units per run, enforced by this script's own ledger, identically for every method:
   each epoch is charged when it is trained; the epoch that crosses the line is charged and what it
   yields still counts (a trial that reaches epoch 52 with it is found, at 50 units); the run then ends
@@ -501,7 +502,7 @@ def plot(recs: list[dict], keys: list[str], path: Path, title: str) -> None:
 
 def write_results(path: Path, section: str) -> None:
     text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
-    title = section.splitlines()[0]
+    title = section.splitlines()[0] + "\n"  # the whole title line: a tagged section's title extends it
     if title in text:
         start = text.index(title)
         nxt = text.find("\n## ", start + len(title))

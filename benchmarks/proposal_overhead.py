@@ -31,7 +31,6 @@ Protocol.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -51,6 +50,7 @@ WORK = HERE / "_work"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
+import _report  # noqa: E402
 from cost import machine  # noqa: E402
 
 SECTION = "## Proposal overhead: time per ask of model-based strategies (benchmarks/proposal_overhead.py)"
@@ -163,36 +163,11 @@ def availability(method: str) -> str | None:
 
 
 def versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for dist in ("thrifty", "optuna", "torch", "greenlet", "numpy", "scipy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    return _report.versions(("thrifty", "optuna", "torch", "greenlet", "numpy", "scipy"))
 
 
-def source_fingerprint() -> str:
-    h = hashlib.sha256()
-    for p in sorted((ROOT / "src" / "thrifty").rglob("*.py")):
-        h.update(str(p.relative_to(ROOT)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def write_results(path: Path, head: str, section: str) -> None:
-    """Replace the section starting at the line ``head`` (up to the next ``## `` heading) or append it."""
-    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
+source_fingerprint = _report.source_fingerprint
+write_results = _report.write_results
 
 
 def rel(p: Path) -> str:

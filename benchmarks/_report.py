@@ -1,0 +1,46 @@
+"""Helpers the benchmark scripts share for their reports: library versions, a fingerprint of
+thrifty's source, and replacing one section of benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def versions(dists: Sequence[str]) -> dict[str, str]:
+    """Installed version of each distribution (``"not installed"`` if absent), plus Python's."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def source_fingerprint() -> str:
+    """12 hex digits of the sha256 of src/thrifty/**/*.py (paths and contents)."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "src" / "thrifty").rglob("*.py")):
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def write_results(path: Path, head: str, section: str) -> None:
+    """Replace the section starting at the line ``head`` (up to the next ``## `` heading) or append it."""
+    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
+    if head in text:
+        start = text.index(head)
+        nxt = text.find("\n## ", start + len(head))
+        text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n")
