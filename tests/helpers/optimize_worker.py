@@ -16,6 +16,10 @@ import time
 
 import thrifty as th
 
+# A program started in the background by a non-interactive shell (as some CI runners start the
+# test suite) inherits SIGINT ignored; a user's program in a terminal does not. Be the latter.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 url, name, mode, marker = sys.argv[1:5]
 n_workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 n_trials = int(sys.argv[6]) if len(sys.argv) > 6 else None
