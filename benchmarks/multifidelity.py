@@ -578,10 +578,14 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; write no JSON, PNG or RESULTS.md")
     ap.add_argument("--list", action="store_true", help="list the method keys and exit")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    ap.add_argument("--tag", help="a supplementary run: its own RESULTS.md section and multifidelity-TAG.json/.png")
+    ap.add_argument("--tag", help="a supplementary run (letters, digits, '-'): its own RESULTS.md section and "
+                                  "benchmarks/multifidelity-TAG.json/.png")
+    ap.add_argument("--title", help="with --tag: the words appended to the section's heading (default: the tag)")
     args = ap.parse_args()
+    if args.tag is not None and not all(c.isalnum() or c == "-" for c in args.tag):
+        ap.error(f"--tag {args.tag!r}: use letters, digits and '-' (it names files); put words in --title")
     stem = "multifidelity" + (f"-{args.tag}" if args.tag else "")
-    section_title = SECTION + (f", {args.tag}" if args.tag else "")
+    section_title = SECTION + (f", {args.title or args.tag}" if args.tag else "")
     if args.list:
         for k, (name, _) in METHODS.items():
             print(f"{k:26s} {name}")
