@@ -34,11 +34,14 @@ def source_fingerprint() -> str:
 
 
 def write_results(path: Path, head: str, section: str) -> None:
-    """Replace the section starting at the line ``head`` (up to the next ``## `` heading) or append it."""
+    """Replace the section whose heading line is exactly ``head`` (up to the next ``## `` heading)
+    or append it. The whole line must match: a heading that extends another (a tagged run's)
+    is a different section."""
     text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
+    line = head.rstrip("\n") + "\n"
+    if line in text:
+        start = text.index(line)
+        nxt = text.find("\n## ", start + len(line) - 1)
         text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

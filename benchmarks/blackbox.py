@@ -378,6 +378,13 @@ def plot(med: dict, evals: int, path: Path) -> None:
         ax.set_title(fn)
         ax.set_xlabel("evaluations")
         ax.grid(True, which="both", alpha=0.3)
+    _finish(fig, axes, path)
+
+
+def _finish(fig: Any, axes: Any, path: Path) -> None:
+    """Label, lay out, save and close a figure of regret panels."""
+    import matplotlib.pyplot as plt
+
     axes[0][0].set_ylabel("median simple regret")
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -403,11 +410,7 @@ def plot_cost(curves: dict, grids: dict, path: Path) -> None:
         ax.set_title(f"{fn} (budget ${grids[fn][-1]:.2f})")
         ax.set_xlabel("dollars spent")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("median simple regret")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes, path)
 
 
 def rel(p: Path) -> str:

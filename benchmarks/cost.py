@@ -46,8 +46,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import thrifty as th  # noqa: E402
+from _report import write_results  # noqa: E402
 from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
 
+SECTION = "## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)"
 TASKS = ["3945", "7593", "34539", "126025", "126026", "126029", "146212", "167104", "167149", "167152"]
 
 LCBENCH_SPACE = th.Space({
@@ -244,18 +246,6 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def write_results(path: Path, section: str) -> None:
-    head = "## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)"
-    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer tasks and seeds")
@@ -281,7 +271,7 @@ def main() -> int:
            "date": time.strftime("%Y-%m-%d"), "command": cmd}
     (HERE / "cost.json").write_text(json.dumps(raw, indent=1))
 
-    lines = ["## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)", "",
+    lines = [SECTION, "",
              f"Date {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; "
              f"{time.time() - t0:.0f} s. Raw numbers: `benchmarks/cost.json`. No peer offers these features "
              "(see the script's docstring), so there is no peer column.", ""]
@@ -329,7 +319,7 @@ def main() -> int:
         lines.append(f"| {name} | {np.mean([r['spend_units'] for r in rs]):.1f} | {100 * saved:.0f}% | "
                      f"{100 * np.median([r['regret'] for r in rs]):.2f}% | {100 * np.mean([r['regret'] for r in rs]):.2f}% |")
     lines.append("")
-    write_results(Path(args.out), "\n".join(lines) + "\n")
+    write_results(Path(args.out), SECTION, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -74,6 +74,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import thrifty as th  # noqa: E402
+from _report import write_results  # noqa: E402
 from cost import LCBENCH_SPACE, TASKS, machine  # noqa: E402
 from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
 
@@ -500,18 +501,6 @@ def plot(recs: list[dict], keys: list[str], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_results(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# thrifty benchmark results\n"
-    title = section.splitlines()[0] + "\n"  # the whole title line: a tagged section's title extends it
-    if title in text:
-        start = text.index(title)
-        nxt = text.find("\n## ", start + len(title))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def versions(keys: list[str]) -> dict[str, str]:
     import onnxruntime
 
@@ -722,7 +711,7 @@ def main() -> int:
         (HERE / f"{stem}.json").write_text(json.dumps(raw, indent=1))
         plot(recs, keys_run, HERE / f"{stem}.png",
              f"LCBench, {len(tasks)} tasks × {len(seeds)} seeds, hard budget {BUDGET:.0f} units")
-        write_results(Path(args.out), section)
+        write_results(Path(args.out), section_title, section)
         print(f"wrote {args.out}, benchmarks/{stem}.json, benchmarks/{stem}.png")
     return 0
 

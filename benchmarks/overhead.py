@@ -38,7 +38,6 @@ import multiprocessing as mp
 import os
 import platform
 import queue as _queue
-import re
 import shlex
 import shutil
 import statistics
@@ -52,8 +51,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _report import write_results  # noqa: E402
 SECTION = "## Overhead: ask+tell (benchmarks/overhead.py)"
-TOP_HEADING = "# thrifty benchmark results"
 FIRST_USE = "thrifty_first_use"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -616,27 +616,6 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if not text.strip():
-        text = TOP_HEADING + "\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip("\n") == SECTION), None)
-    if start is None:
-        if not text.endswith("\n"):
-            text += "\n"
-        if not text.endswith("\n\n"):
-            text += "\n"
-        new = text + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^#{1,2} ", lines[i])), len(lines))
-        new = "".join(lines[:start]) + section + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-    if not new.endswith("\n"):
-        new += "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 # ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -734,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     js.parent.mkdir(parents=True, exist_ok=True)
     js.write_text(json.dumps(data, indent=1) + "\n")
     section = render(data)
-    write_section(out, section)
+    write_results(out, SECTION, section)
     print(f"\nwrote {out} and {js}\n", flush=True)
     print(section, flush=True)
     return 1 if any("error" in r for r in results) else 0

@@ -3,8 +3,6 @@ against hand-computed decisions on small fixed histories."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -17,13 +15,11 @@ from thrifty.schedulers.pbt import PBT, schedule
 
 MAX = {"value": "max"}
 
-
 def trial(number, values, state="running", start=1, params=None, parent=None, start_step=None, cost=0.0):
     """A trial with one report per step (steps start, start+1, ...)."""
     ms = tuple(th.Measurement(step=start + i, metrics={"value": v}, cost_usd=cost) for i, v in enumerate(values))
     return th.Trial(number=number, state=state, params=params or {}, measurements=ms, parent=parent,
                     start_step=start_step)
-
 
 # -- ASHA, promotion variant ----------------------------------------------------------------------
 def test_asha_promotion_pauses_the_losers_of_a_rung_instead_of_stopping_them():
@@ -37,7 +33,6 @@ def test_asha_promotion_pauses_the_losers_of_a_rung_instead_of_stopping_them():
     assert rule.decide(best, history + [best], MAX) is Decision.CONTINUE
     # The stopping variant stops the same loser.
     assert ASHA(1, 9, 3).decide(newcomer, history + [newcomer], MAX) is Decision.STOP
-
 
 def test_asha_promotion_plan_resumes_the_best_paused_trial_of_the_highest_rung_first():
     rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3, mode="promotion")
@@ -62,14 +57,12 @@ def test_asha_promotion_plan_resumes_the_best_paused_trial_of_the_highest_rung_f
     assert rule.plan(history + more, MAX).resume == (7, 4)
     assert ASHA(1, 27, 3).plan(history, MAX) == AskPlan()  # the stopping variant resumes nothing
 
-
 def test_asha_promotion_asks_for_checkpoints_at_the_rungs():
     rule = ASHA(min_resource=1.5, max_resource=27, reduction_factor=3, mode="promotion")  # rungs 1.5, 4.5, 13.5
     assert [s for s in range(1, 28) if rule.checkpoint_at(s)] == [2, 5, 14]
     assert not any(ASHA(1, 27, 3).checkpoint_at(s) for s in range(1, 28))
     with pytest.raises(ValueError, match="mode"):
         ASHA(1, 27, 3, mode="eager")
-
 
 # -- synchronous Hyperband ---------------------------------------------------------------------
 def test_synchronous_hyperband_brackets_take_trials_in_order():
@@ -86,7 +79,6 @@ def test_synchronous_hyperband_brackets_take_trials_in_order():
     # A retry belongs to the bracket of the trial it retries.
     retry = th.Trial(number=20, state="running", params={}, retry_of=3)
     assert 20 in hb.sync_brackets(history + [retry])[(0, 2)]
-
 
 def test_synchronous_hyperband_pauses_at_every_rung_and_promotes_when_the_rung_is_complete():
     hb = Hyperband(min_resource=1, max_resource=9, reduction_factor=3, synchronous=True)
@@ -107,21 +99,17 @@ def test_synchronous_hyperband_pauses_at_every_rung_and_promotes_when_the_rung_i
     failed = paused[:8] + [trial(8, [], "failed")]
     assert hb.plan(failed, MAX).resume == (1, 3, 5)
 
-
 # -- PBT -------------------------------------------------------------------------------------------
 SPACE = th.Space({"lr": th.Float(1e-4, 1.0, log=True), "layers": th.Int(1, 8), "act": th.Categorical(["relu", "tanh"])})
-
 
 def pbt(**kw):
     rule = PBT(population_size=4, perturbation_interval=4, max_resource=16, seed=kw.pop("seed", 3), **kw)
     rule.bind(SPACE)
     return rule
 
-
 def population(values_at_4):
     params = [{"lr": 0.01 * (i + 1), "layers": 2 + i, "act": "relu"} for i in range(4)]
     return [trial(i, [v] * 4, params=params[i]) for i, v in enumerate(values_at_4)]
-
 
 def test_pbt_exploits_at_the_interval_from_the_bottom_quantile():
     members = population([0.5, 0.9, 0.2, 0.7])  # quantile 0.25 of 4 -> 1 member each end
@@ -132,7 +120,6 @@ def test_pbt_exploits_at_the_interval_from_the_bottom_quantile():
     assert rule.decide(before[0], members[:2] + before + members[3:], MAX) is Decision.CONTINUE
     nan = trial(0, [0.5, float("nan")])
     assert rule.decide(nan, [nan] + members[1:], MAX) is Decision.STOP  # divergence
-
 
 def test_pbt_successor_clones_a_top_member_and_perturbs_its_params():
     members = population([0.5, 0.9, 0.2, 0.7])
@@ -151,7 +138,6 @@ def test_pbt_successor_clones_a_top_member_and_perturbs_its_params():
     assert {d["act"] for d in draws} == {"relu", "tanh"}
     assert all(1e-4 <= d["lr"] <= 1.0 and 1 <= d["layers"] <= 8 for d in draws)
 
-
 def test_pbt_clips_perturbations_to_the_range_and_closes_the_population():
     rule = pbt(resample_probability=0.0)
     rng = np.random.default_rng(0)
@@ -165,7 +151,6 @@ def test_pbt_clips_perturbations_to_the_range_and_closes_the_population():
     assert not rule.plan(founders + [clone], MAX).new  # clones are not founders
     assert [s for s in range(1, 17) if rule.checkpoint_at(s)] == [4, 8, 12]
 
-
 @pytest.mark.parametrize("kwargs", [
     {"population_size": 1}, {"perturbation_interval": 0}, {"perturbation_interval": 20, "max_resource": 16},
     {"quantile": 0.7}, {"resample_probability": 1.5}, {"factors": (0.8,)}, {"seed": "x"},
@@ -174,14 +159,12 @@ def test_pbt_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="PBT"):
         PBT(**kwargs)
 
-
 def test_schedule_of_a_lineage():
     root = trial(0, [0.1] * 8, params={"lr": 0.1}, state="stopped")
     child = trial(5, [0.2] * 4, start=5, params={"lr": 0.12}, parent=0, start_step=4, state="stopped")
     leaf = trial(9, [0.3] * 4, start=9, params={"lr": 0.096}, parent=5, start_step=8, state="completed")
     assert schedule([root, child, leaf]) == [(0.0, 4.0, {"lr": 0.1}), (4.0, 8.0, {"lr": 0.12}),
                                             (8.0, 12.0, {"lr": 0.096})]
-
 
 # -- budget-aware rule -------------------------------------------------------------------------
 def test_budget_aware_rule_stops_a_trial_that_cannot_finish_within_its_share():
@@ -195,13 +178,26 @@ def test_budget_aware_rule_stops_a_trial_that_cannot_finish_within_its_share():
     clone = trial(3, [0.5] * 2, start=5, cost=1.0, parent=0, start_step=4)
     assert cannot_finish(clone, max_resource=10, dollars_left=3.9, n_running=1)
     assert not cannot_finish(clone, max_resource=10, dollars_left=4.1, n_running=1)
-    assert math.isclose(ASHA(1, 9, 3, budget_aware=True).to_spec()["budget_aware"], True)
+    assert ASHA(1, 9, 3, budget_aware=True).to_spec()["budget_aware"] is True
 
+def test_a_budget_aware_study_stops_the_trial_that_cannot_finish():
+    """Through the study: $1 per step, 10 steps to finish, a $12 budget. After one finished trial
+    ($10) the next cannot finish in the $2 left once it has started, so it stops at its first
+    report with the budget-aware reason, well before the hard limit."""
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", storage="memory", budget=th.Budget(usd=12.0),
+                            scheduler=ASHA(1, 10, 3, budget_aware=True))
+    first = study.ask()
+    for step in range(1, 11):
+        first.report(0.5, step=step, cost_usd=1.0, elapsed_s=0.0)
+    study.tell(first, 0.5, elapsed_s=0.0)
+    t = study.ask()
+    t.report(0.9, step=1, cost_usd=1.0, elapsed_s=0.0)  # the best at rung 1: ASHA alone would continue
+    assert t.should_stop()
+    assert "budget-aware" in t.stop_reason and study.cost_usd == 11.0
 
 # -- adaptive successive halving -------------------------------------------------------------------
 def curve_trial(number, values, state="completed"):
     return trial(number, values, state=state)
-
 
 def test_adaptive_stops_nobody_until_the_rungs_predict_the_end():
     from thrifty.schedulers.adaptive import AdaptiveASHA

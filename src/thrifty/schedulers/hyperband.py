@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.schedulers._curves import check_resource_name, objective_of
-from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
 from thrifty.schedulers.asha import _positive, at_rung, rung_decision, rung_values, rungs
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
 from thrifty.trial import Trial, TrialState
@@ -63,6 +62,7 @@ class Hyperband(Scheduler):
         # Hyperband's n_i for the bracket with i = s_max - s eliminations: ceil((s_max+1)/(i+1) * eta^i).
         sizes = np.array([math.ceil((self.s_max + 1) / (i + 1) * eta**i) for i in range(self.s_max, -1, -1)], float)
         self._weights = sizes / sizes.sum()
+        self._brackets: dict[int, int] = {}  # trial number -> bracket (a pure function of seed, number)
         self.synchronous = bool(synchronous)
         if self.synchronous and self.resource != "step":
             raise ValueError("Hyperband(synchronous=True) needs resource='step' (trials pause at whole steps)")
@@ -142,9 +142,13 @@ class Hyperband(Scheduler):
         return any(at_rung(step, self.sync_levels(s)) for s, _, _ in self._sync)
 
     def bracket_of(self, number: int) -> int:
-        """The bracket of trial ``number`` (0 = most aggressive)."""
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, int(number), 7919])
-        return int(rng.choice(len(self._weights), p=self._weights))
+        """The bracket of trial ``number`` (0 = most aggressive). Decided once per trial number
+        and remembered: every report of every trial asks for the brackets of the whole history."""
+        b = self._brackets.get(number)
+        if b is None:
+            rng = np.random.default_rng([self.seed & 0xFFFFFFFF, int(number), 7919])
+            b = self._brackets[number] = int(rng.choice(len(self._weights), p=self._weights))
+        return b
 
     def bracket_rungs(self, bracket: int) -> list[float]:
         first = self.min_resource * self.reduction_factor**bracket
