@@ -89,6 +89,7 @@ WORK = HERE / "_work"  # gitignored: Ray's temp dir and result folders
 # key -> (display name, library)
 METHODS = {
     "thrifty-asha": ("thrifty random+ASHA", "thrifty"),
+    "thrifty-asha-classic": ("thrifty random+ASHA (classic: every rung judges)", "thrifty"),
     "thrifty-hyperband": ("thrifty random+Hyperband", "thrifty"),
     "thrifty-median": ("thrifty random+median", "thrifty"),
     "thrifty-random": ("thrifty random (no stopping)", "thrifty"),
@@ -215,7 +216,9 @@ def thrifty_scheduler(key: str, seed: int):
     from thrifty.schedulers.percentile import Median
 
     return {
-        "thrifty-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),  # measured rungs
+        "thrifty-asha-classic": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA,
+                                             check_rungs=False),
         "thrifty-hyperband": lambda: Hyperband(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA, seed=seed),
         "thrifty-median": lambda: Median(),  # defaults: min_resource=1, min_trials=5 (as Optuna's MedianPruner)
         "thrifty-random": lambda: None,

@@ -23,7 +23,7 @@ def trial(number, values, state="running", start=1, params=None, parent=None, st
 
 # -- ASHA, promotion variant ----------------------------------------------------------------------
 def test_asha_promotion_pauses_the_losers_of_a_rung_instead_of_stopping_them():
-    rule = ASHA(min_resource=1, max_resource=9, reduction_factor=3, mode="promotion")
+    rule = ASHA(min_resource=1, max_resource=9, reduction_factor=3, mode="promotion", check_rungs=False)
     # Rung 1: values 0.9 (trial 0, went on), 0.5, 0.4 (paused). A fourth trial arrives with 0.45:
     # 4 trials at the rung, top floor(4/3) = 1 -> only trial 0 is in the top: pause.
     history = [trial(0, [0.9, 0.9, 0.95]), trial(1, [0.5], "paused"), trial(2, [0.4], "paused")]
@@ -32,10 +32,10 @@ def test_asha_promotion_pauses_the_losers_of_a_rung_instead_of_stopping_them():
     best = trial(3, [0.95])
     assert rule.decide(best, history + [best], MAX) is Decision.CONTINUE
     # The stopping variant stops the same loser.
-    assert ASHA(1, 9, 3).decide(newcomer, history + [newcomer], MAX) is Decision.STOP
+    assert ASHA(1, 9, 3, check_rungs=False).decide(newcomer, history + [newcomer], MAX) is Decision.STOP
 
 def test_asha_promotion_plan_resumes_the_best_paused_trial_of_the_highest_rung_first():
-    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3, mode="promotion")
+    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3, mode="promotion", check_rungs=False)
     history = [
         # Rung 1 (step 1) has 6 trials: top floor(6/3) = 2 are trials 0 (0.9) and 4 (0.8).
         trial(0, [0.9, 0.9, 0.92], "paused"),  # reached rung 3 (0.92) and paused there
@@ -55,14 +55,14 @@ def test_asha_promotion_plan_resumes_the_best_paused_trial_of_the_highest_rung_f
     # Rung 3 now has 6 trials: top 2 are 5 (0.99) and 7 (0.93): trial 7 is paused at rung 3 ->
     # resumed before trial 4 (higher rung first). Rung 1 (9 trials, top 3): 0, 4, 5.
     assert rule.plan(history + more, MAX).resume == (7, 4)
-    assert ASHA(1, 27, 3).plan(history, MAX) == AskPlan()  # the stopping variant resumes nothing
+    assert ASHA(1, 27, 3, check_rungs=False).plan(history, MAX) == AskPlan()  # the stopping variant resumes nothing
 
 def test_asha_promotion_asks_for_checkpoints_at_the_rungs():
-    rule = ASHA(min_resource=1.5, max_resource=27, reduction_factor=3, mode="promotion")  # rungs 1.5, 4.5, 13.5
+    rule = ASHA(min_resource=1.5, max_resource=27, reduction_factor=3, mode="promotion", check_rungs=False)  # rungs 1.5, 4.5, 13.5
     assert [s for s in range(1, 28) if rule.checkpoint_at(s)] == [2, 5, 14]
-    assert not any(ASHA(1, 27, 3).checkpoint_at(s) for s in range(1, 28))
+    assert not any(ASHA(1, 27, 3, check_rungs=False).checkpoint_at(s) for s in range(1, 28))
     with pytest.raises(ValueError, match="mode"):
-        ASHA(1, 27, 3, mode="eager")
+        ASHA(1, 27, 3, mode="eager", check_rungs=False)
 
 # -- synchronous Hyperband ---------------------------------------------------------------------
 def test_synchronous_hyperband_brackets_take_trials_in_order():
@@ -178,14 +178,14 @@ def test_budget_aware_rule_stops_a_trial_that_cannot_finish_within_its_share():
     clone = trial(3, [0.5] * 2, start=5, cost=1.0, parent=0, start_step=4)
     assert cannot_finish(clone, max_resource=10, dollars_left=3.9, n_running=1)
     assert not cannot_finish(clone, max_resource=10, dollars_left=4.1, n_running=1)
-    assert ASHA(1, 9, 3, budget_aware=True).to_spec()["budget_aware"] is True
+    assert ASHA(1, 9, 3, budget_aware=True, check_rungs=False).to_spec()["budget_aware"] is True
 
 def test_a_budget_aware_study_stops_the_trial_that_cannot_finish():
     """Through the study: $1 per step, 10 steps to finish, a $12 budget. After one finished trial
     ($10) the next cannot finish in the $2 left once it has started, so it stops at its first
     report with the budget-aware reason, well before the hard limit."""
     study = th.Study.create({"x": th.Float(0, 1)}, "max", storage="memory", budget=th.Budget(usd=12.0),
-                            scheduler=ASHA(1, 10, 3, budget_aware=True))
+                            scheduler=ASHA(1, 10, 3, budget_aware=True, check_rungs=False))
     first = study.ask()
     for step in range(1, 11):
         first.report(0.5, step=step, cost_usd=1.0, elapsed_s=0.0)

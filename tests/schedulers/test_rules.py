@@ -107,14 +107,14 @@ def test_adaptive_patience_grows_with_the_step_of_the_last_improvement():
 
 # -- ASHA -----------------------------------------------------------------------------------------
 def test_asha_rungs():
-    assert ASHA(min_resource=1, max_resource=27, reduction_factor=3).rungs == [1, 3, 9]
-    assert ASHA(min_resource=2, max_resource=50, reduction_factor=2).rungs == [2, 4, 8, 16, 32]
+    assert ASHA(min_resource=1, max_resource=27, reduction_factor=3, check_rungs=False).rungs == [1, 3, 9]
+    assert ASHA(min_resource=2, max_resource=50, reduction_factor=2, check_rungs=False).rungs == [2, 4, 8, 16, 32]
 
 
 def test_asha_keeps_the_top_third_at_a_rung():
     # Rung at step 3: five earlier trials reached it with 0.1..0.5 (value of the report at step 3).
     others = [trial(i, [0.0, 0.0, v, 0.0]) for i, v in enumerate([0.1, 0.2, 0.3, 0.4, 0.5])]
-    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3)
+    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3, check_rungs=False)
     # With the new one there are 6 values: keep floor(6/3) = 2, so it must be among the top 2.
     second = trial(9, [0.9, 0.9, 0.45])
     third = trial(9, [0.9, 0.9, 0.35])
@@ -124,14 +124,14 @@ def test_asha_keeps_the_top_third_at_a_rung():
 
 def test_asha_judges_once_per_rung():
     others = [trial(i, [0.0, 0.0, 0.9]) for i in range(5)]
-    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3)
+    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3, check_rungs=False)
     # The trial passed rung 3 long ago (the history then was empty); at step 5 no rung is crossed.
     t = trial(9, [0.1, 0.1, 0.1, 0.1, 0.1])
     assert rule.decide(t, others + [t], MAX) is Decision.CONTINUE
 
 
 def test_asha_first_trial_at_a_rung_continues_and_dollar_rungs_work():
-    rule = ASHA(min_resource=1.0, max_resource=10.0, reduction_factor=2, resource="cost_usd")
+    rule = ASHA(min_resource=1.0, max_resource=10.0, reduction_factor=2, resource="cost_usd", check_rungs=False)
     t = trial(0, [0.1, 0.2], cost=0.6)  # cumulative cost 0.6, 1.2: crosses the $1 rung at the 2nd report
     assert rule.decide(t, [t], MAX) is Decision.CONTINUE
     better = trial(1, [0.5, 0.9], cost=0.6)
@@ -141,9 +141,57 @@ def test_asha_first_trial_at_a_rung_continues_and_dollar_rungs_work():
 
 def test_asha_rejects_bad_arguments():
     for kwargs in ({"reduction_factor": 1}, {"min_resource": 0}, {"min_resource": 10, "max_resource": 5},
-                   {"max_resource": math.inf}):
+                   {"max_resource": math.inf}, {"check_rungs": "yes"}, {"min_complete": 2},
+                   {"min_complete": 5.0}, {"rho_min": 1.0}, {"rho_min": True}):
         with pytest.raises(ValueError):
             ASHA(**kwargs)
+
+
+# Measured rungs (the default): rungs 1, 3, 9 with max_resource 27.
+def _completed_with(rung1: list[float], rung3: list[float], finals: list[float]):
+    """Completed trials reporting value a at step 1, b at steps 2..3 and f at step 27."""
+    return [th.Trial(number=i, state="completed", params={}, measurements=(
+        th.Measurement(step=1, metrics={"value": a}), th.Measurement(step=3, metrics={"value": b}),
+        th.Measurement(step=9, metrics={"value": f}), th.Measurement(step=27, metrics={"value": f})))
+        for i, (a, b, f) in enumerate(zip(rung1, rung3, finals, strict=True))]
+
+
+def test_measured_asha_lets_everyone_through_the_lowest_rung_while_calibrating():
+    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3)
+    # Four completed trials (< min_complete=5): rung 1 is open, rung 3 judges as classic ASHA.
+    history = _completed_with([0.9, 0.8, 0.7, 0.6], [0.9, 0.8, 0.7, 0.6], [0.9, 0.8, 0.7, 0.6])
+    assert rule.open_rungs(history, MAX) == [1]
+    low_at_1 = trial(9, [0.1])
+    assert rule.decide(low_at_1, history + [low_at_1], MAX) is Decision.CONTINUE
+    assert ASHA(1, 27, 3, check_rungs=False).decide(low_at_1, history + [low_at_1], MAX) is Decision.STOP
+    low_at_3 = trial(9, [0.95, 0.1, 0.1])  # 5 values at rung 3, keep floor(5/3) = 1: only the best goes on
+    assert rule.decide(low_at_3, history + [low_at_3], MAX) is Decision.STOP
+
+
+def test_measured_asha_closes_a_rung_that_does_not_predict_the_end():
+    # Five completed trials: at rung 1 the ranks are reversed (Spearman -1 with the final value),
+    # at rung 3 they agree (Spearman 1), at rung 9 the value is the final one.
+    finals = [0.5, 0.6, 0.7, 0.8, 0.9]
+    history = _completed_with([0.9, 0.8, 0.7, 0.6, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], finals)
+    rule = ASHA(min_resource=1, max_resource=27, reduction_factor=3)
+    assert rule.open_rungs(history, MAX) == [1]
+    newcomer = trial(9, [0.0])  # the worst at rung 1 of 6: classic ASHA would stop it
+    assert rule.decide(newcomer, history + [newcomer], MAX) is Decision.CONTINUE
+    at_3 = trial(9, [0.0, 0.3, 0.3])  # 6 values at rung 3 (0.1..0.5 and 0.3): keep 2, two are better
+    assert rule.decide(at_3, history + [at_3], MAX) is Decision.STOP
+    # A weak but positive correlation: rung 1 ranks 2,1,3,4,5 against the final 1..5 (rho = 0.9).
+    mild = _completed_with([0.6, 0.5, 0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.4, 0.5], finals)
+    assert ASHA(1, 27, 3).open_rungs(mild, MAX) == []
+    assert ASHA(1, 27, 3, rho_min=0.95).open_rungs(mild, MAX) == [1]
+
+
+def test_measured_asha_promotion_releases_trials_paused_at_a_rung_that_closed():
+    finals = [0.5, 0.6, 0.7, 0.8, 0.9]
+    history = _completed_with([0.9, 0.8, 0.7, 0.6, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], finals)
+    paused = trial(7, [0.05], "paused")  # paused at rung 1 before the data showed rung 1 does not predict
+    rule = ASHA(1, 27, 3, mode="promotion")
+    assert rule.plan(history + [paused], MAX).resume == (7,)
+    assert ASHA(1, 27, 3, mode="promotion", check_rungs=False).plan(history + [paused], MAX).resume == ()
 
 
 # -- Hyperband ------------------------------------------------------------------------------------

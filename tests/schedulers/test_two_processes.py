@@ -41,7 +41,7 @@ def build(url: str, scheduler) -> th.Study:
 
 
 @pytest.mark.parametrize("scheduler", [
-    ASHA(min_resource=1, max_resource=9, reduction_factor=3, mode="promotion"),
+    ASHA(min_resource=1, max_resource=9, reduction_factor=3, mode="promotion", check_rungs=False),
     Hyperband(min_resource=1, max_resource=9, reduction_factor=3, synchronous=True),
     Hyperband(min_resource=1, max_resource=9, reduction_factor=3, seed=2),
     PBT(population_size=12, perturbation_interval=3, max_resource=9, seed=4),

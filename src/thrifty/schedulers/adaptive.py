@@ -32,22 +32,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
+from thrifty.schedulers._curves import check_resource_name, curve, objective_of
+from thrifty.schedulers._rank import check_calibration, rung_correlations
 from thrifty.schedulers.asha import _positive, rung_values, rungs
 from thrifty.schedulers.base import Decision, Scheduler
-from thrifty.trial import Trial, TrialState
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); 0 when either side is constant."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(a), rankdata(b)
-    if np.std(ra) == 0 or np.std(rb) == 0:
-        return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
+from thrifty.trial import Trial
 
 
 class AdaptiveASHA(Scheduler):
@@ -69,13 +58,7 @@ class AdaptiveASHA(Scheduler):
         self.reduction_factor = _positive("AdaptiveASHA", "reduction_factor", reduction_factor)
         if self.reduction_factor <= 1:
             raise ValueError(f"AdaptiveASHA(reduction_factor={reduction_factor!r}): expected a number > 1")
-        if isinstance(min_complete, bool) or not isinstance(min_complete, int) or min_complete < 3:
-            raise ValueError(f"AdaptiveASHA(min_complete={min_complete!r}): expected an integer >= 3 "
-                             "(a rank correlation needs a few points)")
-        self.min_complete = min_complete
-        if isinstance(rho_min, bool) or not isinstance(rho_min, (int, float)) or not -1 <= rho_min < 1:
-            raise ValueError(f"AdaptiveASHA(rho_min={rho_min!r}): expected a number in [-1, 1)")
-        self.rho_min = float(rho_min)
+        self.min_complete, self.rho_min = check_calibration("AdaptiveASHA", min_complete, rho_min)
         self.metric = metric
         self.resource = check_resource_name(resource, "AdaptiveASHA")
         self.budget_aware = bool(budget_aware)
@@ -94,18 +77,7 @@ class AdaptiveASHA(Scheduler):
         """Rung -> Spearman correlation with the final value over the completed trials (``None``
         while fewer than ``min_complete`` completed trials reached the rung)."""
         metric, sign = objective_of(objectives, self.metric, "AdaptiveASHA")
-        complete = [t for t in history if t.state is TrialState.COMPLETED]
-        finals: list[tuple[list[tuple[float, float]], float]] = []
-        for t in complete:
-            pts = curve(t, metric, sign, self.resource)
-            if pts and math.isfinite(pts[-1][1]):
-                finals.append((pts, pts[-1][1]))
-        out: dict[float, float | None] = {}
-        for level in self.rungs:
-            pairs = [(first_at_or_after(pts, level), final) for pts, final in finals]
-            pairs = [(a, b) for a, b in pairs if a is not None and math.isfinite(a)]
-            out[level] = spearman([a for a, _ in pairs], [b for _, b in pairs]) if len(pairs) >= self.min_complete else None
-        return out
+        return rung_correlations(history, metric, sign, self.resource, self.rungs, self.min_complete)
 
     def keep_fraction(self, rho: float | None) -> float:
         """The share of a rung's trials that continue, given its rank correlation with the end."""

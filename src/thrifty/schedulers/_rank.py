@@ -1,0 +1,56 @@
+"""How well a rung predicts the end: rank correlations measured on the study's completed trials.
+
+Shared by :class:`~thrifty.schedulers.asha.ASHA` (which skips rungs that do not predict) and
+:class:`~thrifty.schedulers.adaptive.AdaptiveASHA` (which scales its aggressiveness with them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.trial import Trial, TrialState
+
+
+def check_calibration(owner: str, min_complete: object, rho_min: object) -> tuple[int, float]:
+    """Validated ``(min_complete, rho_min)`` of a scheduler that measures its rungs."""
+    if isinstance(min_complete, bool) or not isinstance(min_complete, int) or min_complete < 3:
+        raise ValueError(f"{owner}(min_complete={min_complete!r}): expected an integer >= 3 "
+                         "(a rank correlation needs a few completed trials)")
+    if isinstance(rho_min, bool) or not isinstance(rho_min, (int, float)) or not -1 <= rho_min < 1:
+        raise ValueError(f"{owner}(rho_min={rho_min!r}): expected a number in [-1, 1)")
+    return min_complete, float(rho_min)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); 0 when either side is constant."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    if np.std(ra) == 0 or np.std(rb) == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def rung_correlations(
+    history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float], min_complete: int,
+) -> dict[float, float | None]:
+    """Rung -> Spearman correlation between a trial's value at the rung (its first report at or
+    after it) and its final value, over the COMPLETED trials with finite values at both; ``None``
+    for a rung fewer than ``min_complete`` such trials reached."""
+    finals: list[tuple[list[tuple[float, float]], float]] = []
+    for t in history:
+        if t.state is not TrialState.COMPLETED:
+            continue
+        pts = curve(t, metric, sign, resource)
+        if pts and math.isfinite(pts[-1][1]):
+            finals.append((pts, pts[-1][1]))
+    out: dict[float, float | None] = {}
+    for level in levels:
+        pairs = [(first_at_or_after(pts, level), final) for pts, final in finals]
+        kept = [(a, b) for a, b in pairs if a is not None and math.isfinite(a)]
+        out[level] = spearman([a for a, _ in kept], [b for _, b in kept]) if len(kept) >= min_complete else None
+    return out
