@@ -125,7 +125,7 @@ class Study:
         *,
         name: str | None = None,
         storage: str | Storage = DEFAULT_STORAGE,
-        strategy: str | Mapping[str, Any] | Strategy = "random",
+        strategy: str | Mapping[str, Any] | Strategy = "auto",
         scheduler: str | Mapping[str, Any] | Scheduler | None = None,
         seed: int = 0,
         budget: Budget | Mapping[str, Any] | None = None,
