@@ -38,7 +38,7 @@ tried the strategy is exhausted. On a measurably noisy objective (fitted noise v
 noise variance (capped at 1% of the data's variance) proposed, unless nothing else is left:
 otherwise EI may resample the incumbent's immediate neighbourhood over and over for noise-sized
 "improvements". On a deterministic objective that neighbourhood is where the optimum's last digits
-are, so the rule is off there (with it, Branin stalled at a regret of about 1e-3).
+are, so the rule is off there (with it, GP runs on Branin stalled short of the optimum).
 
 **Trials in flight (batch).** Kriging believer: pending and running trials (and, for ``n > 1``,
 the points already proposed in this batch) are added to the GP as observations whose value is the
