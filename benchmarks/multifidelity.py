@@ -103,6 +103,8 @@ METHODS = {
     "thrifty-tpe": ("thrifty TPE (no stopping)", "thrifty"),
     "thrifty-bohb-adaptive": ("thrifty BOHB+adaptive", "thrifty"),
     "thrifty-auto": ("thrifty auto+adaptive (defaults)", "thrifty"),
+    "thrifty-tpe-asha": ("thrifty TPE+ASHA (measured rungs)", "thrifty"),
+    "thrifty-auto-asha": ("thrifty auto+ASHA (measured rungs)", "thrifty"),
     "optuna-random-median": ("Optuna random+MedianPruner", "optuna"),
     "optuna-random-hyperband": ("Optuna random+HyperbandPruner", "optuna"),
     "optuna-tpe-hyperband": ("Optuna TPE+HyperbandPruner", "optuna"),
@@ -234,10 +236,13 @@ def thrifty_scheduler(key: str, seed: int):
         "thrifty-tpe": lambda: None,
         "thrifty-bohb-adaptive": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-auto": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-tpe-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-auto-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
     }[key]()
 
 
-THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto"}
+THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto",
+                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto"}
 
 
 def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
