@@ -207,8 +207,9 @@ class ASHA(Scheduler):
         loser = Decision.PAUSE if self.mode == "promotion" else Decision.STOP
         levels = self.rungs
         pts = curve(trial, metric, sign, self.resource)
-        if len(pts) > 1 and not any(pts[-2][0] < r <= pts[-1][0] for r in levels) and math.isfinite(pts[-1][1]):
-            return Decision.CONTINUE  # no rung crossed: skip measuring the rungs
+        before = pts[-2][0] if len(pts) > 1 else -math.inf
+        if not pts or not any(before < r <= pts[-1][0] for r in levels):
+            return Decision.CONTINUE  # no rung crossed (as rung_decision would say): skip measuring the rungs
         return rung_decision(trial, history, metric, sign, self.resource, levels, self.reduction_factor,
                              loser=loser, open_levels=self.open_rungs(history, objectives))
 
