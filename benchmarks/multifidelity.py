@@ -111,6 +111,14 @@ METHODS = {
     "optuna-tpe": ("Optuna TPE (no pruning)", "optuna"),
     "ray-asha": ("Ray Tune ASHA (random)", "ray"),
     "smac-mf": ("SMAC3 MultiFidelityFacade (RF + Hyperband)", "smac"),
+    "remote-random": ("random search in a child process (the remote protocol's check)", "remote"),
+}
+# Peers in their own virtual environments (pins that clash with thrifty's), run as child processes
+# of this script through the remote-ledger protocol (benchmarks/peers/remote_child.py).
+# key -> (the venv's folder under benchmarks/_work, or None for this interpreter; the child script
+# in benchmarks/peers; the distribution whose version the results name, or None)
+REMOTE = {
+    "remote-random": (None, "random_child.py", None),
 }
 FLOOR = ("thrifty-asha", "optuna-random-hyperband")
 
@@ -457,7 +465,68 @@ def run_smac(key: str, ledger: Ledger, seed: int) -> dict:
     return {"smac_trials": trials}
 
 
-RUNNERS = {"thrifty": run_thrifty, "optuna": run_optuna, "ray": run_ray, "smac": run_smac}
+# -- peers in their own environments (remote-ledger protocol) ------------------------------------
+def remote_python(key: str) -> Path:
+    """The interpreter of ``key``'s child; raises FileNotFoundError with the set-up command if missing."""
+    venv = REMOTE[key][0]
+    if venv is None:
+        return Path(sys.executable)
+    py = WORK / venv / "bin" / "python"
+    if not py.exists():
+        raise FileNotFoundError(f"{key}: no virtual environment at {py.parent.parent}; create it with "
+                                f"`bash benchmarks/peers/setup.sh {venv}`")
+    return py
+
+
+def run_remote(key: str, ledger: Ledger, seed: int) -> dict:
+    """Run a peer as a child process (its own venv): it proposes and decides, this process trains
+    and charges every epoch on the same ledger as everyone else (the protocol: peers/remote_child.py)."""
+    import subprocess
+
+    script = REMOTE[key][1]
+    space = {n: {"type": "int" if isinstance(p, th.Int) else "float", "low": p.low, "high": p.high,
+                 "log": bool(p.log)} for n, p in LCBENCH_SPACE.items()}
+    setup = {"task": ledger.task, "seed": seed, "space": space, "min_resource": MIN_R, "max_resource": MAX_R,
+             "eta": ETA, "budget_units": ledger.budget}
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = WORK / "logs" / f"{key}-{ledger.task}-{seed}.log"
+    runs: list[Run] = []
+    info: dict = {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE / "peers")}
+    with open(log_path, "w") as log, subprocess.Popen(
+            [str(remote_python(key)), str(HERE / "peers" / script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, text=True, bufsize=1, cwd=WORK, env=env) as child:
+        def reply(msg: dict) -> None:
+            child.stdin.write(json.dumps(msg) + "\n")
+            child.stdin.flush()
+
+        reply(setup)
+        for line in child.stdout:
+            msg = json.loads(line)
+            if msg["op"] == "start":
+                runs.append(ledger.start({k: msg["params"][k] for k in LCBENCH_SPACE}))
+                reply({"run": len(runs) - 1})
+            elif msg["op"] == "train":
+                run, accs = runs[msg["run"]], []
+                for _ in range(max(0, int(msg["epochs"]))):
+                    if ledger.exhausted or run.epoch >= MAX_EPOCH:
+                        break
+                    accs.append(run.train_epoch()[0])
+                reply({"accs": accs, "epoch": run.epoch, "exhausted": ledger.exhausted})
+            elif msg["op"] == "done":
+                info = dict(msg.get("info") or {})
+                break
+            else:
+                raise RuntimeError(f"{key}: unknown message {msg!r} (see {log_path})")
+        child.stdin.close()
+        rc = child.wait(timeout=60)
+    if rc != 0 or not ledger.exhausted:
+        raise RuntimeError(f"{key} on task {ledger.task} seed {seed}: the child exited with {rc} before the budget "
+                           f"was spent ({ledger.spent:.2f} of {ledger.budget} units); its log: {log_path}")
+    return info
+
+
+RUNNERS = {"thrifty": run_thrifty, "optuna": run_optuna, "ray": run_ray, "smac": run_smac, "remote": run_remote}
 
 
 def run_cell(cell: tuple[str, int, str]) -> dict:
@@ -530,14 +599,14 @@ def plot(recs: list[dict], keys: list[str], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    styles = {"thrifty": "-", "optuna": "--", "ray": ":", "smac": "-."}
+    styles = {"thrifty": "-", "optuna": "--", "ray": ":", "smac": "-.", "remote": (0, (3, 1, 1, 1))}
     for k in keys:
         rs = [r for r in recs if r["method"] == k]
         if not rs:
             continue
         med = median_curve(rs) * 100
         med = np.where(np.isfinite(med), np.maximum(med, 1e-3), np.nan)
-        ax.plot(GRID, med, styles[METHODS[k][1]], lw=2 if k == FLOOR[0] else 1.4,
+        ax.plot(GRID, med, ls=styles[METHODS[k][1]], lw=2 if k == FLOOR[0] else 1.4,
                 label=f"{METHODS[k][0]} ({len({r['seed'] for r in rs})} seeds)")
     ax.set_yscale("log")
     ax.axhline(1.0, color="grey", lw=0.8)
@@ -569,6 +638,13 @@ def versions(keys: list[str]) -> dict[str, str]:
         from importlib.metadata import version
 
         out["smac"] = version("smac")
+    import subprocess
+
+    for k in keys:
+        if METHODS[k][1] == "remote" and REMOTE[k][2] is not None:
+            dist = REMOTE[k][2]
+            out[dist] = subprocess.run([str(remote_python(k)), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+                                       capture_output=True, text=True, check=True).stdout.strip()
     return out
 
 
