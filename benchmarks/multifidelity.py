@@ -43,7 +43,14 @@ ledger runs in a ``Stopper`` on the driver, which sees every epoch's result befo
 may go on, so the hard line is the same as for the others). For issue 5: SMAC3's
 ``MultiFidelityFacade`` (``smac-mf``: random forest + Hyperband, eta 3, budgets 1..52 epochs; a
 configuration evaluated at a higher budget is trained again from scratch and pays again; about 55 s
-per run here).
+per run here). DEHB 0.1.2 (``dehb``: differential evolution + Hyperband, eta 3, fidelities 52/27..52
+epochs, i.e. 2, 6, 17, 52) runs as a child process in its own venv (it pins numpy<2: ``bash
+benchmarks/peers/setup.sh venv-dehb``), driven by ask/tell through the remote-ledger protocol; like
+SMAC it trains a configuration again from scratch at a higher fidelity and pays again.
+Syne Tune's asynchronous BOHB (``synetune-bohb``: its ``BOHB`` baseline, stopping-type
+ASHA with the KDE searcher) runs as a child process in its own venv (``bash benchmarks/peers/setup.sh
+venv-synetune``), its scheduler driven directly in a single-worker loop (suggest, one
+``on_trial_result`` per epoch) with every epoch charged by this script's ledger.
 
 Ray Tune's overhead: an ASHA run starts 200 to 700 trials in 50 units (374 on average in the full
 run). Measured here (task 3945, seed 0, 245 trials): 2.0 s per trial with a new actor per trial
@@ -112,6 +119,8 @@ METHODS = {
     "ray-asha": ("Ray Tune ASHA (random)", "ray"),
     "smac-mf": ("SMAC3 MultiFidelityFacade (RF + Hyperband)", "smac"),
     "remote-random": ("random search in a child process (the remote protocol's check)", "remote"),
+    "dehb": ("DEHB (DE + Hyperband)", "remote"),
+    "synetune-bohb": ("Syne Tune asynchronous BOHB", "remote"),
 }
 # Peers in their own virtual environments (pins that clash with thrifty's), run as child processes
 # of this script through the remote-ledger protocol (benchmarks/peers/remote_child.py).
@@ -119,6 +128,8 @@ METHODS = {
 # in benchmarks/peers; the distribution whose version the results name, or None)
 REMOTE = {
     "remote-random": (None, "random_child.py", None),
+    "dehb": ("venv-dehb", "dehb_child.py", "dehb"),
+    "synetune-bohb": ("venv-synetune", "synetune_child.py", "syne-tune"),
 }
 FLOOR = ("thrifty-asha", "optuna-random-hyperband")
 
@@ -663,7 +674,12 @@ def source_state() -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    return [int(s) for s in text.split(",")] if "," in text else list(range(int(text)))
+    """``N`` (seeds 0..N-1, N >= 1) or a comma-separated list of seeds."""
+    seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(int(text)))
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: no seeds; give a count >= 1 (seeds 0..N-1) or a list "
+                                         "such as 0,4,7")
+    return seeds
 
 
 def warm_up(keys: list[str]) -> None:
@@ -692,7 +708,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 2 seeds")
     ap.add_argument("--tasks", help="comma-separated task ids (default: the 10 of issue 4)")
-    ap.add_argument("--seeds", help="N (seeds 0..N-1) or a comma-separated list (default 10)")
+    ap.add_argument("--seeds", type=parse_seeds, help="N (seeds 0..N-1) or a comma-separated list (default 10)")
     ap.add_argument("--methods", help="comma-separated method keys (default: all; see --list)")
     ap.add_argument("--ray-seeds", type=int, help="Ray Tune runs on the first N seeds only (default: all)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for the non-Ray cells")
@@ -712,7 +728,7 @@ def main() -> int:
             print(f"{k:26s} {name}")
         return 0
     tasks = args.tasks.split(",") if args.tasks else (TASKS[:2] if args.quick else TASKS)
-    seeds = parse_seeds(args.seeds) if args.seeds else ([0, 1] if args.quick else list(range(10)))
+    seeds = args.seeds if args.seeds else ([0, 1] if args.quick else list(range(10)))
     keys = args.methods.split(",") if args.methods else list(METHODS)
     unknown = [k for k in keys if k not in METHODS]
     if unknown:
