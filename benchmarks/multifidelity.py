@@ -47,6 +47,9 @@ per run here). DEHB 0.1.2 (``dehb``: differential evolution + Hyperband, eta 3, 
 epochs, i.e. 2, 6, 17, 52) runs as a child process in its own venv (it pins numpy<2: ``bash
 benchmarks/peers/setup.sh venv-dehb``), driven by ask/tell through the remote-ledger protocol; like
 SMAC it trains a configuration again from scratch at a higher fidelity and pays again.
+thrifty ``auto`` with the measured ASHA (``thrifty-auto-asha``; auto chooses BOHB around a GP
+here: a small unconditional space whose trials report steps) is issue 5's floor row, judged
+against the best peer of the run (``floor5``); ``thrifty-gp`` is the same GP without stopping.
 Syne Tune's asynchronous BOHB (``synetune-bohb``: its ``BOHB`` baseline, stopping-type
 ASHA with the KDE searcher) runs as a child process in its own venv (``bash benchmarks/peers/setup.sh
 venv-synetune``), its scheduler driven directly in a single-worker loop (suggest, one
@@ -112,6 +115,7 @@ METHODS = {
     "thrifty-auto": ("thrifty auto+adaptive (defaults)", "thrifty"),
     "thrifty-tpe-asha": ("thrifty TPE+ASHA (measured rungs)", "thrifty"),
     "thrifty-auto-asha": ("thrifty auto+ASHA (measured rungs)", "thrifty"),
+    "thrifty-gp": ("thrifty GP (no stopping)", "thrifty"),
     "optuna-random-median": ("Optuna random+MedianPruner", "optuna"),
     "optuna-random-hyperband": ("Optuna random+HyperbandPruner", "optuna"),
     "optuna-tpe-hyperband": ("Optuna TPE+HyperbandPruner", "optuna"),
@@ -132,6 +136,29 @@ REMOTE = {
     "synetune-bohb": ("venv-synetune", "synetune_child.py", "syne-tune"),
 }
 FLOOR = ("thrifty-asha", "optuna-random-hyperband")
+# Issue 5: thrifty's default strategy (auto, with the measured ASHA) against the best peer run.
+FLOOR5 = "thrifty-auto-asha"
+PEER_LIBRARIES = ("optuna", "ray", "smac", "remote")
+
+
+def floor5(summ: dict[str, dict]) -> str | None:
+    """The issue-5 floor line: ``FLOOR5`` reaches 1% in at least 1.5x the share of runs of the best
+    peer, and its median regret at 50 units is at most half the best peer's (each "best" taken over
+    the peers in this run, separately); None unless FLOOR5 and a peer ran."""
+    peers = [k for k in summ if METHODS[k][1] in PEER_LIBRARIES and k != "remote-random"]
+    if FLOOR5 not in summ or not peers:
+        return None
+    a = summ[FLOOR5]
+    share_peer = max(peers, key=lambda k: summ[k]["share_1pct"])
+    regret_peer = min(peers, key=lambda k: summ[k]["median_regret_at"][50])
+    bs, br = summ[share_peer]["share_1pct"], summ[regret_peer]["median_regret_at"][50]
+    ok_share = a["share_1pct"] >= 1.5 * bs
+    ok_regret = a["median_regret_at"][50] <= 0.5 * br
+    return (f"Floor (issue 5): {METHODS[FLOOR5][0]} reaches 1% in {100 * a['share_1pct']:.0f}% of runs against "
+            f"1.5 × {100 * bs:.0f}% = {150 * bs:.0f}% needed (best peer: {METHODS[share_peer][0]}): "
+            f"{'ok' if ok_share else 'no'}; median regret at 50 units {pct(a['median_regret_at'][50])} against "
+            f"half of {pct(br)} = {pct(0.5 * br)} (best peer: {METHODS[regret_peer][0]}): "
+            f"{'ok' if ok_regret else 'no'}: **{'PASS' if ok_share and ok_regret else 'FAIL'}**.")
 
 
 # -- the task: surrogate, reference and unit (cached per process) -------------------------------
@@ -257,11 +284,12 @@ def thrifty_scheduler(key: str, seed: int):
         "thrifty-auto": lambda: AdaptiveASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-tpe-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-auto-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
+        "thrifty-gp": lambda: None,
     }[key]()
 
 
 THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto",
-                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto"}
+                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto", "thrifty-gp": "gp"}
 
 
 def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
@@ -827,6 +855,9 @@ def main() -> int:
                   f"{'ok' if floor['share_ok'] else 'no'}) and on the median regret at 50 units "
                   f"({pct(a['median_regret_at'][50])} vs {pct(b['median_regret_at'][50])}: "
                   f"{'ok' if floor['regret_ok'] else 'no'}): **{'PASS' if floor['pass'] else 'FAIL'}**."]
+    line5 = floor5(summ)
+    if line5 is not None:
+        lines += ["", line5]
     if ray_cmp:
         lines += ["", f"Every method on the Ray Tune seeds only ({', '.join(map(str, ray_seeds))}):", ""]
         lines += table(ray_cmp, keys_run)

@@ -28,7 +28,7 @@ def decide(space, history=(), **ctx):
 
 def test_the_decision_rule():
     assert decide(SMALL, objectives={"a": "max", "b": "min"})[0] == "nsga2"
-    assert decide(SMALL, [finished(0, [0.1, 0.2])])[0] == "bohb"
+    assert decide(SMALL, [finished(0, [0.1, 0.2])])[0] == "bohb+gp"
     assert decide(SMALL, budget_trials=8)[0] == "sobol"
     assert decide(SMALL, budget_trials=50) == ("gp", "a small unconditional space (2 dimensions)")
     cond = th.Space({"opt": th.Categorical(["a", "b"]), "m": th.Float(0, 1, when={"opt": "a"})})
@@ -37,6 +37,10 @@ def test_the_decision_rule():
     assert decide(wide)[0] == "tpe"
     many = [finished(i, [0.1]) for i in range(301)]
     assert decide(SMALL, many)[0] == "tpe"
+    # A resource: BOHB around the same model (its GP sees only the trials at its level, so the
+    # trial-count switch does not apply); a conditional space gets TPE inside.
+    assert decide(SMALL, many + [finished(301, [0.1, 0.2])])[0] == "bohb+gp"
+    assert decide(cond, [finished(0, [0.1, 0.2], params={"opt": "b"})])[0] == "bohb+tpe"
 
 
 def test_auto_says_what_it_chose_and_why(caplog):
@@ -47,6 +51,22 @@ def test_auto_says_what_it_chose_and_why(caplog):
             study.tell(t, {"v": t.params["x"]})
     assert "auto: sobol (a tiny budget (6 trials)" in caplog.text
     assert caplog.text.count("auto: sobol") == 1  # said once, when it changed
+
+
+def test_auto_with_steps_runs_bohb_around_a_gp():
+    study = th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="auto", seed=3,
+                            scheduler={"name": "asha", "max_resource": 9})
+    for _ in range(20):
+        t = study.ask()
+        for step in range(1, 10):
+            t.report({"v": t.params["x"] * step / 9 - (t.params["y"] - 0.3) ** 2}, step=step)
+            if t.should_stop():
+                study.tell(t, state="stopped")
+                break
+        else:
+            study.tell(t, {"v": t.params["x"] - (t.params["y"] - 0.3) ** 2})
+    assert study.strategy.choice == "bohb+gp"
+    assert study.best.value > 0.8  # the optimum is 1.0 at x=1, y=0.3
 
 
 def test_bohb_fits_at_the_highest_level_with_enough_points():

@@ -3,14 +3,19 @@
 The rule, applied before every proposal (so the choice follows the study as it grows):
 
 1. several objectives -> ``nsga2``;
-2. trials report a resource (some trial reported two or more steps) -> ``bohb`` (a TPE model at
-   the highest well-populated resource level; pair it with ``scheduler="adaptive"``, which stops
-   early only where the study's data show it pays);
-3. a tiny budget (a trial budget of at most ``TINY`` trials, or a dollar budget the cost model
+2. a tiny budget (a trial budget of at most ``TINY`` trials, or a dollar budget the cost model
    says buys at most that many) -> ``sobol`` (quasi-random: the best coverage for a handful);
-4. a conditional space, more than ``GP_MAX_DIMS`` dimensions, or more than ``GP_MAX_TRIALS``
-   trials -> ``tpe`` (its cost per proposal stays flat; the GP's grows with the trials);
-5. otherwise (a small unconditional space) -> ``gp``.
+3. the model: a conditional space or more than ``GP_MAX_DIMS`` dimensions -> ``tpe``; otherwise
+   (a small unconditional space) ``gp``, unless the study has more than ``GP_MAX_TRIALS`` trials
+   (then ``tpe``: its cost per proposal stays flat, the GP's grows with the trials);
+4. trials report a resource (some trial reported two or more steps) -> ``bohb`` around that model
+   (``bohb+gp`` or ``bohb+tpe``: the model is fitted at the highest resource level enough trials
+   have reached, so trials an early-stopping scheduler ended still teach it). The trial-count
+   limit of rule 3 does not apply here: the model sees only the trials at its level, and the GP
+   subsamples past 300 points. Pair it with ``scheduler="asha"`` (measured rungs: a rung stops
+   trials only while the study's data show its ranks predict the end). On the LCBench benchmark
+   ``bohb+gp`` with that ASHA is thrifty's best multi-fidelity method (``benchmarks/RESULTS.md``);
+5. otherwise the model of rule 3.
 
 The choice and the reason are logged (logger ``thrifty.auto``, INFO) whenever they change, and
 kept in :attr:`Auto.choice` / :attr:`Auto.reason`.
@@ -50,8 +55,6 @@ class Auto(Strategy):
         ctx = self.context
         if len(ctx.objectives) > 1:
             return "nsga2", f"{len(ctx.objectives)} objectives"
-        if any(sum(1 for m in t.measurements if m.step is not None) >= 2 for t in history):
-            return "bohb", "trials report a resource (steps): a model per resource level"
         affordable = None
         if ctx.budget_usd is not None and ctx.cost_model is not None:
             left = max(ctx.budget_usd - ctx.spent_usd, 0.0)
@@ -60,20 +63,24 @@ class Auto(Strategy):
         limits = [x for x in (ctx.budget_trials, affordable) if x is not None]
         if limits and min(limits) <= TINY:
             return "sobol", f"a tiny budget ({min(limits)} trials): quasi-random coverage"
-        conditional = any(space[n].when for n in space)
-        if conditional:
-            return "tpe", "a conditional space"
-        if space.n_dims > GP_MAX_DIMS:
-            return "tpe", f"{space.n_dims} dimensions (> {GP_MAX_DIMS})"
-        if len(history) > GP_MAX_TRIALS:
+        if any(space[n].when for n in space):
+            model, why = "tpe", "a conditional space"
+        elif space.n_dims > GP_MAX_DIMS:
+            model, why = "tpe", f"{space.n_dims} dimensions (> {GP_MAX_DIMS})"
+        else:
+            model, why = "gp", f"a small unconditional space ({space.n_dims} dimensions)"
+        if any(sum(1 for m in t.measurements if m.step is not None) >= 2 for t in history):
+            return f"bohb+{model}", f"trials report a resource (steps): a {model} model per resource level; {why}"
+        if model == "gp" and len(history) > GP_MAX_TRIALS:
             return "tpe", f"{len(history)} trials (> {GP_MAX_TRIALS}): the GP would get slow"
-        return "gp", f"a small unconditional space ({space.n_dims} dimensions)"
+        return model, why
 
     def _strategy(self, name: str) -> Strategy:
         if name not in self._strategies:
             from thrifty.strategies import make_strategy
 
-            self._strategies[name] = make_strategy(name)
+            base, _, inner = name.partition("+")
+            self._strategies[name] = make_strategy({"name": base, "inner": inner} if inner else base)
         return self._strategies[name]
 
     def bind(self, context: Context) -> None:
