@@ -20,6 +20,21 @@ def finished(number, values, params=None, state="completed"):
                     metrics={"v": values[-1]} if values else {})
 
 
+def run_with_steps(study, n_trials):
+    """``n_trials`` trials reporting steps 1..9 of a curve whose end is 1.0 at best (x=1, y=0.3),
+    stopped when the study's scheduler says so."""
+    for _ in range(n_trials):
+        t = study.ask()
+        for step in range(1, 10):
+            t.report({"v": t.params["x"] * step / 9 - (t.params["y"] - 0.3) ** 2}, step=step)
+            if t.should_stop():
+                study.tell(t, state="stopped")
+                break
+        else:
+            study.tell(t, {"v": t.params["x"] - (t.params["y"] - 0.3) ** 2})
+    return study
+
+
 def decide(space, history=(), **ctx):
     auto = Auto()
     auto.bind(Context(**{"objectives": {"v": "max"}, **ctx}))
@@ -54,17 +69,8 @@ def test_auto_says_what_it_chose_and_why(caplog):
 
 
 def test_auto_with_steps_runs_bohb_around_a_gp():
-    study = th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="auto", seed=3,
-                            scheduler={"name": "asha", "max_resource": 9})
-    for _ in range(20):
-        t = study.ask()
-        for step in range(1, 10):
-            t.report({"v": t.params["x"] * step / 9 - (t.params["y"] - 0.3) ** 2}, step=step)
-            if t.should_stop():
-                study.tell(t, state="stopped")
-                break
-        else:
-            study.tell(t, {"v": t.params["x"] - (t.params["y"] - 0.3) ** 2})
+    study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="auto", seed=3,
+                                           scheduler={"name": "asha", "max_resource": 9}), 20)
     assert study.strategy.choice == "bohb+gp"
     assert study.best.value > 0.8  # the optimum is 1.0 at x=1, y=0.3
 
@@ -88,16 +94,7 @@ def test_bohb_with_an_asha_scheduler_runs_and_is_deterministic():
     def run(seed):
         study = th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy=BOHB(min_points=4), seed=seed,
                                 scheduler=th.schedulers.make_scheduler({"name": "asha", "max_resource": 9}))
-        for _ in range(25):
-            t = study.ask()
-            for step in range(1, 10):
-                t.report({"v": t.params["x"] * step / 9 - (t.params["y"] - 0.3) ** 2}, step=step)
-                if t.should_stop():
-                    study.tell(t, state="stopped")
-                    break
-            else:
-                study.tell(t, {"v": t.params["x"] - (t.params["y"] - 0.3) ** 2})
-        return study
+        return run_with_steps(study, 25)
 
     a, b = run(1), run(1)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
