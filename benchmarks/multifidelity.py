@@ -49,7 +49,9 @@ benchmarks/peers/setup.sh venv-dehb``), driven by ask/tell through the remote-le
 SMAC it trains a configuration again from scratch at a higher fidelity and pays again.
 thrifty ``auto`` with the measured ASHA (``thrifty-auto-asha``; auto chooses BOHB around a GP
 here: a small unconditional space whose trials report steps) is issue 5's floor row, judged
-against the best peer of the run (``floor5``); ``thrifty-gp`` is the same GP without stopping.
+against the best peer of the run (``floor5``); ``thrifty-gp`` is the same GP without stopping;
+``thrifty-mfgp-asha`` is the other model-based multi-fidelity variant, one GP over (configuration,
+epoch) (``strategy="mfgp"``) with the same ASHA.
 Syne Tune's asynchronous BOHB (``synetune-bohb``: its ``BOHB`` baseline, stopping-type
 ASHA with the KDE searcher) runs as a child process in its own venv (``bash benchmarks/peers/setup.sh
 venv-synetune``), its scheduler driven directly in a single-worker loop (suggest, one
@@ -116,6 +118,7 @@ METHODS = {
     "thrifty-tpe-asha": ("thrifty TPE+ASHA (measured rungs)", "thrifty"),
     "thrifty-auto-asha": ("thrifty auto+ASHA (measured rungs)", "thrifty"),
     "thrifty-gp": ("thrifty GP (no stopping)", "thrifty"),
+    "thrifty-mfgp-asha": ("thrifty GP over (configuration, epoch)+ASHA (measured rungs)", "thrifty"),
     "optuna-random-median": ("Optuna random+MedianPruner", "optuna"),
     "optuna-random-hyperband": ("Optuna random+HyperbandPruner", "optuna"),
     "optuna-tpe-hyperband": ("Optuna TPE+HyperbandPruner", "optuna"),
@@ -285,11 +288,13 @@ def thrifty_scheduler(key: str, seed: int):
         "thrifty-tpe-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-auto-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-gp": lambda: None,
+        "thrifty-mfgp-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
     }[key]()
 
 
 THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto",
-                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto", "thrifty-gp": "gp"}
+                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto", "thrifty-gp": "gp",
+                    "thrifty-mfgp-asha": "mfgp"}
 
 
 def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:

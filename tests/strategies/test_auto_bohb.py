@@ -11,29 +11,7 @@ from thrifty.strategies.auto import Auto
 from thrifty.strategies.base import Context
 from thrifty.strategies.bohb import BOHB
 
-SMALL = th.Space({"x": th.Float(0, 1), "y": th.Float(0, 1)})
-
-
-def finished(number, values, params=None, state="completed"):
-    ms = tuple(th.Measurement(step=i + 1, metrics={"v": v}) for i, v in enumerate(values))
-    return th.Trial(number=number, state=state, params=params or {"x": 0.5, "y": 0.5}, measurements=ms,
-                    metrics={"v": values[-1]} if values else {})
-
-
-def run_with_steps(study, n_trials):
-    """``n_trials`` trials reporting steps 1..9 of a curve whose end is 1.0 at best (x=1, y=0.3),
-    stopped when the study's scheduler says so."""
-    for _ in range(n_trials):
-        t = study.ask()
-        for step in range(1, 10):
-            t.report({"v": t.params["x"] * step / 9 - (t.params["y"] - 0.3) ** 2}, step=step)
-            if t.should_stop():
-                study.tell(t, state="stopped")
-                break
-        else:
-            study.tell(t, {"v": t.params["x"] - (t.params["y"] - 0.3) ** 2})
-    return study
-
+from _toys import SMALL, finished, run_with_steps
 
 def decide(space, history=(), **ctx):
     auto = Auto()

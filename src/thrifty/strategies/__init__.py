@@ -15,6 +15,7 @@ _REGISTRY = {
     "tpe": "thrifty.strategies.tpe:TPE",
     "nsga2": "thrifty.strategies.nsga2:NSGA2",
     "bohb": "thrifty.strategies.bohb:BOHB",
+    "mfgp": "thrifty.strategies.mfgp:MFGP",
     "auto": "thrifty.strategies.auto:Auto",
 }
 

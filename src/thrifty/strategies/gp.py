@@ -73,12 +73,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from thrifty.errors import StudyExhausted
-from thrifty.space import ParamValue, Space
+from thrifty.space import Float, ParamValue, Space
 from thrifty.strategies.base import Strategy
 from thrifty.trial import Trial, TrialState
 
@@ -163,6 +163,23 @@ class GP(Strategy):
         with _blas_controller().limit(limits=1, user_api="blas"):
             return _Proposer(self, space, history, seed, number).run(n)
 
+    def propose_pinned(
+        self, space: Space, history: Sequence[Trial], *, seed: int, number: int, n: int = 1,
+        pinned: Mapping[str, float], also_taken: Sequence[Mapping[str, ParamValue]] = (),
+    ) -> list[dict[str, ParamValue]]:
+        """:meth:`propose` with the float parameters of ``pinned`` held at the given values: no
+        candidate moves them, and the incumbent of expected improvement is the best observation at
+        those values (any observation while there is none). ``also_taken``: further parameter sets
+        (``pinned`` filled in) never to propose. This is how ``mfgp`` asks a GP over (configuration,
+        resource) for a configuration at the full resource."""
+        import numpy as np
+
+        for name in pinned:
+            if name not in space or not isinstance(space[name], Float):
+                raise ValueError(f"GP.propose_pinned: {name!r} is not a float parameter of the space")
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return _Proposer(self, space, history, seed, number, pinned=pinned, also_taken=also_taken).run(n)
+
 
 _CONTROLLER: list[Any] = []
 
@@ -190,7 +207,9 @@ class _Data:
 
 
 class _Proposer:
-    def __init__(self, strategy: GP, space: Space, history: Sequence[Trial], seed: int, number: int) -> None:
+    def __init__(self, strategy: GP, space: Space, history: Sequence[Trial], seed: int, number: int,
+                 pinned: Mapping[str, float] | None = None,
+                 also_taken: Sequence[Mapping[str, ParamValue]] = ()) -> None:
         import numpy as np
 
         self.s = strategy
@@ -207,6 +226,20 @@ class _Proposer:
         self.points = self.enc.canonical(np.array([space.encode(t.params) for t in history])) if history \
             else np.empty((0, space.n_dims))
         self.taken = set(self.enc.keys(self.points))
+        # Pinned dimensions (propose_pinned): canonical columns and their values.
+        self.pin_cols = np.array([space.dim_names.index(name) for name in pinned or {}], dtype=int)
+        ref = {**space.decode(np.full(space.n_dims, 0.5)), **(pinned or {})}
+        self.pin_vals = self.enc.canonical(space.encode(ref)[None, :])[0, self.pin_cols]
+        if len(also_taken):
+            extra = self.enc.canonical(np.array([space.encode({**q, **(pinned or {})}) for q in also_taken]))
+            self.taken.update(self.enc.keys(extra))
+
+    def pin(self, x: Any) -> Any:
+        """``x`` (unit-cube or canonical points, one per row) with the pinned columns set."""
+        if len(self.pin_cols):
+            x = x.copy()
+            x[..., self.pin_cols] = self.pin_vals
+        return x
 
     def rng(self, tag: int, k: int | None = None) -> Any:
         return self.np.random.default_rng([self.seed, self.number if k is None else k, tag])
@@ -306,11 +339,11 @@ class _Proposer:
             warnings.simplefilter("ignore")
             if k:
                 engine.fast_forward(k)
-            pts = self.enc.canonical(engine.random(64))
+            pts = self.pin(self.enc.canonical(engine.random(64)))
         for x, key in zip(pts, self.enc.keys(pts)):
             if key not in self.taken:
                 return x
-        return self._untaken(self.enc.canonical(self.rng(3, k).random((256, self.space.n_dims))))
+        return self._untaken(self.pin(self.enc.canonical(self.rng(3, k).random((256, self.space.n_dims)))))
 
     def _untaken(self, fallback: Any) -> Any:
         if self.all_points is not None:
@@ -354,7 +387,13 @@ class _Model:
             th = self._fit(cgp, cy, rng, warm=self.theta, small=True)
             cgp.condition(th, self.f, cy)
             self.cons.append((cgp, cy, th, (b - mu) / sd))
-        self.has_incumbent = bool((self.feasible & self.real_ok).any())
+        # The incumbent's candidates: feasible successes at the pinned values (any, while none is).
+        self.incumbent_ok = self.feasible & self.real_ok
+        if len(p.pin_cols):
+            at = np.all(np.isclose(self.x[:, p.pin_cols], p.pin_vals[None, :]), axis=1)
+            if (self.incumbent_ok & at).any():
+                self.incumbent_ok = self.incumbent_ok & at
+        self.has_incumbent = bool(self.incumbent_ok.any())
         self.cost = _CostTerm.make(p, self.enc)
 
     def _subset(self, data: _Data, rng: Any) -> Any:
@@ -462,7 +501,7 @@ class _Model:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sobol = qmc.Sobol(d=d, scramble=True, seed=rng).random(m)
-        ok = self.real_ok & self.feasible if self.has_incumbent else self.real_ok
+        ok = self.incumbent_ok if self.has_incumbent else self.real_ok
         pool = np.flatnonzero(ok) if ok.any() else np.arange(len(self.y))
         best = pool[np.argsort(self.y[pool], kind="stable")[:5]]
         n_local = max(m // 4, 16)
@@ -475,7 +514,7 @@ class _Model:
         flip = rng.random((n_local, d)) < 1.0 / d
         flip[:, cont] = False
         local = np.where(flip, rng.random((n_local, d)), local)
-        return np.vstack([sobol, np.clip(local, 0.0, 1.0)])
+        return self.p.pin(np.vstack([sobol, np.clip(local, 0.0, 1.0)]))
 
     def _refine(self, u: Any, x: Any, score: Any, rng: Any) -> tuple[Any, Any, Any]:
         """Gradient refinement of the best candidates on their active continuous dims, then
@@ -510,7 +549,7 @@ class _Model:
 
         enc = self.enc
         cont = enc.cont
-        free = ~np.isnan(x[:, cont])  # (B, C): the active continuous dims of each start
+        free = ~np.isnan(x[:, cont]) & ~np.isin(cont, self.p.pin_cols)[None, :]  # (B, C): active, not pinned
         if not free.any():
             return u
         base = x.copy()
@@ -544,7 +583,7 @@ class _Acquisition:
         n = len(model.y)
         if model.has_incumbent:
             mean = gp.train_mean()[:n]
-            self.best: float | None = float(np.min(mean[model.feasible & model.real_ok]))
+            self.best: float | None = float(np.min(mean[model.incumbent_ok]))
         else:
             self.best = None
 

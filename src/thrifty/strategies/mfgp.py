@@ -1,0 +1,132 @@
+"""``mfgp``: one Gaussian process over (configuration, resource), in the spirit of MOBSTER
+(Klein et al. 2020) and Hyper-Tune (Li et al. 2022).
+
+:mod:`~thrifty.strategies.bohb` fits its model at one resource level and ignores what the trials
+stopped below it say. This strategy fits a single GP to every trial's values at every level it
+reached: the resource is one more input, ``u = log(r / min_resource) / log(top / min_resource)``
+in ``[0, 1]`` (``top`` = the largest resource a completed trial reached, or the largest reported
+while none has completed), with its own Matérn length scale, so the model learns how far a
+low-resource value says something about the end. A trial contributes its first report at or
+beyond each level ``min_resource * reduction_factor**k`` (below its last report) and its last
+report. Proposals maximise log expected improvement *at the full resource* (``u = 1``, held fixed
+during the search: :meth:`thrifty.strategies.gp.GP.propose_pinned`), against the best value a
+completed trial reached; a configuration already tried at any resource is never proposed again.
+Running, pending and paused trials are in flight at ``u = 1`` (kriging believer); failed and
+infeasible ones count as the worst value at ``u = 1``.
+
+Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
+trial runs, this strategy which configurations start. Without steps in the history (no trial
+reported two or more), it is the plain ``gp``. One objective only (several: the plain ``gp``'s
+ParEGO scalarisation, on final values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.space import Float, ParamValue, Space
+from thrifty.strategies.base import Context, Strategy
+from thrifty.strategies.gp import GP
+from thrifty.trial import Trial, TrialState
+
+#: The resource input's name in the augmented space.
+RESOURCE = "__resource__"
+
+
+class MFGP(Strategy):
+    """A GP over (configuration, resource) proposing at the full resource (module doc)."""
+
+    name = "mfgp"
+    needs_history = True
+    slow = True
+
+    def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, n_startup: int | None = None,
+                 n_candidates: int = 1024, max_points: int = 300) -> None:
+        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or not min_resource > 0:
+            raise ValueError(f"MFGP(min_resource={min_resource!r}): expected a number > 0")
+        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, (int, float)) or reduction_factor <= 1:
+            raise ValueError(f"MFGP(reduction_factor={reduction_factor!r}): expected a number > 1")
+        self.min_resource = float(min_resource)
+        self.reduction_factor = float(reduction_factor)
+        self.gp = GP(n_startup=n_startup, cost_aware=False, n_candidates=n_candidates, max_points=max_points)
+        self._spaces: dict[Space, Space] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor,
+                **{k: v for k, v in self.gp.params().items() if k != "cost_aware"}}
+
+    def bind(self, context: Context) -> None:
+        super().bind(context)
+        self.gp.bind(context)
+
+    def prepare(self, space: Space) -> None:
+        self.gp.prepare(space)
+
+    def augmented(self, space: Space) -> Space:
+        """``space`` plus the resource input ``RESOURCE`` (a float in [0, 1])."""
+        if RESOURCE in space:
+            raise ValueError(f"strategy 'mfgp': the space may not have a parameter named {RESOURCE!r}")
+        if space not in self._spaces:
+            self._spaces[space] = Space({**{n: space[n] for n in space}, RESOURCE: Float(0.0, 1.0)})
+        return self._spaces[space]
+
+    def levels(self, top: float) -> list[float]:
+        """The resource levels below ``top`` at which trials' values enter the model."""
+        out, r = [], self.min_resource
+        while r < top * (1 - 1e-9):
+            out.append(r)
+            r *= self.reduction_factor
+        return out
+
+    def observations(self, space: Space, history: Sequence[Trial]) -> list[Trial] | None:
+        """The history as trials of the augmented space (one per trial and level; in-flight,
+        failed and infeasible ones at the full resource), or None without steps to learn from."""
+        if len(self.context.objectives) != 1:
+            return None
+        metric = next(iter(self.context.objectives))
+        curves = {t.number: curve(t, metric, 1.0) for t in history}
+        if not any(len(pts) >= 2 for pts in curves.values()):
+            return None
+        done = [pts[-1][0] for t in history if t.state is TrialState.COMPLETED and (pts := curves[t.number])]
+        top = max(done) if done else max(pts[-1][0] for pts in curves.values() if pts)
+        if top <= self.min_resource:
+            return None
+        span = math.log(top / self.min_resource)
+        levels = self.levels(top)
+        out: list[Trial] = []
+
+        def add(t: Trial, u: float, **changes: Any) -> None:
+            params = {**t.params, RESOURCE: min(max(u, 0.0), 1.0)}
+            out.append(dataclasses.replace(t, number=len(out), params=params, **changes))
+
+        for t in history:
+            pts = curves[t.number]
+            if t.state in (TrialState.RUNNING, TrialState.PENDING, TrialState.PAUSED):
+                add(t, 1.0, state=TrialState.RUNNING, measurements=(), metrics={})
+            elif t.state in (TrialState.FAILED, TrialState.INFEASIBLE):
+                if not (t.state is TrialState.FAILED and t.retried):
+                    add(t, 1.0, measurements=())
+            elif pts:
+                last_r = pts[-1][0]
+                seen = [(level, first_at_or_after(pts, level)) for level in levels if level < last_r]
+                seen.append((last_r, pts[-1][1]))
+                for level, value in seen:
+                    if value is not None and math.isfinite(value):
+                        u = 1.0 if level >= top else math.log(level / self.min_resource) / span
+                        add(t, u, state=TrialState.COMPLETED, metrics={metric: value},
+                            measurements=())
+        return out
+
+    def propose(self, space: Space, history: Sequence[Trial], *, seed: int, number: int,
+                n: int = 1) -> list[dict[str, ParamValue]]:
+        view = self.observations(space, history)
+        if view is None:
+            return self.gp.propose(space, history, seed=seed, number=number, n=n)
+        wide = self.augmented(space)
+        got = self.gp.propose_pinned(wide, view, seed=seed, number=number, n=n, pinned={RESOURCE: 1.0},
+                                     also_taken=[dict(t.params) for t in history])
+        return [{k: v for k, v in params.items() if k != RESOURCE} for params in got]
