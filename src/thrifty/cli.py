@@ -38,7 +38,7 @@ CONFIG_KEYS = {
     "artifact_root": "folder of the trials' logs and checkpoints (default thrifty_artifacts)",
     "keep_checkpoints": "keep the checkpoints of the best K finished trials only (default 3; null keeps all)",
     "strategy": "strategy name or {name: ..., ...} (default auto)",
-    "scheduler": "scheduler name or {name: ..., ...} (default none)",
+    "scheduler": "scheduler name or {name: ..., ...} (default auto: stops early only where the study's data show it pays; none: never)",
     "seed": "integer seed (default 0)",
     "budget": "{trials: N, usd: X}",
     "max_retries": "re-runs of a trial whose worker died (default 0)",
@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         name=name,
         storage=storage,
         strategy=cfg.get("strategy", "auto"),
-        scheduler=cfg.get("scheduler"),
+        scheduler=cfg.get("scheduler", "auto"),
         seed=cfg.get("seed", 0),
         budget=cfg.get("budget"),
         max_retries=cfg.get("max_retries", 0),
@@ -720,7 +720,7 @@ def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_n
     if budget.usd is not None and fc.mean_usd > budget.usd:
         notes.append(f"the expected cost exceeds the config's ${budget.usd:,.2f} budget, which pays for about "
                      f"{int(budget.usd // max(fc.per_trial_usd, 1e-12))} such trials")
-    if cfg.get("scheduler"):
+    if cfg.get("scheduler", "auto") not in (None, "none"):
         notes.append("the forecast is for trials run to the full resource; the config's scheduler stops some "
                      "early, so the study will likely cost less")
     basis = {

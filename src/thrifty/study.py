@@ -126,7 +126,7 @@ class Study:
         name: str | None = None,
         storage: str | Storage = DEFAULT_STORAGE,
         strategy: str | Mapping[str, Any] | Strategy = "auto",
-        scheduler: str | Mapping[str, Any] | Scheduler | None = None,
+        scheduler: str | Mapping[str, Any] | Scheduler | None = "auto",
         seed: int = 0,
         budget: Budget | Mapping[str, Any] | None = None,
         max_retries: int = 0,
@@ -157,6 +157,12 @@ class Study:
         ``constraints``: ``{metric: ("<=" | ">=", bound)}``: a completed trial whose reported
             metric breaks a bound is infeasible (never the best; strategies model it).
         ``warm_start``: names of earlier studies in the same storage; see :mod:`thrifty.warm_start`.
+        ``strategy``: which configurations to try (default ``"auto"``:
+            :mod:`thrifty.strategies.auto`). ``scheduler``: how long each trial runs, for trials
+            that report steps (default ``"auto"``: nobody is stopped until five trials have
+            completed, then a rung stops the bottom of the trials only while the completed ones
+            show its ranks predict the end, :mod:`thrifty.schedulers.auto`; ``None`` or
+            ``"none"``: every trial runs to its end).
         """
         name = _default_name() if name is None else _check_name(name)
         space = space if isinstance(space, Space) else Space(space)

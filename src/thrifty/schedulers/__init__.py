@@ -17,6 +17,7 @@ _REGISTRY = {
     "hyperband": "thrifty.schedulers.hyperband:Hyperband",
     "pbt": "thrifty.schedulers.pbt:PBT",
     "adaptive": "thrifty.schedulers.adaptive:AdaptiveASHA",
+    "auto": "thrifty.schedulers.auto:AutoStopping",
 }
 
 

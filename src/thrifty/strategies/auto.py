@@ -12,9 +12,11 @@ The rule, applied before every proposal (so the choice follows the study as it g
    (``bohb+gp`` or ``bohb+tpe``: the model is fitted at the highest resource level enough trials
    have reached, so trials an early-stopping scheduler ended still teach it). The trial-count
    limit of rule 3 does not apply here: the model sees only the trials at its level, and the GP
-   subsamples past 300 points. Pair it with ``scheduler="asha"`` (measured rungs: a rung stops
-   trials only while the study's data show its ranks predict the end). On the LCBench benchmark
-   ``bohb+gp`` with that ASHA is thrifty's best multi-fidelity method (``benchmarks/RESULTS.md``);
+   subsamples past 300 points. The study's default scheduler (``"auto"``,
+   :mod:`thrifty.schedulers.auto`) stops trials only where the study's data show a rung's ranks
+   predict the end; ``"asha"`` with measured rungs is the same rule with a declared full
+   resource. On the LCBench benchmark ``bohb+gp`` with that stopping is thrifty's best
+   multi-fidelity method (``benchmarks/RESULTS.md``);
 5. otherwise the model of rule 3.
 
 The choice and the reason are logged (logger ``thrifty.auto``, INFO) whenever they change, and
