@@ -159,10 +159,9 @@ class Study:
         ``warm_start``: names of earlier studies in the same storage; see :mod:`thrifty.warm_start`.
         ``strategy``: which configurations to try (default ``"auto"``:
             :mod:`thrifty.strategies.auto`). ``scheduler``: how long each trial runs, for trials
-            that report steps (default ``"auto"``: nobody is stopped until five trials have
-            completed, then a rung stops the bottom of the trials only while the completed ones
-            show its ranks predict the end, :mod:`thrifty.schedulers.auto`; ``None`` or
-            ``"none"``: every trial runs to its end).
+            that report steps (default ``"auto"``: ASHA whose rungs are found from the
+            history and judge only while the completed trials show their ranks predict the end,
+            :mod:`thrifty.schedulers.auto`; ``None`` or ``"none"``: every trial runs to its end).
         """
         name = _default_name() if name is None else _check_name(name)
         space = space if isinstance(space, Space) else Space(space)

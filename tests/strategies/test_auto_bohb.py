@@ -68,6 +68,24 @@ def test_bohb_fits_at_the_highest_level_with_enough_points():
     assert rule.level(SMALL, history[:2])[0] is None
 
 
+def test_bohb_counts_trials_stopped_below_its_level_as_the_worst_there():
+    history = [finished(0, [0.4, 0.5, 0.6]), finished(1, [0.2, 0.3, 0.35]),  # reached 3: the level
+               finished(2, [0.01], state="stopped", params={"x": 0.9, "y": 0.9}),
+               finished(3, [], state="stopped", params={"x": 0.1, "y": 0.1})]  # no report: says nothing
+
+    def view_seen(impute):
+        """What BOHB hands its inner model (its inner propose records it)."""
+        rule = BOHB(min_resource=1, reduction_factor=3, min_points=2, impute_stopped=impute)
+        rule.bind(Context(objectives={"v": "max"}))
+        seen = []
+        rule.inner.propose = lambda space, view, **kw: seen.extend(view) or [{"x": 0.5, "y": 0.5}]
+        rule.propose(SMALL, history, seed=0, number=4)
+        return {t.number: (t.state.value, t.metrics["v"]) for t in seen}
+
+    assert view_seen(True) == {0: ("completed", 0.6), 1: ("completed", 0.35), 2: ("completed", 0.35)}
+    assert sorted(view_seen(False)) == [0, 1]  # BOHB's own rule: left out
+
+
 def test_bohb_with_an_asha_scheduler_runs_and_is_deterministic():
     def run(seed):
         study = th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy=BOHB(min_points=4), seed=seed,

@@ -1,26 +1,26 @@
 """``scheduler="auto"`` (the default): stop early only where the study's own data show it pays.
 
 Nothing about the trials has to be declared: no maximum resource, no rungs. The rule, from the
-history at each report (so every worker reaches the same decision):
+history at each report (so every worker reaches the same decision), is thrifty's ASHA with
+measured rungs (:mod:`thrifty.schedulers.asha`) with the rungs found instead of declared:
 
-1. until ``min_complete`` trials (default 5) have *completed* after reporting two or more steps,
-   nobody is stopped: there is no evidence yet that an early value says anything about the end;
-2. from then on, the full resource is the largest last step of those completed trials, and rungs
-   sit at ``min_resource * reduction_factor**k`` below it (``min_resource`` default: the smallest
-   first step any trial reported, usually 1);
-3. a rung judges only while Spearman's rank correlation between a trial's value there and its
-   final value, over the completed trials that reached it, is at least ``rho_min`` (default 0.5);
-   a judging rung keeps the top ``1/reduction_factor`` of the trials that reached it (ASHA: Li et
-   al., MLSys 2020) and stops the rest.
+1. rungs sit at ``min_resource * reduction_factor**k`` (``min_resource`` default: the smallest
+   first step any trial reported, usually 1), but only below the largest step any trial of the
+   study has reported: a rung judges only once some trial has gone past it, so no trial is ever
+   judged at what may be its last step;
+2. until ``min_complete`` trials (default 5) have completed, the lowest rung stops nobody (the
+   rank after the least training is the least reliable) and the others keep the top
+   ``1/reduction_factor`` of the trials that reached them (ASHA: Li et al., MLSys 2020);
+3. from then on a rung judges only while Spearman's rank correlation between a trial's value
+   there and its final value, over the completed trials that reached it, is at least ``rho_min``
+   (default 0.5); the other rungs stop nobody.
 
-From rule 2 on it decides exactly as ``ASHA(min_resource, max_resource=<inferred>,
-reduction_factor, check_rungs=True)`` (:mod:`thrifty.schedulers.asha`, measured rungs); before
-that it is more careful than that ASHA, whose upper rungs judge from the first trials on. On the
-LCBench surrogate a rung one epoch in has a rank correlation of -0.6 to 0.4 with the end, and a
-classic ASHA stops the eventual winners there: measured rungs turn that loss into a gain
-(``benchmarks/RESULTS.md``). Trials that report no steps are never stopped. Pass
-``scheduler="none"`` to let every trial run to its end, or an ``ASHA``/``Hyperband`` for a fixed
-schedule.
+Once a trial has completed, this decides exactly as ``ASHA(min_resource, max_resource=<the full
+resource>, reduction_factor)`` with its default measured rungs. On the LCBench surrogate a rung
+one epoch in has a rank correlation of -0.6 to 0.4 with the end, and a classic ASHA stops the
+eventual winners there: measured rungs turn that loss into a gain (``benchmarks/RESULTS.md``).
+Trials that report no steps are never stopped. Pass ``scheduler="none"`` to let every trial run
+to its end, or an ``ASHA``/``Hyperband`` for a declared schedule.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from thrifty.schedulers._curves import curve, objective_of
 from thrifty.schedulers._rank import check_calibration
 from thrifty.schedulers.asha import ASHA
 from thrifty.schedulers.base import Decision, Scheduler
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import Trial
 
 
 class AutoStopping(Scheduler):
-    """ASHA with measured rungs and an inferred full resource, silent until calibrated (module doc)."""
+    """ASHA with measured rungs found from the history instead of declared (module doc)."""
 
     name = "auto"
 
@@ -60,22 +60,21 @@ class AutoStopping(Scheduler):
                 "min_complete": self.min_complete, "rho_min": self.rho_min}
 
     def schedule(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> ASHA | None:
-        """The ASHA the history calls for now, or None while nobody may be stopped (rule 1)."""
+        """The ASHA the history calls for now (rungs below the furthest step reported), or None
+        while there is no rung yet."""
         metric, sign = objective_of(objectives, self.metric, "AutoStopping")
-        finals, firsts = [], []
+        firsts, furthest = [], -math.inf
         for t in history:
             pts = curve(t, metric, sign)
             if pts:
                 firsts.append(pts[0][0])
-            if t.state is TrialState.COMPLETED and len(pts) >= 2:
-                finals.append(pts[-1][0])
-        if len(finals) < self.min_complete:
+                furthest = max(furthest, pts[-1][0])
+        if not firsts:
             return None
         low = self.min_resource if self.min_resource is not None else max(min(firsts), 1e-12)
-        top = max(finals)
-        if top <= low:
+        if furthest <= low:
             return None
-        return ASHA(min_resource=low, max_resource=top, reduction_factor=self.reduction_factor, metric=metric,
+        return ASHA(min_resource=low, max_resource=furthest, reduction_factor=self.reduction_factor, metric=metric,
                     check_rungs=True, min_complete=self.min_complete, rho_min=self.rho_min)
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
