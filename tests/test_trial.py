@@ -267,3 +267,13 @@ class TestBudget:
     def test_frozen(self):
         with pytest.raises(dataclasses.FrozenInstanceError):
             th.Budget(trials=2).trials = 3  # type: ignore[misc]
+
+
+def test_errors_with_a_reason_survive_pickling():
+    import pickle
+
+    from thrifty.errors import StudyExhausted, TrialStopped
+
+    for exc in (TrialStopped("budget reached", "budget"), StudyExhausted("no more trials", "trials")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and back.reason == exc.reason

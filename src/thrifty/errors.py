@@ -49,6 +49,10 @@ class StudyExhausted(ThriftyError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Picklable (a worker process's exception reaches its parent intact).
+        return type(self), (str(self.args[0]), self.reason)
+
 
 class TooManyFailures(ThriftyError):
     """``optimize`` gave up after too many consecutive failed trials."""
@@ -61,6 +65,10 @@ class TrialStopped(ThriftyError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Picklable (a worker process's exception reaches its parent intact).
+        return type(self), (str(self.args[0]), self.reason)
 
 
 class TrialFailed(ThriftyError):
