@@ -158,10 +158,7 @@ class GP(Strategy):
 
         if space.n_dims == 0:
             return [space.decode(np.empty(0)) for _ in range(n)]
-        # One BLAS thread: these matrices are small, and OpenBLAS threads spinning side by side
-        # stall the workers of a study that propose at the same time on a few cores.
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            return _Proposer(self, space, history, seed, number).run(n)
+        return self._run(_Proposer(self, space, history, seed, number), n)
 
     def propose_pinned(
         self, space: Space, history: Sequence[Trial], *, seed: int, number: int, n: int = 1,
@@ -172,13 +169,17 @@ class GP(Strategy):
         those values (any observation while there is none). ``also_taken``: further parameter sets
         (``pinned`` filled in) never to propose. This is how ``mfgp`` asks a GP over (configuration,
         resource) for a configuration at the full resource."""
-        import numpy as np
-
         for name in pinned:
             if name not in space or not isinstance(space[name], Float):
                 raise ValueError(f"GP.propose_pinned: {name!r} is not a float parameter of the space")
+        return self._run(_Proposer(self, space, history, seed, number, pinned=pinned, also_taken=also_taken), n)
+
+    @staticmethod
+    def _run(proposer: _Proposer, n: int) -> list[dict[str, ParamValue]]:
+        # One BLAS thread: these matrices are small, and OpenBLAS threads spinning side by side
+        # stall the workers of a study that propose at the same time on a few cores.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return _Proposer(self, space, history, seed, number, pinned=pinned, also_taken=also_taken).run(n)
+            return proposer.run(n)
 
 
 _CONTROLLER: list[Any] = []
