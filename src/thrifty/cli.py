@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -217,13 +218,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_consecutive_failures=cfg.get("max_consecutive_failures", 20),
             progress=False if args.no_progress else None,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (thrifty.errors.StopSignal): a clean stop
         interrupted = True
+        signum = getattr(exc, "signum", signal.SIGINT) or signal.SIGINT
     _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before,
                    result.message if result is not None else None)
     if interrupted:
-        out.print(f"[yellow]interrupted[/]: run the same command again to resume study {study.name!r}")
-        return 130
+        name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+        out.print(f"[yellow]interrupted by {name}[/]: run the same command again to resume study {study.name!r}")
+        return 128 + int(signum)
     return 0
 
 

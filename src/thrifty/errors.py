@@ -58,6 +58,30 @@ class TooManyFailures(ThriftyError):
     """``optimize`` gave up after too many consecutive failed trials."""
 
 
+class StopSignal(KeyboardInterrupt):
+    """The run was asked to stop: by a signal (``signum``: SIGINT, SIGTERM), or by its own time
+    limit (``signum`` is ``None``). A ``KeyboardInterrupt``, so an objective's ``except Exception``
+    does not swallow it. ``reason`` says it in words, as the interrupted trials record it."""
+
+    def __init__(self, signum: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.signum = signum
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[int | None, str]]:
+        return type(self), (self.signum, self.reason)
+
+
+class WorkersKeepDying(ThriftyError):
+    """``optimize`` gave up replacing worker processes that keep dying (a crash loop): the message
+    says how many died in a row, how the last one ended and in which trial."""
+
+
+class WorkerError(ThriftyError):
+    """A worker process of ``optimize`` stopped on an error it cannot get past (the study was
+    deleted, the disk is full, the database is gone): the message is that error, in one line."""
+
+
 class TrialStopped(ThriftyError):
     """Raised by ``trial.report`` after recording the report, when the trial must end at once
     (a hard budget was reached). ``optimize`` records the trial as STOPPED with the reason."""

@@ -814,6 +814,9 @@ class Study:
         max_consecutive_failures: int | None = 20,
         progress: bool | None = None,
         gpus: Sequence[int | str] | None = None,
+        trial_timeout_s: float | None = None,
+        stop_grace_s: float = 10.0,
+        max_worker_deaths: int | None = None,
     ) -> RunResult:
         """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
         the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
@@ -822,8 +825,19 @@ class Study:
         ``n_workers > 1`` runs the trials in that many worker processes (the study's storage must
         be a file or a server). An exception in the objective marks the trial FAILED with its
         traceback and the study goes on; after ``max_consecutive_failures`` failures in a row
-        :class:`~thrifty.errors.TooManyFailures` is raised. Ctrl-C stops every worker and marks
-        their running trials FAILED ("interrupted"): nothing is left RUNNING.
+        :class:`~thrifty.errors.TooManyFailures` is raised. Ctrl-C or SIGTERM stops every worker at
+        once and fails their running trials ("interrupted by SIGTERM", re-enqueued if ``max_retries``
+        allows), then raises :class:`~thrifty.errors.StopSignal`: nothing is left RUNNING.
+
+        ``trial_timeout_s``: a trial still running after that many seconds is failed ("timeout
+        after N s", re-enqueued if retries are left) and its worker process ended and replaced;
+        trials then always run in worker processes. ``timeout_s``: no trial starts after it, and
+        trials still running ``stop_grace_s`` seconds later are ended, so ``optimize`` returns
+        within ``timeout_s + stop_grace_s`` plus a few seconds. ``max_worker_deaths``: worker
+        processes that die are replaced with a growing back-off; after this many deaths in a row
+        with no trial finished (default: twice the workers, at least 5)
+        :class:`~thrifty.errors.WorkersKeepDying` says why. The rules are in
+        :mod:`thrifty.runners.local`.
 
         When the study's ``resources`` ask for GPUs or CPU cores, each worker process gets its own
         (``CUDA_VISIBLE_DEVICES``, CPU affinity) and no more workers run than the machine has room
@@ -834,7 +848,9 @@ class Study:
         """
         from thrifty.runners.local import run_optimize
 
-        return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus)
+        return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus,
+                            trial_timeout_s=trial_timeout_s, stop_grace_s=stop_grace_s,
+                            max_worker_deaths=max_worker_deaths)
 
     def _run_trial(self, objective: Objective, handle: TrialHandle) -> tuple[TrialState, str | None]:
         """Run one trial in this process and record its outcome. Returns (state, error)."""
@@ -854,8 +870,7 @@ class Study:
             except TrialNotRunning:
                 return TrialState.STOPPED, None
         except KeyboardInterrupt:
-            self._finish_quietly(handle, TrialState.FAILED, "interrupted by the user (KeyboardInterrupt)")
-            raise
+            raise  # the runner fails the trial with the true reason (SIGINT, SIGTERM, a time limit)
         except Exception:  # noqa: BLE001 - failures are data
             tb = traceback.format_exc()
             self._finish_quietly(handle, TrialState.FAILED, tb)

@@ -1,10 +1,35 @@
 """``Study.optimize``: run an objective on this machine, in this process or in worker processes.
 
 Each worker (this process, or each of ``n_workers`` forked processes) runs the same pull loop:
-``ask`` a trial, run the objective, ``tell`` the outcome. The storage keeps them consistent. The
-supervisor of a multi-process run watches its workers: a worker that dies (killed, crashed) has its
-running trial failed at once (re-enqueued if the study allows retries) and is replaced; Ctrl-C stops
-every worker and leaves no trial RUNNING.
+``ask`` a trial, run the objective, ``tell`` the outcome. The storage keeps them consistent.
+
+The supervisor of a multi-process run owns its workers (rules, each with its test):
+
+- **Forks carry no database connection** (:mod:`thrifty.storage._fork`); every worker opens its own.
+- **A worker dies with its parent**: a worker whose supervisor is gone (even killed with SIGKILL)
+  gets SIGTERM from the kernel (:mod:`thrifty.runners._process`), fails its running trial with
+  that reason (re-enqueued if ``max_retries`` allows) and exits.
+- **SIGTERM is a clean stop, like Ctrl-C**: SIGINT or SIGTERM to the supervisor (or to the one
+  process of a single-worker run) starts no new trial, stops every worker at once, fails their
+  running trials as "interrupted by SIGTERM" (re-enqueued if retries are left), and raises
+  :class:`~thrifty.runners._process.StopSignal` (a ``KeyboardInterrupt``) after at most
+  ``stop_grace_s`` + 5 seconds. ``thrifty run`` prints its summary and exits 130 (SIGINT) or 143
+  (SIGTERM).
+- **Crash loops are a stated failure**: a worker that dies (killed, crashed) has its running trial
+  failed (re-enqueued if retries are left) and is replaced after a back-off of
+  ``0.25 s * 2**(k-1)`` (at most 10 s), ``k`` the worker deaths in a row with no trial finished in
+  between; after ``max_worker_deaths`` such deaths (default: twice the workers, at least 5) the run
+  raises :class:`~thrifty.errors.WorkersKeepDying` with the last death's cause and trial.
+- **A worker's error is the run's error**: a worker that cannot go on (study deleted, disk full,
+  database gone) prints nothing; the supervisor stops the others and raises that error, one line.
+- **Time limits end processes**: with ``trial_timeout_s`` every trial runs in a worker process
+  (even with one worker), and a trial still running after that many seconds is failed ("timeout
+  after N s", re-enqueued if retries are left), its worker ended (SIGTERM, SIGKILL 5 s later) and
+  replaced. With ``timeout_s`` no trial starts after the deadline, and trials still running
+  ``stop_grace_s`` later are ended the same way ("interrupted: the run's timeout_s ..."), so
+  ``optimize`` returns within ``timeout_s + stop_grace_s`` plus a few seconds. In a single-worker
+  run without ``trial_timeout_s`` the objective runs in this process and is interrupted by an
+  exception at that time (code stuck inside a C call is interrupted only when it returns).
 """
 
 from __future__ import annotations
@@ -14,16 +39,24 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import queue
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from thrifty.errors import StudyExhausted, ThriftyError, TooManyFailures, ValidationError
+from thrifty.errors import (
+    StopSignal,
+    StudyExhausted,
+    ThriftyError,
+    TooManyFailures,
+    ValidationError,
+    WorkerError,
+    WorkersKeepDying,
+)
+from thrifty.runners import _process
 from thrifty.runners.pool import Slot, plan_slots
 from thrifty.trial import Trial, TrialState
 
@@ -34,30 +67,39 @@ log = logging.getLogger("thrifty")
 
 #: Exit status of a worker process that gave up after too many consecutive failures.
 EXIT_TOO_MANY_FAILURES = 3
-#: Exit status of a worker process stopped by Ctrl-C.
+#: Exit status of a worker process that stopped on an error (sent to the supervisor first).
+EXIT_WORKER_ERROR = 4
+#: Exit status of a worker process stopped by a signal or by the run's time limit.
 EXIT_INTERRUPTED = 130
+#: Seconds a worker asked to stop (SIGTERM) has before it is killed (SIGKILL).
+KILL_AFTER_S = 5.0
+#: Back-off before replacing a dead worker: ``BACKOFF_S * 2**(k-1)``, at most ``BACKOFF_MAX_S``.
+BACKOFF_S = 0.25
+BACKOFF_MAX_S = 10.0
+
+Events = Callable[[tuple[Any, ...]], None]
 
 
 def _check_args(
-    n_trials: Any, n_workers: Any, timeout_s: Any, max_consecutive_failures: Any
+    n_trials: Any, n_workers: Any, timeout_s: Any, max_consecutive_failures: Any,
+    trial_timeout_s: Any = None, stop_grace_s: Any = 10.0, max_worker_deaths: Any = None,
 ) -> None:
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise ValidationError(f"n_trials={n_trials!r}: expected an integer >= 1 (or None for no limit)")
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValidationError(f"n_workers={n_workers!r}: expected an integer >= 1")
-    if timeout_s is not None and (
-        isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0
-        or not math.isfinite(timeout_s)
-    ):
-        raise ValidationError(f"timeout_s={timeout_s!r}: expected a number of seconds > 0 (or None)")
-    if max_consecutive_failures is not None and (
-        isinstance(max_consecutive_failures, bool)
-        or not isinstance(max_consecutive_failures, int)
-        or max_consecutive_failures < 1
-    ):
-        raise ValidationError(
-            f"max_consecutive_failures={max_consecutive_failures!r}: expected an integer >= 1 (or None)"
-        )
+    for name, value, allow_zero in (("timeout_s", timeout_s, False), ("trial_timeout_s", trial_timeout_s, False),
+                                    ("stop_grace_s", stop_grace_s, True)):
+        if value is None and name != "stop_grace_s":
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value < 0 or (value == 0 and not allow_zero)):
+            more = ">= 0" if allow_zero else "> 0 (or None)"
+            raise ValidationError(f"{name}={value!r}: expected a number of seconds {more}")
+    for name, value in (("max_consecutive_failures", max_consecutive_failures),
+                        ("max_worker_deaths", max_worker_deaths)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValidationError(f"{name}={value!r}: expected an integer >= 1 (or None)")
 
 
 def worker_loop(
@@ -67,8 +109,10 @@ def worker_loop(
     n_trials: int | None,
     deadline: float | None,
     max_consecutive_failures: int | None,
+    events: Events | None = None,
 ) -> StudyExhausted | None:
-    """Ask, run, tell until nothing is left. Returns why it stopped (None: the deadline)."""
+    """Ask, run, tell until nothing is left. Returns why it stopped (None: the deadline).
+    ``events`` hears ``("start", number, time)`` and ``("end", number, state)`` per trial."""
     consecutive = 0
     poll_s = min(1.0, study.heartbeat_grace_s / 4)
     while True:
@@ -81,7 +125,11 @@ def worker_loop(
                 time.sleep(poll_s)
                 continue
             return exc
+        if events is not None:
+            events(("start", handle.number, time.time()))
         state, error = study._run_trial(objective, handle)
+        if events is not None:
+            events(("end", handle.number, state.value))
         if state is TrialState.FAILED:
             consecutive += 1
             first_line = (error or "").strip().splitlines()[-1:] or ["failed"]
@@ -106,6 +154,31 @@ def _work_may_come(study: Study, reason: str) -> bool:
     return study.counts().get(TrialState.RUNNING, 0) > 0
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """What one ``optimize`` call may do (validated by :func:`_check_args`)."""
+
+    n_trials: int | None
+    timeout_s: float | None
+    deadline: float | None  #: epoch seconds after which no trial starts (``timeout_s`` from the start)
+    max_consecutive_failures: int | None
+    trial_timeout_s: float | None
+    stop_grace_s: float
+    max_worker_deaths: int
+
+    @property
+    def hard_end(self) -> float | None:
+        """When trials still running are ended: the deadline plus the grace."""
+        return None if self.deadline is None else self.deadline + self.stop_grace_s
+
+    @property
+    def timeout_reason(self) -> str:
+        if self.timeout_s is None:
+            return "interrupted: no time limit"  # never recorded: nothing is ended without a limit
+        return (f"interrupted: the run's timeout_s={self.timeout_s:g} s passed and the trial did not finish "
+                f"within stop_grace_s={self.stop_grace_s:g} s")
+
+
 def run_optimize(
     study: Study,
     objective: Objective,
@@ -115,8 +188,12 @@ def run_optimize(
     max_consecutive_failures: int | None,
     progress: bool | None,
     gpus: Sequence[int | str] | None = None,
+    trial_timeout_s: float | None = None,
+    stop_grace_s: float = 10.0,
+    max_worker_deaths: int | None = None,
 ) -> RunResult:
-    _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures)
+    _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
+                max_worker_deaths)
     slots = plan_slots(study.resources, n_workers, gpus)
     if len(slots) < n_workers:
         log.warning("this machine has room for %d trials at once with resources %s; running %d workers, not %d",
@@ -124,15 +201,25 @@ def run_optimize(
     n_workers = len(slots)
     if not callable(objective):
         raise ValidationError(f"objective={objective!r}: expected a function taking a trial")
-    if n_workers > 1 and study.storage_url in ("memory", ":memory:", "sqlite://"):
+    in_process = n_workers == 1 and trial_timeout_s is None
+    if not in_process and study.storage_url in ("memory", ":memory:", "sqlite://"):
+        what = "n_workers > 1" if n_workers > 1 else "trial_timeout_s (each trial runs in a worker process)"
         raise ValidationError(
-            "n_workers > 1 needs a storage that processes share: use storage='sqlite:///thrifty.db' "
+            f"{what} needs a storage that processes share: use storage='sqlite:///thrifty.db' "
             "(or PostgreSQL), not 'memory'"
         )
     if progress is None:
         progress = sys.stdout.isatty()
     run_tag = uuid.uuid4().hex[:16]
-    deadline = time.time() + timeout_s if timeout_s is not None else None
+    limits = RunLimits(
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        deadline=time.time() + timeout_s if timeout_s is not None else None,
+        max_consecutive_failures=max_consecutive_failures,
+        trial_timeout_s=trial_timeout_s,
+        stop_grace_s=float(stop_grace_s),
+        max_worker_deaths=max_worker_deaths if max_worker_deaths is not None else max(5, 2 * n_workers),
+    )
     from thrifty.progress import ProgressView
 
     view = ProgressView(study, n_trials, run_tag) if progress else None
@@ -140,27 +227,41 @@ def run_optimize(
     try:
         if view is not None:
             view.start()
-        if n_workers == 1:
-            saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-            if slots[0].gpus:  # in this process: only the GPU choice, no CPU pinning of the caller
-                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slots[0].gpus)
-            try:
-                why = worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
-            except KeyboardInterrupt:
-                study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id)
-                raise
-            finally:
-                if slots[0].gpus:
-                    if saved is None:
-                        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-                    else:
-                        os.environ["CUDA_VISIBLE_DEVICES"] = saved
-        else:
-            why = _supervise(study, objective, run_tag, n_trials, slots, deadline, max_consecutive_failures)
+        with _process.stop_signals_raise():
+            if in_process:
+                why = _run_here(study, objective, run_tag, slots[0], limits)
+            else:
+                why = _Supervisor(study, objective, run_tag, slots, limits).run()
     finally:
         if view is not None:
             view.stop()
     return _result(study, run_tag, why)
+
+
+def _run_here(
+    study: Study, objective: Objective, run_tag: str, slot: Slot, limits: RunLimits
+) -> StudyExhausted | None:
+    """The single-worker run, in this process."""
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if slot.gpus:  # in this process: only the GPU choice, no CPU pinning of the caller
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpus)
+    try:
+        with _process.interrupt_at(limits.hard_end, limits.timeout_reason):
+            return worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
+                               limits.max_consecutive_failures)
+    except KeyboardInterrupt as exc:
+        reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
+        study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id,
+                            reason=reason)
+        if isinstance(exc, StopSignal) and exc.signum is None:
+            return None  # the run's time limit: a timeout, not an interruption
+        raise
+    finally:
+        if slot.gpus:
+            if saved is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
 
 
 @dataclass(frozen=True)
@@ -186,9 +287,9 @@ class RunResult:
 
 
 def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: float | None) -> StudyExhausted | None:
-    """Why worker processes stopped asking (they cannot tell the supervisor), found without
-    starting anything: a budget limit, a completion criterion, this call's trial count, the
-    deadline (None), or else the strategy ran out."""
+    """Why worker processes stopped asking, found without starting anything: a budget limit, a
+    completion criterion, this call's trial count, the deadline (None), or else the strategy ran
+    out."""
     hit = study.budget.exhausted(study.usage())
     if hit is not None:
         return StudyExhausted(hit[1], hit[0])
@@ -219,125 +320,272 @@ def _result(study: Study, run_tag: str, why: StudyExhausted | None) -> RunResult
     return RunResult(reason=reason, message=message, n_trials=n, spent_usd=study.cost_usd, best=best)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text and isinstance(exc, ThriftyError) else f"{type(exc).__name__}: {' '.join(text)}"
+
+
 def _child_main(
     url: str,
     name: str,
     objective: Objective,
     run_tag: str,
-    n_trials: int | None,
-    deadline: float | None,
-    max_consecutive_failures: int | None,
+    limits: RunLimits,
     worker_id: str,
     slot: Slot,
-    reasons: Any,
+    conn: Any,
+    parent_pid: int,
 ) -> None:
+    """A worker process: the pull loop, telling the supervisor what it does through ``conn``."""
+    _process.install_worker_handlers(parent_pid)
     from thrifty.study import Study
 
-    slot.apply()
+    def send(event: tuple[Any, ...]) -> None:
+        try:
+            conn.send(event)
+        except OSError:
+            pass  # the supervisor is gone; the parent-death signal ends this process
+
+    study: Study | None = None
     try:
+        slot.apply()
         study = Study.load(name, storage=url)
         study._worker_id = worker_id
-        why = worker_loop(study, objective, run_tag, n_trials, deadline, max_consecutive_failures)
-        reasons.put((worker_id, None if why is None else (why.reason, str(why))))
-    except TooManyFailures as exc:
-        print(f"thrifty worker {worker_id}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TOO_MANY_FAILURES)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
-
-
-def _supervise(
-    study: Study,
-    objective: Objective,
-    run_tag: str,
-    n_trials: int | None,
-    slots: Sequence[Slot],
-    deadline: float | None,
-    max_consecutive_failures: int | None,
-) -> StudyExhausted | None:
-    """Run workers in slots until they are all done; returns why the last one stopped."""
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-    procs: dict[str, Any] = {}
-    slot_of: dict[str, Slot] = {}
-    reasons = ctx.Queue()
-    seen: list[str] = []
-    counter = 0
-
-    def spawn(slot: Slot) -> None:
-        nonlocal counter
-        wid = f"{study._worker_id}/w{counter}"
-        counter += 1
-        p = ctx.Process(
-            target=_child_main,
-            args=(study.storage_url, study.name, objective, run_tag, n_trials, deadline, max_consecutive_failures, wid,
-                  slot, reasons),
-            name=f"thrifty-worker-{counter}",
-        )
-        p.start()
-        procs[wid] = p
-        slot_of[wid] = slot
-        seen.append(wid)
-
-    for slot in slots:
-        spawn(slot)
-    restarts_left = 2 * len(slots)
-    too_many = False
-    policy = study._retry_policy()
-    try:
-        while procs:
-            mp.connection.wait([p.sentinel for p in procs.values()], timeout=1.0)
-            for wid, p in list(procs.items()):
-                if p.exitcode is None:
-                    continue
-                del procs[wid]
-                if p.exitcode == 0:
-                    continue
-                if p.exitcode == EXIT_TOO_MANY_FAILURES:
-                    too_many = True
-                    continue
-                failed = study._storage.reap(study._record.id, policy, time.time(), worker_id=wid)
-                log.warning("worker %s exited with status %s; its trials %s were marked failed", wid, p.exitcode, failed)
-                if restarts_left > 0 and not too_many and (deadline is None or time.time() < deadline):
-                    restarts_left -= 1
-                    spawn(slot_of[wid])  # the replacement takes over the dead worker's GPUs and cores
-    except KeyboardInterrupt:
-        _stop_children(procs)
-        for wid in seen:
-            study._storage.reap(study._record.id, policy, time.time(), worker_id=wid)
-        raise
-    if too_many:
-        raise TooManyFailures(
-            f"workers of study {study.name!r} gave up after {max_consecutive_failures} consecutive failed trials "
-            f"(see `thrifty trials {study.name}`)"
-        )
-    last: tuple[str, str] | None = None
-    got_any = False
-    while True:
-        try:
-            _, why = reasons.get(timeout=0.5)
-        except queue.Empty:
-            break
-        got_any = True
-        last = why if why is not None else last
-    if not got_any:
-        return _why_stopped(study, run_tag, n_trials, deadline)
-    return None if last is None else StudyExhausted(last[1], last[0])
-
-
-def _stop_children(procs: dict[str, Any]) -> None:
-    """Give interrupted workers time to record their trials, then make sure they are gone."""
-    end = time.time() + 2.0
-    for p in procs.values():
-        p.join(timeout=max(0.0, end - time.time()))
-    for p in procs.values():
-        if p.is_alive():
+        why = worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
+                          limits.max_consecutive_failures, send)
+        send(("done", None if why is None else (why.reason, str(why))))
+    except TooManyFailures:
+        sys.exit(EXIT_TOO_MANY_FAILURES)  # the supervisor raises it for the whole run
+    except KeyboardInterrupt as exc:
+        reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
+        if study is not None:
             try:
-                os.kill(p.pid, signal.SIGINT)
-            except ProcessLookupError:
+                study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=worker_id,
+                                    reason=reason)
+            except (ThriftyError, OSError, KeyboardInterrupt):
+                pass  # the supervisor reaps what is left
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the supervisor reports it, once
+        send(("error", _one_line(exc)))
+        sys.exit(EXIT_WORKER_ERROR)
+
+
+@dataclass
+class _Worker:
+    wid: str
+    slot: Slot
+    proc: Any
+    conn: Any
+    trial: int | None = None
+    trial_started: float = 0.0
+    ending: str | None = None  #: why the supervisor is ending this worker (its trials get this reason)
+    kill_at: float | None = None
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Supervisor:
+    """Runs workers in slots until they are all done (see the module docstring for the rules)."""
+
+    def __init__(self, study: Study, objective: Objective, run_tag: str, slots: Sequence[Slot],
+                 limits: RunLimits) -> None:
+        self.study, self.objective, self.run_tag, self.slots, self.limits = study, objective, run_tag, slots, limits
+        self.ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+        self.policy = study._retry_policy()
+        self.workers: dict[str, _Worker] = {}
+        self.pending: list[tuple[float, Slot]] = []  #: (when, slot): replacements waiting out a back-off
+        self.counter = 0
+        self.deaths_in_a_row = 0
+        self.last_reason: tuple[str, str] | None = None
+        self.got_done = False
+        self.error: str | None = None
+        self.too_many = False
+        self.timed_out = False
+
+    # -- workers ---------------------------------------------------------------------------------
+    def spawn(self, slot: Slot) -> None:
+        wid = f"{self.study._worker_id}/w{self.counter}"
+        self.counter += 1
+        reader, writer = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(
+            target=_child_main,
+            args=(self.study.storage_url, self.study.name, self.objective, self.run_tag, self.limits, wid, slot,
+                  writer, os.getpid()),
+            name=f"thrifty-worker-{self.counter}",
+        )
+        proc.start()
+        writer.close()
+        self.workers[wid] = _Worker(wid, slot, proc, reader)
+
+    def end(self, w: _Worker, reason: str, now: float) -> None:
+        """Fail the worker's trial with ``reason`` first (so it is recorded, whatever the process
+        does next), then ask it to stop; it is killed ``KILL_AFTER_S`` later if still alive."""
+        if w.ending is not None:
+            return
+        w.ending = reason
+        self.reap(w, reason)
+        self._signal(w, signal.SIGTERM)
+        w.kill_at = now + KILL_AFTER_S
+
+    def reap(self, w: _Worker, reason: str | None = None) -> list[int]:
+        try:
+            return self.study._storage.reap(self.study._record.id, self.policy, time.time(), worker_id=w.wid,
+                                            reason=reason)
+        except ThriftyError as exc:
+            log.warning("could not record the end of worker %s's trial: %s", w.wid, exc)
+            return []
+
+    @staticmethod
+    def _signal(w: _Worker, signum: int) -> None:
+        try:
+            os.kill(w.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> StudyExhausted | None:
+        for slot in self.slots:
+            self.spawn(slot)
+        try:
+            while self.workers or self.pending:
+                self._wait()
+                now = time.time()
+                self._read_events()
+                self._collect_exits(now)
+                self._enforce_time_limits(now)
+                self._start_replacements(now)
+        except KeyboardInterrupt as exc:
+            reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
+            self.stop_all(reason)
+            raise
+        if self.error is not None:
+            raise WorkerError(self.error)
+        if self.too_many:
+            raise TooManyFailures(
+                f"workers of study {self.study.name!r} gave up after {self.limits.max_consecutive_failures} "
+                f"consecutive failed trials (see `thrifty trials {self.study.name}`)"
+            )
+        if self.timed_out:
+            return None
+        if not self.got_done:
+            return _why_stopped(self.study, self.run_tag, self.limits.n_trials, self.limits.deadline)
+        return None if self.last_reason is None else StudyExhausted(self.last_reason[1], self.last_reason[0])
+
+    def _wait(self) -> None:
+        timeout = 1.0
+        if self.pending:
+            timeout = min(timeout, max(0.0, min(t for t, _ in self.pending) - time.time()))
+        waitables = [w.proc.sentinel for w in self.workers.values()] + [w.conn for w in self.workers.values()]
+        if waitables:
+            mp.connection.wait(waitables, timeout=timeout)
+        else:
+            time.sleep(timeout)
+
+    def _read_events(self) -> None:
+        for w in self.workers.values():
+            try:
+                while w.conn.poll():
+                    self._on_event(w, w.conn.recv())
+            except (EOFError, OSError):
+                continue
+
+    def _on_event(self, w: _Worker, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "start":
+            w.trial, w.trial_started = int(event[1]), float(event[2])
+        elif kind == "end":
+            w.trial = None
+            self.deaths_in_a_row = 0
+        elif kind == "done":
+            self.got_done = True
+            if event[1] is not None:
+                self.last_reason = (str(event[1][0]), str(event[1][1]))
+        elif kind == "error":
+            self.error = self.error or str(event[1])
+
+    def _collect_exits(self, now: float) -> None:
+        for wid, w in list(self.workers.items()):
+            if w.proc.exitcode is None:
+                continue
+            try:
+                while w.conn.poll():
+                    self._on_event(w, w.conn.recv())
+            except (EOFError, OSError):
                 pass
-    end = time.time() + 10.0
-    for p in procs.values():
-        p.join(timeout=max(0.0, end - time.time()))
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=5)
+            w.conn.close()
+            del self.workers[wid]
+            code = w.proc.exitcode
+            if code == 0 and w.ending is None:
+                continue
+            if code == EXIT_TOO_MANY_FAILURES:
+                self.too_many = True
+                continue
+            if code == EXIT_WORKER_ERROR and self.error is not None:
+                self.reap(w, f"the worker stopped on an error: {self.error}")
+                self.stop_all(f"interrupted: another worker stopped on an error ({self.error})")
+                continue
+            failed = self.reap(w, w.ending)
+            if w.ending is not None:  # ended by the supervisor (a time limit): not a crash
+                if not self.timed_out:
+                    self._replace(w.slot, now)
+                continue
+            self._on_death(w, code, failed, now)
+
+    def _on_death(self, w: _Worker, code: int | None, failed: list[int], now: float) -> None:
+        how = f"by signal {-code} ({_process.signal_name(-code)})" if code is not None and code < 0 else \
+            f"with status {code}"
+        where = f" in trial {failed[0]}" if failed else (f" in trial {w.trial}" if w.trial is not None else "")
+        log.warning("worker %s exited %s%s; its running trial was failed%s", w.wid, how, where,
+                    " and re-enqueued" if failed and self.policy.max_retries else "")
+        self.deaths_in_a_row += 1
+        if self.deaths_in_a_row >= self.limits.max_worker_deaths:
+            self.stop_all("interrupted: the run gave up on workers that keep dying")
+            raise WorkersKeepDying(
+                f"workers keep dying: {self.deaths_in_a_row} exits in a row with no trial finished; the last "
+                f"exited {how}{where} (study {self.study.name!r}; raise max_worker_deaths to keep replacing them)"
+            )
+        if self.limits.deadline is None or now < self.limits.deadline:
+            self._replace(w.slot, now + min(BACKOFF_S * 2 ** (self.deaths_in_a_row - 1), BACKOFF_MAX_S))
+
+    def _replace(self, slot: Slot, when: float) -> None:
+        self.pending.append((when, slot))
+
+    def _start_replacements(self, now: float) -> None:
+        due = [p for p in self.pending if p[0] <= now]
+        self.pending = [p for p in self.pending if p[0] > now]
+        for _, slot in due:
+            if self.error is None and not self.too_many:
+                self.spawn(slot)
+
+    def _enforce_time_limits(self, now: float) -> None:
+        lim = self.limits
+        for w in self.workers.values():
+            if w.kill_at is not None and now >= w.kill_at and w.proc.exitcode is None:
+                self._signal(w, signal.SIGKILL)
+                w.kill_at = None
+            elif lim.trial_timeout_s is not None and w.trial is not None and w.ending is None \
+                    and now - w.trial_started > lim.trial_timeout_s:
+                self.end(w, f"timeout after {lim.trial_timeout_s:g} s (trial_timeout_s)", now)
+        if lim.hard_end is not None and now >= lim.hard_end and not self.timed_out:
+            self.timed_out = True
+            self.pending.clear()
+            for w in self.workers.values():
+                self.end(w, lim.timeout_reason, now)
+
+    def stop_all(self, reason: str) -> None:
+        """Stop every worker now: their trials are failed with ``reason`` (re-enqueued if retries
+        are left); each has ``KILL_AFTER_S`` to exit before it is killed."""
+        self.pending.clear()
+        for w in self.workers.values():
+            if w.ending is None:
+                w.ending = reason
+                self._signal(w, signal.SIGTERM)
+        end = time.time() + KILL_AFTER_S
+        for w in self.workers.values():
+            w.proc.join(timeout=max(0.0, end - time.time()))
+        for w in self.workers.values():
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(timeout=5)
+            self.reap(w, w.ending)
+            w.conn.close()
+        self.workers.clear()

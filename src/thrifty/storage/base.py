@@ -197,10 +197,13 @@ class Storage(abc.ABC):
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None: ...
 
     @abc.abstractmethod
-    def reap(self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None) -> list[int]:
+    def reap(
+        self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None, reason: str | None = None
+    ) -> list[int]:
         """Fail RUNNING trials whose heartbeat is older than the grace period (or, if
-        ``worker_id`` is given, every RUNNING trial of that worker, which is known dead) and
-        re-enqueue their params if retries are left. Returns the numbers of the failed trials."""
+        ``worker_id`` is given, every RUNNING trial of that worker, which is known dead or being
+        stopped; ``reason`` then replaces the stored error's default words) and re-enqueue their
+        params if retries are left. Returns the numbers of the failed trials."""
 
     @abc.abstractmethod
     def request_stop(self, trial_id: int, reason: str = "user: stop requested") -> None:

@@ -32,6 +32,7 @@ from thrifty.errors import (
     TrialNotRunning,
     ValidationError,
 )
+from thrifty.storage import _fork
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
@@ -272,6 +273,8 @@ class SQLStorage(Storage):
                 self._install_sqlite_hooks(busy_timeout_s)
             else:
                 self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+            if not self._memory:
+                _fork.GATE.register(self.engine)
         except ImportError as exc:
             raise StorageError(f"storage {url!r}: a database driver is missing ({exc}); pip install 'psycopg[binary]'") from None
         except sa.exc.ArgumentError as exc:
@@ -304,7 +307,7 @@ class SQLStorage(Storage):
         if self._lock is not None:
             self._lock.acquire()
         try:
-            with self.engine.connect() as conn:
+            with _fork.GATE.transaction(), self.engine.connect() as conn:
                 if self.dialect == "sqlite" and not write:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
                 with conn.begin():
@@ -799,7 +802,9 @@ class SQLStorage(Storage):
             )
         )
 
-    def reap(self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None) -> list[int]:
+    def reap(
+        self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None, reason: str | None = None
+    ) -> list[int]:
         def txn(conn: Connection) -> list[int]:
             cond = [trials.c.study_id == study_id, trials.c.state == _RUNNING]
             if worker_id is not None:
@@ -822,7 +827,7 @@ class SQLStorage(Storage):
             for r in rows:
                 order += 1
                 if worker_id is not None:
-                    why = f"worker lost: worker {r.worker_id} died while running the trial"
+                    why = reason or f"worker lost: worker {r.worker_id} died while running the trial"
                 else:
                     age = now - (r.heartbeat_at or now)
                     why = (

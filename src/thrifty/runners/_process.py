@@ -1,0 +1,122 @@
+"""Owning worker processes: stop signals become one exception, and a worker dies with its parent.
+
+Rules (they hold for ``optimize``'s own process and for every worker process it starts):
+
+- SIGINT (Ctrl-C) and SIGTERM (``kill``, ``timeout``, systemd, Slurm, Kubernetes) are one thing: a
+  request to stop. The first one raises :class:`StopSignal` (a ``KeyboardInterrupt``, so an
+  objective's ``except Exception`` does not swallow it) in the main thread; later ones are ignored
+  while the process stops, so a second Ctrl-C cannot cut a trial's bookkeeping in half.
+- A worker process asks the kernel to send it SIGTERM when its parent dies (Linux
+  ``PR_SET_PDEATHSIG``); elsewhere a thread watches the parent's pid once a second. Either way the
+  worker stops as if its parent had sent SIGTERM, and :func:`stop_reason` says the parent is gone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from thrifty.errors import StopSignal
+
+_PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def stop_reason(signum: int, parent_pid: int | None = None) -> str:
+    """Words for a stop by ``signum``; a worker whose parent is gone says so."""
+    if parent_pid is not None and os.getppid() != parent_pid:
+        return f"interrupted: the run's supervisor process {parent_pid} exited"
+    return f"interrupted by {signal_name(signum)}"
+
+
+def _raise_once(parent_pid: int | None) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for s in _STOP_SIGNALS:  # the process is stopping: no second interruption
+            signal.signal(s, signal.SIG_IGN)
+        raise StopSignal(signum, stop_reason(signum, parent_pid))
+
+    return handler
+
+
+def install_worker_handlers(parent_pid: int) -> None:
+    """In a worker process: stop signals raise :class:`StopSignal` once; die with the parent."""
+    handler = _raise_once(parent_pid)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, handler)
+    if not _set_parent_death_signal(signal.SIGTERM):
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="thrifty-parent-watch", daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """In ``optimize``'s own process, while it runs: SIGINT and SIGTERM raise :class:`StopSignal`
+    once (main thread only; elsewhere Python's defaults stay)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    handler = _raise_once(None)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def interrupt_at(when: float | None, reason: str) -> Iterator[None]:
+    """Raise :class:`StopSignal` (``signum`` None) in the main thread at time ``when`` (epoch
+    seconds) if the block is still running. Code blocked inside a C call that does not return to
+    the interpreter is interrupted only when it does; worker processes have no such limit."""
+    if when is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        for s in _STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise StopSignal(None, reason)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, max(when - time.time(), 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
