@@ -14,6 +14,19 @@ Parameters reach the program three ways: in the command template (``{name}``, pl
 ``{max_resource}``, ``{trial_number}``, ``{checkpoint_dir}``), as environment variables
 (``THRIFTY_PARAM_<NAME>`` upper-cased, plus ``THRIFTY_TRIAL_NUMBER``, ``THRIFTY_TRIAL_ID``,
 ``THRIFTY_STUDY``, ``THRIFTY_CHECKPOINT_DIR``) and as a JSON file (``THRIFTY_PARAMS_FILE``).
+A trial the scheduler paused and resumed, or a PBT clone, starts at ``{start_step}`` /
+``THRIFTY_START_STEP`` (0 for a fresh one) and should load its checkpoint from the checkpoint
+folder; ``THRIFTY_CHECKPOINT_AT`` lists the steps before whose report the program should save one.
+
+Outcomes: exit status 0 completes the trial with the last value of each metric (if the required
+ones appeared: see the metric rules); a stop (by the scheduler or the budget) sends SIGTERM to
+the program's process group, then SIGKILL after ``grace_s``, and the trial is STOPPED with its
+last report and charged up to the stop; a non-zero exit is FAILED with the last 50 lines of
+stderr; output matching one of ``infeasible_patterns`` (e.g. ``CUDA out of memory``) makes it
+INFEASIBLE; ``timeout_s`` kills it (FAILED); a program killed by a signal thrifty did not send
+(a preemption) is started again, up to ``max_preemptions`` times, within the same trial (reports
+whose step does not advance past the last one are not repeated). Each trial's stdout and stderr
+are kept as files in its artifact folder, beside its checkpoint folder.
 
 Template rules. The command is a list of tokens (a string command is split like a shell does).
 A placeholder ``{name}`` (or ``{name:FORMAT}``, a Python format spec) must name a parameter of
@@ -28,27 +41,15 @@ when ``momentum`` is inactive (``--momentum {momentum}`` would leave a bare ``--
 active parameters have a ``THRIFTY_PARAM_<NAME>`` variable (one inherited from thrifty's own
 environment is removed) and an entry in the params file.
 
-Metric rules. The metrics that must appear are the step metric, every metric with a goal and
-every metric that is one of the study's objectives. Each must match its regex (with a number in
-its group) at least once within ``metrics_timeout_s`` seconds (default 600) of the program's
-start; otherwise the program is stopped there and the trial FAILED ("metric 'val_acc' never
-matched ... in the first 600 s"), charged for those seconds only. ``metrics_timeout_s=None``
-waits for the program's end; a program that exits normally without printing one of them is
-FAILED the same way. A goal is one of the words :func:`~thrifty.study.parse_objectives` takes
-(max, min, maximize, minimise, ...).
-A trial the scheduler paused and resumed, or a PBT clone, starts at ``{start_step}`` /
-``THRIFTY_START_STEP`` (0 for a fresh one) and should load its checkpoint from the checkpoint
-folder; ``THRIFTY_CHECKPOINT_AT`` lists the steps before whose report the program should save one.
-
-Outcomes: exit status 0 completes the trial with the last value of each metric; a stop (by the
-scheduler or the budget) sends SIGTERM to the program's process group, then SIGKILL after
-``grace_s``, and the trial is STOPPED with its last report and charged up to the stop; a non-zero
-exit is FAILED with the last 50 lines of stderr; output matching one of ``infeasible_patterns``
-(e.g. ``CUDA out of memory``) makes it INFEASIBLE; ``timeout_s`` kills it (FAILED); a program
-killed by a signal thrifty did not send (a preemption) is started again, up to
-``max_preemptions`` times, within the same trial (reports whose step does not advance past the
-last one are not repeated). Each trial's stdout and stderr are kept as files in its artifact
-folder, beside its checkpoint folder.
+Metric rules. Each of the study's objectives must be a metric (or ``cost_usd``/``elapsed_s``),
+checked before the program runs (``thrifty run``: when the config loads). The metrics that must
+appear are the step metric, every metric with a goal and every objective. Each must match its
+regex (with a number in its group) at least once within ``metrics_timeout_s`` seconds (default
+600) of the program's start; otherwise the program is stopped there and the trial FAILED
+("metric 'val_acc' never matched ... in the first 600 s"), charged for those seconds only.
+``metrics_timeout_s=None`` waits for the program's end; a program that exits normally without
+printing one of them is FAILED the same way. A goal is one of the words
+:func:`~thrifty.study.parse_objectives` takes (max, min, maximize, minimise, ...).
 """
 
 from __future__ import annotations
@@ -256,9 +257,10 @@ class ScriptObjective:
         known = [m for m in self.metrics if m != self.step_metric]
         for name in objectives:
             if name not in (*known, "cost_usd", "elapsed_s", *computed):
+                example = f", e.g. objective: {{{known[0]!r}: max}}" if known else ""
                 raise ValidationError(
                     f"objective {name!r} is not one of the metrics read from the program's output "
-                    f"({', '.join(known)}); name one, e.g. objective: {{{known[0]!r}: max}}"
+                    f"({', '.join(known) or 'none but the step metric'}); name one{example}"
                 )
 
     def _required(self, trial: TrialHandle) -> list[str]:
