@@ -55,9 +55,10 @@ class TestParamValidation:
         with raises(f"Float low={bad!r}: must be finite"):
             th.Float(bad, 1)
 
-    @pytest.mark.parametrize("bad", ["0", None, True])
-    def test_float_bounds_must_be_numbers(self, bad):
-        with raises(f"Float high={bad!r}: expected a number"):
+    @pytest.mark.parametrize("bad, kind", [("0", "str; write high: 0.0 unquoted"), (None, "NoneType"),
+                                           (True, "bool")])
+    def test_float_bounds_must_be_numbers(self, bad, kind):
+        with raises(f"Float high={bad!r}: expected a number, not {kind}"):
             th.Float(0, bad)
 
     def test_float_range_too_wide_is_rejected(self):
@@ -89,13 +90,53 @@ class TestParamValidation:
             th.Int(1, 9, log=True, step=2)
 
     def test_int_bounds_must_be_integers(self):
-        with raises("Int low=0.5: expected an integer"):
+        with raises("Int low=0.5: expected an integer, not float"):
             th.Int(0.5, 3)
-        with raises("Int high=True: expected an integer"):
+        with raises("Int high=True: expected an integer, not bool"):
             th.Int(0, True)
         # Integral floats are accepted and become ints.
         p = th.Int(0.0, 4.0)
         assert (p.low, p.high) == (0, 4) and type(p.low) is int
+
+    @pytest.mark.parametrize("cls, args", [(th.Float, (0.001, 0.1)), (th.Int, (1, 64))])
+    @pytest.mark.parametrize("bad, word", [("false", "false"), ("no", "false"), ("true", "true"), (0, "false"),
+                                           (1, "true"), (None, None)])
+    def test_log_must_be_a_boolean(self, cls, args, bad, word):
+        # "false" used to be truthy, so log="false" turned the log scale on.
+        name = cls.__name__
+        hint = f"; write log: {word} unquoted in YAML (log={word.title()} in Python)" if word else ""
+        with raises(f"{name} log={bad!r}: expected a boolean, not {type(bad).__name__}{hint}"):
+            cls(*args, log=bad)
+        assert cls(*args, log=False).log is False
+
+    @pytest.mark.parametrize("spec, message", [
+        ("{type: float, low: 0.001, high: 0.1, log: 'false'}",
+         "Float log='false': expected a boolean, not str; write log: false unquoted in YAML (log=False in Python)"),
+        ("{type: float, low: 0.001, high: 0.1, log: 'no'}",
+         "Float log='no': expected a boolean, not str; write log: false unquoted in YAML (log=False in Python)"),
+        ("{type: float, low: 1e-3, high: 0.1}",
+         "Float low='1e-3': expected a number, not str; write low: 0.001 unquoted "
+         "(YAML reads an exponent without a '.', like 1e-3, as text)"),
+        ("{type: int, low: 1, high: 1e3}",
+         "Int high='1e3': expected an integer, not str; write high: 1000 unquoted "
+         "(YAML reads an exponent without a '.', like 1e-3, as text)"),
+        ("{type: int, low: 0, high: 10, step: '2'}",
+         "Int step='2': expected an integer, not str; write step: 2 unquoted"),
+        ("{type: int, low: 1, high: 10, log: 'yes'}",
+         "Int log='yes': expected a boolean, not str; write log: true unquoted in YAML (log=True in Python)"),
+    ])
+    def test_yaml_fields_are_strictly_typed(self, spec, message):
+        with raises(f"parameter 'x': {message}"):
+            th.Space.from_yaml(f"x: {spec}")
+
+    def test_yaml_float_with_a_dot_in_the_exponent_is_a_number(self):
+        assert th.Space.from_yaml("x: {type: float, low: 1.0e-3, high: 0.1, log: true}")["x"].low == 0.001
+
+    def test_unknown_and_missing_keys_name_the_keys(self):
+        with raises("parameter 'x' (float): unknown key(s) 'hihg'; the keys are type, low, high, log, when"):
+            th.Space({"x": {"type": "float", "low": 0, "hihg": 1}})
+        with raises("parameter 'x' (int): missing 'high'; the keys are type, low, high, log, step, when"):
+            th.Space({"x": {"type": "int", "low": 0}})
 
     def test_categorical_empty(self):
         with raises("Categorical([]): give at least one choice"):

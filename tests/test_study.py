@@ -32,6 +32,10 @@ def told(study, value=None, **kw):
         ("max", {"value": "max"}),
         ("min", {"value": "min"}),
         ("maximize", {"value": "max"}),
+        ("maximise", {"value": "max"}),
+        ("Maximise", {"value": "max"}),
+        ({"loss": "minimise"}, {"loss": "min"}),
+        ({"loss": "MIN"}, {"loss": "min"}),
         ({"val_acc": "max"}, {"val_acc": "max"}),
         ({"acc": "max", "latency": "minimize"}, {"acc": "max", "latency": "min"}),
     ],
@@ -434,7 +438,8 @@ def test_load_missing_study_names_the_storage(db_url):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"objective": "up"}, "direction 'up' must be 'min' or 'max'"),
+        ({"objective": "up"}, "direction 'up' must be one of max, maximize, maximise, min, minimize, minimise$"),
+        ({"objective": {"acc": True}}, "'acc': direction True must be one of max, "),
         ({"objective": {"acc": "bigger"}}, "'acc': direction 'bigger'"),
         ({"objective": {}}, "objective="),
         ({"strategy": "annealing"}, "unknown strategy 'annealing'; known: .*grid.*random"),

@@ -36,6 +36,8 @@ CONFIG_KEYS = {
     "trial_timeout_s": "with command: seconds after which a trial's program is killed (FAILED)",
     "grace_s": "with command: seconds between SIGTERM and SIGKILL when a trial is stopped (default 10)",
     "max_preemptions": "with command: restarts of a program killed by a signal thrifty did not send (default 2)",
+    "metrics_timeout_s": "with command: seconds within which each objective/step metric must first match, or the "
+                         "trial is stopped and FAILED (default 600; null: wait for the program's end)",
     "artifact_root": "folder of the trials' logs and checkpoints (default thrifty_artifacts)",
     "keep_checkpoints": "keep the checkpoints of the best K finished trials only (default 3; null keeps all)",
     "strategy": "strategy name or {name: ..., ...} (default auto)",
@@ -100,7 +102,7 @@ def load_config(path: str, required: Sequence[str] = ("space", "workload|command
         if len(present) > 1:
             raise ValidationError(f"config file {path!r}: give one of {' or '.join(map(repr, options))}, not both")
     command_only = [k for k in ("metrics", "step_metric", "max_resource", "infeasible_patterns", "trial_timeout_s",
-                                "grace_s", "max_preemptions") if k in data]
+                                "grace_s", "max_preemptions", "metrics_timeout_s") if k in data]
     if command_only and "command" not in data:
         raise ValidationError(f"config file {path!r}: {', '.join(command_only)} only apply with 'command'")
     if "command" in data and "metrics" not in data:
@@ -108,19 +110,26 @@ def load_config(path: str, required: Sequence[str] = ("space", "workload|command
     return dict(data)
 
 
-def script_objective(cfg: Mapping[str, Any], config_dir: str) -> tuple[Any, Any]:
+def script_objective(cfg: Mapping[str, Any], config_dir: str, space: Any = None) -> tuple[Any, Any]:
     """The ScriptObjective of a ``command:`` config and the study objective it implies (the
-    metrics with a goal, unless the config names ``objective``)."""
+    metrics with a goal, unless the config names ``objective``).
+
+    Everything is checked here, before any study is created: the command's placeholders against
+    ``space`` (default: the config's), and that every objective is one of the metrics."""
     from thrifty.runners.script import ScriptObjective
+    from thrifty.space import Space
+    from thrifty.study import parse_objectives
 
     metrics = cfg["metrics"]
     step = cfg.get("step_metric")
     if step is None and isinstance(metrics, Mapping):
         step = next((k for k in ("epoch", "step") if k in metrics), None)
+    optional = {k: cfg[k] for k in ("metrics_timeout_s",) if k in cfg}
     fn = ScriptObjective(
         cfg["command"], metrics, step_metric=step, max_resource=cfg.get("max_resource"),
         infeasible_patterns=cfg.get("infeasible_patterns", ()), timeout_s=cfg.get("trial_timeout_s"),
         grace_s=cfg.get("grace_s", 10.0), max_preemptions=cfg.get("max_preemptions", 2), cwd=config_dir,
+        space=space if space is not None else Space(cfg["space"]), **optional,
     )
     objective = cfg.get("objective")
     if objective is None:
@@ -128,6 +137,7 @@ def script_objective(cfg: Mapping[str, Any], config_dir: str) -> tuple[Any, Any]
         if not goals:
             raise ValidationError("metrics: give one metric a goal (max or min), or set 'objective'")
         objective = goals
+    fn.check_objectives(parse_objectives(objective))
     return fn, objective
 
 
@@ -159,11 +169,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_dir = os.path.dirname(os.path.abspath(args.config))
     storage = args.storage or cfg.get("storage", DEFAULT_STORAGE)
     name = args.name or cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
+    space = th.Space(cfg["space"])
     if "command" in cfg:
-        objective_fn, objective = script_objective(cfg, config_dir)
+        objective_fn, objective = script_objective(cfg, config_dir, space)
     else:
         objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
-    space = th.Space(cfg["space"])
     create_kwargs = dict(
         space=space,
         objective=objective,

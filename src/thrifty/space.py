@@ -11,10 +11,17 @@ in the unit cube (one dimension per non-fixed parameter, ``nan`` where the param
 and :meth:`Space.decode` maps any vector of the cube back to a valid parameter set. The encoding of
 ints and categoricals uses the centre of each value's cell, so ``decode(encode(p)) == p`` exactly
 for them; floats round-trip to within floating-point error (and are clipped into their bounds).
+
+Fields are strictly typed, in Python and in YAML/JSON alike: ``log`` must be a boolean (the
+text ``"false"`` or the number ``0`` is an error, never read as true), ``low``/``high`` must be
+numbers (integers for :class:`Int`, as is ``step``), never text such as ``"1e-3"`` (YAML reads
+``1e-3`` without a ``.`` as text; write ``1.0e-3`` or ``0.001``). Each error is one line saying
+what to write instead.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -52,9 +59,47 @@ def _normalize_when(when: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[An
     return tuple(out)
 
 
+_TRUE_WORDS = frozenset({"true", "yes", "on", "y", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "n", "0"})
+
+
+def _wrong_type(label: str, value: Any, expected: str, integer: bool = False) -> SpaceError:
+    """The one-line error for a field given the wrong type, saying what to write instead.
+
+    ``label`` is ``"<Class> <field>"``. Text that reads as a number or a boolean gets the
+    unquoted spelling to write (YAML reads ``1e-3``, without a ``.``, as text: ``1.0e-3`` is a number).
+    """
+    field_name = label.rsplit(" ", 1)[-1]
+    msg = f"{label}={value!r}: expected {expected}, not {type(value).__name__}"
+    if expected == "a boolean":
+        word = str(value).strip().lower() if isinstance(value, (str, int)) else ""
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            yes = word in _TRUE_WORDS
+            msg += f"; write {field_name}: {'true' if yes else 'false'} unquoted in YAML ({field_name}={yes} in Python)"
+        return SpaceError(msg)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return SpaceError(msg)
+        if math.isfinite(number) and (not integer or number.is_integer()):
+            shown = int(number) if integer else number
+            msg += f"; write {field_name}: {shown!r} unquoted"
+            if "e" in value.lower() and "." not in value:
+                msg += " (YAML reads an exponent without a '.', like 1e-3, as text)"
+    return SpaceError(msg)
+
+
+def _check_bool(label: str, value: Any) -> bool:
+    """``value`` if it is a bool; anything else (``"false"``, ``0``) is a :class:`SpaceError`."""
+    if not isinstance(value, bool):
+        raise _wrong_type(label, value, "a boolean")
+    return value
+
+
 def _check_finite_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpaceError(f"{name}={value!r}: expected a number")
+        raise _wrong_type(name, value, "a number")
     if not math.isfinite(value):
         raise SpaceError(f"{name}={value!r}: must be finite")
     return value
@@ -95,7 +140,9 @@ class Param:
 
 
 class Float(Param):
-    """A real number in ``[low, high]``; ``log=True`` samples and models it on a log scale."""
+    """A real number in ``[low, high]``; ``log=True`` samples and models it on a log scale.
+
+    ``low`` and ``high`` are numbers and ``log`` a bool (see the module docstring)."""
 
     low: float
     high: float
@@ -106,6 +153,7 @@ class Float(Param):
     ) -> None:
         low = _check_finite_number("Float low", low)
         high = _check_finite_number("Float high", high)
+        log = _check_bool("Float log", log)
         if low >= high:
             raise SpaceError(
                 f"Float(low={low}, high={high}): low must be below high "
@@ -121,7 +169,7 @@ class Float(Param):
             )
         object.__setattr__(self, "low", float(low))
         object.__setattr__(self, "high", float(high))
-        object.__setattr__(self, "log", bool(log))
+        object.__setattr__(self, "log", log)
         object.__setattr__(self, "when", _normalize_when(when))
 
     def __repr__(self) -> str:
@@ -177,7 +225,10 @@ class Float(Param):
 
 
 class Int(Param):
-    """An integer in ``[low, high]`` on a grid of ``step``; ``log=True`` for a log scale."""
+    """An integer in ``[low, high]`` on a grid of ``step``; ``log=True`` for a log scale.
+
+    ``low``, ``high`` and ``step`` are integers (a float with no fraction is accepted) and
+    ``log`` a bool (see the module docstring)."""
 
     low: int
     high: int
@@ -197,7 +248,8 @@ class Int(Param):
             if isinstance(v, bool) or not isinstance(v, int):
                 if isinstance(v, float) and v.is_integer():
                     continue
-                raise SpaceError(f"Int {label}={v!r}: expected an integer")
+                raise _wrong_type(f"Int {label}", v, "an integer", integer=True)
+        log = _check_bool("Int log", log)
         low, high, step = int(low), int(high), int(step)
         if low >= high:
             raise SpaceError(
@@ -217,7 +269,7 @@ class Int(Param):
             )
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
-        object.__setattr__(self, "log", bool(log))
+        object.__setattr__(self, "log", log)
         object.__setattr__(self, "step", step)
         object.__setattr__(self, "when", _normalize_when(when))
 
@@ -445,7 +497,8 @@ _PARAM_TYPES: dict[str, type[Param]] = {
 def param_from_dict(name: str, spec: Any) -> Param:
     """Build a parameter from its dict form (``{"type": "float", "low": 0, "high": 1}``).
 
-    Shorthands: a list is a :class:`Categorical`; a scalar is a :class:`Fixed`.
+    Shorthands: a list is a :class:`Categorical`; a scalar is a :class:`Fixed`. Unknown and
+    missing keys are errors that name the keys the type takes.
     """
     if isinstance(spec, Param):
         return spec
@@ -466,10 +519,15 @@ def param_from_dict(name: str, spec: Any) -> Param:
         raise SpaceError(
             f"parameter {name!r}: unknown type {kind!r} (expected one of {', '.join(_PARAM_TYPES)})"
         )
+    fields = inspect.signature(cls).parameters
+    unknown = sorted(set(spec) - set(fields))
+    missing = [f for f, p in fields.items() if p.default is inspect.Parameter.empty and f not in spec]
+    if unknown or missing:
+        what = (f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown
+                else f"missing {', '.join(map(repr, missing))}")
+        raise SpaceError(f"parameter {name!r} ({kind}): {what}; the keys are type, {', '.join(fields)}")
     try:
         return cls(**spec)
-    except TypeError as exc:
-        raise SpaceError(f"parameter {name!r} ({kind}): {exc}") from None
     except SpaceError as exc:
         raise SpaceError(f"parameter {name!r}: {exc}") from None
 

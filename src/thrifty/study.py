@@ -41,11 +41,15 @@ Objective = Callable[[TrialHandle], Any]
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.runners.local import RunResult
 
-_DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
+_DIRECTIONS = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min", "minimise": "min"}
 
 
 def parse_objectives(objective: str | Mapping[str, str]) -> dict[str, str]:
-    """``"max"`` -> ``{"value": "max"}``; ``{"acc": "maximize"}`` -> ``{"acc": "max"}``."""
+    """``"max"`` -> ``{"value": "max"}``; ``{"acc": "maximize"}`` -> ``{"acc": "max"}``.
+
+    A direction is one of min, max, minimize, maximize, minimise, maximise, in any case; anything
+    else (a typo, a non-string) is a :class:`ValidationError` that lists these words.
+    """
     if isinstance(objective, str):
         objective = {"value": objective}
     if not isinstance(objective, Mapping) or not objective:
@@ -56,9 +60,11 @@ def parse_objectives(objective: str | Mapping[str, str]) -> dict[str, str]:
     for name, direction in objective.items():
         if not isinstance(name, str) or not name:
             raise ValidationError(f"objective metric name {name!r}: must be a non-empty string")
-        d = _DIRECTIONS.get(str(direction).lower())
+        d = _DIRECTIONS.get(direction.strip().lower()) if isinstance(direction, str) else None
         if d is None:
-            raise ValidationError(f"objective {name!r}: direction {direction!r} must be 'min' or 'max'")
+            raise ValidationError(
+                f"objective {name!r}: direction {direction!r} must be one of {', '.join(_DIRECTIONS)}"
+            )
         out[name] = d
     return out
 

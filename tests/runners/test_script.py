@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -17,10 +18,10 @@ METRICS = {"val_acc": {"regex": r"val_acc=([0-9.eE+-]+)", "goal": "max"},
            "epoch": {"regex": r"epoch=(\d+)"}}
 
 
-def make(tmp_path, mode, epochs=5, **kw):
+def make(tmp_path, mode, epochs=5, metrics=METRICS, **kw):
     objective = th.ScriptObjective(
         [sys.executable, SCRIPT, "--lr", "{lr}", "--epochs", "{max_resource}", "--mode", mode],
-        METRICS, step_metric="epoch", max_resource=epochs, grace_s=2, **kw)
+        metrics, step_metric="epoch", max_resource=epochs, grace_s=2, **kw)
     study = th.Study.create({"lr": th.Float(0.01, 0.1)}, {"val_acc": "max"}, storage="memory",
                             artifact_root=str(tmp_path / "artifacts"), pricing={"local": 36.0})
     return study, objective
@@ -127,3 +128,107 @@ def test_bad_configuration_is_rejected():
         th.ScriptObjective("  ", {"acc": "acc=([0-9.]+)"})
     with pytest.raises(th.ValidationError, match="goal"):
         th.ScriptObjective("python x.py", {"acc": {"regex": "acc=([0-9.]+)", "goal": "up"}})
+
+
+# -- command templates ------------------------------------------------------------------------------
+CONDITIONAL_SCRIPT = os.path.join(HELPERS, "conditional_script.py")
+CONDITIONAL_SPACE = {"opt": th.Categorical(["adam", "sgd"]), "momentum": th.Float(0.0, 0.9, when={"opt": "sgd"}),
+                     "lr": th.Float(0.01, 0.1)}
+VAL_ACC = {"val_acc": {"regex": r"val_acc=([0-9.]+)", "goal": "max"}}
+
+
+def test_a_token_naming_an_inactive_parameter_is_left_out(tmp_path, monkeypatch):
+    # Used to fail every trial where momentum was inactive ({momentum} had no value).
+    monkeypatch.setenv("THRIFTY_PARAM_MOMENTUM", "0.3")  # inherited: must not reach the program
+    objective = th.ScriptObjective(
+        f"{sys.executable} {CONDITIONAL_SCRIPT} --opt={{opt}} --momentum={{momentum}} --lr {{lr}}", VAL_ACC,
+        space=CONDITIONAL_SPACE)
+    study = th.Study.create(CONDITIONAL_SPACE, {"val_acc": "max"}, storage="memory", artifact_root=str(tmp_path))
+    study.enqueue({"opt": "adam", "lr": 0.05})
+    study.enqueue({"opt": "sgd", "momentum": 0.5, "lr": 0.05})
+    study.optimize(objective, n_trials=2, progress=False, max_consecutive_failures=None)
+    assert [t.state for t in study.trials] == [th.TrialState.COMPLETED] * 2, [t.error for t in study.trials]
+    assert [t.metrics["val_acc"] for t in study.trials] == pytest.approx([0.05, 0.55])
+
+
+def test_unknown_placeholders_are_refused_before_anything_runs(tmp_path):
+    space = {"alpha": th.Float(0.0, 1.0)}
+    with pytest.raises(th.ValidationError, match=r"^command: unknown placeholder \{alhpa\} \(did you mean "
+                       r"\{alpha\}\?\); the parameters are alpha and the built-ins max_resource, trial_number, "
+                       r"checkpoint_dir, start_step$"):
+        th.ScriptObjective("python x.py --alpha {alhpa}", VAL_ACC, space=space)
+    # Without space=, the check runs when a trial starts, before its program does.
+    objective = th.ScriptObjective(f"{sys.executable} -c 'raise SystemExit(1)' {{alhpa}}", VAL_ACC)
+    study = th.Study.create(space, {"val_acc": "max"}, storage="memory", artifact_root=str(tmp_path))
+    study.optimize(objective, n_trials=1, progress=False, max_consecutive_failures=None)
+    t = study.trials[0]
+    assert t.state is th.TrialState.FAILED and "unknown placeholder {alhpa}" in t.error
+    assert not (tmp_path / study.name / "trial-00000" / "stdout.log").exists()
+
+
+@pytest.mark.parametrize("command, kw, match", [
+    ("python x.py {max_resource}", {}, "uses {max_resource} but max_resource is not set"),
+    ("python x.py --lr={lr", {}, "cannot read '--lr={lr' as a template"),
+    ("python x.py {}", {}, "has a placeholder without a name"),
+    ("python x.py {lr!x}", {}, "only {name} and {name:FORMAT}"),
+    ("python x.py {trial_number}", {"space": {"trial_number": th.Int(1, 3)}}, "both a parameter and a built-in"),
+    ("python x.py", {"max_resource": "20"}, "max_resource='20': expected a number > 0"),
+    ("python x.py", {"metrics_timeout_s": 0}, "metrics_timeout_s=0: expected a number of seconds > 0"),
+])
+def test_malformed_templates_and_settings_are_refused(command, kw, match):
+    with pytest.raises(th.ValidationError, match=re.escape(match)):
+        th.ScriptObjective(command, VAL_ACC, **kw)
+
+
+def test_format_specs_builtins_and_literal_braces_render(tmp_path):
+    objective = th.ScriptObjective(["echo", "{lr:.2f}", "{{x}}", "t{trial_number}"], VAL_ACC,
+                                   space={"lr": th.Float(0.01, 0.1)})
+    study = th.Study.create({"lr": th.Float(0.01, 0.1)}, {"val_acc": "max"}, storage="memory",
+                            artifact_root=str(tmp_path))
+    study.enqueue({"lr": 0.05})
+    study.optimize(objective, n_trials=1, progress=False, max_consecutive_failures=None)
+    assert (tmp_path / study.name / "trial-00000" / "stdout.log").read_text() == "0.05 {x} t0\n"
+
+
+# -- metrics that never appear --------------------------------------------------------------------
+def test_a_metric_that_never_matches_fails_the_trial_at_metrics_timeout(tmp_path):
+    # A typo in the regex used to let each trial run (and be charged) to its end: here 50 x 0.2 s.
+    wrong = {**METRICS, "val_acc": {"regex": r"val_accuracy=([0-9.]+)", "goal": "max"}}
+    study, objective = make(tmp_path, "slow", epochs=50, metrics=wrong, metrics_timeout_s=1)
+    t = run_one(study, objective)
+    assert t.state is th.TrialState.FAILED
+    assert t.error.startswith("metric 'val_acc' never matched its regex 'val_accuracy=([0-9.]+)' in the first 1 s")
+    assert t.elapsed_s < 4 and t.cost_usd < 0.04  # a full run: 10 s, $0.10
+    pid = int((tmp_path / "artifacts" / study.name / "trial-00000" / "checkpoint" / "pid.txt").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("metric, regex", [("val_acc", r"val_accuracy=([0-9.]+)"), ("epoch", r"epoch: (\d+)")])
+def test_a_required_metric_missing_at_a_normal_exit_fails_the_trial(tmp_path, metric, regex):
+    # val_acc has no goal here: it is required as the study's objective (this used to fail in tell
+    # with "returned [...] but the objective needs"); epoch as the step metric (was never checked).
+    metrics = {**METRICS, "val_acc": {"regex": METRICS["val_acc"]["regex"]}, metric: {"regex": regex}}
+    study, objective = make(tmp_path, "normal", metrics=metrics, metrics_timeout_s=None)
+    t = run_one(study, objective)
+    assert t.state is th.TrialState.FAILED
+    assert t.error.startswith(f"metric {metric!r} never matched its regex {regex!r} although the program exited")
+
+
+def test_an_objective_that_is_no_metric_fails_before_the_program_runs(tmp_path):
+    # objective "max" names the metric "value", which no regex reads: every trial used to run to its
+    # end and then fail in tell.
+    objective = th.ScriptObjective(f"{sys.executable} -c 'raise SystemExit(1)'", VAL_ACC)
+    study = th.Study.create({"x": th.Float(0.0, 1.0)}, "max", storage="memory", artifact_root=str(tmp_path))
+    study.optimize(objective, n_trials=1, progress=False, max_consecutive_failures=None)
+    t = study.trials[0]
+    assert t.state is th.TrialState.FAILED
+    assert t.error.rstrip().endswith("objective 'value' is not one of the metrics read from the program's output "
+                                     "(val_acc); name one, e.g. objective: {'val_acc': max}")
+    assert not (tmp_path / study.name / "trial-00000" / "stdout.log").exists()
+
+
+def test_goals_take_the_objective_words():
+    objective = th.ScriptObjective("python x.py", {"acc": {"regex": "acc=([0-9.]+)", "goal": "Maximise"},
+                                                  "loss": {"regex": "loss=([0-9.]+)", "goal": "minimize"}})
+    assert [p.goal for p in objective.metrics.values()] == ["max", "min"]

@@ -18,15 +18,38 @@ A trial the scheduler paused and resumed, or a PBT clone, starts at ``{start_ste
 ``THRIFTY_START_STEP`` (0 for a fresh one) and should load its checkpoint from the checkpoint
 folder; ``THRIFTY_CHECKPOINT_AT`` lists the steps before whose report the program should save one.
 
-Outcomes: exit status 0 completes the trial with the last value of each metric; a stop (by the
-scheduler or the budget) sends SIGTERM to the program's process group, then SIGKILL after
-``grace_s``, and the trial is STOPPED with its last report and charged up to the stop; a non-zero
-exit is FAILED with the last 50 lines of stderr; output matching one of ``infeasible_patterns``
-(e.g. ``CUDA out of memory``) makes it INFEASIBLE; ``timeout_s`` kills it (FAILED); a program
-killed by a signal thrifty did not send (a preemption) is started again, up to
-``max_preemptions`` times, within the same trial (reports whose step does not advance past the
-last one are not repeated). Each trial's stdout and stderr are kept as files in its artifact
-folder, beside its checkpoint folder.
+Outcomes: exit status 0 completes the trial with the last value of each metric (if the required
+ones appeared: see the metric rules); a stop (by the scheduler or the budget) sends SIGTERM to
+the program's process group, then SIGKILL after ``grace_s``, and the trial is STOPPED with its
+last report and charged up to the stop; a non-zero exit is FAILED with the last 50 lines of
+stderr; output matching one of ``infeasible_patterns`` (e.g. ``CUDA out of memory``) makes it
+INFEASIBLE; ``timeout_s`` kills it (FAILED); a program killed by a signal thrifty did not send
+(a preemption) is started again, up to ``max_preemptions`` times, within the same trial (reports
+whose step does not advance past the last one are not repeated). Each trial's stdout and stderr
+are kept as files in its artifact folder, beside its checkpoint folder.
+
+Template rules. The command is a list of tokens (a string command is split like a shell does).
+A placeholder ``{name}`` (or ``{name:FORMAT}``, a Python format spec) must name a parameter of
+the space exactly or one of the built-ins ``max_resource``, ``trial_number``, ``checkpoint_dir``,
+``start_step`` (``{max_resource}`` needs ``max_resource`` set); ``{{`` and ``}}`` are literal
+braces. This is checked when the objective is built with ``space=`` (``thrifty run`` does, before
+any study is created), otherwise when each trial starts, before its program runs: an unknown
+name is a :class:`ValidationError` listing the known ones. A token that names a parameter
+inactive in the trial (a conditional one whose condition does not hold) is left out of the
+command whole, so write a flag and its value as one token: ``--momentum={momentum}`` disappears
+when ``momentum`` is inactive (``--momentum {momentum}`` would leave a bare ``--momentum``). Only
+active parameters have a ``THRIFTY_PARAM_<NAME>`` variable (one inherited from thrifty's own
+environment is removed) and an entry in the params file.
+
+Metric rules. Each of the study's objectives must be a metric (or ``cost_usd``/``elapsed_s``),
+checked before the program runs (``thrifty run``: when the config loads). The metrics that must
+appear are the step metric, every metric with a goal and every objective. Each must match its
+regex (with a number in its group) at least once within ``metrics_timeout_s`` seconds (default
+600) of the program's start; otherwise the program is stopped there and the trial FAILED
+("metric 'val_acc' never matched ... in the first 600 s"), charged for those seconds only.
+``metrics_timeout_s=None`` waits for the program's end; a program that exits normally without
+printing one of them is FAILED the same way. A goal is one of the words
+:func:`~thrifty.study.parse_objectives` takes (max, min, maximize, minimise, ...).
 """
 
 from __future__ import annotations
@@ -38,16 +61,46 @@ import queue
 import re
 import shlex
 import signal
+import string
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from thrifty.errors import TrialFailed, TrialInfeasible, ValidationError
 from thrifty.handle import TrialHandle
+from thrifty.space import Space
+
+#: Placeholders a command may use besides the space's parameters.
+BUILTIN_PLACEHOLDERS = ("max_resource", "trial_number", "checkpoint_dir", "start_step")
+
+#: Seconds within which every required metric must have matched once (``metrics_timeout_s``).
+DEFAULT_METRICS_TIMEOUT_S = 600.0
+
+#: One piece of a parsed token: literal text, then a placeholder (name, format spec, conversion) or None.
+Piece = tuple[str, str | None, str, str | None]
+
+
+def _parse_token(token: str) -> list[Piece]:
+    """Split a command token into literal text and placeholders; malformed ones are errors."""
+    try:
+        pieces: list[Piece] = [(lit, name, spec or "", conv) for lit, name, spec, conv in
+                               string.Formatter().parse(token)]
+    except ValueError as exc:
+        raise ValidationError(f"command: cannot read {token!r} as a template ({exc}); "
+                              "write {{ and }} for literal braces") from None
+    for _, name, spec, conv in pieces:
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            raise ValidationError(f"command: {token!r} has a placeholder without a name; name a parameter, e.g. {{lr}}")
+        if "{" in spec or conv not in (None, "r", "s", "a"):
+            raise ValidationError(f"command: {token!r}: only {{name}} and {{name:FORMAT}} placeholders are supported")
+    return pieces
+
 
 def _step_text(step: float) -> str:
     return str(int(step)) if float(step).is_integer() else str(step)
@@ -85,14 +138,19 @@ def _parse_metrics(metrics: Mapping[str, Any]) -> dict[str, MetricPattern]:
         if rx.groups < 1:
             raise ValidationError(f"metric {name!r}: the regex {spec['regex']!r} needs a (group) around the number")
         goal = spec.get("goal")
-        if goal is not None and goal not in ("max", "min"):
-            raise ValidationError(f"metric {name!r}: goal={goal!r} must be 'max' or 'min'")
+        if goal is not None:
+            from thrifty.study import _DIRECTIONS
+
+            if not isinstance(goal, str) or goal.strip().lower() not in _DIRECTIONS:
+                raise ValidationError(f"metric {name!r}: goal={goal!r} must be one of {', '.join(_DIRECTIONS)}")
+            goal = _DIRECTIONS[goal.strip().lower()]
         out[name] = MetricPattern(name, rx, goal)
     return out
 
 
 class ScriptObjective:
-    """Run a command per trial; see the module docstring."""
+    """Run a command per trial; see the module docstring (its template and metric rules are this
+    class's contract). ``space``: the search space, to check the command's placeholders now."""
 
     def __init__(
         self,
@@ -107,6 +165,8 @@ class ScriptObjective:
         max_preemptions: int = 2,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        space: Space | Mapping[str, Any] | None = None,
+        metrics_timeout_s: float | None = DEFAULT_METRICS_TIMEOUT_S,
     ) -> None:
         if isinstance(command, str):
             if not command.strip():
@@ -121,35 +181,102 @@ class ScriptObjective:
             raise ValidationError(f"step_metric={step_metric!r} is not one of the metrics {sorted(self.metrics)}")
         self.step_metric = step_metric
         self.max_resource = max_resource
+        self._template = [_parse_token(part) for part in self.command]
+        #: The names of the command's placeholders, in order of first use.
+        self.placeholders: tuple[str, ...] = tuple(dict.fromkeys(
+            name for pieces in self._template for _, name, _, _ in pieces if name is not None))
+        if "max_resource" in self.placeholders and max_resource is None:
+            raise ValidationError("command uses {max_resource} but max_resource is not set")
         try:
             self.infeasible = [re.compile(p) for p in infeasible_patterns]
         except re.error as exc:
             raise ValidationError(f"infeasible_patterns: invalid regex: {exc}") from None
-        for label, v in (("timeout_s", timeout_s), ("grace_s", grace_s)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-                raise ValidationError(f"{label}={v!r}: expected a number of seconds > 0")
+        seconds = "a number of seconds > 0"
+        for label, v, what in (("max_resource", max_resource, "a number > 0 (the step a full trial reaches)"),
+                               ("timeout_s", timeout_s, seconds), ("grace_s", grace_s, seconds),
+                               ("metrics_timeout_s", metrics_timeout_s, f"{seconds} (or None: wait for the end)")):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+                raise ValidationError(f"{label}={v!r}: expected {what}")
         self.timeout_s = timeout_s
         self.grace_s = float(grace_s)
+        self.metrics_timeout_s = metrics_timeout_s
         if isinstance(max_preemptions, bool) or not isinstance(max_preemptions, int) or max_preemptions < 0:
             raise ValidationError(f"max_preemptions={max_preemptions!r}: expected an integer >= 0")
         self.max_preemptions = max_preemptions
         self.env = dict(env or {})
         self.cwd = cwd
+        if space is not None:
+            self.check_space(space if isinstance(space, Space) else Space(space))
+
+    def check_space(self, space: Space) -> None:
+        """Raise :class:`ValidationError` unless every placeholder of the command is a parameter
+        of ``space`` or a built-in (and no parameter takes a built-in's name)."""
+        import difflib
+
+        known = [*space, *BUILTIN_PLACEHOLDERS]
+        for name in self.placeholders:
+            if name in space and name in BUILTIN_PLACEHOLDERS:
+                raise ValidationError(f"command: {{{name}}} is both a parameter and a built-in placeholder; "
+                                      "rename the parameter")
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+                raise ValidationError(
+                    f"command: unknown placeholder {{{name}}}{hint}; the parameters are {', '.join(space)} "
+                    f"and the built-ins {', '.join(BUILTIN_PLACEHOLDERS)}"
+                )
 
     # -- one trial -----------------------------------------------------------------------------
     def _argv(self, trial: TrialHandle, checkpoint_dir: Path) -> list[str]:
+        """The command with the trial's values; tokens naming an inactive parameter are left out."""
         values = {**trial.params, "max_resource": self.max_resource, "trial_number": trial.number,
                   "checkpoint_dir": str(checkpoint_dir), "start_step": _step_text(trial.start_step)}
-        try:
-            return [part.format(**values) for part in self.command]
-        except KeyError as exc:
-            raise ValidationError(
-                f"command template names {{{exc.args[0]}}}, which is neither a parameter of this trial "
-                f"({', '.join(trial.params)}) nor max_resource/trial_number/checkpoint_dir/start_step"
-            ) from None
+        fmt = string.Formatter()
+        argv = []
+        for pieces in self._template:
+            if any(name is not None and name not in values for _, name, _, _ in pieces):
+                continue
+            text = []
+            for literal, name, spec, conv in pieces:
+                text.append(literal)
+                if name is None:
+                    continue
+                try:
+                    text.append(fmt.format_field(fmt.convert_field(values[name], conv), spec))
+                except (ValueError, TypeError) as exc:
+                    raise ValidationError(f"command: cannot write {name}={values[name]!r} as "
+                                          f"{{{name}:{spec}}}: {exc}") from None
+            argv.append("".join(text))
+        if not argv:
+            raise ValidationError("command: every token names an inactive parameter; nothing to run")
+        return argv
+
+    def check_objectives(self, objectives: Iterable[str], computed: Iterable[str] = ()) -> None:
+        """Raise :class:`ValidationError` unless every objective is one of the metrics (not the
+        step metric), ``cost_usd``, ``elapsed_s`` or one of ``computed`` (e.g. a utility's name)."""
+        known = [m for m in self.metrics if m != self.step_metric]
+        for name in objectives:
+            if name not in (*known, "cost_usd", "elapsed_s", *computed):
+                example = f", e.g. objective: {{{known[0]!r}: max}}" if known else ""
+                raise ValidationError(
+                    f"objective {name!r} is not one of the metrics read from the program's output "
+                    f"({', '.join(known) or 'none but the step metric'}); name one{example}"
+                )
+
+    def _required(self, trial: TrialHandle) -> list[str]:
+        """The metrics that must match at least once: the step metric, those with a goal and the
+        study's objectives (which must all be metrics: checked here, before the program runs)."""
+        study = trial.study
+        objectives = study.objectives
+        self.check_objectives(objectives, [study.utility.name] if study.utility is not None else [])
+        return [m for m, p in self.metrics.items() if m == self.step_metric or p.goal is not None or m in objectives]
+
+    def _never_matched(self, missing: Sequence[str], when: str, folder: Path) -> TrialFailed:
+        what = "; ".join(f"metric {m!r} never matched its regex {self.metrics[m].regex.pattern!r}" for m in missing)
+        return TrialFailed(f"{what} {when} (the output is in {folder / 'stdout.log'})")
 
     def _environ(self, trial: TrialHandle, checkpoint_dir: Path, params_file: Path) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("THRIFTY_PARAM_")}
         env.update(self.env)
         for k, v in trial.params.items():
             env["THRIFTY_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", k).upper()] = str(v)
@@ -172,10 +299,11 @@ class ScriptObjective:
         checkpoint_dir = trial.checkpoint_dir
         params_file = folder / "params.json"
         params_file.write_text(json.dumps(dict(trial.params), indent=1))
+        self.check_space(trial.study.space)
+        state: dict[str, Any] = {"step": None, "required": self._required(trial), "folder": folder}
         argv = self._argv(trial, checkpoint_dir)
         env = self._environ(trial, checkpoint_dir, params_file)
         latest: dict[str, float] = {}
-        state = {"step": None}
         preemptions = 0
         with open(folder / "stdout.log", "a", encoding="utf-8") as out_log, \
                 open(folder / "stderr.log", "a", encoding="utf-8") as err_log:
@@ -192,9 +320,9 @@ class ScriptObjective:
                 if outcome == "stopped":
                     return None
                 break
-        missing = [m for m, p in self.metrics.items() if p.goal is not None and m not in latest]
+        missing = [m for m in state["required"] if m not in latest]
         if missing:
-            raise TrialFailed(f"the program exited normally but never printed {missing} (see {folder / 'stdout.log'})")
+            raise self._never_matched(missing, "although the program exited normally", folder)
         return {k: v for k, v in latest.items() if k != self.step_metric} or None
 
     def _run_once(
@@ -218,11 +346,22 @@ class ScriptObjective:
         open_streams = 2
         sent_signal = False
         infeasible: str | None = None
+        metrics_deadline = None if self.metrics_timeout_s is None else started + self.metrics_timeout_s
         try:
             while open_streams:
-                if self.timeout_s is not None and time.monotonic() - started > self.timeout_s:
+                now = time.monotonic()
+                if self.timeout_s is not None and now - started > self.timeout_s:
                     self._terminate(proc)
                     raise TrialFailed(f"timeout: the program ran longer than {self.timeout_s:g} s and was killed")
+                if metrics_deadline is not None and now > metrics_deadline:
+                    metrics_deadline = None
+                    missing = [m for m in state["required"] if m not in latest]
+                    if missing:
+                        self._terminate(proc)
+                        raise self._never_matched(
+                            missing, f"in the first {self.metrics_timeout_s:g} s of output, so the program was "
+                            "stopped (metrics_timeout_s: fix the regex, or raise it for a slow first report)",
+                            state["folder"])
                 try:
                     kind, line = lines.get(timeout=0.2)
                 except queue.Empty:
