@@ -114,12 +114,8 @@ class TestParamValidation:
          "Float log='false': expected a boolean, not str; write log: false unquoted in YAML (log=False in Python)"),
         ("{type: float, low: 0.001, high: 0.1, log: 'no'}",
          "Float log='no': expected a boolean, not str; write log: false unquoted in YAML (log=False in Python)"),
-        ("{type: float, low: 1e-3, high: 0.1}",
-         "Float low='1e-3': expected a number, not str; write low: 0.001 unquoted "
-         "(YAML reads an exponent without a '.', like 1e-3, as text)"),
-        ("{type: int, low: 1, high: 1e3}",
-         "Int high='1e3': expected an integer, not str; write high: 1000 unquoted "
-         "(YAML reads an exponent without a '.', like 1e-3, as text)"),
+        ("{type: float, low: '1e-3', high: 0.1}",
+         "Float low='1e-3': expected a number, not str; write low: 0.001 unquoted"),
         ("{type: int, low: 0, high: 10, step: '2'}",
          "Int step='2': expected an integer, not str; write step: 2 unquoted"),
         ("{type: int, low: 1, high: 10, log: 'yes'}",
@@ -129,8 +125,11 @@ class TestParamValidation:
         with raises(f"parameter 'x': {message}"):
             th.Space.from_yaml(f"x: {spec}")
 
-    def test_yaml_float_with_a_dot_in_the_exponent_is_a_number(self):
-        assert th.Space.from_yaml("x: {type: float, low: 1.0e-3, high: 0.1, log: true}")["x"].low == 0.001
+    @pytest.mark.parametrize("written", ["1.0e-3", "1e-3", "1E-3", "+1e-3", "0.001"])
+    def test_yaml_exponent_numbers_are_numbers(self, written):
+        """YAML 1.1 reads 1e-3 (no '.') as text; thrifty reads it as YAML 1.2 does."""
+        assert th.Space.from_yaml(f"x: {{type: float, low: {written}, high: 0.1, log: true}}")["x"].low == 0.001
+        assert th.Space.from_yaml("n: {type: int, low: 1, high: 1e3}")["n"].high == 1000
 
     def test_unknown_and_missing_keys_name_the_keys(self):
         with raises("parameter 'x' (float): unknown key(s) 'hihg'; the keys are type, low, high, log, when"):

@@ -77,7 +77,7 @@ def _ts(t: float | None) -> str:
 # -- config -----------------------------------------------------------------------------------
 def load_config(path: str, required: Sequence[str] = ("space", "workload|command")) -> dict[str, Any]:
     """Read and check a ``thrifty run`` config file (YAML or JSON); ``required``: keys it must hold."""
-    import yaml
+    from thrifty import _yaml as yaml
 
     try:
         with open(path, encoding="utf-8") as fh:

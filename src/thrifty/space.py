@@ -14,9 +14,9 @@ for them; floats round-trip to within floating-point error (and are clipped into
 
 Fields are strictly typed, in Python and in YAML/JSON alike: ``log`` must be a boolean (the
 text ``"false"`` or the number ``0`` is an error, never read as true), ``low``/``high`` must be
-numbers (integers for :class:`Int`, as is ``step``), never text such as ``"1e-3"`` (YAML reads
-``1e-3`` without a ``.`` as text; write ``1.0e-3`` or ``0.001``). Each error is one line saying
-what to write instead.
+numbers (integers for :class:`Int`, as is ``step``), never text such as ``"1e-3"`` (thrifty's
+YAML reader takes an unquoted ``1e-3`` as the number, :mod:`thrifty._yaml`). Each error is one
+line saying what to write instead.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _wrong_type(label: str, value: Any, expected: str, integer: bool = False) ->
     """The one-line error for a field given the wrong type, saying what to write instead.
 
     ``label`` is ``"<Class> <field>"``. Text that reads as a number or a boolean gets the
-    unquoted spelling to write (YAML reads ``1e-3``, without a ``.``, as text: ``1.0e-3`` is a number).
+    unquoted spelling to write.
     """
     field_name = label.rsplit(" ", 1)[-1]
     msg = f"{label}={value!r}: expected {expected}, not {type(value).__name__}"
@@ -85,8 +85,6 @@ def _wrong_type(label: str, value: Any, expected: str, integer: bool = False) ->
         if math.isfinite(number) and (not integer or number.is_integer()):
             shown = int(number) if integer else number
             msg += f"; write {field_name}: {shown!r} unquoted"
-            if "e" in value.lower() and "." not in value:
-                msg += " (YAML reads an exponent without a '.', like 1e-3, as text)"
     return SpaceError(msg)
 
 
@@ -721,7 +719,7 @@ class Space(Mapping[str, Param]):
 
     @classmethod
     def from_yaml(cls, text: str) -> Space:
-        import yaml
+        from thrifty import _yaml as yaml
 
         try:
             data = yaml.safe_load(text)

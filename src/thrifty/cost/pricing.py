@@ -119,7 +119,7 @@ class Catalogue:
         """Read a YAML file (or YAML text) of prices, on top of ``base``."""
         import os
 
-        import yaml
+        from thrifty import _yaml as yaml
 
         text = path_or_text
         if "\n" not in path_or_text and os.path.exists(path_or_text):
