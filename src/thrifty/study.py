@@ -19,6 +19,7 @@ from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
 from thrifty.objectives import CostUtility
+from thrifty.ranking import is_feasible, rank, ranked_fronts
 from thrifty.errors import (
     StudyExhausted,
     ThriftyError,
@@ -295,55 +296,35 @@ class Study:
         return [self._wrap(t) for t in trials]
 
     # -- best and Pareto front ----------------------------------------------------------------
-    def _objective_vector(self, trial: Trial) -> tuple[float, ...] | None:
-        """Objective values, sign-flipped so that smaller is better; None if any is missing/NaN/inf."""
-        out = []
-        for name, direction in self.objectives.items():
-            v = trial.metrics.get(name)
-            if v is None or not math.isfinite(v):
-                return None
-            out.append(-v if direction == "max" else v)
-        return tuple(out)
+    def ranked(self) -> list[Trial]:
+        """The eligible trials, best first, by :func:`thrifty.ranking.rank`: COMPLETED, finite
+        objective values, every constraint met; ordered by the objective (several: by Pareto
+        front), ties by the lower trial number. Without measurements."""
+        completed = self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False)
+        return self._wrap_all(rank(completed, self.objectives, self.constraints))
 
     @property
     def best(self) -> Trial:
-        """The COMPLETED trial with the best finite objective value (ties: the earliest).
+        """The first trial of :meth:`ranked`: the COMPLETED trial with the best finite objective
+        value that meets the ``constraints`` (ties: the earliest), with its measurements.
 
-        Stopped, failed and infeasible trials never count, nor do NaN or infinite values, nor
-        trials that break one of the study's ``constraints``.
+        Stopped, failed and infeasible trials never count, nor do NaN or infinite values.
         """
         if self.is_multi_objective:
             raise ThriftyError(
                 f"study {self.name!r} has {len(self.objectives)} objectives; use study.pareto_front()"
             )
-        best: tuple[tuple[float, ...], Trial] | None = None
-        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
-            if self.constraints and not is_feasible(t, self.constraints):
-                continue
-            v = self._objective_vector(t)
-            if v is not None and (best is None or v < best[0]):
-                best = (v, t)
-        if best is None:
+        ranked = self.ranked()
+        if not ranked:
             raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
-        return self._wrap(self._storage.get_trial(best[1].id))  # type: ignore[arg-type]
+        return self._wrap(self._storage.get_trial(ranked[0].id))  # type: ignore[arg-type]
 
     def pareto_front(self) -> list[Trial]:
-        """The feasible COMPLETED trials that no other such trial dominates on every objective."""
-        scored = []
-        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
-            if self.constraints and not is_feasible(t, self.constraints):
-                continue
-            v = self._objective_vector(t)
-            if v is not None:
-                scored.append((v, t))
-        front = []
-        for v, t in scored:
-            dominated = any(
-                all(a <= b for a, b in zip(w, v)) and any(a < b for a, b in zip(w, v)) for w, _ in scored
-            )
-            if not dominated:
-                front.append(self._wrap(t))
-        return front
+        """The feasible COMPLETED trials with finite values that no other such trial dominates on
+        every objective (the first front of :func:`thrifty.ranking.ranked_fronts`), in number order."""
+        completed = self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False)
+        first = next(iter(ranked_fronts(completed, self.objectives, self.constraints)), [])
+        return self._wrap_all(first)
 
     # -- ask / tell ---------------------------------------------------------------------------
     def _limits(self, run_tag: str | None = None, run_max: int | None = None) -> AskLimits:
@@ -653,13 +634,9 @@ class Study:
             raise ValidationError(f"reevaluate_top(k={k!r}): expected an integer >= 1")
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
             raise ValidationError(f"reevaluate_top(repeats={repeats!r}): expected an integer >= 1")
-        metric, direction = next(iter(self.objectives.items()))
-        ranked = sorted((t for t in self.get_trials([TrialState.COMPLETED], with_measurements=False)
-                         if t.metrics.get(metric) is not None and math.isfinite(t.metrics[metric])),
-                        key=lambda t: t.metrics[metric], reverse=direction == "max")
         out: list[Trial] = []
         seen: set[str] = set()
-        for t in ranked:
+        for t in self.ranked():
             key = json.dumps(sorted(t.params.items()), default=str)
             if key in seen:
                 continue
@@ -670,14 +647,13 @@ class Study:
         return out
 
     def robust_best(self) -> tuple[dict[str, Any], float, float, int]:
-        """The configuration with the best *mean* objective over its completed evaluations
-        (repeats of the same params, see :meth:`reevaluate_top`): ``(params, mean, std, n)``."""
+        """The configuration with the best *mean* objective over its evaluations that
+        :meth:`ranked` counts (repeats of the same params, see :meth:`reevaluate_top`):
+        ``(params, mean, std, n)``. Ties: more evaluations, then the configuration evaluated first."""
         metric, direction = next(iter(self.objectives.items()))
         groups: dict[str, list[Trial]] = {}
-        for t in self.get_trials([TrialState.COMPLETED], with_measurements=False):
-            v = t.metrics.get(metric)
-            if v is not None and math.isfinite(v) and (not self.constraints or is_feasible(t, self.constraints)):
-                groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
+        for t in sorted(self.ranked(), key=lambda t: t.number):
+            groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
         if not groups:
             raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
         sign = 1.0 if direction == "max" else -1.0
@@ -933,15 +909,6 @@ def _check_constraints(constraints: Mapping[str, Sequence[Any]] | None) -> dict[
             raise ValidationError(f"constraints[{metric!r}]: bound {bound!r} is not a finite number")
         out[metric] = [op, float(bound)]
     return out
-
-
-def is_feasible(trial: Trial, constraints: Mapping[str, tuple[str, float]]) -> bool:
-    """Whether a trial's metrics satisfy every constraint (a missing or NaN metric does not)."""
-    for metric, (op, bound) in constraints.items():
-        v = trial.metrics.get(metric)
-        if v is None or not math.isfinite(v) or (v > bound if op == "<=" else v < bound):
-            return False
-    return True
 
 
 __all__ = ["Study", "StudyExhausted", "is_feasible", "parse_objectives"]

@@ -1,0 +1,67 @@
+"""One ranking of trials everywhere (best, reevaluate_top, checkpoint cleanup, warm start,
+completion criteria), and trials that break a constraint recorded INFEASIBLE with the reason."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import thrifty as th
+from thrifty.checkpoints import checkpoint_dir
+
+SPACE = th.Space({"x": th.Float(0.0, 1.0)})
+CONSTRAINTS = {"nnz": ("<=", 100)}
+REASON = "constraint nnz <= 100 broken: nnz = 140"
+INFEASIBLE, COMPLETED, PENDING = th.TrialState.INFEASIBLE, th.TrialState.COMPLETED, th.TrialState.PENDING
+
+
+def _study(storage, name="s", **kw):
+    kw.setdefault("constraints", CONSTRAINTS)
+    return th.Study.create(SPACE, {"acc": "max"}, name=name, storage=storage, strategy="random", scheduler=None, **kw)
+
+
+def _run(study, results):
+    """Run one trial per ``(x, acc, nnz)`` in order through enqueue, ask and tell."""
+    for x, acc, nnz in results:
+        study.enqueue({"x": x})
+        study.tell(study.ask(), {"acc": acc, "nnz": nnz})
+
+
+def test_one_ranking_feasible_finite_completed_ties_to_the_earliest(db_url):
+    study = _study(db_url)
+    _run(study, [(0.1, 0.5, 10.0), (0.2, 0.9, 140.0), (0.3, 0.7, 10.0), (0.4, 0.7, 20.0), (0.5, math.nan, 1.0)])
+    h = study.ask()
+    h.report({"acc": 0.95, "nnz": 1.0}, step=1)
+    study.tell(h, state="stopped")  # a stopped trial is never ranked, however good its last report
+    assert [t.number for t in study.ranked()] == [2, 3, 0]
+    assert study.best.number == 2  # 0.7 twice: the earlier trial
+    queued = study.reevaluate_top(k=1, repeats=1)  # the best feasible configuration, not trial 1's
+    assert [t.params["x"] for t in queued] == [0.3]
+    study.tell(study.ask(), {"acc": 0.8, "nnz": 30.0})  # the re-run of x=0.3
+    assert study.robust_best()[0] == {"x": 0.3}
+
+
+def test_pareto_front_is_the_first_front_of_the_ranking(db_url):
+    study = th.Study.create(SPACE, {"acc": "max", "cost_usd": "min"}, name="mo", storage=db_url,
+                            strategy="random", constraints=CONSTRAINTS)
+    for x, acc, cost, nnz in [(0.1, 0.9, 2.0, 10.0), (0.2, 0.8, 1.0, 10.0), (0.3, 0.95, 0.5, 500.0),
+                              (0.4, 0.7, 3.0, 10.0), (0.5, 0.9, 2.0, 10.0)]:
+        study.enqueue({"x": x})
+        study.tell(study.ask(), {"acc": acc, "cost_usd": cost, "nnz": nnz})
+    assert [t.number for t in study.pareto_front()] == [0, 1, 4]  # 2 is infeasible, 3 dominated
+    assert [t.number for t in study.ranked()] == [0, 1, 4, 3]
+
+
+def test_checkpoint_cleanup_keeps_the_best_feasible_trial(db_url, tmp_path):
+    results = {0: (0.5, 10.0), 1: (0.9, 140.0), 2: (0.3, 10.0)}  # trial 1: the best value, infeasible
+
+    def objective(trial):
+        trial.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        (trial.checkpoint_dir / "model.bin").write_bytes(b"weights")
+        acc, nnz = results[trial.number]
+        return {"acc": acc, "nnz": nnz}
+
+    study = _study(db_url, keep_checkpoints=1, artifact_root=str(tmp_path / "art"))
+    study.optimize(objective, n_trials=3, progress=False)
+    assert [n for n in range(3) if checkpoint_dir(study, n).exists()] == [0]
