@@ -28,6 +28,25 @@ def _run(study, results):
         study.tell(study.ask(), {"acc": acc, "nnz": nnz})
 
 
+def test_a_trial_breaking_a_constraint_is_infeasible_with_the_reason(db_url):
+    study = _study(db_url)
+    t = study.ask()
+    done = study.tell(t, {"acc": 0.99, "nnz": 140.0}, cost_usd=0.25)
+    assert done.state is INFEASIBLE and done.error == REASON
+    assert done.metrics == {"acc": 0.99, "nnz": 140.0} and done.cost_usd == pytest.approx(0.25)  # kept
+    assert study.tell(study.ask(), {"acc": 0.90, "nnz": 100.0}).state is COMPLETED  # on the bound: feasible
+    missing = study.tell(study.ask(), {"acc": 0.95})
+    assert missing.state is INFEASIBLE and missing.error == "constraint nnz <= 100 broken: nnz not reported"
+    nan = study.tell(study.ask(), {"acc": 0.97, "nnz": math.nan})
+    assert nan.state is INFEASIBLE and nan.error == "constraint nnz <= 100 broken: nnz = nan"
+    added = study.add_trial({"x": 0.5}, {"acc": 0.999, "nnz": 101.0})  # known results are judged too
+    assert added.state is INFEASIBLE and added.error == "constraint nnz <= 100 broken: nnz = 101"
+    assert study.counts()[INFEASIBLE] == 4 and study.best.value == 0.90
+    assert study.cost_usd == pytest.approx(0.25)  # the ledger counts what the infeasible trial spent
+    loaded = th.Study.load("s", storage=db_url).get_trials([INFEASIBLE])
+    assert [t.error for t in loaded][:1] == [REASON]
+
+
 def test_one_ranking_feasible_finite_completed_ties_to_the_earliest(db_url):
     study = _study(db_url)
     _run(study, [(0.1, 0.5, 10.0), (0.2, 0.9, 140.0), (0.3, 0.7, 10.0), (0.4, 0.7, 20.0), (0.5, math.nan, 1.0)])
@@ -65,3 +84,17 @@ def test_checkpoint_cleanup_keeps_the_best_feasible_trial(db_url, tmp_path):
     study = _study(db_url, keep_checkpoints=1, artifact_root=str(tmp_path / "art"))
     study.optimize(objective, n_trials=3, progress=False)
     assert [n for n in range(3) if checkpoint_dir(study, n).exists()] == [0]
+    assert [t.state for t in study.trials] == [COMPLETED, INFEASIBLE, COMPLETED]
+
+
+def test_target_reached_ignores_infeasible_trials(db_url):
+    results = [(0.99, 140.0), (0.5, 10.0), (0.96, 20.0), (0.1, 1.0)]
+
+    def objective(trial):
+        acc, nnz = results[trial.number]
+        return {"acc": acc, "nnz": nnz}
+
+    study = _study(db_url, stop_when=[th.TargetReached(0.95)])
+    result = study.optimize(objective, n_trials=4, progress=False)
+    assert result.reason == "criterion" and "acc = 0.96" in result.message
+    assert len(study.trials) == 3

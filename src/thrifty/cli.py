@@ -689,6 +689,7 @@ def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_n
     import thrifty as th
     from thrifty.analysis.report import error_gist, forecast_trials, full_resource
     from thrifty.cost.forecast import CostModel
+    from thrifty.ranking import measured  # a trial that broke a constraint ran: not a failure here
 
     finished = study.get_trials(_FINISHED)
     with_cost = [t for t in finished if CostModel.observations(t)]
@@ -697,7 +698,7 @@ def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_n
             f"the {len(finished)} dry-run trials recorded no cost: give the config a 'pricing' "
             "(e.g. {local: USD_PER_HOUR}) or report cost_usd from the workload"
         )
-    failed = [t for t in finished if t.state.value in ("failed", "infeasible")]
+    failed = [t for t in finished if t.state.value in ("failed", "infeasible") and not measured(t)]
     if failed:
         notes.append(f"{len(failed)} of the {len(finished)} trials failed (their cost is counted); "
                      f"the last: {error_gist(failed[-1].error)}")

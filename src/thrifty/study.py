@@ -19,7 +19,7 @@ from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
 from thrifty.objectives import CostUtility
-from thrifty.ranking import is_feasible, rank, ranked_fronts
+from thrifty.ranking import infeasibility, is_feasible, judged, measured, rank, ranked_fronts
 from thrifty.errors import (
     StudyExhausted,
     ThriftyError,
@@ -477,8 +477,9 @@ class Study:
 
     @staticmethod
     def _full_resource(history: Sequence[Trial]) -> float:
-        """The resource a full trial reaches: the largest step of any completed trial (1 if none)."""
-        steps = [t.last_step for t in history if t.state is TrialState.COMPLETED and t.last_step is not None]
+        """The resource a full trial reaches: the largest step of any trial that ran to its end
+        (:func:`thrifty.ranking.measured`; 1 if none)."""
+        steps = [t.last_step for t in history if measured(t) and t.last_step is not None]
         return float(max(steps)) if steps else 1.0
 
     def cost_model(self) -> CostModel:
@@ -489,7 +490,8 @@ class Study:
 
     def _check_criteria(self) -> None:
         metric, direction = next(iter(self.objectives.items()))
-        finished = [t for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
+        finished = [judged(t, self.constraints)  # trials recorded before breakers were marked
+                    for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
         for criterion in self.criteria:
             why = criterion.check(finished, metric, direction)
             if why is not None:
@@ -508,7 +510,9 @@ class Study:
     ) -> Trial:
         """Finish a RUNNING trial.
 
-        With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED. ``state`` may
+        With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED, or INFEASIBLE
+        if the metrics break one of the study's ``constraints`` (the reason, e.g. ``"constraint
+        nnz <= 100 broken: nnz = 140"``, is its ``error``; its metrics and cost are kept). ``state`` may
         be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
         ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why).
         ``cost_usd`` is what the trial spent since its last report beyond its metered compute;
@@ -569,6 +573,9 @@ class Study:
                     f"trial {number} returned {sorted(metrics)!r} but the objective needs {missing!r}; "
                     f"return a mapping with {sorted(self.objectives)!r}"
                 )
+            error = infeasibility(metrics, self.constraints)
+            if error is not None:
+                st = TrialState.INFEASIBLE
         if st in (TrialState.STOPPED, TrialState.PAUSED) and reason is None and handle is not None:
             reason = handle.stop_reason
         measurement = None
@@ -613,18 +620,21 @@ class Study:
 
     def add_trial(
         self, params: Mapping[str, Any], value: float | Mapping[str, float], *,
-        user_attrs: Mapping[str, Any] | None = None,
+        user_attrs: Mapping[str, Any] | None = None, infeasible: str | None = None,
     ) -> Trial:
         """Record a COMPLETED trial whose results are known (run elsewhere, by hand, in an earlier
         study): strategies learn from it. It was not run here: it costs nothing in this study and
-        counts against no trial budget."""
+        counts against no trial budget. It is INFEASIBLE instead if ``infeasible`` gives a reason
+        (e.g. it broke a constraint of the study it came from), or if its metrics break one of
+        this study's ``constraints`` (with that reason, as in :meth:`tell`)."""
         valid = self.space.validate(params)
         metrics = check_metrics(value, default_name=self._default_metric)
         missing = [k for k in self.objectives if k not in metrics]
         if missing:
             raise ValidationError(f"add_trial: the metrics {sorted(metrics)!r} lack the objective(s) {missing!r}")
-        trial = Trial(number=0, state=TrialState.COMPLETED, params=valid, metrics=metrics,
-                      user_attrs=dict(user_attrs or {}))
+        why = infeasible or infeasibility(metrics, self.constraints)
+        trial = Trial(number=0, state=TrialState.INFEASIBLE if why else TrialState.COMPLETED, params=valid,
+                      metrics=metrics, error=why, user_attrs=dict(user_attrs or {}))
         return self._wrap(self._storage.add_trial(self._record.id, trial, time.time()))
 
     def reevaluate_top(self, k: int = 3, repeats: int = 2) -> list[Trial]:

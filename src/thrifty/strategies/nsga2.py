@@ -13,7 +13,9 @@ each dimension with probability ``1 / n_dims`` (a categorical is redrawn instead
 
 Objectives and constraints come from the study's context: metrics to minimize or maximize
 (``cost_usd`` and latency are metrics like any other), ``{metric: (op, bound)}`` constraints.
-Failed and infeasible trials and those missing an objective are not parents.
+Failed trials, infeasible ones without metrics (the objective raised ``TrialInfeasible``) and
+those missing an objective are not parents; a trial recorded INFEASIBLE for breaking a
+constraint takes part with its violation.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.ranking import fronts, violation
+from thrifty.ranking import fronts, measured, violation
 from thrifty.space import Categorical, ParamValue, Space
 from thrifty.strategies.base import Strategy, seeded_rng
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import Trial
 
 
 def crowding(points: np.ndarray) -> np.ndarray:
@@ -76,7 +78,7 @@ class NSGA2(Strategy):
         constraints = dict(self.context.constraints)
         scored, rows, viol = [], [], []
         for t in history:
-            if t.state is not TrialState.COMPLETED:
+            if not measured(t):  # COMPLETED, or INFEASIBLE for breaking a constraint: ranked by violation
                 continue
             values = [t.metrics.get(m) for m in objectives]
             if any(v is None or not math.isfinite(v) for v in values):
