@@ -87,6 +87,42 @@ def test_checkpoint_cleanup_keeps_the_best_feasible_trial(db_url, tmp_path):
     assert [t.state for t in study.trials] == [COMPLETED, INFEASIBLE, COMPLETED]
 
 
+COND = th.Space({"opt": th.Categorical(["sgd", "adam"]), "lr": th.Float(1e-4, 1e-1, log=True),
+                 "momentum": th.Float(0.0, 0.99, when={"opt": "sgd"})})
+
+
+def test_warm_start_carries_every_trial_of_an_identical_conditional_space(db_url, caplog):
+    old = th.Study.create(COND, {"acc": "max"}, name="old", storage=db_url, strategy="random", scheduler=None)
+    for i in range(12):
+        params = {"opt": "sgd", "lr": 1e-3, "momentum": i / 12} if i % 2 else {"opt": "adam", "lr": 1e-3 * (i + 1)}
+        old.enqueue(params)
+        old.tell(old.ask(), {"acc": i / 12})
+    with caplog.at_level("INFO", logger="thrifty.warm_start"):
+        new = th.Study.create(COND, {"acc": "max"}, name="new", storage=db_url, warm_start=["old"])
+    observed = [t for t in new.trials if "warm_start" in t.user_attrs]
+    assert len(observed) == 12 and all(t.state is COMPLETED for t in observed)
+    assert [dict(t.params) for t in observed] == [dict(t.params) for t in old.trials]
+    assert "filled with" not in caplog.text and "12 of its 12 measured trials" in caplog.text
+    pending = new.get_trials([PENDING])
+    assert [t.user_attrs["warm_start_best"] for t in pending] == ["old#11", "old#10", "old#9"]
+    assert [dict(t.params) for t in pending] == [dict(old.trials[n].params) for n in (11, 10, 9)]
+
+
+def test_warm_start_never_enqueues_an_infeasible_trial(db_url):
+    old = _study(db_url, name="old")
+    _run(old, [(0.1, 0.99, 140.0), (0.2, 0.8, 50.0), (0.3, 0.7, 70.0), (0.4, 0.6, 30.0), (0.5, 0.5, 20.0)])
+    # A study without constraints: trial 0 broke one where it was measured, so it stays infeasible.
+    free = th.Study.create(SPACE, {"acc": "max"}, name="free", storage=db_url, warm_start=["old"])
+    assert [t.params["x"] for t in free.get_trials([PENDING])] == [0.2, 0.3, 0.4]
+    carried = free.get_trials([INFEASIBLE])
+    assert len(carried) == 1 and carried[0].error == f"old#0: {REASON}" and carried[0].metrics["acc"] == 0.99
+    assert len(free.get_trials([COMPLETED])) == 4 and free.best.params["x"] == 0.2
+    # A study with a tighter constraint of its own: both studies' constraints rule the seeds.
+    tight = _study(db_url, name="tight", constraints={"nnz": ("<=", 60)}, warm_start=["old"])
+    assert [t.params["x"] for t in tight.get_trials([PENDING])] == [0.2, 0.4, 0.5]
+    assert len(tight.get_trials([INFEASIBLE])) == 2  # nnz 140 (there) and nnz 70 (here)
+
+
 def test_target_reached_ignores_infeasible_trials(db_url):
     results = [(0.99, 140.0), (0.5, 10.0), (0.96, 20.0), (0.1, 1.0)]
 
