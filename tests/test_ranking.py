@@ -3,12 +3,16 @@ completion criteria), and trials that break a constraint recorded INFEASIBLE wit
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import pytest
 
 import thrifty as th
 from thrifty.checkpoints import checkpoint_dir
+
+from _cli import thrifty
 
 SPACE = th.Space({"x": th.Float(0.0, 1.0)})
 CONSTRAINTS = {"nnz": ("<=", 100)}
@@ -134,3 +138,25 @@ def test_target_reached_ignores_infeasible_trials(db_url):
     result = study.optimize(objective, n_trials=4, progress=False)
     assert result.reason == "criterion" and "acc = 0.96" in result.message
     assert len(study.trials) == 3
+
+
+def test_infeasible_trials_and_their_reason_show_in_trials_export_and_report(sqlite_url, tmp_path):
+    study = _study(sqlite_url, name="nnz")
+    _run(study, [(0.1, 0.99, 140.0), (0.2, 0.9, 80.0)])
+    storage = ("--storage", sqlite_url)
+    p = thrifty("trials", "nnz", *storage, cwd=tmp_path)
+    (row,) = [line for line in p.stdout.splitlines() if "infeasible" in line]
+    assert REASON in row
+    out = tmp_path / "nnz.csv"
+    thrifty("export", "nnz", "--format", "csv", "-o", out, *storage, cwd=tmp_path)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["state"], r["error"]) for r in rows] == [("infeasible", REASON), ("completed", "")]
+    data = json.loads(thrifty("export", "nnz", "--format", "json", *storage, cwd=tmp_path).stdout)
+    assert [(t["state"], t["error"]) for t in data["trials"]] == [("infeasible", REASON), ("completed", None)]
+    report = json.loads(thrifty("report", "nnz", "--json", *storage, cwd=tmp_path).stdout)
+    assert [(t["state"], t["note"]) for t in report["trials"]] == [("infeasible", REASON), ("completed", None)]
+    assert report["best"]["number"] == 1
+    assert {s["state"]: s["trials"] for s in report["by_state"]}["infeasible"] == 1
+    text = thrifty("report", "nnz", *storage, cwd=tmp_path).stdout
+    assert "infeasible trials, never the best" in text and REASON in text
