@@ -5,19 +5,23 @@ Each trial has a folder ``<artifact_root>/<study>/trial-NNNNN/`` (logs, params) 
 trial finds its checkpoint by its number, a clone (population-based training) gets a copy of its
 parent's at the moment it was made.
 
-Cleanup (after each trial finishes, when ``keep_checkpoints`` is set): the checkpoint folders of
-finished trials are deleted except those of the best ``keep`` finished trials (by the objective; a
-stopped trial by its last report). Pending, running and paused trials keep theirs. Multi-objective
-studies keep every checkpoint (there is no single "best"). Logs are never deleted.
+Cleanup (after each trial finishes, when ``keep_checkpoints`` is set and more than ``keep`` trials
+have a checkpoint folder): the checkpoint folders of finished trials are deleted except those of
+the first ``keep`` trials of the study's ranking (:func:`thrifty.ranking.rank`: COMPLETED, finite
+value, every constraint met; best first, ties by trial number). So stopped, failed and infeasible
+trials lose theirs, and an infeasible trial never pushes out the best feasible one. Pending,
+running and paused trials keep theirs. Multi-objective studies keep every checkpoint (there is no
+single "best"). Logs are never deleted.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from thrifty.ranking import rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.study import Study
@@ -64,17 +68,10 @@ def clean_checkpoints(study: Study, keep: int) -> list[int]:
                 continue
     if len(present) <= keep:
         return []
-    metric, direction = next(iter(study.objectives.items()))
-    sign = 1.0 if direction == "max" else -1.0
-    finished = {t.number: t for t in study.get_trials(with_measurements=False) if t.is_finished}
-
-    def score(number: int) -> float:
-        v = finished[number].metrics.get(metric)
-        return sign * v if v is not None and math.isfinite(v) else -math.inf
-
-    candidates = sorted((n for n in present if n in finished), key=score, reverse=True)
+    finished = [t for t in study.get_trials(with_measurements=False) if t.is_finished]
+    kept = {t.number for t in rank(finished, study.objectives, study.constraints)[:keep]}
     removed = []
-    for number in candidates[keep:]:
+    for number in sorted(t.number for t in finished if t.number in present and t.number not in kept):
         shutil.rmtree(present[number], ignore_errors=True)
         removed.append(number)
     return removed

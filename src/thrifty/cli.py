@@ -325,10 +325,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
     table = Table(
         title=f"study {study.name}: trials (page {args.page} of {pages}, {total} trials)", title_justify="left"
     )
-    for col in ("#", "state", *metric_names, "cost $", "seconds", "params", "error"):
+    for col in ("#", "state", *metric_names, "cost $", "seconds", "params", "reason / error"):
         table.add_column(col, overflow="fold")
-    for t in trials:
-        error = (t.error or "").strip().splitlines()[-1:] or [""]
+    for t in trials:  # why an infeasible trial is infeasible (its error), why a stopped one stopped
+        error = (t.error or t.reason or "").strip().splitlines()[-1:] or [""]
         table.add_row(
             str(t.number), t.state.value, *(_fmt(t.metrics.get(m, "")) for m in metric_names),
             f"{t.cost_usd:.4f}", f"{t.elapsed_s:.2f}", ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()),
@@ -372,6 +372,7 @@ def _trial_dict(t: Any) -> dict[str, Any]:
         "cost_usd": t.cost_usd,
         "elapsed_s": t.elapsed_s,
         "error": t.error,
+        "reason": t.reason,
         "created_at": t.created_at,
         "started_at": t.started_at,
         "finished_at": t.finished_at,
@@ -400,11 +401,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["number", "state", *[f"param_{p}" for p in param_names], *[f"metric_{m}" for m in metric_names],
-                    "cost_usd", "elapsed_s", "started_at", "finished_at", "error"])
+                    "cost_usd", "elapsed_s", "started_at", "finished_at", "error", "reason"])
         for t in trials:
             w.writerow([t.number, t.state.value, *[t.params.get(p, "") for p in param_names],
                         *[t.metrics.get(m, "") for m in metric_names], t.cost_usd, t.elapsed_s,
-                        t.started_at or "", t.finished_at or "", (t.error or "").strip()])
+                        t.started_at or "", t.finished_at or "", (t.error or "").strip(), t.reason or ""])
         text = buf.getvalue()
     if args.output and args.output != "-":
         with open(args.output, "w", encoding="utf-8", newline="") as fh:
@@ -561,6 +562,18 @@ def _print_report(report: Any, top: int) -> None:
         )
     out.print(ledger)
 
+    # Infeasible trials and why (they cost money and are never the best).
+    infeasible = [t for t in report.trials if t.state == "infeasible"]
+    if infeasible:
+        why = Table(title=f"infeasible trials, never the best ({min(len(infeasible), top)} of {len(infeasible)})",
+                    title_justify="left")
+        why.add_column("#", justify="right")
+        why.add_column("cost $", justify="right")
+        why.add_column("reason", overflow="fold")
+        for t in infeasible[:top]:
+            why.add_row(str(t.number), f"{t.cost_usd:,.4f}", escape(t.note or ""))
+        out.print(why)
+
 
 def _sqlite_file_missing(url: str) -> bool:
     """True for a ``sqlite:///PATH`` URL whose file does not exist (opening it would create it)."""
@@ -702,6 +715,7 @@ def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_n
     import thrifty as th
     from thrifty.analysis.report import error_gist, forecast_trials, full_resource
     from thrifty.cost.forecast import CostModel
+    from thrifty.ranking import measured  # a trial that broke a constraint ran: not a failure here
 
     finished = study.get_trials(_FINISHED)
     with_cost = [t for t in finished if CostModel.observations(t)]
@@ -710,7 +724,7 @@ def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_n
             f"the {len(finished)} dry-run trials recorded no cost: give the config a 'pricing' "
             "(e.g. {local: USD_PER_HOUR}) or report cost_usd from the workload"
         )
-    failed = [t for t in finished if t.state.value in ("failed", "infeasible")]
+    failed = [t for t in finished if t.state.value in ("failed", "infeasible") and not measured(t)]
     if failed:
         notes.append(f"{len(failed)} of the {len(finished)} trials failed (their cost is counted); "
                      f"the last: {error_gist(failed[-1].error)}")

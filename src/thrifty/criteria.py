@@ -6,7 +6,8 @@ once one holds, no trial starts (``StudyExhausted`` with reason ``"criterion"``)
 running finish. Criteria are stored with the study, so every worker applies the same ones.
 
 Only single-objective studies use them; "better" follows the objective's direction. The best
-value after each trial is the running best over COMPLETED trials with finite values.
+value after each trial is the running best over the trials :func:`thrifty.ranking.rank` ranks
+(COMPLETED, finite value; a trial that broke a constraint is INFEASIBLE, so it never counts).
 
 - :class:`TargetReached`: a completed trial reached ``value`` (>= for max, <= for min).
 - :class:`NoImprovement`: over the last ``trials`` finished trials, or over the last ``usd``
@@ -28,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from thrifty.errors import ValidationError
-from thrifty.trial import Trial, TrialState
+from thrifty.ranking import rank
+from thrifty.trial import Trial
 
 
 def _number(name: str, value: Any, positive: bool = True) -> float:
@@ -58,19 +60,14 @@ class Criterion(abc.ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
 
-def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "max" else a < b
-
-
 def running_best(finished: Sequence[Trial], metric: str, direction: str) -> list[float | None]:
-    """The best finite objective value of COMPLETED trials after each finished trial."""
-    best: float | None = None
+    """After each finished trial, the value of the best trial so far by :func:`thrifty.ranking.rank`
+    (``None`` while no trial is ranked)."""
+    best: Trial | None = None
     out: list[float | None] = []
     for t in finished:
-        v = t.metrics.get(metric) if t.state is TrialState.COMPLETED else None
-        if v is not None and math.isfinite(v) and (best is None or _better(v, best, direction)):
-            best = v
-        out.append(best)
+        best = next(iter(rank([t] if best is None else [best, t], {metric: direction})), best)
+        out.append(None if best is None else best.metrics[metric])
     return out
 
 

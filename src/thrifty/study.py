@@ -19,6 +19,7 @@ from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
 from thrifty.objectives import CostUtility
+from thrifty.ranking import infeasibility, is_feasible, judged, measured, rank, ranked_fronts
 from thrifty.errors import (
     StudyExhausted,
     ThriftyError,
@@ -301,55 +302,35 @@ class Study:
         return [self._wrap(t) for t in trials]
 
     # -- best and Pareto front ----------------------------------------------------------------
-    def _objective_vector(self, trial: Trial) -> tuple[float, ...] | None:
-        """Objective values, sign-flipped so that smaller is better; None if any is missing/NaN/inf."""
-        out = []
-        for name, direction in self.objectives.items():
-            v = trial.metrics.get(name)
-            if v is None or not math.isfinite(v):
-                return None
-            out.append(-v if direction == "max" else v)
-        return tuple(out)
+    def ranked(self) -> list[Trial]:
+        """The eligible trials, best first, by :func:`thrifty.ranking.rank`: COMPLETED, finite
+        objective values, every constraint met; ordered by the objective (several: by Pareto
+        front), ties by the lower trial number. Without measurements."""
+        completed = self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False)
+        return self._wrap_all(rank(completed, self.objectives, self.constraints))
 
     @property
     def best(self) -> Trial:
-        """The COMPLETED trial with the best finite objective value (ties: the earliest).
+        """The first trial of :meth:`ranked`: the COMPLETED trial with the best finite objective
+        value that meets the ``constraints`` (ties: the earliest), with its measurements.
 
-        Stopped, failed and infeasible trials never count, nor do NaN or infinite values, nor
-        trials that break one of the study's ``constraints``.
+        Stopped, failed and infeasible trials never count, nor do NaN or infinite values.
         """
         if self.is_multi_objective:
             raise ThriftyError(
                 f"study {self.name!r} has {len(self.objectives)} objectives; use study.pareto_front()"
             )
-        best: tuple[tuple[float, ...], Trial] | None = None
-        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
-            if self.constraints and not is_feasible(t, self.constraints):
-                continue
-            v = self._objective_vector(t)
-            if v is not None and (best is None or v < best[0]):
-                best = (v, t)
-        if best is None:
+        ranked = self.ranked()
+        if not ranked:
             raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
-        return self._wrap(self._storage.get_trial(best[1].id))  # type: ignore[arg-type]
+        return self._wrap(self._storage.get_trial(ranked[0].id))  # type: ignore[arg-type]
 
     def pareto_front(self) -> list[Trial]:
-        """The feasible COMPLETED trials that no other such trial dominates on every objective."""
-        scored = []
-        for t in self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False):
-            if self.constraints and not is_feasible(t, self.constraints):
-                continue
-            v = self._objective_vector(t)
-            if v is not None:
-                scored.append((v, t))
-        front = []
-        for v, t in scored:
-            dominated = any(
-                all(a <= b for a, b in zip(w, v)) and any(a < b for a, b in zip(w, v)) for w, _ in scored
-            )
-            if not dominated:
-                front.append(self._wrap(t))
-        return front
+        """The feasible COMPLETED trials with finite values that no other such trial dominates on
+        every objective (the first front of :func:`thrifty.ranking.ranked_fronts`), in number order."""
+        completed = self._storage.get_trials(self._record.id, [TrialState.COMPLETED], with_measurements=False)
+        first = next(iter(ranked_fronts(completed, self.objectives, self.constraints)), [])
+        return self._wrap_all(first)
 
     # -- ask / tell ---------------------------------------------------------------------------
     def _limits(self, run_tag: str | None = None, run_max: int | None = None) -> AskLimits:
@@ -502,8 +483,9 @@ class Study:
 
     @staticmethod
     def _full_resource(history: Sequence[Trial]) -> float:
-        """The resource a full trial reaches: the largest step of any completed trial (1 if none)."""
-        steps = [t.last_step for t in history if t.state is TrialState.COMPLETED and t.last_step is not None]
+        """The resource a full trial reaches: the largest step of any trial that ran to its end
+        (:func:`thrifty.ranking.measured`; 1 if none)."""
+        steps = [t.last_step for t in history if measured(t) and t.last_step is not None]
         return float(max(steps)) if steps else 1.0
 
     def cost_model(self) -> CostModel:
@@ -514,7 +496,8 @@ class Study:
 
     def _check_criteria(self) -> None:
         metric, direction = next(iter(self.objectives.items()))
-        finished = [t for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
+        finished = [judged(t, self.constraints)  # trials recorded before breakers were marked
+                    for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
         for criterion in self.criteria:
             why = criterion.check(finished, metric, direction)
             if why is not None:
@@ -533,7 +516,9 @@ class Study:
     ) -> Trial:
         """Finish a RUNNING trial.
 
-        With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED. ``state`` may
+        With a ``value`` (a number or a mapping of metrics) the trial is COMPLETED, or INFEASIBLE
+        if the metrics break one of the study's ``constraints`` (the reason, e.g. ``"constraint
+        nnz <= 100 broken: nnz = 140"``, is its ``error``; its metrics and cost are kept). ``state`` may
         be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
         ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why).
         ``cost_usd`` is what the trial spent since its last report beyond its metered compute;
@@ -594,6 +579,9 @@ class Study:
                     f"trial {number} returned {sorted(metrics)!r} but the objective needs {missing!r}; "
                     f"return a mapping with {sorted(self.objectives)!r}"
                 )
+            error = infeasibility(metrics, self.constraints)
+            if error is not None:
+                st = TrialState.INFEASIBLE
         if st in (TrialState.STOPPED, TrialState.PAUSED) and reason is None and handle is not None:
             reason = handle.stop_reason
         measurement = None
@@ -638,18 +626,21 @@ class Study:
 
     def add_trial(
         self, params: Mapping[str, Any], value: float | Mapping[str, float], *,
-        user_attrs: Mapping[str, Any] | None = None,
+        user_attrs: Mapping[str, Any] | None = None, infeasible: str | None = None,
     ) -> Trial:
         """Record a COMPLETED trial whose results are known (run elsewhere, by hand, in an earlier
         study): strategies learn from it. It was not run here: it costs nothing in this study and
-        counts against no trial budget."""
+        counts against no trial budget. It is INFEASIBLE instead if ``infeasible`` gives a reason
+        (e.g. it broke a constraint of the study it came from), or if its metrics break one of
+        this study's ``constraints`` (with that reason, as in :meth:`tell`)."""
         valid = self.space.validate(params)
         metrics = check_metrics(value, default_name=self._default_metric)
         missing = [k for k in self.objectives if k not in metrics]
         if missing:
             raise ValidationError(f"add_trial: the metrics {sorted(metrics)!r} lack the objective(s) {missing!r}")
-        trial = Trial(number=0, state=TrialState.COMPLETED, params=valid, metrics=metrics,
-                      user_attrs=dict(user_attrs or {}))
+        why = infeasible or infeasibility(metrics, self.constraints)
+        trial = Trial(number=0, state=TrialState.INFEASIBLE if why else TrialState.COMPLETED, params=valid,
+                      metrics=metrics, error=why, user_attrs=dict(user_attrs or {}))
         return self._wrap(self._storage.add_trial(self._record.id, trial, time.time()))
 
     def reevaluate_top(self, k: int = 3, repeats: int = 2) -> list[Trial]:
@@ -659,13 +650,9 @@ class Study:
             raise ValidationError(f"reevaluate_top(k={k!r}): expected an integer >= 1")
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
             raise ValidationError(f"reevaluate_top(repeats={repeats!r}): expected an integer >= 1")
-        metric, direction = next(iter(self.objectives.items()))
-        ranked = sorted((t for t in self.get_trials([TrialState.COMPLETED], with_measurements=False)
-                         if t.metrics.get(metric) is not None and math.isfinite(t.metrics[metric])),
-                        key=lambda t: t.metrics[metric], reverse=direction == "max")
         out: list[Trial] = []
         seen: set[str] = set()
-        for t in ranked:
+        for t in self.ranked():
             key = json.dumps(sorted(t.params.items()), default=str)
             if key in seen:
                 continue
@@ -676,14 +663,13 @@ class Study:
         return out
 
     def robust_best(self) -> tuple[dict[str, Any], float, float, int]:
-        """The configuration with the best *mean* objective over its completed evaluations
-        (repeats of the same params, see :meth:`reevaluate_top`): ``(params, mean, std, n)``."""
+        """The configuration with the best *mean* objective over its evaluations that
+        :meth:`ranked` counts (repeats of the same params, see :meth:`reevaluate_top`):
+        ``(params, mean, std, n)``. Ties: more evaluations, then the configuration evaluated first."""
         metric, direction = next(iter(self.objectives.items()))
         groups: dict[str, list[Trial]] = {}
-        for t in self.get_trials([TrialState.COMPLETED], with_measurements=False):
-            v = t.metrics.get(metric)
-            if v is not None and math.isfinite(v) and (not self.constraints or is_feasible(t, self.constraints)):
-                groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
+        for t in sorted(self.ranked(), key=lambda t: t.number):
+            groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
         if not groups:
             raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
         sign = 1.0 if direction == "max" else -1.0
@@ -954,15 +940,6 @@ def _check_constraints(constraints: Mapping[str, Sequence[Any]] | None) -> dict[
             raise ValidationError(f"constraints[{metric!r}]: bound {bound!r} is not a finite number")
         out[metric] = [op, float(bound)]
     return out
-
-
-def is_feasible(trial: Trial, constraints: Mapping[str, tuple[str, float]]) -> bool:
-    """Whether a trial's metrics satisfy every constraint (a missing or NaN metric does not)."""
-    for metric, (op, bound) in constraints.items():
-        v = trial.metrics.get(metric)
-        if v is None or not math.isfinite(v) or (v > bound if op == "<=" else v < bound):
-            return False
-    return True
 
 
 __all__ = ["Study", "StudyExhausted", "is_feasible", "parse_objectives"]

@@ -3,11 +3,17 @@
 ``Study.create(..., warm_start=["study-a", "study-b"])`` (studies in the same storage) does two
 things before the first ask:
 
-1. **Observations.** Every COMPLETED trial of the earlier studies is added to the new study
-   (``Study.add_trial``, tagged ``user_attrs["warm_start"] = "study-a#12"``), so model-based
-   strategies start from them. They cost nothing here and count against no trial budget.
-2. **Best configurations.** The best ``TOP_K`` configurations of each earlier study are enqueued,
-   so they are evaluated again under the new study's conditions (data, code, hardware may differ).
+1. **Observations.** Every trial of the earlier studies that ran to its end
+   (:func:`thrifty.ranking.measured`: COMPLETED, or INFEASIBLE with its metrics because it broke a
+   constraint) and whose params fit the new space is added to the new study (``Study.add_trial``,
+   tagged ``user_attrs["warm_start"] = "study-a#12"``), so model-based strategies start from them.
+   A trial infeasible in its study stays INFEASIBLE here (its reason names it, e.g. ``"study-a#12:
+   constraint nnz <= 100 broken: nnz = 140"``), and the new study's constraints judge the others.
+   They cost nothing here and count against no trial budget.
+2. **Best configurations.** The first ``TOP_K`` trials of each earlier study by
+   :func:`thrifty.ranking.rank` under the new study's objectives and *both* studies' constraints
+   are enqueued, so they are evaluated again under the new study's conditions (data, code, hardware
+   may differ). An infeasible trial is never enqueued.
 
 Parameters are carried across spaces as follows (a warning names each parameter dropped or filled):
 
@@ -15,8 +21,11 @@ Parameters are carried across spaces as follows (a warning names each parameter 
   keeps its value (values are physical: a learning rate of 0.01 stays 0.01); a number outside the
   new range is clipped into it for the enqueued best configurations, and makes an observation
   unusable (it is skipped: the value it reports was not measured inside the new space);
-- a parameter of the new space the old trial lacks takes the centre of its range (the middle
-  choice for a categorical) in enqueued configurations; observations lacking it are skipped;
+- a conditional parameter that is inactive in the new space (given the values its parents take
+  there, parents first) is left out: neither needed nor filled, so a trial of an identical
+  conditional space always fits;
+- an active parameter of the new space the old trial lacks takes the centre of its range (the
+  middle choice for a categorical) in enqueued configurations; observations lacking it are skipped;
 - parameters the new space does not have are dropped;
 - a configuration that breaks the new space's conditions is skipped.
 
@@ -32,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import SpaceError, StudyNotFound, ValidationError
+from thrifty.ranking import judged, measured, rank
 from thrifty.space import Categorical, Fixed, Float, Int, Space
 from thrifty.trial import TrialState
 
@@ -79,8 +89,10 @@ def translate(params: Mapping[str, Any], space: Space, *, fill: bool) -> tuple[d
     ``None`` if unusable) and notes on what changed."""
     out: dict[str, Any] = {}
     notes: list[str] = []
-    for name in space:
+    for name in space:  # parents before their children
         p = space[name]
+        if not space.is_active(name, out):
+            continue  # inactive here: not needed, never filled
         if name not in params:
             if not fill:
                 return None, [f"{name}: missing"]
@@ -98,51 +110,48 @@ def translate(params: Mapping[str, Any], space: Space, *, fill: bool) -> tuple[d
             return None, [f"{name}: {v!r} outside the new space"]
     notes += [f"{name}: dropped" for name in params if name not in space]
     try:
-        return dict(space.validate(_active_only(out, space))), notes
+        return dict(space.validate(out)), notes
     except SpaceError:
         return None, notes + ["breaks the new space's conditions"]
 
 
-def _active_only(params: Mapping[str, Any], space: Space) -> dict[str, Any]:
-    """Drop conditional parameters whose condition does not hold (parents decided first)."""
-    out: dict[str, Any] = {}
-    for name in space:
-        if name in params and space.is_active(name, out):
-            out[name] = params[name]
-    return out
+def _warn_once(source: Study, notes: Sequence[str], warned: set[str], only_dropped: bool) -> None:
+    for note in notes:
+        if note not in warned and (not only_dropped or note.endswith("dropped")):
+            warned.add(note)
+            log.warning("warm start from %r: parameter %s", source.name, note)
 
 
 def seed(study: Study, sources: Sequence[Study]) -> tuple[int, int]:
-    """Add the sources' completed trials and enqueue their best configurations; returns
-    (observations added, configurations enqueued)."""
-    metric, direction = next(iter(study.objectives.items()))
+    """Add the sources' measured trials as observations and enqueue their best configurations
+    (see the module docstring); returns (observations added, configurations enqueued)."""
     added = enqueued = 0
     warned: set[str] = set()
     for source in sources:
-        completed = [t for t in source.get_trials([TrialState.COMPLETED], with_measurements=False)
-                     if all(m in t.metrics for m in study.objectives)]
-        for t in completed:
+        # Trials recorded before thrifty marked constraint breakers are judged here.
+        trials = [judged(t, source.constraints) for t in source.get_trials(with_measurements=False)]
+        observed = [t for t in trials if measured(t) and all(m in t.metrics for m in study.objectives)]
+        carried = 0
+        for t in observed:
             params, notes = translate(t.params, study.space, fill=False)
-            for note in notes:
-                if note.endswith("dropped") and note not in warned:
-                    warned.add(note)
-                    log.warning("warm start from %r: parameter %s", source.name, note)
+            _warn_once(source, notes, warned, only_dropped=True)
             if params is None:
                 continue
             metrics = {k: v for k, v in t.metrics.items() if isinstance(v, float)}
-            study.add_trial(params, metrics, user_attrs={"warm_start": f"{source.name}#{t.number}"})
-            added += 1
-        finite = [t for t in completed if math.isfinite(t.metrics[metric])]
-        best = sorted(finite, key=lambda t: t.metrics[metric], reverse=direction == "max")[:TOP_K]
+            tag = f"{source.name}#{t.number}"
+            infeasible = f"{tag}: {t.error}" if t.state is TrialState.INFEASIBLE else None
+            study.add_trial(params, metrics, user_attrs={"warm_start": tag}, infeasible=infeasible)
+            carried += 1
+        best = rank(trials, study.objectives, study.constraints)[:TOP_K]
+        queued = 0
         for t in best:
             params, notes = translate(t.params, study.space, fill=True)
             if params is None:
                 continue
-            for note in notes:
-                if note not in warned:
-                    warned.add(note)
-                    log.warning("warm start from %r: parameter %s", source.name, note)
+            _warn_once(source, notes, warned, only_dropped=False)
             study.enqueue(params, user_attrs={"warm_start_best": f"{source.name}#{t.number}"})
-            enqueued += 1
-    log.info("warm start: %d observations added, %d best configurations enqueued", added, enqueued)
+            queued += 1
+        log.info("warm start from %r: %d of its %d measured trials added as observations (the others do not fit "
+                 "the new space), %d best configurations enqueued", source.name, carried, len(observed), queued)
+        added, enqueued = added + carried, enqueued + queued
     return added, enqueued

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget, Usage
 from thrifty.errors import ThriftyError
+from thrifty.ranking import measured
 from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -265,9 +266,10 @@ def error_gist(text: str | None) -> str | None:
 
 
 def full_resource(trials: Sequence[Trial]) -> float | None:
-    """The resource a full trial reaches: the largest step any COMPLETED trial reported
-    (``None`` if no completed trial reported a step)."""
-    steps = [t.last_step for t in trials if t.state is TrialState.COMPLETED and t.last_step is not None]
+    """The resource a full trial reaches: the largest step any trial that ran to its end
+    (:func:`thrifty.ranking.measured`: COMPLETED, or INFEASIBLE for breaking a constraint) reported
+    (``None`` if none reported a step)."""
+    steps = [t.last_step for t in trials if measured(t) and t.last_step is not None]
     return float(max(steps)) if steps else None
 
 

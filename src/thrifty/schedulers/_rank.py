@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from thrifty.ranking import measured
 from thrifty.schedulers._curves import curve, first_at_or_after
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import Trial
 
 
 def check_calibration(owner: str, min_complete: object, rho_min: object) -> tuple[int, float]:
@@ -39,11 +40,12 @@ def rung_correlations(
     history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float], min_complete: int,
 ) -> dict[float, float | None]:
     """Rung -> Spearman correlation between a trial's value at the rung (its first report at or
-    after it) and its final value, over the COMPLETED trials with finite values at both; ``None``
+    after it) and its final value, over the trials that ran to the end (:func:`thrifty.ranking.measured`)
+    with finite values at both; ``None``
     for a rung fewer than ``min_complete`` such trials reached."""
     finals: list[tuple[list[tuple[float, float]], float]] = []
     for t in history:
-        if t.state is not TrialState.COMPLETED:
+        if not measured(t):  # COMPLETED, or INFEASIBLE for breaking a constraint: a full curve
             continue
         pts = curve(t, metric, sign, resource)
         if pts and math.isfinite(pts[-1][1]):

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.ranking import measured
 from thrifty.schedulers._curves import check_resource_name, curve, objective_of, value_at
 from thrifty.schedulers.asha import _positive
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler, Successor
@@ -91,7 +92,7 @@ class PBT(Scheduler):
         worker) is ranked against the members trained before, at the same step."""
         scored = []
         for t in history:
-            if t.state not in (TrialState.RUNNING, TrialState.COMPLETED):
+            if t.state is not TrialState.RUNNING and not measured(t):
                 continue
             v = value_at(curve(t, metric, sign), step)
             if v is not None and math.isfinite(v):

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.ranking import measured
 from thrifty.schedulers._curves import best_so_far, check_resource_name, curve, mean_so_far, objective_of
 from thrifty.schedulers.base import Decision, Scheduler
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import Trial
 
 
 class Percentile(Scheduler):
@@ -59,13 +60,13 @@ class Percentile(Scheduler):
         stat = best_so_far if self.statistic == "best" else mean_so_far
         others = []
         for t in history:
-            if t.state is not TrialState.COMPLETED or t.number == trial.number:
+            if not measured(t) or t.number == trial.number:
                 continue
             pts = curve(t, metric, sign, self.resource)
             v = stat(pts, r)
             if v is not None:
                 others.append(v)
-        completed = sum(1 for t in history if t.state is TrialState.COMPLETED and t.number != trial.number)
+        completed = sum(1 for t in history if measured(t) and t.number != trial.number)
         if completed < self.min_trials or not others:
             return Decision.CONTINUE
         current = stat(mine, r)

@@ -21,9 +21,10 @@ with analytic gradients from several starts.
 negated); several objectives are scalarised ParEGO-style (augmented Chebyshev with weights drawn
 per trial number). Values are then robustly scaled (median and MAD), the bad tail beyond 2 MADs is
 compressed logarithmically (outliers do not flatten the model where it matters), and the result is
-standardised. Trials that failed or were infeasible, and completed trials whose objective is NaN or
-infinite, count as observations with the *worst* value observed so far, so the model steers away
-from them. Stopped and paused trials count with their last reported value; pending and running
+standardised. Trials that failed, INFEASIBLE trials without metrics (the objective raised
+``TrialInfeasible``) and completed trials whose objective is NaN or infinite count as observations
+with the *worst* value observed so far, so the model steers away from them. An INFEASIBLE trial
+with its metrics (it broke a constraint) counts with its value and is never the incumbent. Stopped and paused trials count with their last reported value; pending and running
 trials are "in flight" (see below); failed trials that a retry replaced are ignored.
 
 **Acquisition.** Log expected improvement, computed stably as in Ament et al. (2023), over the
@@ -78,6 +79,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thrifty.errors import StudyExhausted
+from thrifty.ranking import measured
 from thrifty.space import Float, ParamValue, Space
 from thrifty.strategies.base import Strategy
 from thrifty.trial import Trial, TrialState
@@ -269,7 +271,7 @@ class _Proposer:
         np = self.np
         objectives = dict(self.ctx.objectives)
         constraints = dict(self.ctx.constraints)
-        rows, ys, numbers, fails, cvals, pending = [], [], [], [], [], []
+        rows, ys, numbers, fails, cvals, pending, told_infeasible = [], [], [], [], [], [], []
         for row, t in enumerate(self.history):
             st = t.state
             if st in (TrialState.PENDING, TrialState.RUNNING):
@@ -283,8 +285,10 @@ class _Proposer:
                 continue  # stopped before any report: says nothing about the configuration
             if st is TrialState.FAILED and t.retried:
                 continue  # its worker died; the retry stands for it
-            failed = st in (TrialState.FAILED, TrialState.INFEASIBLE) or not finite
+            # An INFEASIBLE trial with its metrics (it broke a constraint) is an observation.
+            failed = st is TrialState.FAILED or not measured(t) or not finite
             rows.append(row)
+            told_infeasible.append(st is TrialState.INFEASIBLE)
             ys.append([(-v if objectives[m] == "max" else v) if finite else np.nan
                        for m, v in zip(objectives, vals)])
             fails.append(failed)
@@ -296,7 +300,7 @@ class _Proposer:
         if (~failed).any():
             y[failed] = np.max(y[~failed])
         cons = []
-        feasible = ~failed
+        feasible = ~failed & ~np.array(told_infeasible, dtype=bool)
         cv = np.array(cvals, dtype=float).reshape(len(rows), len(constraints))
         for j, (op, bound) in enumerate(constraints.values()):
             v, b = (cv[:, j], float(bound)) if op == "<=" else (-cv[:, j], -float(bound))

@@ -11,8 +11,9 @@ beyond each level ``min_resource * reduction_factor**k`` (below its last report)
 report. Proposals maximise log expected improvement *at the full resource* (``u = 1``, held fixed
 during the search: :meth:`thrifty.strategies.gp.GP.propose_pinned`), against the best value a
 completed trial reached; a configuration already tried at any resource is never proposed again.
-Running, pending and paused trials are in flight at ``u = 1`` (kriging believer); failed and
-infeasible ones count as the worst value at ``u = 1``.
+Running, pending and paused trials are in flight at ``u = 1`` (kriging believer); failed ones and
+infeasible ones without metrics count as the worst value at ``u = 1`` (a trial recorded
+INFEASIBLE for breaking a constraint contributes its curve like a completed one).
 
 Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
 trial runs, this strategy which configurations start. Without steps in the history (no trial
@@ -27,6 +28,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thrifty.ranking import measured
 from thrifty.schedulers._curves import curve, first_at_or_after
 from thrifty.space import Float, ParamValue, Space
 from thrifty.strategies.base import Context, Strategy
@@ -91,7 +93,7 @@ class MFGP(Strategy):
         curves = {t.number: curve(t, metric, 1.0) for t in history}
         if not any(len(pts) >= 2 for pts in curves.values()):
             return None
-        done = [pts[-1][0] for t in history if t.state is TrialState.COMPLETED and (pts := curves[t.number])]
+        done = [pts[-1][0] for t in history if measured(t) and (pts := curves[t.number])]
         top = max(done) if done else max(pts[-1][0] for pts in curves.values() if pts)
         if top <= self.min_resource:
             return None
@@ -107,7 +109,7 @@ class MFGP(Strategy):
             pts = curves[t.number]
             if t.state in (TrialState.RUNNING, TrialState.PENDING, TrialState.PAUSED):
                 add(t, 1.0, state=TrialState.RUNNING, measurements=(), metrics={})
-            elif t.state in (TrialState.FAILED, TrialState.INFEASIBLE):
+            elif t.state is TrialState.FAILED or (t.state is TrialState.INFEASIBLE and not measured(t)):
                 if not (t.state is TrialState.FAILED and t.retried):
                     add(t, 1.0, measurements=())
             elif pts:

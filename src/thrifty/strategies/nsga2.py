@@ -13,66 +13,23 @@ each dimension with probability ``1 / n_dims`` (a categorical is redrawn instead
 
 Objectives and constraints come from the study's context: metrics to minimize or maximize
 (``cost_usd`` and latency are metrics like any other), ``{metric: (op, bound)}`` constraints.
-Failed and infeasible trials and those missing an objective are not parents.
+Failed trials, infeasible ones without metrics (the objective raised ``TrialInfeasible``) and
+those missing an objective are not parents; a trial recorded INFEASIBLE for breaking a
+constraint takes part with its violation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from thrifty.ranking import fronts, measured, violation
 from thrifty.space import Categorical, ParamValue, Space
 from thrifty.strategies.base import Strategy, seeded_rng
-from thrifty.trial import Trial, TrialState
-
-
-def violation(trial: Trial, constraints: Mapping[str, tuple[str, float]]) -> float:
-    """Total amount by which a trial breaks its constraints (0 when feasible; a missing or NaN
-    constrained metric counts as infinitely violated)."""
-    total = 0.0
-    for metric, (op, bound) in constraints.items():
-        v = trial.metrics.get(metric)
-        if v is None or not math.isfinite(v):
-            return math.inf
-        total += max(v - bound, 0.0) if op == "<=" else max(bound - v, 0.0)
-    return total
-
-
-def fronts(points: np.ndarray, violations: np.ndarray) -> list[list[int]]:
-    """Non-dominated fronts (indices) of ``points`` (rows, all minimized) under constrained
-    domination."""
-    n = len(points)
-
-    def dominates(i: int, j: int) -> bool:
-        if violations[i] != violations[j]:
-            return violations[i] < violations[j]
-        return bool(np.all(points[i] <= points[j]) and np.any(points[i] < points[j]))
-
-    dominated_by = [0] * n
-    dominating: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(i, j):
-                dominating[i].append(j)
-                dominated_by[j] += 1
-            elif dominates(j, i):
-                dominating[j].append(i)
-                dominated_by[i] += 1
-    out: list[list[int]] = []
-    current = [i for i in range(n) if dominated_by[i] == 0]
-    while current:
-        out.append(current)
-        nxt = []
-        for i in current:
-            for j in dominating[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    nxt.append(j)
-        current = sorted(nxt)
-    return out
+from thrifty.trial import Trial
 
 
 def crowding(points: np.ndarray) -> np.ndarray:
@@ -121,7 +78,7 @@ class NSGA2(Strategy):
         constraints = dict(self.context.constraints)
         scored, rows, viol = [], [], []
         for t in history:
-            if t.state is not TrialState.COMPLETED:
+            if not measured(t):  # COMPLETED, or INFEASIBLE for breaking a constraint: ranked by violation
                 continue
             values = [t.metrics.get(m) for m in objectives]
             if any(v is None or not math.isfinite(v) for v in values):

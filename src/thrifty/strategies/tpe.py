@@ -37,8 +37,9 @@ for Better Empirical Performance". The choices made here:
 * **The good/bad split.** Trials are ranked best first: completed, stopped or paused trials with
   a finite objective that satisfy the study's constraints (by objective; several objectives: by
   non-dominated front, ties by the sum of per-objective ranks); then trials with a finite objective
-  that break a constraint (least total violation first); then FAILED / INFEASIBLE trials and
-  finished trials without a finite objective; then PENDING / RUNNING trials. The best
+  that break a constraint or were recorded INFEASIBLE with their metrics (least total violation
+  first); then FAILED trials, INFEASIBLE ones without metrics and finished trials without a
+  finite objective; then PENDING / RUNNING trials. The best
   ``gamma(n) = min(ceil(gamma * n), max_good)`` (defaults ``0.1`` and 25, Optuna's and Watanabe's
   default) form ``l``, where ``n`` counts settled trials; only trials with a finite objective can
   be good. Everything else forms ``g``.
@@ -98,6 +99,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.ranking import measured
 from thrifty.space import Categorical, Float, Int, ParamValue, Space
 from thrifty.strategies.base import Strategy, seeded_rng
 from thrifty.trial import Trial, TrialState
@@ -429,8 +431,8 @@ class TPE(Strategy):
         state = t.state
         if state in (TrialState.PENDING, TrialState.RUNNING):
             tier = _LIVE
-        elif state not in (TrialState.COMPLETED, TrialState.STOPPED, TrialState.PAUSED):
-            tier = _NO_VALUE  # FAILED, INFEASIBLE
+        elif state not in (TrialState.STOPPED, TrialState.PAUSED) and not measured(t):
+            tier = _NO_VALUE  # FAILED, INFEASIBLE without metrics
         else:
             metrics = t.metrics
             for i, (name, direction) in enumerate(objectives):
@@ -443,7 +445,8 @@ class TPE(Strategy):
                     v = metrics.get(name)
                     if v is not None and math.isfinite(v):
                         ex[i] = v - bound if op == "<=" else bound - v
-                tier = _BREAKS if any(math.isnan(e) or e > 0.0 for e in ex) else _FEASIBLE
+                breaks = state is TrialState.INFEASIBLE or any(math.isnan(e) or e > 0.0 for e in ex)
+                tier = _BREAKS if breaks else _FEASIBLE
         row = np.concatenate([x, [tier], ys, ex])
         self._rows[t.number] = (t, row, t.params)
         return row
