@@ -77,16 +77,20 @@ class Change:
 
 
 def _short(key: str, value: Any, limit: int = 60) -> str:
-    """A short repr: a strategy's or scheduler's name alone when its other options are defaults."""
-    builders: dict[str, Callable[[str], Any]] = {}
-    if key in ("strategy", "scheduler"):
+    """A short repr; a strategy's or scheduler's spec as its name and the options that differ from
+    that name's defaults, e.g. ``asha(max_resource=9.0, mode='promotion')``."""
+    text = repr(value)
+    if key in ("strategy", "scheduler") and isinstance(value, Mapping) and isinstance(value.get("name"), str):
         from thrifty.schedulers import make_scheduler
         from thrifty.strategies import make_strategy
 
-        builders = {"strategy": make_strategy, "scheduler": make_scheduler}
-    if key in builders and isinstance(value, Mapping) and value == _plain(builders[key](value["name"]).to_spec()):
-        return str(value["name"])
-    text = repr(value)
+        build: Callable[[str], Any] = make_strategy if key == "strategy" else make_scheduler
+        try:
+            defaults = _plain(build(value["name"]).to_spec())
+        except ValidationError:  # the name alone is not enough to build one (a required option)
+            defaults = {}
+        options = ", ".join(f"{k}={v!r}" for k, v in value.items() if k != "name" and defaults.get(k) != v)
+        text = f"{value['name']}({options})" if options else value["name"]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
