@@ -1,7 +1,9 @@
 """The ``thrifty`` command line.
 
 Every subcommand takes ``--storage URL`` (default ``sqlite:///thrifty.db``). Errors are one line on
-stderr and exit status 1 (2 for bad usage), never a traceback, unless ``--debug`` is given.
+stderr and exit status 1 (2 for bad usage), never a traceback, unless ``--debug`` is given. The exit
+statuses are those of :mod:`thrifty.exitcodes` (``thrifty run``: also 3, every trial failed; 130,
+Ctrl-C; 143, SIGTERM).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty import exitcodes
 from thrifty.errors import ThriftyError, ValidationError
 from thrifty.storage import DEFAULT_STORAGE
 
@@ -54,6 +57,20 @@ CONFIG_KEYS = {
     "resources": "what each trial holds and pays for, e.g. {gpu: 1, cpu: 4}",
     "stop_when": "completion criteria, e.g. [{name: target, value: 0.98}]",
 }
+
+
+#: How ``thrifty run`` resumes a study whose settings differ from the config (``--help``; the
+#: full rule and its reasons: :mod:`thrifty.resume`).
+RESUME_RULE = """resuming a study (its name exists in the storage):
+  the config's settings (omitted keys: their defaults) are compared with the stored study's.
+  space, objective, seed, artifact_root: never change (run under another --name, or delete the
+    study: thrifty delete NAME)
+  pricing, resources, strategy, scheduler, stop_when, max_retries, heartbeat_grace_s,
+    keep_checkpoints: applied with --update, from now on (recorded trials keep their costs);
+    without --update a difference is refused, naming each setting with its old and new value
+  budget: applied whenever the config gives one (a config without budget keeps the stored one)
+  n_trials, n_workers, timeout_s, max_consecutive_failures, workload/command: not stored, taken
+    from the config and the options at every run"""
 
 
 def _console(stderr: bool = False) -> Any:
@@ -162,8 +179,43 @@ def import_workload(spec: str, search_dirs: Sequence[str] = ()) -> Any:
 
 
 # -- commands ---------------------------------------------------------------------------------
+def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> tuple[Any, Any, Any, Any]:
+    """``n_trials``, ``n_workers``, ``timeout_s``, ``max_consecutive_failures`` of this run (the
+    command line's options over the config's), checked before anything is written: an error names
+    the key and where its value came from."""
+    from thrifty.runners.local import _check_args
+
+    given = {"n_trials": args.n_trials, "n_workers": args.workers, "timeout_s": args.timeout,
+             "max_consecutive_failures": None}
+    flags = {"n_trials": "--n-trials", "n_workers": "--workers", "timeout_s": "--timeout"}
+    defaults = {"n_trials": None, "n_workers": 1, "timeout_s": None, "max_consecutive_failures": 20}
+    values = {k: given[k] if given[k] is not None else cfg.get(k, defaults[k]) for k in defaults}
+    for key, value in values.items():
+        try:
+            _check_args(**{**defaults, key: value})
+        except ValidationError as exc:
+            where = f"from {flags[key]}" if given[key] is not None else f"in config file {path!r}"
+            raise ValidationError(f"{exc} ({where})") from None
+    return values["n_trials"], values["n_workers"], values["timeout_s"], values["max_consecutive_failures"]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run or resume the config's study; the exit status is one of :mod:`thrifty.exitcodes`.
+
+    Everything the config and the options say is checked before the storage is touched, so a bad
+    value leaves no study behind. An existing study of that name is resumed; where the config's
+    settings differ from the stored ones, the rule of :mod:`thrifty.resume` applies: ``space``,
+    ``objective``, ``seed`` and ``artifact_root`` never change; ``pricing``, ``resources``,
+    ``strategy``, ``scheduler``, ``stop_when``, ``max_retries``, ``heartbeat_grace_s`` and
+    ``keep_checkpoints`` change only with ``--update`` (from now on: recorded trials keep their
+    costs); ``budget`` is applied whenever the config gives one. Otherwise the run is refused with
+    one line naming every difference.
+    """
     import thrifty as th
+    from thrifty import exitcodes
+    from thrifty.errors import TooManyFailures
+    from thrifty.runners.pool import plan_slots
+    from thrifty.study import normalize_settings
 
     cfg = load_config(args.config)
     config_dir = os.path.dirname(os.path.abspath(args.config))
@@ -174,11 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         objective_fn, objective = script_objective(cfg, config_dir, space)
     else:
         objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
-    create_kwargs = dict(
+    settings: dict[str, Any] = dict(
         space=space,
         objective=objective,
-        name=name,
-        storage=storage,
         strategy=cfg.get("strategy", "auto"),
         scheduler=cfg.get("scheduler", "auto"),
         seed=cfg.get("seed", 0),
@@ -191,24 +241,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         artifact_root=cfg.get("artifact_root", "thrifty_artifacts"),
         keep_checkpoints=cfg.get("keep_checkpoints", 3),
     )
+    wanted = normalize_settings(**settings)
+    n_trials, n_workers, timeout_s, max_failures = _run_args(args, cfg, args.config)
+    plan_slots(wanted.settings["resources"], n_workers, None)  # e.g. more GPUs per trial than visible
+    out = _console()
     try:
         study = th.Study.load(name, storage=storage)
     except th.StudyNotFound:
-        study = th.Study.create(**create_kwargs)  # type: ignore[arg-type]
+        study = th.Study.create(name=name, storage=storage, **settings)
         resumed = False
     else:
+        from thrifty.resume import reconcile
+
         resumed = True
-        if study.space != space:
-            raise ValidationError(
-                f"study {name!r} already exists in {storage} with a different space; "
-                f"choose another name (--name) or delete it (thrifty delete {name})"
-            )
-        if cfg.get("budget") is not None:
-            study.set_budget(cfg["budget"])
-    n_trials = args.n_trials if args.n_trials is not None else cfg.get("n_trials")
-    n_workers = args.workers if args.workers is not None else cfg.get("n_workers", 1)
-    timeout_s = args.timeout if args.timeout is not None else cfg.get("timeout_s")
-    out = _console()
+        how_to_delete = f"thrifty delete {name} --storage {study.storage_url}"
+        study, lines = reconcile(study, wanted, budget_given=cfg.get("budget") is not None, update=args.update,
+                                 how_to_delete=how_to_delete)
+        from rich.markup import escape
+
+        for line in lines:
+            out.print(f"[bold]thrifty[/]: {escape(line)}")
     before = sum(study.counts().values())
     verb = "resuming" if resumed else "created"
     out.print(
@@ -217,27 +269,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{f', {n_trials} trials' if n_trials else ''})"
     )
     started = time.monotonic()
-    interrupted = False
     result = None
+    failure: str | None = None
     try:
         result = study.optimize(
             objective_fn,
             n_trials=n_trials,
             n_workers=n_workers,
             timeout_s=timeout_s,
-            max_consecutive_failures=cfg.get("max_consecutive_failures", 20),
+            max_consecutive_failures=max_failures,
             progress=False if args.no_progress else None,
         )
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (thrifty.errors.StopSignal): a clean stop
-        interrupted = True
-        signum = getattr(exc, "signum", signal.SIGINT) or signal.SIGINT
+        _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before)
+        term = getattr(exc, "signum", None) == signal.SIGTERM
+        out.print(f"[yellow]interrupted by {'SIGTERM' if term else 'SIGINT'}[/]: run the same command again to "
+                  f"resume study {study.name!r}")
+        return exitcodes.TERMINATED if term else exitcodes.INTERRUPTED
+    except TooManyFailures:
+        failure = f"{max_failures} trials of this run failed in a row (max_consecutive_failures: {max_failures})"
     _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before,
                    result.message if result is not None else None)
-    if interrupted:
-        name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
-        out.print(f"[yellow]interrupted by {name}[/]: run the same command again to resume study {study.name!r}")
-        return 128 + int(signum)
-    return 0
+    if result is not None and result.all_failed:
+        n = sum(result.counts.values())
+        failure = f"{'the' if n == 1 else f'all {n}'} trial{'s' if n != 1 else ''} of this run failed"
+    if failure is None:
+        return exitcodes.OK
+    _print_failure(study, failure, args.debug)
+    return exitcodes.TRIALS_FAILED
+
+
+def _print_failure(study: Any, message: str, debug: bool) -> None:
+    """The one line of a run whose trials all failed: what, the last error's gist, where to look;
+    with ``--debug`` the last error's whole text (a traceback for a Python workload) follows."""
+    from thrifty.analysis.report import error_gist
+
+    failed = study.get_trials(["failed"], with_measurements=False)
+    last = failed[-1].error if failed else None
+    if last:
+        message += f"; the last error: {error_gist(last)}"
+    print(f"thrifty: error: {message} (see `thrifty trials {study.name} --state failed "
+          f"--storage {study.storage_url}`)", file=sys.stderr)
+    if last and debug:
+        print(f"the last failed trial's error:\n{last.rstrip()}", file=sys.stderr)
 
 
 def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str | None = None) -> None:
@@ -821,13 +895,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", parents=[common], help="run (or resume) a study from a config file")
+    from thrifty.exitcodes import TABLE
+
+    p = sub.add_parser("run", parents=[common], help="run (or resume) a study from a config file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=RESUME_RULE + "\n\n" + TABLE)
     p.add_argument("config", help="YAML/JSON file with space, objective, workload, strategy, budget, ...")
     p.add_argument("--name", help="study name (overrides the config)")
     p.add_argument("--n-trials", type=int, help="trials to start in this run")
     p.add_argument("--workers", type=int, help="worker processes")
     p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     p.add_argument("--no-progress", action="store_true", help="no live display")
+    p.add_argument("--update", action="store_true",
+                   help="resuming: apply the config's changed pricing, resources, strategy, scheduler, stop_when, "
+                        "max_retries, heartbeat_grace_s, keep_checkpoints from now on (see below)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("studies", parents=[common], help="list the studies in a storage")
@@ -883,17 +963,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("thrifty: interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     except (ThriftyError, OSError) as exc:
         if args.debug:
             raise
         print(f"thrifty: error: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.ERROR
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if args.debug:
             raise
         print(f"thrifty: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return exitcodes.ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

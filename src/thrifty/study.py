@@ -80,6 +80,111 @@ def _check_name(name: Any) -> str:
     return name
 
 
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """A study's settings, validated and in the form the storage keeps (see :func:`normalize_settings`)."""
+
+    space: Space
+    objectives: dict[str, str]
+    strategy: Strategy
+    scheduler: Scheduler
+    seed: int
+    budget: Budget
+    #: The stored ``settings`` column: max_retries, heartbeat_grace_s, pricing, resources,
+    #: stop_when, utility, artifact_root, keep_checkpoints, constraints.
+    settings: dict[str, Any]
+
+    def comparable(self) -> dict[str, Any]:
+        """Every setting as plain JSON data under its ``thrifty run`` config key (``objective`` for
+        the objectives): equal values mean equal settings."""
+        out: dict[str, Any] = {
+            "space": self.space.to_dict(), "objective": self.objectives, "strategy": self.strategy.to_spec(),
+            "scheduler": self.scheduler.to_spec(), "seed": self.seed, "budget": self.budget.to_dict(),
+            **self.settings,
+        }
+        return json.loads(json.dumps(out, default=str))  # tuples -> lists, as stored
+
+    @classmethod
+    def of_record(cls, record: StudyRecord) -> StudySettings:
+        """The settings of a stored study, read back through :func:`normalize_settings` (a key
+        missing from an older record takes the default :meth:`Study.create` gives it)."""
+        s = record.settings
+        objective: Any = dict(record.objectives)
+        wanted = normalize_settings(
+            record.space, objective, strategy=record.strategy, scheduler=record.scheduler, seed=record.seed,
+            budget=record.budget, max_retries=s.get("max_retries", 0),
+            heartbeat_grace_s=s.get("heartbeat_grace_s", 60.0), pricing=s.get("pricing"),
+            resources=s.get("resources"), stop_when=s.get("stop_when"),
+            artifact_root=s.get("artifact_root", "thrifty_artifacts"), keep_checkpoints=s.get("keep_checkpoints", 3),
+            constraints=s.get("constraints"),
+        )
+        return dataclasses.replace(wanted, settings={**wanted.settings, "utility": s.get("utility")})
+
+
+def normalize_settings(
+    space: Space | Mapping[str, Any],
+    objective: str | Mapping[str, str] | CostUtility = "max",
+    *,
+    strategy: str | Mapping[str, Any] | Strategy = "auto",
+    scheduler: str | Mapping[str, Any] | Scheduler | None = "auto",
+    seed: int = 0,
+    budget: Budget | Mapping[str, Any] | None = None,
+    max_retries: int = 0,
+    heartbeat_grace_s: float = 60.0,
+    pricing: Pricing | str | Mapping[str, Any] | None = None,
+    resources: Mapping[str, float] | None = None,
+    stop_when: Sequence[Criterion | Mapping[str, Any]] | Criterion | None = None,
+    artifact_root: str = "thrifty_artifacts",
+    keep_checkpoints: int | None = 3,
+    constraints: Mapping[str, Sequence[Any]] | None = None,
+) -> StudySettings:
+    """Validate :meth:`Study.create`'s settings (raising :class:`ValidationError` on the first bad
+    one) and return them as the study stores them. Nothing is written."""
+    space = space if isinstance(space, Space) else Space(space)
+    utility: CostUtility | None = None
+    if isinstance(objective, CostUtility):
+        utility, objective = objective, {objective.name: "max"}
+    objectives = parse_objectives(objective)
+    pricing_obj = Pricing.parse(pricing)
+    resources_obj = check_resources(resources)
+    pricing_obj.usd_per_hour_for(resources_obj)  # e.g. more GPUs than the instance has
+    criteria = make_criteria(stop_when)
+    if criteria and len(objectives) > 1:
+        raise ValidationError("stop_when: completion criteria need a single objective")
+    strat = make_strategy(strategy)
+    sched = make_scheduler(scheduler)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValidationError(f"seed={seed!r}: expected an integer")
+    budget_obj = Budget.from_dict(budget)
+    constraints_obj = _check_constraints(constraints)
+    if keep_checkpoints is not None and (isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int)
+                                         or keep_checkpoints < 0):
+        raise ValidationError(f"keep_checkpoints={keep_checkpoints!r}: expected an integer >= 0 or None (keep all)")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValidationError(f"max_retries={max_retries!r}: expected an integer >= 0")
+    if (
+        isinstance(heartbeat_grace_s, bool)
+        or not isinstance(heartbeat_grace_s, (int, float))
+        or not math.isfinite(heartbeat_grace_s)
+        or heartbeat_grace_s <= 0
+    ):
+        raise ValidationError(f"heartbeat_grace_s={heartbeat_grace_s!r}: expected a number of seconds > 0")
+    return StudySettings(
+        space=space, objectives=objectives, strategy=strat, scheduler=sched, seed=seed, budget=budget_obj,
+        settings={
+            "max_retries": max_retries,
+            "heartbeat_grace_s": float(heartbeat_grace_s),
+            "pricing": pricing_obj.to_dict(),
+            "resources": resources_obj,
+            "stop_when": [c.to_spec() for c in criteria],
+            "utility": utility.to_dict() if utility else None,
+            "artifact_root": str(artifact_root),
+            "keep_checkpoints": keep_checkpoints,
+            "constraints": constraints_obj,
+        },
+    )
+
+
 class Study:
     """A hyperparameter study stored in a database. Create with :meth:`create`, resume with
     :meth:`load`; many processes and machines may work on one study at once."""
@@ -171,35 +276,13 @@ class Study:
             :mod:`thrifty.schedulers.auto`; ``None`` or ``"none"``: every trial runs to its end).
         """
         name = _default_name() if name is None else _check_name(name)
-        space = space if isinstance(space, Space) else Space(space)
-        utility: CostUtility | None = None
-        if isinstance(objective, CostUtility):
-            utility, objective = objective, {objective.name: "max"}
-        objectives = parse_objectives(objective)
-        pricing_obj = Pricing.parse(pricing)
-        resources_obj = check_resources(resources)
-        pricing_obj.usd_per_hour_for(resources_obj)  # e.g. more GPUs than the instance has
-        criteria = make_criteria(stop_when)
-        if criteria and len(objectives) > 1:
-            raise ValidationError("stop_when: completion criteria need a single objective")
-        strat = make_strategy(strategy)
-        sched = make_scheduler(scheduler)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValidationError(f"seed={seed!r}: expected an integer")
-        budget_obj = Budget.from_dict(budget)
-        constraints_obj = _check_constraints(constraints)
-        if keep_checkpoints is not None and (isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int)
-                                             or keep_checkpoints < 0):
-            raise ValidationError(f"keep_checkpoints={keep_checkpoints!r}: expected an integer >= 0 or None (keep all)")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValidationError(f"max_retries={max_retries!r}: expected an integer >= 0")
-        if (
-            isinstance(heartbeat_grace_s, bool)
-            or not isinstance(heartbeat_grace_s, (int, float))
-            or not math.isfinite(heartbeat_grace_s)
-            or heartbeat_grace_s <= 0
-        ):
-            raise ValidationError(f"heartbeat_grace_s={heartbeat_grace_s!r}: expected a number of seconds > 0")
+        wanted = normalize_settings(
+            space, objective, strategy=strategy, scheduler=scheduler, seed=seed, budget=budget,
+            max_retries=max_retries, heartbeat_grace_s=heartbeat_grace_s, pricing=pricing, resources=resources,
+            stop_when=stop_when, artifact_root=artifact_root, keep_checkpoints=keep_checkpoints,
+            constraints=constraints,
+        )
+        space, objectives, strat, sched = wanted.space, wanted.objectives, wanted.strategy, wanted.scheduler
         store = open_storage(storage)
         if load_if_exists:
             from thrifty.errors import StudyNotFound
@@ -219,19 +302,9 @@ class Study:
             objectives=objectives,
             strategy=strat.to_spec(),
             scheduler=sched.to_spec(),
-            seed=seed,
-            budget=budget_obj.to_dict(),
-            settings={
-                "max_retries": max_retries,
-                "heartbeat_grace_s": float(heartbeat_grace_s),
-                "pricing": pricing_obj.to_dict(),
-                "resources": resources_obj,
-                "stop_when": [c.to_spec() for c in criteria],
-                "utility": utility.to_dict() if utility else None,
-                "artifact_root": str(artifact_root),
-                "keep_checkpoints": keep_checkpoints,
-                "constraints": constraints_obj,
-            },
+            seed=wanted.seed,
+            budget=wanted.budget.to_dict(),
+            settings=wanted.settings,
         )
         study = cls(store, record)
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).

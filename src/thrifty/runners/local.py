@@ -43,7 +43,8 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +212,7 @@ def run_optimize(
     if progress is None:
         progress = sys.stdout.isatty()
     run_tag = uuid.uuid4().hex[:16]
+    began = time.time()
     limits = RunLimits(
         n_trials=n_trials,
         timeout_s=timeout_s,
@@ -235,7 +237,7 @@ def run_optimize(
     finally:
         if view is not None:
             view.stop()
-    return _result(study, run_tag, why)
+    return _result(study, run_tag, why, began)
 
 
 def _run_here(
@@ -270,7 +272,9 @@ class RunResult:
 
     ``reason``: ``"n_trials"`` (this call's trials all ran), a budget limit (``"trials"``,
     ``"usd"``, ``"gpu_hours"``, ``"wall_s"``), ``"criterion"``, ``"strategy"`` (nothing left to
-    propose) or ``"timeout"``. ``message`` says it in words, with the numbers.
+    propose) or ``"timeout"``. ``message`` says it in words, with the numbers. ``counts``: this
+    call's trials by the state they ended in (those its workers finished or paused; a trial another
+    process ran is not counted). ``all_failed``: this call ran trials and every one FAILED.
     """
 
     reason: str
@@ -278,6 +282,11 @@ class RunResult:
     n_trials: int
     spent_usd: float
     best: Trial | None
+    counts: Mapping[TrialState, int] = field(default_factory=dict)
+
+    @property
+    def all_failed(self) -> bool:
+        return sum(self.counts.values()) > 0 and set(self.counts) == {TrialState.FAILED}
 
     def __str__(self) -> str:
         best = ""
@@ -305,7 +314,7 @@ def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: flo
     return StudyExhausted("the strategy has nothing left to propose", "strategy")
 
 
-def _result(study: Study, run_tag: str, why: StudyExhausted | None) -> RunResult:
+def _result(study: Study, run_tag: str, why: StudyExhausted | None, began: float) -> RunResult:
     best = None
     if not study.is_multi_objective:
         try:
@@ -317,7 +326,15 @@ def _result(study: Study, run_tag: str, why: StudyExhausted | None) -> RunResult
     else:
         reason, message = why.reason, str(why)
     n = study._storage.count_run(study._record.id, run_tag)
-    return RunResult(reason=reason, message=message, n_trials=n, spent_usd=study.cost_usd, best=best)
+    # This call's trials: settled since it began by this process's worker (its id) or by a worker
+    # process it started (ids "<its id>/w<k>"), a dead one's trial failed by the reaper included.
+    ours, counts = study._worker_id, Counter[TrialState]()
+    for t in study._storage.get_trials(study._record.id, with_measurements=False):
+        if t.state.is_settled and (t.finished_at or 0.0) >= began and t.worker_id is not None and (
+                t.worker_id == ours or t.worker_id.startswith(ours + "/")):
+            counts[t.state] += 1
+    return RunResult(reason=reason, message=message, n_trials=n, spent_usd=study.cost_usd, best=best,
+                     counts=dict(counts))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -128,8 +128,18 @@ class Storage(abc.ABC):
     def delete_study(self, name: str) -> None: ...
 
     @abc.abstractmethod
-    def update_study(self, study_id: int, *, budget: Mapping[str, Any] | None = None) -> None:
-        """Change a study's mutable settings (the budget)."""
+    def update_study(
+        self,
+        study_id: int,
+        *,
+        budget: Mapping[str, Any] | None = None,
+        strategy: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Change a study's mutable settings in one transaction: the budget, the strategy's and the
+        scheduler's specs, and ``settings`` keys (merged into the stored ones; others are kept).
+        ``None`` leaves a field as it is."""
 
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -500,9 +500,27 @@ class SQLStorage(Storage):
 
         self._run(txn)
 
-    def update_study(self, study_id: int, *, budget: Mapping[str, Any] | None = None) -> None:
+    def update_study(
+        self,
+        study_id: int,
+        *,
+        budget: Mapping[str, Any] | None = None,
+        strategy: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         def txn(conn: Connection) -> None:
             self._lock_study(conn, study_id)
+            values: dict[str, Any] = {}
+            if strategy is not None:
+                values["strategy"] = _dumps(strategy)
+            if scheduler is not None:
+                values["scheduler"] = _dumps(scheduler)
+            if settings is not None:  # merged into the stored ones under the lock: no update is lost
+                stored = conn.execute(sa.select(studies.c.settings).where(studies.c.id == study_id)).scalar_one()
+                values["settings"] = _dumps({**json.loads(stored), **settings})
+            if values:
+                conn.execute(sa.update(studies).where(studies.c.id == study_id).values(**values))
             if budget is not None:
                 # A new budget re-arms the circuit breaker; trials it had asked to stop may go on.
                 conn.execute(
