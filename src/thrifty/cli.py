@@ -36,7 +36,10 @@ CONFIG_KEYS = {
     "step_metric": "with command: the metric that is the report's step (default: 'epoch' or 'step' if defined)",
     "max_resource": "with command: the step a full trial reaches ({max_resource} in the command)",
     "infeasible_patterns": "with command: output patterns that make a trial INFEASIBLE (e.g. 'CUDA out of memory')",
-    "trial_timeout_s": "with command: seconds after which a trial's program is killed (FAILED)",
+    "trial_timeout_s": "seconds after which a trial is ended (FAILED 'timeout after N s', retried by max_retries)",
+    "stop_grace_s": "seconds trials may run on after timeout_s before they are ended (default 10)",
+    "max_worker_deaths": "worker processes dying in a row with no trial finished before the run gives up "
+                         "(default: twice the workers, at least 5)",
     "grace_s": "with command: seconds between SIGTERM and SIGKILL when a trial is stopped (default 10)",
     "max_preemptions": "with command: restarts of a program killed by a signal thrifty did not send (default 2)",
     "metrics_timeout_s": "with command: seconds within which each objective/step metric must first match, or the "
@@ -51,7 +54,7 @@ CONFIG_KEYS = {
     "heartbeat_grace_s": "seconds without heartbeat before a worker is presumed dead (default 60)",
     "n_trials": "trials to start in this run (default: until the budget is used up)",
     "n_workers": "worker processes (default 1)",
-    "timeout_s": "start no trial after this many seconds",
+    "timeout_s": "start no trial after this many seconds; end those still running stop_grace_s later",
     "max_consecutive_failures": "give up after this many failures in a row (default 20)",
     "pricing": "how trial time becomes dollars: {local: USD_PER_HOUR}, an instance type, or {gpu: MODEL, ...}",
     "resources": "what each trial holds and pays for, e.g. {gpu: 1, cpu: 4}",
@@ -69,7 +72,8 @@ RESUME_RULE = """resuming a study (its name exists in the storage):
     keep_checkpoints: applied with --update, from now on (recorded trials keep their costs);
     without --update a difference is refused, naming each setting with its old and new value
   budget: applied whenever the config gives one (a config without budget keeps the stored one)
-  n_trials, n_workers, timeout_s, max_consecutive_failures, workload/command: not stored, taken
+  n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
+  max_worker_deaths, workload/command: not stored, taken
     from the config and the options at every run"""
 
 
@@ -118,7 +122,7 @@ def load_config(path: str, required: Sequence[str] = ("space", "workload|command
             raise ValidationError(f"config file {path!r}: missing {what}")
         if len(present) > 1:
             raise ValidationError(f"config file {path!r}: give one of {' or '.join(map(repr, options))}, not both")
-    command_only = [k for k in ("metrics", "step_metric", "max_resource", "infeasible_patterns", "trial_timeout_s",
+    command_only = [k for k in ("metrics", "step_metric", "max_resource", "infeasible_patterns",
                                 "grace_s", "max_preemptions", "metrics_timeout_s") if k in data]
     if command_only and "command" not in data:
         raise ValidationError(f"config file {path!r}: {', '.join(command_only)} only apply with 'command'")
@@ -179,16 +183,19 @@ def import_workload(spec: str, search_dirs: Sequence[str] = ()) -> Any:
 
 
 # -- commands ---------------------------------------------------------------------------------
-def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> tuple[Any, Any, Any, Any]:
-    """``n_trials``, ``n_workers``, ``timeout_s``, ``max_consecutive_failures`` of this run (the
-    command line's options over the config's), checked before anything is written: an error names
-    the key and where its value came from."""
+def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The arguments of this run's ``optimize`` (``n_trials``, ``n_workers``, ``timeout_s``,
+    ``max_consecutive_failures``, ``trial_timeout_s``, ``stop_grace_s``, ``max_worker_deaths``;
+    the command line's options over the config's), checked before anything is written: an error
+    names the key and where its value came from."""
     from thrifty.runners.local import _check_args
 
     given = {"n_trials": args.n_trials, "n_workers": args.workers, "timeout_s": args.timeout,
-             "max_consecutive_failures": None}
+             "max_consecutive_failures": None, "trial_timeout_s": None, "stop_grace_s": None,
+             "max_worker_deaths": None}
     flags = {"n_trials": "--n-trials", "n_workers": "--workers", "timeout_s": "--timeout"}
-    defaults = {"n_trials": None, "n_workers": 1, "timeout_s": None, "max_consecutive_failures": 20}
+    defaults = {"n_trials": None, "n_workers": 1, "timeout_s": None, "max_consecutive_failures": 20,
+                "trial_timeout_s": None, "stop_grace_s": 10.0, "max_worker_deaths": None}
     values = {k: given[k] if given[k] is not None else cfg.get(k, defaults[k]) for k in defaults}
     for key, value in values.items():
         try:
@@ -196,7 +203,7 @@ def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> tu
         except ValidationError as exc:
             where = f"from {flags[key]}" if given[key] is not None else f"in config file {path!r}"
             raise ValidationError(f"{exc} ({where})") from None
-    return values["n_trials"], values["n_workers"], values["timeout_s"], values["max_consecutive_failures"]
+    return values
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -242,7 +249,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_checkpoints=cfg.get("keep_checkpoints", 3),
     )
     wanted = normalize_settings(**settings)
-    n_trials, n_workers, timeout_s, max_failures = _run_args(args, cfg, args.config)
+    run_args = _run_args(args, cfg, args.config)
+    n_trials, n_workers, max_failures = run_args["n_trials"], run_args["n_workers"], run_args["max_consecutive_failures"]
+    if "command" in cfg:  # the program's own timeout (ScriptObjective) ends it; no process per trial needed
+        run_args["trial_timeout_s"] = None
     plan_slots(wanted.settings["resources"], n_workers, None)  # e.g. more GPUs per trial than visible
     out = _console()
     try:
@@ -272,14 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = None
     failure: str | None = None
     try:
-        result = study.optimize(
-            objective_fn,
-            n_trials=n_trials,
-            n_workers=n_workers,
-            timeout_s=timeout_s,
-            max_consecutive_failures=max_failures,
-            progress=False if args.no_progress else None,
-        )
+        result = study.optimize(objective_fn, progress=False if args.no_progress else None, **run_args)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (thrifty.errors.StopSignal): a clean stop
         _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before)
         term = getattr(exc, "signum", None) == signal.SIGTERM

@@ -294,6 +294,34 @@ def test_optimize_returns_within_its_timeout_plus_the_grace(sqlite_url, n_worker
     assert all(t.state is th.TrialState.FAILED and "timeout_s=1 s" in t.error for t in trials)
 
 
+def test_trial_timeout_s_in_a_workload_config_ends_a_hung_trial(tmp_path):
+    (tmp_path / "hang_workload.py").write_text(textwrap.dedent("""\
+        import time
+
+        def objective(trial):
+            if trial.number == 0:
+                time.sleep(600)
+            return trial.params["x"]
+        """))
+    config = tmp_path / "hang.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        name: hang
+        storage: sqlite:///{tmp_path / 'hang.db'}
+        space:
+          x: {{type: float, low: 0.0, high: 1.0}}
+        workload: hang_workload:objective
+        strategy: random
+        n_trials: 2
+        trial_timeout_s: 1
+        """))
+    p = subprocess.run([sys.executable, "-m", "thrifty", "run", str(config), "--no-progress"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    trials = th.Study.load("hang", storage=f"sqlite:///{tmp_path / 'hang.db'}").trials
+    assert trials[0].state is th.TrialState.FAILED and "timeout after 1 s" in trials[0].error
+    assert trials[1].state is th.TrialState.COMPLETED
+
+
 # -- item 6: a worker's error is one line, once ---------------------------------------------------------
 def test_a_study_deleted_mid_run_gives_one_clear_line(project):
     tmp, _, url, _ = project
