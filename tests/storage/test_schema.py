@@ -89,7 +89,7 @@ def test_study_deleted_under_a_study_object(db_url):
     assert fresh.trials == [] and fresh.cost_usd == 0.0
 
 
-@pytest.mark.parametrize("storage", ["memory", ":memory:", "sqlite://"])
+@pytest.mark.parametrize("storage", ["memory", ":memory:", "sqlite:///:memory:"])
 def test_memory_storage_cannot_have_worker_processes(storage):
     study = th.Study.create(SPACE, storage=storage)
     with pytest.raises(th.ValidationError, match="sqlite") as info:

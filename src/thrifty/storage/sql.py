@@ -237,12 +237,31 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+#: Storage strings for the in-process database (:class:`~thrifty.storage.memory.MemoryStorage`).
+MEMORY_URLS = ("memory", ":memory:", "sqlite:///:memory:")
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///PATH`` URL (its query string left out)."""
+    return url[len("sqlite:///"):].split("?", 1)[0]
+
+
 def normalize_url(url: str) -> str:
-    """Turn a user's storage string into a SQLAlchemy URL (``memory`` and ``postgresql://``)."""
+    """Turn a user's storage string into a SQLAlchemy URL (``memory`` and ``postgresql://``).
+
+    The in-memory database is spelled ``memory``, ``:memory:`` or ``sqlite:///:memory:``. A SQLite
+    URL without a file path (``sqlite://``, ``sqlite:///``) is an error, not a database in memory
+    that silently vanishes: the user meant a file and left it out.
+    """
     if not isinstance(url, str) or not url:
         raise StorageError(f"storage={url!r}: expected a URL such as sqlite:///thrifty.db or 'memory'")
-    if url in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
+    if url in MEMORY_URLS:
         return "sqlite://"
+    if url == "sqlite://" or (url.startswith("sqlite:///") and not sqlite_path(url)):
+        raise StorageError(
+            f"storage={url!r} names no database file: give its path (e.g. sqlite:///thrifty.db), "
+            "or 'memory' for a study kept in this process only and not saved"
+        )
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///") or url.startswith("postgresql+"):
