@@ -255,15 +255,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_args["trial_timeout_s"] = None
     plan_slots(wanted.settings["resources"], n_workers, None)  # e.g. more GPUs per trial than visible
     out = _console()
-    try:
-        study = th.Study.load(name, storage=storage)
-    except th.StudyNotFound:
-        study = th.Study.create(name=name, storage=storage, **settings)
-        resumed = False
-    else:
+    # Create or load in one atomic step: several `thrifty run` of one config may start at once.
+    study = th.Study.create(name=name, storage=storage, load_if_exists=True, **settings)
+    resumed = not study._created
+    if resumed:
         from thrifty.resume import reconcile
 
-        resumed = True
         how_to_delete = f"thrifty delete {name} --storage {study.storage_url}"
         study, lines = reconcile(study, wanted, budget_given=cfg.get("budget") is not None, update=args.update,
                                  how_to_delete=how_to_delete)

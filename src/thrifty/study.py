@@ -227,6 +227,8 @@ class Study:
         self._prepared = False
         self._history_seen = 0
         self._finished_cache: dict[int, Trial] = {}
+        #: Whether Study.create inserted this study (False: loaded, e.g. by ``load_if_exists``).
+        self._created = False
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -269,6 +271,9 @@ class Study:
         ``constraints``: ``{metric: ("<=" | ">=", bound)}``: a completed trial whose reported
             metric breaks a bound is infeasible (never the best; strategies model it).
         ``warm_start``: names of earlier studies in the same storage; see :mod:`thrifty.warm_start`.
+        ``load_if_exists``: if a study of this name exists, load it (the other arguments are then
+            ignored, once checked). Atomic: of several processes creating one study at once, one
+            creates it and the others load it.
         ``strategy``: which configurations to try (default ``"auto"``:
             :mod:`thrifty.strategies.auto`). ``scheduler``: how long each trial runs, for trials
             that report steps (default ``"auto"``: ASHA whose rungs are found from the
@@ -296,7 +301,7 @@ class Study:
             from thrifty.warm_start import load_sources
 
             sources = load_sources(store, warm_start, objectives)
-        record = store.create_study(
+        spec: dict[str, Any] = dict(
             name=name,
             space=space.to_dict(),
             objectives=objectives,
@@ -306,7 +311,12 @@ class Study:
             budget=wanted.budget.to_dict(),
             settings=wanted.settings,
         )
+        # Atomic with load_if_exists: another process may be creating it right now.
+        record, created = store.create_study(**spec, load_if_exists=load_if_exists)
+        if not created:
+            return cls(store, record)
         study = cls(store, record)
+        study._created = True
         # Keep the caller's instances (they may carry state the spec cannot, e.g. callbacks).
         study.strategy, study.scheduler = strat, sched
         sched.bind(study.space)

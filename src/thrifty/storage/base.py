@@ -110,8 +110,12 @@ class Storage(abc.ABC):
         seed: int,
         budget: Mapping[str, Any],
         settings: Mapping[str, Any],
-    ) -> StudyRecord:
-        """Create a study; raise :class:`~thrifty.errors.DuplicateStudy` if the name is taken."""
+        load_if_exists: bool = False,
+    ) -> tuple[StudyRecord, bool]:
+        """Create a study; returns it and whether this call created it. If the name is taken:
+        raise :class:`~thrifty.errors.DuplicateStudy`, or with ``load_if_exists`` return the
+        existing study (the other arguments ignored). Atomic: of several processes creating one
+        study at once, exactly one creates it, and the others load it (or get DuplicateStudy)."""
 
     @abc.abstractmethod
     def load_study(self, name: str) -> StudyRecord:

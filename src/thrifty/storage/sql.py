@@ -408,17 +408,25 @@ class SQLStorage(Storage):
         seed: int,
         budget: Mapping[str, Any],
         settings: Mapping[str, Any],
-    ) -> StudyRecord:
+        load_if_exists: bool = False,
+    ) -> tuple[StudyRecord, bool]:
+        """Insert the study unless its name is taken; else load the existing one (``load_if_exists``)
+        or raise :class:`DuplicateStudy`. Atomic on any number of processes: on SQLite the check and
+        the insert are one ``BEGIN IMMEDIATE`` transaction; on PostgreSQL two transactions may both
+        find the name free, and the unique index makes the later insert fail (once the first one has
+        committed), which is then the same as finding the name taken."""
         now = time.time()
+        taken = (
+            f"a study named {name!r} already exists in {self.url}; load it with "
+            "Study.load(name, storage=...) or pass load_if_exists=True"
+        )
 
-        def txn(conn: Connection) -> int:
-            exists = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).first()
-            if exists is not None:
-                raise DuplicateStudy(
-                    f"a study named {name!r} already exists in {self.url}; load it with "
-                    "Study.load(name, storage=...) or pass load_if_exists=True"
-                )
-            res = conn.execute(
+        def txn(conn: Connection) -> bool:
+            if conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).first() is not None:
+                if load_if_exists:
+                    return False
+                raise DuplicateStudy(taken)
+            conn.execute(
                 sa.insert(studies).values(
                     name=name,
                     space=_dumps(space),
@@ -438,13 +446,21 @@ class SQLStorage(Storage):
                     n_finished=0,
                 )
             )
-            return int(res.inserted_primary_key[0])
+            return True
 
-        try:
-            self._run(txn)
-        except IntegrityError:
-            raise DuplicateStudy(f"a study named {name!r} already exists in {self.url}") from None
-        return self.load_study(name)
+        for _ in range(3):  # a study that exists, then is deleted before it is loaded: try again
+            try:
+                created = self._run(txn)
+            except IntegrityError:
+                if not load_if_exists:
+                    raise DuplicateStudy(taken) from None
+                created = False
+            try:
+                return self.load_study(name), created
+            except StudyNotFound:
+                if created:
+                    raise
+        raise StorageError(f"storage {self.url}: study {name!r} was created and deleted again by others meanwhile")
 
     def _record(self, row: sa.Row[Any]) -> StudyRecord:
         return StudyRecord(
