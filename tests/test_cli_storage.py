@@ -108,3 +108,84 @@ def test_runs_of_one_config_started_together_on_a_new_database_all_run(backend, 
         assert len(study.trials) == 2 * n and study.cost_usd == pytest.approx(0.02 * n)
         assert [s.name for s in study.storage.list_studies()] == ["s"]
         study.close()
+
+
+# -- read commands never write -------------------------------------------------------------------
+READ_COMMANDS = [("studies",), ("trials", "s"), ("best", "s"), ("export", "s"), ("report", "s")]
+
+
+def test_read_commands_on_a_missing_file_create_nothing(tmp_path):
+    path = tmp_path / "typo.db"
+    for args in READ_COMMANDS:
+        p = thrifty(*args, "--storage", f"sqlite:///{path}", cwd=tmp_path, check_rc=None)
+        assert_one_line_error(p, f"no database at {path}")
+        assert not path.exists() and _files(tmp_path) == []
+    p = thrifty("studies", cwd=tmp_path, check_rc=None)  # the default storage, thrifty.db
+    assert_one_line_error(p, "no database at thrifty.db")
+    assert _files(tmp_path) == []
+
+
+def test_read_commands_leave_another_applications_file_alone(tmp_path):
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+    content = path.read_bytes()
+    for args in READ_COMMANDS:
+        p = thrifty(*args, "--storage", f"sqlite:///{path}", cwd=tmp_path, check_rc=None)
+        assert_one_line_error(p, f"{path} holds no thrifty studies")
+    assert path.read_bytes() == content, "the file is unchanged"
+    assert _files(tmp_path) == ["app.db"], "and nothing was created beside it"
+
+
+def test_read_commands_create_no_tables_in_postgresql(pg_url, tmp_path):
+    import psycopg
+
+    for args in READ_COMMANDS:
+        p = thrifty(*args, "--storage", pg_url, cwd=tmp_path, check_rc=None)
+        assert_one_line_error(p, "holds no thrifty studies")
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT table_name FROM information_schema.tables "
+                              "WHERE table_schema = 'public'").fetchall()
+    assert tables == []
+
+
+def _as_other_user() -> list[str]:
+    """A prefix that runs a command as a user who cannot write where root can (root bypasses
+    file permissions, so a chmod alone proves nothing when the tests run as root)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot test a folder this process may not write")
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def test_read_commands_work_in_a_read_only_folder(tmp_path):
+    """A study database (WAL mode, closed: no -wal/-shm file) in a folder the command's user may
+    not write: every read command works and the folder is unchanged."""
+    prefix = _as_other_user()
+    root = tempfile.mkdtemp()  # not under pytest's tmp_path, which only root may enter
+    try:
+        os.chmod(root, 0o755)
+        folder = os.path.join(root, "results")
+        os.mkdir(folder)
+        url = f"sqlite:///{folder}/study.db"
+        study = th.Study.create({"x": th.Float(0.0, 1.0)}, {"score": "max"}, name="s", storage=url)
+        for x in (0.25, 0.75):
+            study.enqueue({"x": x})
+            study.tell(study.ask(), {"score": x}, cost_usd=0.01)
+        study.close()
+        assert sorted(os.listdir(folder)) == ["study.db"]
+        os.chmod(folder, 0o555)
+        env = {**os.environ, "COLUMNS": "200", "HOME": root}
+        for args in (("studies",), ("trials", "s"), ("report", "s"), ("export", "s", "--format", "json")):
+            p = subprocess.run([*prefix, sys.executable, "-m", "thrifty", *args, "--storage", url], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, (args, p.stdout, p.stderr)
+        assert sorted(os.listdir(folder)) == ["study.db"]
+        assert '"score"' in p.stdout and p.stdout.count('"number"') == 2
+    finally:
+        os.chmod(os.path.join(root, "results"), 0o755)
+        shutil.rmtree(root)

@@ -37,6 +37,7 @@ _LAZY = {
     "SpaceError": "thrifty.errors",
     "ValidationError": "thrifty.errors",
     "StorageError": "thrifty.errors",
+    "NoDatabase": "thrifty.errors",
     "StudyNotFound": "thrifty.errors",
     "DuplicateStudy": "thrifty.errors",
     "StudyExhausted": "thrifty.errors",
@@ -61,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.runners.script import ScriptObjective
     from thrifty.errors import (
         DuplicateStudy,
+        NoDatabase,
         SpaceError,
         StopSignal,
         StorageError,

@@ -349,18 +349,30 @@ def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str |
     out.print(table)
 
 
+def _read_storage(url: str) -> Any:
+    """Open a storage for a command that only reads: nothing is created, neither a database file
+    nor tables (a missing file is "no database at PATH")."""
+    from thrifty.storage import open_storage
+
+    return open_storage(url, read_only=True)
+
+
 def _open(args: argparse.Namespace) -> Any:
+    """The study a read command names, from a storage opened read-only."""
     import thrifty as th
 
-    return th.Study.load(args.study, storage=args.storage or DEFAULT_STORAGE)
+    url = args.storage or DEFAULT_STORAGE
+    try:
+        store = _read_storage(url)
+    except th.NoDatabase as exc:
+        raise th.StudyNotFound(f"no study named {args.study!r} in {url}: {exc}") from exc
+    return th.Study.load(args.study, storage=store)
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from thrifty.storage import open_storage
-
-    store = open_storage(args.storage or DEFAULT_STORAGE)
+    store = _read_storage(args.storage or DEFAULT_STORAGE)
     summaries = store.list_studies()
     if args.json:
         print(json.dumps([
@@ -649,14 +661,6 @@ def _print_report(report: Any, top: int) -> None:
         out.print(why)
 
 
-def _sqlite_file_missing(url: str) -> bool:
-    """True for a ``sqlite:///PATH`` URL whose file does not exist (opening it would create it)."""
-    if not isinstance(url, str) or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return False
-    path = url[len("sqlite:///"):].split("?", 1)[0]
-    return bool(path) and not os.path.exists(path)
-
-
 _FINISHED = ("completed", "stopped", "failed", "infeasible")
 
 
@@ -666,13 +670,13 @@ def _basis_study(name: str, storage: str, space: Any, explicit: bool, notes: lis
     import thrifty as th
     from thrifty.cost.forecast import CostModel
 
-    if _sqlite_file_missing(storage):
-        if explicit:
-            raise th.StudyNotFound(f"no study named {name!r} in {storage} (the database file does not exist)")
-        notes.append(f"no study named {name!r} in {storage}")
-        return None
     try:
-        study = th.Study.load(name, storage=storage)
+        study = th.Study.load(name, storage=_read_storage(storage))
+    except th.NoDatabase as exc:
+        if explicit:
+            raise th.StudyNotFound(f"no study named {name!r} in {storage}: {exc}") from exc
+        notes.append(f"no study named {name!r} in {storage} ({exc})")
+        return None
     except th.StudyNotFound:
         if explicit:
             raise

@@ -23,6 +23,11 @@ class StorageError(ThriftyError):
     """The storage cannot be opened or used (bad URL, newer schema, unreachable server)."""
 
 
+class NoDatabase(StorageError):
+    """A storage opened read-only has nothing to read: the SQLite file does not exist, or the
+    database holds no thrifty tables. Nothing was created."""
+
+
 class StudyNotFound(ThriftyError, KeyError):
     """No study with the given name exists in the storage."""
 

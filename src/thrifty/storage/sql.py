@@ -7,16 +7,23 @@ step on any number of processes and machines, trial numbers come from a counter 
 (unique and dense: a rolled-back transaction rolls the counter back too), and the study's ledger
 (``spent_usd``) is updated in the same transaction as each measurement. Reads never block writers
 (SQLite WAL mode, PostgreSQL MVCC).
+
+Read-only opening (``read_only=True``, the CLI's read commands): nothing is ever created. A SQLite
+file is opened with ``mode=ro``; a missing file is "no database at PATH", a file without thrifty's
+tables is "PATH holds no thrifty studies"; PostgreSQL sessions are ``default_transaction_read_only``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -26,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from thrifty.cost.budget import Budget, Usage
 from thrifty.errors import (
     DuplicateStudy,
+    NoDatabase,
     StorageError,
     StudyExhausted,
     StudyNotFound,
@@ -272,15 +280,28 @@ def normalize_url(url: str) -> str:
 
 
 class SQLStorage(Storage):
-    """Storage in a SQL database through SQLAlchemy (see the module docstring)."""
+    """Storage in a SQL database through SQLAlchemy (see the module docstring).
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 120.0) -> None:
+    ``read_only=True`` opens a database for reading only (the CLI's read commands): nothing is
+    created, no file, no table, no schema upgrade. A missing SQLite file, or a database without
+    thrifty's tables, raises :class:`~thrifty.errors.NoDatabase`; a write raises
+    :class:`~thrifty.errors.StorageError`. (The in-memory database, ``memory``, starts empty.)
+    """
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 120.0, read_only: bool = False) -> None:
         self.url = url
         sa_url = normalize_url(url)
         self.dialect = "postgresql" if sa_url.startswith("postgresql") else "sqlite"
         self._memory = sa_url == "sqlite://"
+        #: Writes are refused (set once the schema of an in-memory database exists).
+        self.read_only = False
         # One in-memory database is one connection shared by the threads of this process.
         self._lock: threading.RLock | None = threading.RLock() if self._memory else None
+        read_only_file = read_only and not self._memory
+        if read_only_file and self.dialect == "sqlite":
+            path = sqlite_path(sa_url)
+            if not os.path.isfile(path):
+                raise NoDatabase(f"no database at {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
         try:
             if self.dialect == "sqlite":
                 kwargs: dict[str, Any] = {
@@ -288,27 +309,36 @@ class SQLStorage(Storage):
                 }
                 if self._memory:
                     kwargs["poolclass"] = sa.pool.StaticPool
+                elif read_only_file:
+                    kwargs = {"creator": _read_only_sqlite(sqlite_path(sa_url), busy_timeout_s)}
                 self.engine: Engine = sa.create_engine(sa_url, **kwargs)
-                self._install_sqlite_hooks(busy_timeout_s)
+                self._install_sqlite_hooks(busy_timeout_s, writable=not read_only_file)
             else:
-                self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+                connect_args = {"options": "-c default_transaction_read_only=on"} if read_only_file else {}
+                self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                                               connect_args=connect_args)
             if not self._memory:
                 _fork.GATE.register(self.engine)
         except ImportError as exc:
             raise StorageError(f"storage {url!r}: a database driver is missing ({exc}); pip install 'psycopg[binary]'") from None
         except sa.exc.ArgumentError as exc:
             raise StorageError(f"storage {url!r}: {exc}") from None
-        self._ensure_schema()
+        if read_only_file:
+            self.read_only = True
+            self._check_schema()
+        else:
+            self._ensure_schema()
+            self.read_only = read_only
 
     # -- engine set-up ------------------------------------------------------------------------
-    def _install_sqlite_hooks(self, busy_timeout_s: float) -> None:
+    def _install_sqlite_hooks(self, busy_timeout_s: float, writable: bool) -> None:
         memory = self._memory
 
         @event.listens_for(self.engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            if not memory:
+            if writable and not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
@@ -337,6 +367,8 @@ class SQLStorage(Storage):
 
     def _run(self, fn: Callable[[Connection], T], write: bool = True) -> T:
         """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files)."""
+        if write and self.read_only:
+            raise StorageError(f"storage {self.url} was opened read-only; it cannot be written through this object")
         delay = 0.01
         for attempt in range(8):
             try:
@@ -351,6 +383,14 @@ class SQLStorage(Storage):
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open(self, fn: Callable[[Connection], None], write: bool) -> None:
+        try:
+            self._run(fn, write)
+        except StorageError:
+            raise
+        except DBAPIError as exc:
+            raise StorageError(f"storage {self.url}: cannot open the database: {_one_line(exc)}") from None
 
     def _ensure_schema(self) -> None:
         def create(conn: Connection) -> None:
@@ -370,21 +410,39 @@ class SQLStorage(Storage):
                 conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
                              .values(value=str(SCHEMA_VERSION)))
                 found = SCHEMA_VERSION
-            if found == SCHEMA_VERSION:
-                _check_columns(conn, self.url)
-            if found > SCHEMA_VERSION:
-                raise StorageError(
-                    f"storage {self.url} has schema version {found}, written by a newer thrifty; "
-                    f"this thrifty reads schema version {SCHEMA_VERSION} at most. Upgrade thrifty "
-                    "(pip install -U thrifty) or use another database."
-                )
+            self._check_version(conn, found)
 
-        try:
-            self._run(create)
-        except StorageError:
-            raise
-        except DBAPIError as exc:
-            raise StorageError(f"storage {self.url}: cannot open the database: {exc.orig}") from None
+        self._open(create, write=True)
+
+    def _check_schema(self) -> None:
+        """Read-only opening: thrifty's tables must be there, in a version this thrifty reads."""
+        def check(conn: Connection) -> None:
+            where = sqlite_path(self.url) if self.dialect == "sqlite" else self.url
+            inspector = sa.inspect(conn)
+            row = None
+            if all(inspector.has_table(t.name) for t in metadata.sorted_tables):
+                row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
+            if row is None:
+                raise NoDatabase(f"{where} holds no thrifty studies (it has no thrifty tables); check the storage URL")
+            found = int(row.value)
+            if found < SCHEMA_VERSION:
+                raise StorageError(
+                    f"storage {self.url} has schema version {found}, written by an older thrifty; read commands "
+                    "change nothing: open it once for writing (thrifty run, or Study.load in Python) to upgrade it"
+                )
+            self._check_version(conn, found)
+
+        self._open(check, write=False)
+
+    def _check_version(self, conn: Connection, found: int) -> None:
+        if found == SCHEMA_VERSION:
+            _check_columns(conn, self.url)
+        if found > SCHEMA_VERSION:
+            raise StorageError(
+                f"storage {self.url} has schema version {found}, written by a newer thrifty; "
+                f"this thrifty reads schema version {SCHEMA_VERSION} at most. Upgrade thrifty "
+                "(pip install -U thrifty) or use another database."
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -1057,3 +1115,32 @@ def _is_transient(exc: DBAPIError) -> bool:
                   "server closed the connection", "connection reset")
     )
 
+
+def _one_line(exc: BaseException) -> str:
+    """A database error's message on one line (drivers' messages span several)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+def _read_only_sqlite(path: str, busy_timeout_s: float) -> Callable[[], sqlite3.Connection]:
+    """Connections to the SQLite file ``path`` that cannot write (``mode=ro``) nor create it.
+
+    A WAL database needs its ``-shm`` file to be read; in a folder this process may not write,
+    SQLite cannot create it. Then, if no ``-wal`` file shows a writer at work, the file is opened
+    ``immutable`` (read as it is, without the WAL machinery).
+    """
+    uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            code = getattr(exc, "sqlite_errorname", "")
+            if not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or os.path.exists(path + "-wal"):
+                raise
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        return conn
+
+    return connect
