@@ -110,6 +110,15 @@ class ThrowawayCluster:
             time.sleep(0.2)
         return cluster
 
+    def restart(self) -> None:
+        """Stop the server (fast: sessions are ended) and start it again, as an upgrade would."""
+        log = os.path.join(os.path.dirname(self.datadir), "log")  # the server must not hold our pipes
+        subprocess.run(
+            self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", "fast", "-l", log, "-w",
+                       "-t", "60", "restart"]),
+            check=True, capture_output=True, timeout=90,
+        )
+
     def stop(self) -> None:
         subprocess.run(
             self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", "immediate", "-w", "stop"]),

@@ -43,6 +43,18 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture
+def throwaway_cluster() -> Iterator[_postgres.ThrowawayCluster]:
+    """A PostgreSQL cluster of this test alone (it may stop or restart it)."""
+    if not _postgres.pg_ctl_available():
+        missing("pg_ctl/initdb not found: cannot start a throwaway PostgreSQL")
+    cluster = _postgres.ThrowawayCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
 def pg_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
     url = _postgres.create_database(postgres_server)

@@ -8,6 +8,14 @@ step on any number of processes and machines, trial numbers come from a counter 
 (``spent_usd``) is updated in the same transaction as each measurement. Reads never block writers
 (SQLite WAL mode, PostgreSQL MVCC).
 
+Lost connections (PostgreSQL): a statement that fails because the server closed the connection
+(``pg_terminate_backend``, a restart, a network cut) is retried on a new connection for up to
+``reconnect_timeout_s``, then it is a one-line :class:`~thrifty.errors.StorageError`. A transaction
+that had not reached COMMIT cannot have been applied, so it is simply run again. A COMMIT whose
+answer was lost may or may not have been applied: the transaction's id (taken before COMMIT) is
+looked up with ``txid_status`` on a new connection, and the transaction is run again only if the
+server says it aborted. So a report or a finish is applied exactly once.
+
 Read-only opening (``read_only=True``, the CLI's read commands): nothing is ever created. A SQLite
 file is opened with ``mode=ro``; a missing file is "no database at PATH", a file without thrifty's
 tables is "PATH holds no thrifty studies"; PostgreSQL sessions are ``default_transaction_read_only``.
@@ -20,9 +28,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -279,6 +286,21 @@ def normalize_url(url: str) -> str:
     )
 
 
+class _CommitUnknown(Exception):
+    """The connection was lost during COMMIT of the write transaction ``xid`` (PostgreSQL): it may
+    or may not have been applied. ``result`` is what the transaction returned, valid if it was."""
+
+    def __init__(self, xid: int, result: Any) -> None:
+        super().__init__(xid)
+        self.xid = xid
+        self.result = result
+
+
+# PostgreSQL: the id of the current transaction (NULL if it wrote nothing), and a transaction's fate.
+_CURRENT_XID = "SELECT txid_current_if_assigned()"
+_XID_STATUS = sa.text("SELECT txid_status(:xid)")
+
+
 class SQLStorage(Storage):
     """Storage in a SQL database through SQLAlchemy (see the module docstring).
 
@@ -286,15 +308,23 @@ class SQLStorage(Storage):
     created, no file, no table, no schema upgrade. A missing SQLite file, or a database without
     thrifty's tables, raises :class:`~thrifty.errors.NoDatabase`; a write raises
     :class:`~thrifty.errors.StorageError`. (The in-memory database, ``memory``, starts empty.)
+    ``reconnect_timeout_s``: how long a lost PostgreSQL connection is retried before an operation
+    fails with a :class:`~thrifty.errors.StorageError`.
     """
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 120.0, read_only: bool = False) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout_s: float = 120.0, read_only: bool = False, reconnect_timeout_s: float = 30.0
+    ) -> None:
         self.url = url
         sa_url = normalize_url(url)
         self.dialect = "postgresql" if sa_url.startswith("postgresql") else "sqlite"
         self._memory = sa_url == "sqlite://"
         #: Writes are refused (set once the schema of an in-memory database exists).
         self.read_only = False
+        self.reconnect_timeout_s = float(reconnect_timeout_s)
+        # Until the database has been reached once, a refused connection is an error at once (a
+        # wrong host or port), not a server restart to wait for.
+        self._reached = False
         # One in-memory database is one connection shared by the threads of this process.
         self._lock: threading.RLock | None = threading.RLock() if self._memory else None
         read_only_file = read_only and not self._memory
@@ -329,6 +359,7 @@ class SQLStorage(Storage):
         else:
             self._ensure_schema()
             self.read_only = read_only
+        self._reached = True
 
     # -- engine set-up ------------------------------------------------------------------------
     def _install_sqlite_hooks(self, busy_timeout_s: float, writable: bool) -> None:
@@ -350,39 +381,104 @@ class SQLStorage(Storage):
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
-    @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Connection]:
-        """One transaction. Write transactions on SQLite take the database's write lock first."""
+    def _attempt(self, fn: Callable[[Connection], T], write: bool) -> T:
+        """Run ``fn`` in one transaction and commit it. Write transactions on SQLite take the
+        database's write lock first; on PostgreSQL their id is read before COMMIT, so that a lost
+        answer to the COMMIT raises :class:`_CommitUnknown` (resolved by :meth:`_committed`)."""
         if self._lock is not None:
             self._lock.acquire()
         try:
             with _fork.GATE.transaction(), self.engine.connect() as conn:
                 if self.dialect == "sqlite" and not write:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
-                with conn.begin():
-                    yield conn
+                trans = conn.begin()
+                try:
+                    result = fn(conn)
+                    tracked = write and self.dialect == "postgresql"
+                    xid = conn.exec_driver_sql(_CURRENT_XID).scalar() if tracked else None
+                except BaseException:
+                    trans.rollback()
+                    raise
+                try:
+                    trans.commit()
+                except DBAPIError as exc:
+                    if xid is not None and self._failure(exc) == "connection":
+                        raise _CommitUnknown(int(xid), result) from exc
+                    raise
+                return result
         finally:
             if self._lock is not None:
                 self._lock.release()
 
     def _run(self, fn: Callable[[Connection], T], write: bool = True) -> T:
-        """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files)."""
+        """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files) a few
+        times and a lost connection for up to ``reconnect_timeout_s`` (see the module docstring:
+        a transaction is never applied twice). Then a one-line :class:`StorageError`."""
         if write and self.read_only:
             raise StorageError(f"storage {self.url} was opened read-only; it cannot be written through this object")
         delay = 0.01
-        for attempt in range(8):
+        conflicts = 0
+        lost_since: float | None = None
+        while True:
             try:
-                with self._tx(write) as conn:
-                    return fn(conn)
-            except OperationalError as exc:
-                if attempt == 7 or not _is_transient(exc):
-                    raise StorageError(f"storage {self.url}: {exc.orig}") from exc
-            except DBAPIError as exc:
-                if attempt == 7 or not _is_transient(exc):
+                return self._attempt(fn, write)
+            except _CommitUnknown as unknown:
+                cause = unknown.__cause__
+                assert isinstance(cause, DBAPIError)
+                if self._committed(unknown.xid, cause):
+                    return unknown.result  # type: ignore[no-any-return]
+                exc, kind = cause, "connection"  # it was rolled back: run it again
+            except DBAPIError as error:
+                exc, kind = error, self._failure(error)
+                if kind is None:
+                    if isinstance(exc, OperationalError):
+                        raise StorageError(f"storage {self.url}: {_one_line(exc)}") from exc
                     raise
+            if kind == "conflict":
+                conflicts += 1
+                if conflicts >= 8:
+                    raise StorageError(f"storage {self.url}: {_one_line(exc)}") from exc
+            else:
+                lost_since = time.monotonic() if lost_since is None else lost_since
+                if time.monotonic() - lost_since >= self.reconnect_timeout_s:
+                    raise self._lost(exc) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _committed(self, xid: int, cause: DBAPIError) -> bool:
+        """Whether PostgreSQL applied the transaction ``xid`` whose COMMIT's answer was lost, asked
+        on a new connection (retried for up to ``reconnect_timeout_s``)."""
+        since = time.monotonic()
+        delay = 0.02
+        while True:
+            try:
+                with _fork.GATE.transaction(), self.engine.connect() as conn:
+                    status = conn.execute(_XID_STATUS, {"xid": xid}).scalar()
+                if status in ("committed", "aborted"):
+                    return status == "committed"
+                if status is None:  # too old to be known: cannot happen seconds after the commit
+                    raise StorageError(f"storage {self.url}: the connection was lost during a commit and the "
+                                       "server cannot tell whether it was applied")
+                # "in progress": the server has not yet ended the transaction of the lost connection
+            except DBAPIError as exc:
+                if self._failure(exc) is None:
+                    raise StorageError(f"storage {self.url}: {_one_line(exc)}") from exc
+                cause = exc
+            if time.monotonic() - since >= self.reconnect_timeout_s:
+                raise self._lost(cause) from cause
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _failure(self, exc: DBAPIError) -> Literal["conflict", "connection"] | None:
+        """What kind of transient failure ``exc`` is: a conflict with another transaction, a lost
+        (or, once the database was reached, refused) connection, or none (a real error)."""
+        return _failure_kind(exc, self.dialect == "postgresql", self._reached)
+
+    def _lost(self, exc: DBAPIError) -> StorageError:
+        return StorageError(
+            f"storage {self.url}: lost the connection to the database and could not get it back within "
+            f"{self.reconnect_timeout_s:g} s ({_one_line(exc)})"
+        )
 
     def _open(self, fn: Callable[[Connection], None], write: bool) -> None:
         try:
@@ -1107,13 +1203,33 @@ def _measurement(row: sa.Row[Any]) -> Measurement:
                        elapsed_s=row.elapsed_s, gpu_s=row.gpu_s, timestamp=row.timestamp)
 
 
-def _is_transient(exc: DBAPIError) -> bool:
+_CONFLICTS = ("database is locked", "deadlock detected", "could not serialize", "database is busy")
+# A connection the server (or the network) closed: the statement did not run, or its transaction
+# ended with the connection. SQLSTATE class 08 and 57P01-57P03 (shutdown, crash, starting up).
+_DROPPED = ("server closed the connection", "connection reset", "terminating connection", "connection is closed",
+            "connection is lost", "consuming input failed", "could not receive data", "ssl connection has been closed",
+            "the database system is", "broken pipe")
+# The server cannot be reached (yet): during a restart, once it had been reached.
+_UNREACHABLE = ("connection refused", "connection failed", "could not connect", "no route to host",
+                "timeout expired", "server is not accepting")
+
+
+def _failure_kind(exc: DBAPIError, postgresql: bool, reached: bool) -> Literal["conflict", "connection"] | None:
+    """Classify a database error: ``"conflict"`` (deadlock, busy file: run the transaction again),
+    ``"connection"`` (PostgreSQL: the connection was lost, or refused after the server had been
+    reached: reconnect and run it again) or ``None`` (a real error)."""
     text = str(exc.orig).lower()
-    return any(
-        s in text
-        for s in ("database is locked", "deadlock detected", "could not serialize", "database is busy",
-                  "server closed the connection", "connection reset")
-    )
+    if any(s in text for s in _CONFLICTS):
+        return "conflict"
+    if not postgresql:
+        return None
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if (exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+            or any(s in text for s in _DROPPED)):
+        return "connection"
+    if reached and any(s in text for s in _UNREACHABLE):
+        return "connection"
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
