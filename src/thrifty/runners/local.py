@@ -504,6 +504,8 @@ class _Supervisor:
 
     def _collect_exits(self, now: float) -> None:
         for wid, w in list(self.workers.items()):
+            if wid not in self.workers:
+                break  # stop_all (a worker's error) has collected every worker
             if w.proc.exitcode is None:
                 continue
             try:
