@@ -40,3 +40,38 @@ def test_a_worker_error_with_other_workers_running_is_the_runs_error(sqlite_url)
     failed = [t for t in trials if t.state is th.TrialState.FAILED]
     assert len(failed) == 3 and all(t.retried for t in failed)
     assert sum("the worker stopped on an error: storage sqlite:///x.db" in t.error for t in failed) == 1
+
+
+STOPPED_WHILE_REPORTING = '''
+import os, signal, sys
+from thrifty.runners import local
+from thrifty.runners.pool import plan_slots
+
+class Conn:  # the pipe to the supervisor; the supervisor's SIGTERM lands while the error is sent
+    def send(self, event):
+        if event[0] == "error":
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+
+limits = local.RunLimits(n_trials=1, timeout_s=None, deadline=None, max_consecutive_failures=None,
+                         trial_timeout_s=None, stop_grace_s=1.0, max_worker_deaths=5)
+local._child_main(sys.argv[1], "absent", print, "tag", limits, "w0", plan_slots({}, 1, None)[0], Conn(),
+                  os.getppid())
+'''
+
+
+def test_a_worker_stopped_while_it_reports_its_error_exits_without_a_traceback(sqlite_url, tmp_path):
+    """All workers hit the same error (a full disk); the supervisor stops the others while they
+    send theirs: StopSignal escaped _child_main's error branch and printed a traceback per worker."""
+    import subprocess
+    import sys
+
+    th.Study.create(SPACE, "max", name="other", storage=sqlite_url)  # the file exists; the study does not
+    script = tmp_path / "worker.py"
+    script.write_text(STOPPED_WHILE_REPORTING)
+    p = subprocess.run([sys.executable, str(script), sqlite_url], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in p.stderr, p.stderr
+    from thrifty.runners.local import EXIT_WORKER_ERROR
+
+    assert p.returncode == EXIT_WORKER_ERROR, p.stderr

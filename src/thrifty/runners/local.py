@@ -366,7 +366,10 @@ def _child_main(
                 pass  # the supervisor reaps what is left
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the supervisor reports it, once
-        send(("error", _one_line(exc)))
+        try:
+            send(("error", _one_line(exc)))
+        except KeyboardInterrupt:
+            pass  # stopped while telling: the supervisor is stopping the run (or gone); no traceback
         sys.exit(EXIT_WORKER_ERROR)
 
 
