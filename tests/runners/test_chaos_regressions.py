@@ -75,3 +75,35 @@ def test_a_worker_stopped_while_it_reports_its_error_exits_without_a_traceback(s
     from thrifty.runners.local import EXIT_WORKER_ERROR
 
     assert p.returncode == EXIT_WORKER_ERROR, p.stderr
+
+
+def _storage_fails(trial):
+    def full(*_args, **_kwargs):
+        raise StorageError("storage sqlite:///x.db: database or disk is full")
+
+    trial._study._storage.finish = full
+    return trial.params["x"]
+
+
+def test_a_full_disk_is_said_once_not_once_per_worker(sqlite_url, caplog):
+    """When the supervisor cannot record the end of its workers' trials either (the disk is full
+    for everyone), it said so once per worker: eight lines with the same cause."""
+    study = th.Study.create(SPACE, "max", name="full", storage=sqlite_url, strategy="random", max_retries=1,
+                            heartbeat_grace_s=1.0)
+    real_reap = study._storage.reap
+
+    def reap(*args, **kwargs):
+        if kwargs.get("worker_id") is not None:
+            raise StorageError("storage sqlite:///x.db: database or disk is full")
+        return real_reap(*args, **kwargs)
+
+    study._storage.reap = reap
+    with caplog.at_level(logging.WARNING, logger="thrifty"), pytest.raises(th.WorkerError):
+        study.optimize(_storage_fails, n_trials=10, n_workers=4, progress=False)
+    said = [r.getMessage() for r in caplog.records if "could not record" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "database or disk is full" in said[0] and "heartbeat" in said[0]
+    study._storage.reap = real_reap
+    time.sleep(1.1)
+    study.reap(force=True)  # the space is back: the trials are failed (and retried) on the next look
+    assert not [t for t in study.trials if t.state is th.TrialState.RUNNING]

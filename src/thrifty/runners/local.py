@@ -403,6 +403,7 @@ class _Supervisor:
         self.error: str | None = None
         self.too_many = False
         self.timed_out = False
+        self.unrecorded: set[str] = set()  #: reap errors already logged
 
     # -- workers ---------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
@@ -434,7 +435,11 @@ class _Supervisor:
             return self.study._storage.reap(self.study._record.id, self.policy, time.time(), worker_id=w.wid,
                                             reason=reason)
         except ThriftyError as exc:
-            log.warning("could not record the end of worker %s's trial: %s", w.wid, exc)
+            if str(exc) not in self.unrecorded:  # once per cause, not once per worker
+                self.unrecorded.add(str(exc))
+                log.warning("could not record the end of worker %s's trial (nor of others failing the same way): %s; "
+                            "such a trial stays RUNNING until the next ask or reap finds its heartbeat older than "
+                            "heartbeat_grace_s=%g s", w.wid, exc, self.policy.heartbeat_grace_s)
             return []
 
     @staticmethod
