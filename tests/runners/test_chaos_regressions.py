@@ -107,3 +107,32 @@ def test_a_full_disk_is_said_once_not_once_per_worker(sqlite_url, caplog):
     time.sleep(1.1)
     study.reap(force=True)  # the space is back: the trials are failed (and retried) on the next look
     assert not [t for t in study.trials if t.state is th.TrialState.RUNNING]
+
+
+def test_a_killed_postgresql_connection_is_reconnected_not_the_runs_end(pg_url):
+    """pg_terminate_backend (a DBA, a failover, a pooler restart) in the middle of a transaction:
+    'terminating connection due to administrator command' was not a transient error, so the ask,
+    report or tell failed (a trial FAILED for nothing, or the whole run stopped). A transaction on
+    a connection that broke is retried on a new one."""
+    import psycopg
+    from sqlalchemy import event
+
+    study = th.Study.create(SPACE, "max", name="kill", storage=pg_url, strategy="random")
+    engine = study._storage.engine
+    killed = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def kill_own_backend(conn, cursor, statement, *_args):
+        if not killed and statement.lstrip().upper().startswith("UPDATE THRIFTY_TRIALS"):
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            killed.append(pid)
+            time.sleep(0.2)  # the backend is gone before the statement is sent
+
+    t = study.ask()
+    t.report(0.5, step=1, cost_usd=0.25)  # killed in this transaction, then retried
+    done = study.tell(t, 0.5)
+    assert killed
+    assert done.state is th.TrialState.COMPLETED
+    assert study.cost_usd == 0.25 and len(done.measurements) == 2

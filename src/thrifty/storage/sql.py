@@ -997,6 +997,13 @@ def _measurement(row: sa.Row[Any]) -> Measurement:
 
 
 def _is_transient(exc: DBAPIError) -> bool:
+    """A conflict or a broken connection: the transaction is retried (on a new connection). A
+    connection that broke while its COMMIT was in flight may have committed; the retry then finds
+    the trial finished (TrialNotRunning), records a measurement twice (in the trial and in the
+    ledger alike: they still agree), or starts a second trial while the first, which nobody runs,
+    is failed (and retried) once its heartbeat grace has passed."""
+    if exc.connection_invalidated:  # killed (pg_terminate_backend), server restarted, network cut
+        return True
     text = str(exc.orig).lower()
     return any(
         s in text
