@@ -136,3 +136,46 @@ def test_a_killed_postgresql_connection_is_reconnected_not_the_runs_end(pg_url):
     assert killed
     assert done.state is th.TrialState.COMPLETED
     assert study.cost_usd == 0.25 and len(done.measurements) == 2
+
+
+STOPPED_WHILE_STARTING = '''
+import os, sys, time
+import thrifty as th
+
+marker = sys.argv[2]
+
+def slow_start():  # in each new worker, before multiprocessing hands it to thrifty
+    open(marker, "a").close()
+    time.sleep(3)
+
+os.register_at_fork(after_in_child=slow_start)
+study = th.Study.load("starting", storage=sys.argv[1])
+try:
+    study.optimize(lambda trial: trial.params["x"], n_trials=4, n_workers=2, progress=False)
+except th.StopSignal as exc:
+    print("stopped:", exc.reason)
+    sys.exit(143)
+'''
+
+
+def test_a_worker_stopped_while_it_starts_exits_without_a_traceback(sqlite_url, tmp_path):
+    """A forked worker ran with the supervisor's signal handler until multiprocessing called
+    thrifty's code: SIGTERM then (the run stopped while a worker was being replaced) raised
+    StopSignal inside multiprocessing's bootstrap, a traceback per worker."""
+    import signal
+    import subprocess
+    import sys
+
+    th.Study.create(SPACE, "max", name="starting", storage=sqlite_url, strategy="random")
+    script, marker = tmp_path / "driver.py", tmp_path / "forked"
+    script.write_text(STOPPED_WHILE_STARTING)
+    p = subprocess.Popen([sys.executable, str(script), sqlite_url, str(marker)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not marker.exists():
+        assert time.time() < deadline and p.poll() is None, p.communicate()
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, (out, err)
+    assert "Traceback" not in err, err

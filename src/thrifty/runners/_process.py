@@ -54,11 +54,44 @@ def _raise_once(parent_pid: int | None) -> Callable[[int, FrameType | None], Non
     return handler
 
 
+#: Stop signals received while :func:`stop_signals_deferred` held them (in this process or, for
+#: a process forked meanwhile, in its parent before the fork).
+_DEFERRED: list[int] = []
+
+
+def _defer(signum: int, _frame: FrameType | None) -> None:
+    _DEFERRED.append(signum)
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Around a fork: a stop signal landing in the block is raised when the block ends. Raised
+    inside an at-fork hook, Python would ignore the exception, and the handler has set later stop
+    signals to be ignored: the stop would be lost for good. A process forked in the block defers
+    them too, until :func:`install_worker_handlers` (not raised inside ``multiprocessing``'s
+    start-up code, a traceback per worker)."""
+    _DEFERRED.clear()
+    with _handling_stops(_defer) as previous:
+        yield
+    if previous is not None and _DEFERRED:
+        signum = _DEFERRED[0]
+        _DEFERRED.clear()
+        if callable(previous[signum]):
+            previous[signum](signum, None)
+        elif previous[signum] == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
+
+
 def install_worker_handlers(parent_pid: int) -> None:
-    """In a worker process: stop signals raise :class:`StopSignal` once; die with the parent."""
+    """In a worker process: stop signals raise :class:`StopSignal` once; die with the parent. A
+    stop signal that came while the process was being started is raised now."""
     handler = _raise_once(parent_pid)
     for s in _STOP_SIGNALS:
         signal.signal(s, handler)
+    if _DEFERRED:
+        signum = _DEFERRED[0]
+        _DEFERRED.clear()
+        os.kill(os.getpid(), signum)
     if not _set_parent_death_signal(signal.SIGTERM):
         threading.Thread(target=_watch_parent, args=(parent_pid,), name="thrifty-parent-watch", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
@@ -69,15 +102,22 @@ def install_worker_handlers(parent_pid: int) -> None:
 def stop_signals_raise() -> Iterator[None]:
     """In ``optimize``'s own process, while it runs: SIGINT and SIGTERM raise :class:`StopSignal`
     once (main thread only; elsewhere Python's defaults stay)."""
-    if threading.current_thread() is not threading.main_thread():
+    with _handling_stops(_raise_once(None)):
         yield
+
+
+@contextmanager
+def _handling_stops(handler: Callable[[int, FrameType | None], None]) -> Iterator[dict[int, Any] | None]:
+    """``handler`` handles SIGINT and SIGTERM in the block; yields the handlers it replaced (None
+    outside the main thread, where Python cannot set handlers: nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
         return
     previous: dict[int, Any] = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
-    handler = _raise_once(None)
     for s in _STOP_SIGNALS:
         signal.signal(s, handler)
     try:
-        yield
+        yield previous
     finally:
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)

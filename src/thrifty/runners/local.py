@@ -337,7 +337,6 @@ def _child_main(
     parent_pid: int,
 ) -> None:
     """A worker process: the pull loop, telling the supervisor what it does through ``conn``."""
-    _process.install_worker_handlers(parent_pid)
     from thrifty.study import Study
 
     def send(event: tuple[Any, ...]) -> None:
@@ -348,6 +347,7 @@ def _child_main(
 
     study: Study | None = None
     try:
+        _process.install_worker_handlers(parent_pid)
         slot.apply()
         study = Study.load(name, storage=url)
         study._worker_id = worker_id
@@ -416,9 +416,10 @@ class _Supervisor:
                   writer, os.getpid()),
             name=f"thrifty-worker-{self.counter}",
         )
-        proc.start()
-        writer.close()
-        self.workers[wid] = _Worker(wid, slot, proc, reader)
+        with _process.stop_signals_deferred():
+            proc.start()
+            writer.close()
+            self.workers[wid] = _Worker(wid, slot, proc, reader)
 
     def end(self, w: _Worker, reason: str, now: float) -> None:
         """Fail the worker's trial with ``reason`` first (so it is recorded, whatever the process
@@ -451,9 +452,9 @@ class _Supervisor:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> StudyExhausted | None:
-        for slot in self.slots:
-            self.spawn(slot)
         try:
+            for slot in self.slots:
+                self.spawn(slot)
             while self.workers or self.pending:
                 self._wait()
                 now = time.time()
