@@ -18,6 +18,10 @@ def _storage_of_w0_fails(trial):
     """Worker w0's storage fails (as on a full disk) when its trial ends; the others run on."""
     study = trial._study
     if study._worker_id.endswith("/w0"):
+        deadline = time.time() + 20
+        while study.counts().get(th.TrialState.RUNNING, 0) < 3 and time.time() < deadline:
+            time.sleep(0.05)  # the others are in their trials
+
         def full(*_args, **_kwargs):
             raise StorageError("storage sqlite:///x.db: database or disk is full")
 
