@@ -457,6 +457,7 @@ class Report:
     duplicated: int
     running_left: int
     running_at_exit: int  #: RUNNING when a driver exited (reaped later): information, not a loss
+    running_after_sigterm: int  #: ... when a driver stopped by SIGTERM exited (SIGTERM promises none)
     orphans: int
     ledger_error_usd: float
     numbers_dense: bool
@@ -578,7 +579,8 @@ def check(run: Run, final: bool) -> Report:
         storage="postgresql" if run.is_pg else "sqlite", faults=dict(run.faults), drivers=len(run.drivers),
         trials=len(trials), completed=sum(t.state is th.TrialState.COMPLETED for t in trials), returned=len(returned),
         lost=len(lost), interrupted_after_return=len(after_return), not_in_db=len(not_in_db), duplicated=dup,
-        running_left=len(running), running_at_exit=sum(d.running_at_exit for d in run.drivers), orphans=orphans,
+        running_left=len(running), running_at_exit=sum(d.running_at_exit for d in run.drivers),
+        running_after_sigterm=sum(d.running_at_exit for d in run.drivers if d.exit_code == 143), orphans=orphans,
         ledger_error_usd=ledger_error, numbers_dense=dense, pending_left=len(pending), unresolved=len(unresolved),
         finished_lineages=len(lineages), tracebacks=tracebacks, unstated=len(unstated),
         exit_codes=dict(Counter(str(d.exit_code) for d in run.drivers)), reader=run.reader_stats, problems=problems,
