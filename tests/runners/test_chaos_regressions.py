@@ -183,3 +183,47 @@ def test_a_worker_stopped_while_it_starts_exits_without_a_traceback(sqlite_url, 
     out, err = p.communicate(timeout=60)
     assert p.returncode == 143, (out, err)
     assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("when", ["before_cursor_execute", "after_cursor_execute"])
+@pytest.mark.parametrize("statement", ["SELECT THRIFTY_STUDIES", "UPDATE THRIFTY_TRIALS"])
+def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_url, statement, when):
+    """SIGTERM landing inside a storage transaction raised StopSignal there; SQLAlchemy dropped the
+    connection as dead, and a SQLite connection dropped with a statement still active keeps the
+    write lock. The worker's stop path (record its trial, the StopSignal still alive) then waited
+    for its own lock (busy timeout 120 s, 8 tries) ignoring SIGTERM and its parent's death: an
+    orphan that blocked every process of the study (found by benchmarks/faults.py). The signal now
+    takes effect when the transaction has ended."""
+    import os
+    import signal
+
+    from sqlalchemy import event
+
+    from thrifty.runners import _process
+    from thrifty.storage.sql import SQLStorage
+
+    study = th.Study.create(SPACE, "max", name="tx", storage=sqlite_url, strategy="random", max_retries=1)
+    handle = study.ask()
+    other = SQLStorage(sqlite_url, busy_timeout_s=0.5)  # the stop path's own connection
+
+    sent = []
+
+    def sigterm_here(conn, cursor, text, *_args):
+        text = text.upper().replace("SELECT THRIFTY_STUDIES.ID", "SELECT THRIFTY_STUDIES")
+        if not sent and text.startswith(statement):
+            sent.append(text)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    event.listen(study._storage.engine, when, sigterm_here)
+    try:
+        with _process.stop_signals_raise():
+            handle.report(0.5, step=1, cost_usd=0.25)
+        pytest.fail("no StopSignal")
+    except th.StopSignal:  # as a worker's stop path: the exception (and its frames) still alive
+        started = time.time()
+        failed = other.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id,
+                            reason="interrupted by SIGTERM")
+        assert time.time() - started < 2 and failed == [handle.number]
+    trial = study.trials[0]
+    assert trial.state is th.TrialState.FAILED and study.cost_usd == trial.cost_usd == 0.25  # the report committed
+    other.close()
