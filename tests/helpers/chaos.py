@@ -358,7 +358,10 @@ class Run:
             d.out, d.err = d.proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             d.proc.kill()
-            d.out, d.err = d.proc.communicate()
+            try:
+                d.out, d.err = d.proc.communicate(timeout=ORPHAN_WAIT_S)
+            except subprocess.TimeoutExpired:  # its workers hold the pipes: they are orphans
+                d.out, d.err = "", ""
             d.err += f"\n[harness] the driver did not exit within {timeout_s:g} s: killed"
         d.exit_code = d.proc.returncode
         d.running_at_exit = self.count_running()
@@ -437,6 +440,15 @@ class Run:
         self.wait_driver(d, timeout_s=300)
 
     def close(self) -> None:
+        """Stop the reader, and end whatever of the run is still alive (after a failed check)."""
+        for d in self.drivers:
+            if d.proc.poll() is None:
+                d.proc.kill()
+        for pid in marked(self.token):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.stop_reader()
         os.close(self._w)
         self._reader_thread.join(timeout=5)
