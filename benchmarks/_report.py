@@ -4,6 +4,8 @@ thrifty's source, and replacing one section of benchmarks/RESULTS.md."""
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,18 @@ def versions(dists: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def machine() -> str:
+    """Architecture, cores, memory, OS and Python, in one line."""
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kb = int(fh.readline().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
 def source_fingerprint() -> str:
     """12 hex digits of the sha256 of src/thrifty/**/*.py (paths and contents)."""
     h = hashlib.sha256()
@@ -31,6 +45,13 @@ def source_fingerprint() -> str:
         h.update(str(p.relative_to(ROOT)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A Markdown table: the first column left-aligned, the others right-aligned."""
+    out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
 
 
 def write_results(path: Path, head: str, section: str) -> None:

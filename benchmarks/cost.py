@@ -32,8 +32,6 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import thrifty as th  # noqa: E402
-from _report import write_results  # noqa: E402
+from _report import machine, write_results  # noqa: E402
 from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
 
 SECTION = "## Cost: budgets, forecasts, completion criteria (benchmarks/cost.py)"
@@ -235,17 +233,6 @@ def criteria_savings(tasks: list[str], seeds: list[int], max_trials: int = 100) 
 
 
 # -- report ---------------------------------------------------------------------------------------
-def machine() -> str:
-    mem = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            kb = int(fh.readline().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB"
-    except OSError:
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer tasks and seeds")

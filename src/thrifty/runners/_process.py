@@ -29,6 +29,8 @@ from thrifty.errors import StopSignal
 
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Held by stop_signals_deferred: the stop signals and the time limit of interrupt_at.
+_HELD_SIGNALS = _STOP_SIGNALS + ((signal.SIGALRM,) if hasattr(signal, "SIGALRM") else ())
 
 
 def signal_name(signum: int) -> str:
@@ -54,11 +56,77 @@ def _raise_once(parent_pid: int | None) -> Callable[[int, FrameType | None], Non
     return handler
 
 
+class _Held:
+    """State of :func:`stop_signals_deferred` (main thread only): how deep, the handlers it
+    replaced, the stop signals that came meanwhile. A process forked in the block inherits it."""
+
+    depth = 0
+    previous: dict[int, Any] = {}
+    pending: list[int] = []
+
+
+def _defer(signum: int, _frame: FrameType | None) -> None:
+    _Held.pending.append(signum)
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """A stop signal (or the SIGALRM of :func:`interrupt_at`) landing in the block takes effect
+    when the block ends (re-sent to this process: the handler in place then acts on it). Two kinds
+    of blocks need it:
+
+    - a database transaction: interrupted, SQLAlchemy drops the connection as dead, and a SQLite
+      connection dropped while a statement is active keeps its write lock (and the transaction)
+      until the statement is freed; the process's own stop path (recording its trial) then waits
+      for a lock it holds itself, ignoring further stop signals;
+    - a fork: raised inside an at-fork hook, Python ignores the exception, and the handler has set
+      later stop signals to be ignored: the stop is lost. A process forked in the block defers
+      them too until :func:`install_worker_handlers` (not raised in ``multiprocessing``'s start-up
+      code, a traceback per worker).
+
+    Blocks nest. Outside the main thread (where Python runs no signal handler) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _Held.depth == 0:
+        _Held.previous = {s: signal.getsignal(s) for s in _HELD_SIGNALS}
+        _Held.pending = []
+        for s in _HELD_SIGNALS:
+            signal.signal(s, _defer)
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _Held.depth -= 1
+        if _Held.depth == 0:
+            _restore(_Held.previous)
+            _resend()
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for s, h in handlers.items():
+        signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def _resend() -> None:
+    """Send this process the first signal that was deferred (the others were the same stop)."""
+    if _Held.pending:
+        signum = _Held.pending[0]
+        _Held.pending = []
+        os.kill(os.getpid(), signum)
+
+
 def install_worker_handlers(parent_pid: int) -> None:
-    """In a worker process: stop signals raise :class:`StopSignal` once; die with the parent."""
+    """In a worker process: stop signals raise :class:`StopSignal` once; die with the parent. A
+    stop signal that came while the process was being started is raised now."""
+    if _Held.depth:  # forked inside the supervisor's deferred block, which this process never leaves
+        _Held.depth = 0
+        _restore(_Held.previous)
     handler = _raise_once(parent_pid)
     for s in _STOP_SIGNALS:
         signal.signal(s, handler)
+    _resend()
     if not _set_parent_death_signal(signal.SIGTERM):
         threading.Thread(target=_watch_parent, args=(parent_pid,), name="thrifty-parent-watch", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
@@ -79,8 +147,7 @@ def stop_signals_raise() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        _restore(previous)
 
 
 @contextmanager

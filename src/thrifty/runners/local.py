@@ -354,7 +354,6 @@ def _child_main(
     parent_pid: int,
 ) -> None:
     """A worker process: the pull loop, telling the supervisor what it does through ``conn``."""
-    _process.install_worker_handlers(parent_pid)
     from thrifty.study import Study
 
     def send(event: tuple[Any, ...]) -> None:
@@ -365,6 +364,7 @@ def _child_main(
 
     study: Study | None = None
     try:
+        _process.install_worker_handlers(parent_pid)
         slot.apply()
         study = Study.load(name, storage=url)
         study._worker_id = worker_id
@@ -383,7 +383,10 @@ def _child_main(
                 pass  # the supervisor reaps what is left
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the supervisor reports it, once
-        send(("error", _one_line(exc)))
+        try:
+            send(("error", _one_line(exc)))
+        except KeyboardInterrupt:
+            pass  # stopped while telling: the supervisor is stopping the run (or gone); no traceback
         sys.exit(EXIT_WORKER_ERROR)
 
 
@@ -417,6 +420,7 @@ class _Supervisor:
         self.error: str | None = None
         self.too_many = False
         self.timed_out = False
+        self.unrecorded: set[str] = set()  #: reap errors already logged
 
     # -- workers ---------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
@@ -429,9 +433,10 @@ class _Supervisor:
                   writer, os.getpid()),
             name=f"thrifty-worker-{self.counter}",
         )
-        proc.start()
-        writer.close()
-        self.workers[wid] = _Worker(wid, slot, proc, reader)
+        with _process.stop_signals_deferred():
+            proc.start()
+            writer.close()
+            self.workers[wid] = _Worker(wid, slot, proc, reader)
 
     def end(self, w: _Worker, reason: str, now: float) -> None:
         """Fail the worker's trial with ``reason`` first (so it is recorded, whatever the process
@@ -448,7 +453,11 @@ class _Supervisor:
             return self.study._storage.reap(self.study._record.id, self.policy, time.time(), worker_id=w.wid,
                                             reason=reason)
         except ThriftyError as exc:
-            log.warning("could not record the end of worker %s's trial: %s", w.wid, exc)
+            if str(exc) not in self.unrecorded:  # once per cause, not once per worker
+                self.unrecorded.add(str(exc))
+                log.warning("could not record the end of worker %s's trial (nor of others failing the same way): %s; "
+                            "such a trial stays RUNNING until the next ask or reap finds its heartbeat older than "
+                            "heartbeat_grace_s=%g s", w.wid, exc, self.policy.heartbeat_grace_s)
             return []
 
     @staticmethod
@@ -460,9 +469,9 @@ class _Supervisor:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> StudyExhausted | None:
-        for slot in self.slots:
-            self.spawn(slot)
         try:
+            for slot in self.slots:
+                self.spawn(slot)
             while self.workers or self.pending:
                 self._wait()
                 now = time.time()
@@ -521,6 +530,8 @@ class _Supervisor:
 
     def _collect_exits(self, now: float) -> None:
         for wid, w in list(self.workers.items()):
+            if wid not in self.workers:
+                break  # stop_all (a worker's error) has collected every worker
             if w.proc.exitcode is None:
                 continue
             try:

@@ -47,6 +47,7 @@ from thrifty.errors import (
     TrialNotRunning,
     ValidationError,
 )
+from thrifty.runners import _process
 from thrifty.storage import _fork
 from thrifty.storage.base import (
     SCHEMA_VERSION,
@@ -388,7 +389,8 @@ class SQLStorage(Storage):
         if self._lock is not None:
             self._lock.acquire()
         try:
-            with _fork.GATE.transaction(), self.engine.connect() as conn:
+            # A stop signal (SIGTERM, Ctrl-C) takes effect once the transaction has ended.
+            with _process.stop_signals_deferred(), _fork.GATE.transaction(), self.engine.connect() as conn:
                 if self.dialect == "sqlite" and not write:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
                 trans = conn.begin()
