@@ -1006,6 +1006,11 @@ def _is_transient(exc: DBAPIError) -> bool:
     is failed (and retried) once its heartbeat grace has passed."""
     if exc.connection_invalidated:  # killed (pg_terminate_backend), server restarted, network cut
         return True
+    # The same while the connection was being opened (there was none to invalidate): PostgreSQL's
+    # SQLSTATE class 08 (connection exception), 57P01-57P03 (shut down by a DBA, a crash, starting).
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+        return True
     text = str(exc.orig).lower()
     return any(
         s in text
