@@ -91,6 +91,11 @@ def one_round(kind: str, url: str, seed: int, want: int, disk: chaos.Disk | None
     return report
 
 
+def reader_errors(report: dict[str, Any]) -> Counter:
+    """The concurrent reader's errors of a round, by how it read and the message."""
+    return Counter(report["reader"].get("errors", {}))
+
+
 def bench_storage(kind: str, n_faults: int, seed: int, admin_url: str) -> dict[str, Any]:
     workdir = chaos.scratch_dir("thrifty-faults-")
     disk = chaos.Disk(workdir) if kind == "sqlite" else None
@@ -128,6 +133,7 @@ def bench_storage(kind: str, n_faults: int, seed: int, admin_url: str) -> dict[s
         numbers_not_dense=sum(not x["numbers_dense"] for x in rounds),
         reader_reads=sum(x["reader"].get("reads", 0) for x in rounds),
         reader_errors=sum(sum(x["reader"].get("errors", {}).values()) for x in rounds),
+        reader_error_kinds=dict(sum((reader_errors(x) for x in rounds), Counter())),
         exit_codes=dict(sum((Counter(x["exit_codes"]) for x in rounds), Counter())),
         errors_ending_a_driver=dict(sum((Counter(x["errors_ending_a_driver"]) for x in rounds), Counter())),
         problems=[p for x in rounds for p in x["problems"]], seconds=time.time() - started,
@@ -193,7 +199,11 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"- Full disk on SQLite: {t['disk']}.")
         ends = "; ".join(f"{n}x \"{e}\"" for e, n in sorted(t["errors_ending_a_driver"].items(), key=lambda x: -x[1]))
         lines.append(f"- {t['storage']}: driver exit codes {t['exit_codes']} (143: the SIGTERM fault; 0: budget used "
-                     f"up; 1: the run stopped on the storage's error, one line: {ends or 'none'}).")
+                     f"up; 1: the run stopped on the storage's error, one line: {ends or 'none'}; -15: the SIGTERM "
+                     "reached the driver script outside `optimize`, in its start-up or exit, where Python's default "
+                     "action ends it). The concurrent reader saw: "
+                     + ("; ".join(f"{n}x \"{e}\"" for e, n in Counter(t["reader_error_kinds"]).most_common())
+                        or "no error") + ".")
     lines += [
         "- **completed trials lost**: the objective returned (side log) but the trial is not COMPLETED and the "
         "database states no fault. **interrupted after return**: the objective returned, and a fault (SIGKILL, "

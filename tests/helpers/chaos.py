@@ -110,6 +110,7 @@ def read_loop(url: str, name: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reads, errors = 0, Counter()
     while not stop.is_set():
+        via = "raw connection"
         try:
             if url.startswith("sqlite:///"):
                 import sqlite3
@@ -122,12 +123,14 @@ def read_loop(url: str, name: str) -> int:
 
                 with psycopg.connect(url, connect_timeout=5) as con:
                     con.execute("SELECT count(*) FROM thrifty_trials").fetchone()
+            via = "Study.load"
             study = th.Study.load(name, storage=url)
             study.counts()
             study.close()
             reads += 1
-        except Exception as exc:  # noqa: BLE001 - counted
-            errors[f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"] += 1
+        except Exception as exc:  # noqa: BLE001 - counted, by message without the storage URL
+            message = (str(exc).splitlines() or [""])[0].rsplit(": ", 1)[-1]
+            errors[f"{via}: {type(exc).__name__}: {message}"] += 1
         stop.wait(0.02)
     print(json.dumps({"reads": reads, "errors": dict(errors)}), flush=True)
     return 0

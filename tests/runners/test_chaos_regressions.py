@@ -227,3 +227,25 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
     trial = study.trials[0]
     assert trial.state is th.TrialState.FAILED and study.cost_usd == trial.cost_usd == 0.25  # the report committed
     other.close()
+
+
+def test_a_connection_killed_while_it_opens_is_retried(pg_url):
+    """pg_terminate_backend of a session that is still being opened (benchmarks/faults.py: a
+    driver stopped on it): no connection to call invalidated yet, so the error was not taken as
+    transient. The SQLSTATE says it: 57P01 (admin shutdown), class 08 (connection exception)."""
+    import psycopg
+    from sqlalchemy import event
+
+    study = th.Study.create(SPACE, "max", name="connect", storage=pg_url, strategy="random")
+    engine = study._storage.engine
+    engine.dispose()  # the next transaction opens a new connection
+    refused = []
+
+    @event.listens_for(engine, "do_connect")
+    def killed_while_opening(*_args):
+        if not refused:
+            refused.append(1)
+            raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+
+    study.tell(study.ask(), 0.5)
+    assert refused and study.trials[0].state is th.TrialState.COMPLETED

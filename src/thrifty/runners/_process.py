@@ -9,6 +9,8 @@ Rules (they hold for ``optimize``'s own process and for every worker process it 
 - A worker process asks the kernel to send it SIGTERM when its parent dies (Linux
   ``PR_SET_PDEATHSIG``); elsewhere a thread watches the parent's pid once a second. Either way the
   worker stops as if its parent had sent SIGTERM, and :func:`stop_reason` says the parent is gone.
+- A stop signal that lands inside a database transaction or a fork takes effect when it has ended
+  (:func:`stop_signals_deferred`): a transaction is never cut in half, nor a stop lost.
 """
 
 from __future__ import annotations
