@@ -199,7 +199,7 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
 
     from sqlalchemy import event
 
-    from thrifty.runners import _process
+    from thrifty import _process
     from thrifty.storage.sql import SQLStorage
 
     study = th.Study.create(SPACE, "max", name="tx", storage=sqlite_url, strategy="random", max_retries=1)

@@ -7,12 +7,12 @@ The supervisor of a multi-process run owns its workers (rules, each with its tes
 
 - **Forks carry no database connection** (:mod:`thrifty.storage._fork`); every worker opens its own.
 - **A worker dies with its parent**: a worker whose supervisor is gone (even killed with SIGKILL)
-  gets SIGTERM from the kernel (:mod:`thrifty.runners._process`), fails its running trial with
+  gets SIGTERM from the kernel (:mod:`thrifty._process`), fails its running trial with
   that reason (re-enqueued if ``max_retries`` allows) and exits.
 - **SIGTERM is a clean stop, like Ctrl-C**: SIGINT or SIGTERM to the supervisor (or to the one
   process of a single-worker run) starts no new trial, stops every worker at once, fails their
   running trials as "interrupted by SIGTERM" (re-enqueued if retries are left), and raises
-  :class:`~thrifty.runners._process.StopSignal` (a ``KeyboardInterrupt``) after at most
+  :class:`~thrifty.errors.StopSignal` (a ``KeyboardInterrupt``) after at most
   ``stop_grace_s`` + 5 seconds. ``thrifty run`` prints its summary and exits 130 (SIGINT) or 143
   (SIGTERM).
 - **Crash loops are a stated failure**: a worker that dies (killed, crashed) has its running trial
@@ -57,7 +57,7 @@ from thrifty.errors import (
     WorkerError,
     WorkersKeepDying,
 )
-from thrifty.runners import _process
+from thrifty import _process
 from thrifty.runners.pool import Slot, plan_slots
 from thrifty.trial import Trial, TrialState
 

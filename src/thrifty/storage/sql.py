@@ -47,7 +47,7 @@ from thrifty.errors import (
     TrialNotRunning,
     ValidationError,
 )
-from thrifty.runners import _process
+from thrifty import _process
 from thrifty.storage import _fork
 from thrifty.storage.base import (
     SCHEMA_VERSION,
