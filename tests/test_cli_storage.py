@@ -189,3 +189,9 @@ def test_read_commands_work_in_a_read_only_folder(tmp_path):
     finally:
         os.chmod(os.path.join(root, "results"), 0o755)
         shutil.rmtree(root)
+
+
+def test_delete_on_a_missing_file_creates_nothing(tmp_path):
+    p = thrifty("delete", "nope", "--yes", "--storage", f"sqlite:///{tmp_path / 'typo.db'}", cwd=tmp_path, check_rc=1)
+    assert_one_line_error(p, "no database at")
+    assert list(tmp_path.iterdir()) == []

@@ -505,8 +505,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from thrifty.storage import open_storage
 
+    _open(args).close()  # read-only first: a mistyped path is "no database at PATH", nothing created
     store = open_storage(args.storage or DEFAULT_STORAGE)
-    store.load_study(args.study)  # clear error if absent
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"refusing to delete study {args.study!r} without confirmation; pass --yes")
