@@ -108,3 +108,29 @@ def test_a_scheduler_given_a_plain_list_keeps_its_study_state():
     with rule.indexed(history, "value", 1.0, "step") as again:
         assert again is kept and len(kept.entries) == 8
     assert rule.decide(history[0], list(history), {"value": "max"}) is Decision.CONTINUE
+
+
+def test_the_history_read_from_its_delta_is_the_whole_history(db_url):
+    """The delta read (unsettled trials and those settled since; an indexed query) and the log
+    give what a full read gives, through pauses, resumes and trials settling out of order."""
+    asha = {"name": "asha", "max_resource": 9, "mode": "promotion", "check_rungs": False}
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", storage=db_url, strategy="random", seed=3, scheduler=asha)
+    other = th.Study.load(study.name, storage=db_url)  # a second reader that reads less often
+    open_ = []
+    for i in range(60):
+        if len(open_) < 3:
+            open_.append(study.ask())  # a paused trial that is now in the top of its rung comes back
+        h = open_[i % len(open_)]
+        h.report(1.0 / (h.number + 1) + 0.01 * i, step=(h.last_step or 0) + 1)  # newcomers are worse
+        if h.should_stop():
+            study.tell(h, state="paused" if h.pausing else "stopped")
+            open_.remove(h)
+        elif h.last_step >= 5:
+            study.tell(h, h.params["x"])
+            open_.remove(h)
+        assert study.history() == study.trials
+        if i % 5 == 0:
+            assert other.history() == other.trials
+    states = {t.state for t in study.trials}
+    assert {th.TrialState.PAUSED, th.TrialState.COMPLETED} <= states
+    assert any(t.start_step for t in study.trials)  # resumed
