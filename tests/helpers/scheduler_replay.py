@@ -6,7 +6,7 @@ NaN reports, failures, user stops, trials that end before the others, paused tri
 next ask and PBT clones. Everything is seeded, so the sequence of decisions is a function of the
 scheduler's rule only: tests/schedulers/test_incremental.py checks that it is the same, report for
 report, as the one recorded in tests/schedulers/data/decisions.json from the code before the
-schedulers kept incremental state.
+schedulers kept incremental state (main at 5bce165).
 
 Record (only when the rules are meant to change; run with the code whose decisions are the
 reference)::
@@ -35,6 +35,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "auto": ({"name": "auto"}, {}),
     "auto-min-nan": ({"name": "auto"}, {"direction": "min", "nan": 0.03, "seed": 2}),
     "auto-two-studies": ({"name": "auto"}, {"studies": 2, "storage": "sqlite", "seed": 3}),
+    "auto-infeasible": ({"name": "auto"}, {"constraint": True, "seed": 18}),
     "auto-min-resource": ({"name": "auto", "min_resource": 2, "reduction_factor": 2}, {"seed": 4}),
     "asha": ({"name": "asha", "max_resource": 27}, {}),
     "asha-classic": ({"name": "asha", "max_resource": 27, "check_rungs": False}, {"seed": 5}),
@@ -44,6 +45,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "asha-cost": ({"name": "asha", "min_resource": 0.05, "max_resource": 2.0, "resource": "cost_usd"},
                   {"cost": True, "seed": 8, "trials": 60}),
     "median": ({"name": "median"}, {"seed": 9}),
+    "median-infeasible": ({"name": "median"}, {"constraint": True, "seed": 19}),
     "percentile-mean": ({"name": "percentile", "q": 30, "statistic": "mean", "min_trials": 3},
                         {"direction": "min", "nan": 0.02, "seed": 10}),
     "percentile-cost": ({"name": "percentile", "q": 40, "resource": "cost_usd", "min_resource": 0.1},
@@ -66,7 +68,8 @@ def _quality(rng: random.Random, x: float, y: float) -> tuple[float, float, floa
 
 def run_case(name: str, on_study: Callable[[th.Study], None] | None = None) -> list[list[Any]]:
     """Run case ``name``; what happened at each report, in order: ``[trial, step, "continue"]``,
-    ``[trial, step, "stop" or "pause", reason]``, then ``"completed"`` or ``"failed"`` rows.
+    ``[trial, step, "stop" or "pause", reason]``, then ``"completed"``, ``"infeasible"`` or
+    ``"failed"`` rows.
     ``on_study`` is called with each study once it is open (tests wrap its scheduler there)."""
     spec, settings = CASES[name]
     rng = random.Random(settings.get("seed", 1))
@@ -74,8 +77,11 @@ def run_case(name: str, on_study: Callable[[th.Study], None] | None = None) -> l
     direction, nan_p, cost = settings.get("direction", "max"), settings.get("nan", 0.0), settings.get("cost", False)
     with tempfile.TemporaryDirectory(prefix="thrifty-replay-") as tmp:
         url = f"sqlite:///{tmp}/study.db" if settings.get("storage") == "sqlite" else "memory"
+        # With a constraint, a trial that completes with y > 0.5 is INFEASIBLE: it still counts as
+        # having run to the end (thrifty.ranking.measured) for the rules that learn from those.
+        constraints = {"aux": ("<=", 0.5)} if settings.get("constraint") else None
         first = th.Study.create(SPACE, direction, name="replay", storage=url, strategy="random",
-                                scheduler=spec, seed=settings.get("seed", 1))
+                                scheduler=spec, seed=settings.get("seed", 1), constraints=constraints)
         studies = [first] + [th.Study.load("replay", storage=url) for _ in range(settings.get("studies", 1) - 1)]
         for s in studies:
             if on_study is not None:
@@ -130,8 +136,9 @@ def run_case(name: str, on_study: Callable[[th.Study], None] | None = None) -> l
                 study.tell(h, state="paused" if h.pausing else "stopped")
                 open_.remove(job)
             elif step >= job["end"]:
-                study.tell(h, v if math.isfinite(v) else 0.0)
-                out.append([h.number, step, "completed"])
+                final = v if math.isfinite(v) else 0.0
+                told = study.tell(h, {"value": final, "aux": h.params["y"]} if constraints else final)
+                out.append([h.number, step, told.state.value])
                 open_.remove(job)
         for s in studies:
             s.close()
@@ -144,7 +151,8 @@ def record(path: str) -> None:
         f.write("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"
                                     for k, v in data.items()) + "\n}\n")
     for name, rows in data.items():
-        kinds = {k: sum(1 for r in rows if r[2] == k) for k in ("continue", "stop", "pause", "completed", "failed")}
+        kinds = {k: sum(1 for r in rows if r[2] == k)
+                 for k in ("continue", "stop", "pause", "completed", "infeasible", "failed")}
         print(f"{name}: {len(rows)} rows {kinds}")
 
 

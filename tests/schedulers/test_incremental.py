@@ -3,11 +3,12 @@ the history delta) and still make exactly the decisions they made when they scan
 history at every report.
 
 The reference is tests/schedulers/data/decisions.json, recorded by tests/helpers/scheduler_replay.py
-from the code before the incremental state (commit c8c6187): seeded studies with every scheduler,
-several trials open at once, NaN reports, failures, user stops, pauses, resumes and clones. Each
-case is run again here, and at every report the decision must be the recorded one, both as the
-study makes it (the incremental path, from the history delta) and as a fresh scheduler makes it
-from the same history given as a plain list (the whole-history path).
+from the code before the incremental state (main at 5bce165): seeded studies with every scheduler,
+several trials open at once, NaN reports, failures, user stops, infeasible trials (a broken
+constraint), pauses, resumes and clones. Each case is run again here, and at every report the
+decision must be the recorded one, both as the study makes it (the incremental path, from the
+history delta) and as a fresh scheduler makes it from the same history given as a plain list (the
+whole-history path).
 """
 
 from __future__ import annotations
