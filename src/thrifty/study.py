@@ -29,6 +29,7 @@ from thrifty.errors import (
     TrialStopped,
     ValidationError,
 )
+from thrifty._history import History, TrialLog
 from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
@@ -225,8 +226,7 @@ class Study:
         self._active_lock = threading.Lock()
         self._heartbeat: _Heartbeat | None = None
         self._prepared = False
-        self._history_seen = 0
-        self._finished_cache: dict[int, Trial] = {}
+        self._log = TrialLog()  # settled trials read so far: history() reads only what changed since
         #: Whether Study.create inserted this study (False: loaded, e.g. by ``load_if_exists``).
         self._created = False
 
@@ -791,26 +791,23 @@ class Study:
         """Every trial with its measurements, in number order, read incrementally: finished
         trials never change, so only unfinished ones and those finished since the last read are
         fetched."""
-        fresh = self._storage.get_trials(self._record.id, finished_after=self._history_seen)
-        live: dict[int, Trial] = {}
-        for t in self._wrap_all(fresh):
-            assert t.id is not None
-            if t.state.is_settled:  # finished or paused: changes only by being resumed (then live)
-                self._finished_cache[t.id] = t
-                self._history_seen = max(self._history_seen, t.finish_order or 0)
-            else:
-                live[t.id] = t
-        merged = {**self._finished_cache, **live}
-        return sorted(merged.values(), key=lambda t: t.number)
+        return self._read_history().trials()
+
+    def _read_history(self) -> History:
+        """The history as of now, with the delta since the last read (what schedulers keep their
+        state from: :mod:`thrifty._history`)."""
+        fresh = self._storage.get_trials(self._record.id, finished_after=self._log.seen)
+        return self._log.read(self._wrap_all(fresh))
 
     def _should_stop(self, handle: TrialHandle) -> bool:
         if self._storage.stop_requested(handle.id):
             return True
         if isinstance(self.scheduler, NoStopping):
             return False
+        history: Sequence[Trial]
         if self.scheduler.needs_history:
-            history = self.history()
-            current = next((t for t in history if t.id == handle.id), None)
+            history = self._read_history()
+            current = history.trial(handle.id)
             if current is None:
                 return True
         else:

@@ -11,9 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from thrifty.ranking import measured
-from thrifty.schedulers._curves import curve, first_at_or_after
-from thrifty.trial import Trial
+from thrifty.schedulers._curves import first_at_or_after
 
 
 def check_calibration(owner: str, min_complete: object, rho_min: object) -> tuple[int, float]:
@@ -36,20 +34,14 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def rung_correlations(
-    history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float], min_complete: int,
+def correlations(
+    finals: Sequence[tuple[Sequence[tuple[float, float]], float]], levels: Sequence[float], min_complete: int,
 ) -> dict[float, float | None]:
     """Rung -> Spearman correlation between a trial's value at the rung (its first report at or
-    after it) and its final value, over the trials that ran to the end (:func:`thrifty.ranking.measured`)
-    with finite values at both; ``None``
-    for a rung fewer than ``min_complete`` such trials reached."""
-    finals: list[tuple[list[tuple[float, float]], float]] = []
-    for t in history:
-        if not measured(t):  # COMPLETED, or INFEASIBLE for breaking a constraint: a full curve
-            continue
-        pts = curve(t, metric, sign, resource)
-        if pts and math.isfinite(pts[-1][1]):
-            finals.append((pts, pts[-1][1]))
+    after it) and its final value, over the trials that ran to the end (``finals``: each one's
+    curve and finite final value, in history order; see :func:`thrifty.ranking.measured`) with a
+    finite value at the rung; ``None`` for a rung fewer than ``min_complete`` such trials reached.
+    :class:`~thrifty.schedulers._index.CurveIndex` keeps ``finals`` up to date."""
     out: dict[float, float | None] = {}
     for level in levels:
         pairs = [(first_at_or_after(pts, level), final) for pts, final in finals]

@@ -33,13 +33,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thrifty.schedulers._curves import check_resource_name, curve, objective_of
-from thrifty.schedulers._rank import check_calibration, rung_correlations
-from thrifty.schedulers.asha import _positive, rung_values, rungs
+from thrifty.schedulers._index import Indexed
+from thrifty.schedulers._rank import check_calibration
+from thrifty.schedulers.asha import _positive, rungs
 from thrifty.schedulers.base import Decision, Scheduler
 from thrifty.trial import Trial
 
 
-class AdaptiveASHA(Scheduler):
+class AdaptiveASHA(Indexed, Scheduler):
     """Successive halving whose aggressiveness per rung follows the measured rank correlation
     between that rung and the end (see the module docstring)."""
 
@@ -77,7 +78,8 @@ class AdaptiveASHA(Scheduler):
         """Rung -> Spearman correlation with the final value over the completed trials (``None``
         while fewer than ``min_complete`` completed trials reached the rung)."""
         metric, sign = objective_of(objectives, self.metric, "AdaptiveASHA")
-        return rung_correlations(history, metric, sign, self.resource, self.rungs, self.min_complete)
+        with self.indexed(history, metric, sign, self.resource) as index:
+            return index.correlations(self.rungs, self.min_complete)
 
     def keep_fraction(self, rho: float | None) -> float:
         """The share of a rung's trials that continue, given its rank correlation with the end."""
@@ -97,16 +99,17 @@ class AdaptiveASHA(Scheduler):
         crossed = [r for r in self.rungs if before < r <= pts[-1][0]]
         if not crossed:
             return Decision.CONTINUE
-        rhos = self.correlations(history, objectives)
-        for level in crossed:
-            keep = self.keep_fraction(rhos[level])
-            if keep >= 1.0:
-                continue
-            values = rung_values(history, metric, sign, self.resource, level)
-            mine = values.get(trial.number)
-            if mine is None:
-                continue
-            n_keep = max(1, int(math.floor(len(values) * keep)))
-            if sum(1 for v in values.values() if v > mine) >= n_keep:
-                return Decision.STOP
+        with self.indexed(history, metric, sign, self.resource) as index:
+            rhos = index.correlations(self.rungs, self.min_complete)
+            for level in crossed:
+                keep = self.keep_fraction(rhos[level])
+                if keep >= 1.0:
+                    continue
+                table = index.rung(level)  # every trial's value at the rung, this one's as in the history
+                mine = table.values.get(trial.number)
+                if mine is None:
+                    continue
+                n_keep = max(1, int(math.floor(len(table.values) * keep)))
+                if table.better(mine) >= n_keep:
+                    return Decision.STOP
         return Decision.CONTINUE

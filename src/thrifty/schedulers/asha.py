@@ -40,11 +40,12 @@ its paused trials in the promotion variant (they are promotable).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
-from thrifty.schedulers._rank import check_calibration, rung_correlations
+from thrifty.schedulers._index import CurveIndex, Indexed
+from thrifty.schedulers._rank import check_calibration
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
 from thrifty.trial import Trial, TrialState
 
@@ -107,40 +108,46 @@ def promotable(
 
 
 def rung_decision(
-    trial: Trial, history: Sequence[Trial], metric: str, sign: float, resource: str, levels: Sequence[float],
-    reduction_factor: float, members: set[int] | None = None, loser: Decision = Decision.STOP,
-    open_levels: Sequence[float] = (),
+    number: int, pts: Sequence[tuple[float, float]], index: CurveIndex, levels: Sequence[float],
+    reduction_factor: float, loser: Decision = Decision.STOP,
+    open_levels: Callable[[], Sequence[float]] = tuple, group: Hashable = None,
+    member: Callable[[int], bool] | None = None,
 ) -> Decision:
-    """The ASHA stopping decision for ``trial`` at its latest report (see the module docstring).
-    ``members`` restricts the comparison to those trial numbers (a Hyperband bracket); rungs in
-    ``open_levels`` let every trial through (NaN or infinite values still stop)."""
-    pts = curve(trial, metric, sign, resource)
+    """The ASHA stopping decision for trial ``number`` at its latest report (its curve ``pts``),
+    against the rung tables of ``index`` (see the module docstring). ``member`` restricts the
+    comparison to those trial numbers (a Hyperband bracket, one table per ``group``); rungs in
+    ``open_levels()`` let every trial through (NaN or infinite values still stop)."""
     if not pts:
         return Decision.CONTINUE
     now = pts[-1][0]
     before = pts[-2][0] if len(pts) > 1 else -math.inf
-    crossed = [r for r in levels if before < r <= now]
-    if not crossed:
-        return Decision.CONTINUE
-    for level in crossed:
+    opened: Sequence[float] | None = None
+    for level in [r for r in levels if before < r <= now]:
         mine = first_at_or_after(pts, level)
         assert mine is not None
         if not math.isfinite(mine):
             return Decision.STOP
-        if level in open_levels:
+        if opened is None:
+            opened = open_levels()
+        if level in opened:
             continue
-        values = [mine]
-        for t in history:
-            if t.number == trial.number or (members is not None and t.number not in members):
-                continue
-            v = first_at_or_after(curve(t, metric, sign, resource), level)
-            if v is not None:
-                values.append(v if math.isfinite(v) else -math.inf)
-        keep = max(1, int(len(values) // reduction_factor))
-        rank = sum(1 for v in values if v > mine)  # trials strictly better than this one
-        if rank >= keep:
+        # The trials at the rung other than this one, and this one with its value now.
+        table = index.rung(level, group, member)
+        own = table.values.get(number)
+        n = len(table.values) + (1 if own is None else 0)
+        rank = table.better(mine) - (1 if own is not None and own > mine else 0)  # strictly better
+        if rank >= max(1, int(n // reduction_factor)):
             return loser
     return Decision.CONTINUE
+
+
+def open_levels(index: CurveIndex, levels: Sequence[float], min_complete: int, rho_min: float) -> list[float]:
+    """The rungs that let every trial through now, by the measured rank correlations (see
+    "Measured rungs" in the module docstring)."""
+    rhos = index.correlations(levels, min_complete)
+    if all(rho is None for rho in rhos.values()):  # still calibrating
+        return list(levels[:1])
+    return [level for level in levels if rhos[level] is None or rhos[level] < rho_min]
 
 
 def at_rung(step: float, levels: Sequence[float]) -> bool:
@@ -148,7 +155,7 @@ def at_rung(step: float, levels: Sequence[float]) -> bool:
     return any(abs(step - level) < 1e-9 or step == math.ceil(level - 1e-9) for level in levels)
 
 
-class ASHA(Scheduler):
+class ASHA(Indexed, Scheduler):
     """Asynchronous successive halving, stopping or promotion variant (see the module docstring)."""
 
     name = "asha"
@@ -196,11 +203,8 @@ class ASHA(Scheduler):
         if not self.check_rungs:
             return []
         metric, sign = objective_of(objectives, self.metric, "ASHA")
-        levels = self.rungs
-        rhos = rung_correlations(history, metric, sign, self.resource, levels, self.min_complete)
-        if all(rho is None for rho in rhos.values()):  # still calibrating
-            return levels[:1]
-        return [level for level in levels if rhos[level] is None or rhos[level] < self.rho_min]
+        with self.indexed(history, metric, sign, self.resource) as index:
+            return open_levels(index, self.rungs, self.min_complete, self.rho_min)
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         metric, sign = objective_of(objectives, self.metric, "ASHA")
@@ -209,9 +213,12 @@ class ASHA(Scheduler):
         pts = curve(trial, metric, sign, self.resource)
         before = pts[-2][0] if len(pts) > 1 else -math.inf
         if not pts or not any(before < r <= pts[-1][0] for r in levels):
-            return Decision.CONTINUE  # no rung crossed (as rung_decision would say): skip measuring the rungs
-        return rung_decision(trial, history, metric, sign, self.resource, levels, self.reduction_factor,
-                             loser=loser, open_levels=self.open_rungs(history, objectives))
+            return Decision.CONTINUE  # no rung crossed (as rung_decision would say): the history is not read
+        with self.indexed(history, metric, sign, self.resource) as index:
+            def opened() -> list[float]:
+                return open_levels(index, levels, self.min_complete, self.rho_min) if self.check_rungs else []
+
+            return rung_decision(trial.number, pts, index, levels, self.reduction_factor, loser, opened)
 
     def plan(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> AskPlan:
         if self.mode != "promotion":

@@ -30,13 +30,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thrifty.schedulers._curves import curve, objective_of
+from thrifty.schedulers._index import CurveIndex, Indexed
 from thrifty.schedulers._rank import check_calibration
-from thrifty.schedulers.asha import ASHA
+from thrifty.schedulers.asha import ASHA, open_levels, rung_decision, rungs
 from thrifty.schedulers.base import Decision, Scheduler
 from thrifty.trial import Trial
 
 
-class AutoStopping(Scheduler):
+class AutoStopping(Indexed, Scheduler):
     """ASHA with measured rungs found from the history instead of declared (module doc)."""
 
     name = "auto"
@@ -63,20 +64,33 @@ class AutoStopping(Scheduler):
         """The ASHA the history calls for now (rungs below the furthest step reported), or None
         while there is no rung yet."""
         metric, sign = objective_of(objectives, self.metric, "AutoStopping")
-        firsts, furthest = [], -math.inf
-        for t in history:
-            pts = curve(t, metric, sign)
-            if pts:
-                firsts.append(pts[0][0])
-                furthest = max(furthest, pts[-1][0])
-        if not firsts:
+        with self.indexed(history, metric, sign, "step") as index:
+            span = self._span(index)
+        if span is None:
             return None
-        low = self.min_resource if self.min_resource is not None else max(min(firsts), 1e-12)
-        if furthest <= low:
-            return None
-        return ASHA(min_resource=low, max_resource=furthest, reduction_factor=self.reduction_factor, metric=metric,
+        return ASHA(min_resource=span[0], max_resource=span[1], reduction_factor=self.reduction_factor, metric=metric,
                     check_rungs=True, min_complete=self.min_complete, rho_min=self.rho_min)
 
+    def _span(self, index: CurveIndex) -> tuple[float, float] | None:
+        """(lowest rung, furthest step reported), or None while there is no rung yet."""
+        if index.first_min is None:
+            return None
+        low = self.min_resource if self.min_resource is not None else max(index.first_min, 1e-12)
+        furthest = index.last_max()
+        return None if furthest <= low else (low, furthest)
+
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
-        asha = self.schedule(history, objectives)
-        return Decision.CONTINUE if asha is None else asha.decide(trial, history, objectives)
+        metric, sign = objective_of(objectives, self.metric, "AutoStopping")
+        pts = curve(trial, metric, sign)
+        if not pts:
+            return Decision.CONTINUE
+        with self.indexed(history, metric, sign, "step") as index:
+            span = self._span(index)
+            if span is None:
+                return Decision.CONTINUE
+            levels = rungs(span[0], span[1], self.reduction_factor)
+
+            def opened() -> list[float]:
+                return open_levels(index, levels, self.min_complete, self.rho_min)
+
+            return rung_decision(trial.number, pts, index, levels, self.reduction_factor, open_levels=opened)

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
+from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.asha import _positive, at_rung, rung_decision, rung_values, rungs
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
 from thrifty.trial import Trial, TrialState
 
 
-class Hyperband(Scheduler):
+class Hyperband(Indexed, Scheduler):
     """Asynchronous Hyperband (see the module docstring)."""
 
     name = "hyperband"
@@ -169,6 +170,7 @@ class Hyperband(Scheduler):
                     return Decision.PAUSE if crossed else Decision.CONTINUE
             return Decision.CONTINUE
         b = self.bracket_of(trial.number)
-        members = {t.number for t in history if self.bracket_of(t.number) == b}
-        return rung_decision(trial, history, metric, sign, self.resource, self.bracket_rungs(b),
-                             self.reduction_factor, members)
+        pts = curve(trial, metric, sign, self.resource)
+        with self.indexed(history, metric, sign, self.resource) as index:
+            return rung_decision(trial.number, pts, index, self.bracket_rungs(b), self.reduction_factor,
+                                 group=b, member=lambda n: self.bracket_of(n) == b)

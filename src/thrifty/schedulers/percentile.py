@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.ranking import measured
 from thrifty.schedulers._curves import best_so_far, check_resource_name, curve, mean_so_far, objective_of
+from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.base import Decision, Scheduler
 from thrifty.trial import Trial
 
 
-class Percentile(Scheduler):
+class Percentile(Indexed, Scheduler):
     """Stop a trial worse than the ``q``-th percentile of completed trials at the same resource."""
 
     name = "percentile"
@@ -58,16 +58,14 @@ class Percentile(Scheduler):
         if r < self.min_resource:
             return Decision.CONTINUE
         stat = best_so_far if self.statistic == "best" else mean_so_far
-        others = []
-        for t in history:
-            if not measured(t) or t.number == trial.number:
-                continue
-            pts = curve(t, metric, sign, self.resource)
-            v = stat(pts, r)
-            if v is not None:
-                others.append(v)
-        completed = sum(1 for t in history if measured(t) and t.number != trial.number)
-        if completed < self.min_trials or not others:
+        with self.indexed(history, metric, sign, self.resource) as index:
+            completed = len(index.measured) - (trial.number in index.measured)
+            if completed < self.min_trials:
+                return Decision.CONTINUE
+            values = index.measured_stats(r, stat)  # measured trial -> its statistic up to r
+            others = list(values.values()) if trial.number not in values else \
+                [v for n, v in values.items() if n != trial.number]
+        if not others:
             return Decision.CONTINUE
         current = stat(mine, r)
         if current is None:  # only NaN/inf so far: worse than anything finite

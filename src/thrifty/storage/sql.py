@@ -134,6 +134,8 @@ trials = sa.Table(
     sa.Column("start_step", sa.Float, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
     sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
+    # The history's delta (unsettled trials and those settled since a finish_order): see _SEL_DELTA.
+    sa.Index("ix_thrifty_trials_finish", "study_id", "finish_order"),
     sa.Index("ix_thrifty_trials_run", "study_id", "run_tag"),
 )
 
@@ -239,6 +241,20 @@ _MARK_BUDGET_STOP = (
     .values(budget_stop=_B("p_reason"), budget_stop_at=_B("p_now"))
 )
 _SEL_TRIAL = sa.select(trials).where(trials.c.id == _B("p_tid"))
+# Unsettled trials and those settled after p_after. Each side of the OR names the study, so both
+# can use ix_thrifty_trials_finish and the read does not grow with the study's settled trials.
+_SEL_DELTA = (
+    sa.select(trials)
+    .where(sa.or_(sa.and_(trials.c.study_id == _B("p_sid"), trials.c.finish_order.is_(None)),
+                  sa.and_(trials.c.study_id == _B("p_sid"), trials.c.finish_order > _B("p_after"))))
+    .order_by(trials.c.number)
+)
+_SEL_MEASUREMENTS_OF = (
+    sa.select(measurements)
+    .where(measurements.c.trial_id.in_(_B("p_tids", expanding=True)))
+    .order_by(measurements.c.id)
+)
+_SEL_STOP = sa.select(trials.c.stop_requested, trials.c.state).where(trials.c.id == _B("p_tid"))
 _SEL_TRIAL_MEASUREMENTS = (
     sa.select(measurements).where(measurements.c.trial_id == _B("p_tid")).order_by(measurements.c.id)
 )
@@ -1076,10 +1092,7 @@ class SQLStorage(Storage):
         )
 
     def stop_requested(self, trial_id: int) -> bool:
-        row = self._run(
-            lambda c: c.execute(sa.select(trials.c.stop_requested, trials.c.state).where(trials.c.id == trial_id)).first(),
-            write=False,
-        )
+        row = self._run(lambda c: c.execute(_SEL_STOP, {"p_tid": trial_id}).first(), write=False)
         return bool(row is not None and (row.stop_requested or row.state != _RUNNING))
 
     def get_trial(self, trial_id: int) -> Trial:
@@ -1124,6 +1137,11 @@ class SQLStorage(Storage):
                 by_trial[trial_id] = [
                     _measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})
                 ]
+        elif finished_after is not None and not (states or offset or limit is not None):  # the history's delta
+            rows = conn.execute(_SEL_DELTA, {"p_sid": study_id, "p_after": finished_after}).all()
+            if with_measurements and rows:
+                for m in conn.execute(_SEL_MEASUREMENTS_OF, {"p_tids": [r.id for r in rows]}):
+                    by_trial.setdefault(m.trial_id, []).append(_measurement(m))
         else:
             q = sa.select(trials).order_by(trials.c.number).where(trials.c.study_id == study_id)
             if finished_after is not None:  # unfinished trials and those that finished later
