@@ -33,6 +33,8 @@ from thrifty.errors import SpaceError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from thrifty.encoding import Encoder
+
 Scalar = Union[str, int, float, bool, None]
 ParamValue = Union[str, int, float, bool, None]
 
@@ -309,20 +311,23 @@ class Int(Param):
             )
         return int(value)
 
-    def _log_bounds(self) -> tuple[float, float]:
+    def log_bounds(self) -> tuple[float, float]:
+        """The natural logs of the ends of a log-scaled Int's range in the unit cube: value ``v``
+        owns the cell from ``log(v - 0.5)`` to ``log(v + 0.5)``, and the cube runs from
+        ``log(low - 0.5)`` (``log(low / 2)`` when ``low`` is at most 0.5) to ``log(high + 0.5)``."""
         return math.log(self.low - 0.5 if self.low > 0.5 else self.low / 2), math.log(self.high + 0.5)
 
     def to_unit(self, value: Any) -> float:
         value = int(value)
         if self.log:
-            lo, hi = self._log_bounds()
+            lo, hi = self.log_bounds()
             return (math.log(value) - lo) / (hi - lo)
         return ((value - self.low) // self.step + 0.5) / self.n_values
 
     def from_unit(self, u: float) -> int:
         u = min(max(float(u), 0.0), 1.0)
         if self.log:
-            lo, hi = self._log_bounds()
+            lo, hi = self.log_bounds()
             v = int(round(math.exp(lo + u * (hi - lo))))
             return min(max(v, self.low), self.high)
         i = min(int(u * self.n_values), self.n_values - 1)
@@ -552,6 +557,7 @@ class Space(Mapping[str, Param]):
         self._params = self._validated_order(parsed)
         self._dim_names = tuple(n for n, p in self._params.items() if p.n_dims)
         self._dim_index = {n: i for i, n in enumerate(self._dim_names)}
+        self._encoder: Encoder | None = None
 
     # -- Mapping protocol -------------------------------------------------------------------
     def __getitem__(self, name: str) -> Param:
@@ -671,8 +677,20 @@ class Space(Mapping[str, Param]):
     def n_dims(self) -> int:
         return len(self._dim_names)
 
+    def encoder(self) -> Encoder:
+        """The space's vectorised :class:`~thrifty.encoding.Encoder` (built once per space): many
+        parameter sets to an ``(n, n_dims)`` array and back, and the column layout."""
+        if self._encoder is None:
+            from thrifty.encoding import Encoder
+
+            self._encoder = Encoder(self)
+        return self._encoder
+
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
-        """Map a parameter set to the unit cube; inactive dimensions are ``nan``."""
+        """Map a parameter set to the unit cube; inactive dimensions are ``nan``.
+
+        The one-row form of :meth:`Encoder.encode <thrifty.encoding.Encoder.encode>` (same values,
+        bit for bit; one row at a time is faster here than through arrays)."""
         import numpy as np
 
         x = np.full(len(self._dim_names), np.nan)
@@ -682,7 +700,10 @@ class Space(Mapping[str, Param]):
         return x
 
     def decode(self, x: Sequence[float] | np.ndarray) -> dict[str, ParamValue]:
-        """Map a point of the unit cube to a valid parameter set (conditions applied)."""
+        """Map a point of the unit cube to a valid parameter set (conditions applied).
+
+        The one-row form of :meth:`Encoder.decode <thrifty.encoding.Encoder.decode>` (same
+        parameter sets)."""
         if len(x) != len(self._dim_names):
             raise SpaceError(f"decode: expected a vector of length {len(self._dim_names)}, got {len(x)}")
         out: dict[str, ParamValue] = {}

@@ -6,8 +6,8 @@ maximises an acquisition function. Everything is a function of ``(space, history
 nothing is remembered between proposals, so any worker proposes the same point for the same
 history.
 
-**Model** (:mod:`thrifty.strategies._gp_model`). Inputs are the space's unit-cube encoding (log
-scale where the space says log). Floats and ints are continuous inputs (ints are rounded when the
+**Model** (:mod:`thrifty.numerics.gp`). Inputs are the space's unit-cube encoding
+(:meth:`thrifty.space.Space.encoder`, log scale where the space says log). Floats and ints are continuous inputs (ints are rounded when the
 point is decoded, and candidates are snapped to valid values before they are scored);
 categoricals are one-hot with one length scale per categorical (a Hamming kernel term: two choices
 are either equal or different, never "near"); an inactive conditional parameter takes a fixed
@@ -132,7 +132,7 @@ class GP(Strategy):
         self.n_candidates = _check_int("n_candidates", n_candidates, 16)
         self.max_points = _check_int("max_points", max_points, 20)
         self.wants_cost_model = cost_aware is True
-        self._encodings: dict[Space, Any] = {}
+        self._features: dict[Space, Any] = {}
 
     def params(self) -> dict[str, Any]:
         return {"n_startup": self.n_startup, "cost_aware": self.cost_aware,
@@ -142,15 +142,17 @@ class GP(Strategy):
         import scipy.optimize  # noqa: F401 - slow imports, done outside the ask transaction
         import scipy.stats  # noqa: F401
 
-        import thrifty.strategies._gp_model  # noqa: F401
+        import thrifty.numerics.acquisition  # noqa: F401
+        import thrifty.numerics.gp  # noqa: F401
 
-    def _encoding(self, space: Space) -> Any:
-        from thrifty.strategies._gp_model import Encoding
+    def _group_features(self, space: Space) -> Any:
+        """The kernel features of ``space``'s encoding (built once per space)."""
+        from thrifty.numerics.features import GroupFeatures
 
-        enc = self._encodings.get(space)
-        if enc is None:
-            enc = self._encodings[space] = Encoding(space)
-        return enc
+        feat = self._features.get(space)
+        if feat is None:
+            feat = self._features[space] = GroupFeatures(space.encoder())
+        return feat
 
     # -- proposing ----------------------------------------------------------------------------
     def propose(
@@ -217,24 +219,25 @@ class _Proposer:
 
         self.s = strategy
         self.space = space
-        self.enc = strategy._encoding(space)
+        self.feat = strategy._group_features(space)
+        self.enc = self.feat.encoder
         self.history = history
         self.seed = int(seed) & 0xFFFFFFFF
         self.number = int(number)
         self.ctx = strategy.context
         self.np = np
         self.n_startup = strategy.n_startup if strategy.n_startup is not None else max(5, 2 * space.n_dims)
-        self.all_points = self.enc.enumerate_all(MAX_ENUMERATE)
+        self.all_points = self.enc.all_points(MAX_ENUMERATE)
         # Every trial's canonical point, once (the model's inputs and the duplicate check).
-        self.points = self.enc.canonical(np.array([space.encode(t.params) for t in history])) if history \
+        self.points = self.enc.snap(self.enc.encode([t.params for t in history])) if history \
             else np.empty((0, space.n_dims))
         self.taken = set(self.enc.keys(self.points))
         # Pinned dimensions (propose_pinned): canonical columns and their values.
         self.pin_cols = np.array([space.dim_names.index(name) for name in pinned or {}], dtype=int)
         ref = {**space.decode(np.full(space.n_dims, 0.5)), **(pinned or {})}
-        self.pin_vals = self.enc.canonical(space.encode(ref)[None, :])[0, self.pin_cols]
+        self.pin_vals = self.enc.snap(self.enc.encode([ref]))[0, self.pin_cols]
         if len(also_taken):
-            extra = self.enc.canonical(np.array([space.encode({**q, **(pinned or {})}) for q in also_taken]))
+            extra = self.enc.snap(self.enc.encode([{**q, **(pinned or {})} for q in also_taken]))
             self.taken.update(self.enc.keys(extra))
 
     def pin(self, x: Any) -> Any:
@@ -344,11 +347,11 @@ class _Proposer:
             warnings.simplefilter("ignore")
             if k:
                 engine.fast_forward(k)
-            pts = self.pin(self.enc.canonical(engine.random(64)))
+            pts = self.pin(self.enc.snap(engine.random(64)))
         for x, key in zip(pts, self.enc.keys(pts)):
             if key not in self.taken:
                 return x
-        return self._untaken(self.pin(self.enc.canonical(self.rng(3, k).random((256, self.space.n_dims)))))
+        return self._untaken(self.pin(self.enc.snap(self.rng(3, k).random((256, self.space.n_dims)))))
 
     def _untaken(self, fallback: Any) -> Any:
         if self.all_points is not None:
@@ -369,18 +372,18 @@ class _Model:
     """The fitted GPs of one proposal, and the acquisition's maximisation."""
 
     def __init__(self, p: _Proposer, data: _Data) -> None:
-        from thrifty.strategies._gp_model import GP as GPModel
+        from thrifty.numerics.gp import GaussianProcess
 
         np = p.np
-        self.p, self.np, self.enc = p, np, p.enc
+        self.p, self.np, self.enc, self.feat = p, np, p.enc, p.feat
         rng = p.rng(1)
         idx = self._subset(data, rng)
         self.x = data.x[idx]
-        self.f = self.enc.features(self.x)
+        self.f = self.feat.features(self.x)
         self.y = _standardise(data.y[idx])
         self.feasible = data.feasible[idx]
         self.real_ok = ~data.failed[idx]
-        self.gp = GPModel(self.enc)
+        self.gp = GaussianProcess(self.feat)
         self.theta = self._fit(self.gp, self.y, rng)
         self.gp.condition(self.theta, self.f, self.y)
         self.cons = []  # (GP model, standardised values, standardised bound)
@@ -388,7 +391,7 @@ class _Model:
             vv = v[idx]
             mu, sd = float(np.mean(vv)), float(np.std(vv)) or 1.0
             cy = (vv - mu) / sd
-            cgp = GPModel(self.enc)
+            cgp = GaussianProcess(self.feat)
             th = self._fit(cgp, cy, rng, warm=self.theta, small=True)
             cgp.condition(th, self.f, cy)
             self.cons.append((cgp, cy, th, (b - mu) / sd))
@@ -399,7 +402,7 @@ class _Model:
             if (self.incumbent_ok & at).any():
                 self.incumbent_ok = self.incumbent_ok & at
         self.has_incumbent = bool(self.incumbent_ok.any())
-        self.cost = _CostTerm.make(p, self.enc)
+        self.cost = _CostTerm.make(p, self.feat)
 
     def _subset(self, data: _Data, rng: Any) -> Any:
         """Indices of the points the model uses: all, or beyond ``max_points`` the best third,
@@ -438,12 +441,12 @@ class _Model:
         gp, cons = self.gp, self.cons
         if pending:  # kriging believer: in-flight points at their posterior mean
             xp = np.array(pending)
-            fp = self.enc.features(xp)
+            fp = self.feat.features(xp)
             f = np.vstack([self.f, fp])
-            gp = type(self.gp)(self.enc).condition(self.theta, f, np.r_[self.y, self.gp.predict(fp)[0]])
+            gp = type(self.gp)(self.feat).condition(self.theta, f, np.r_[self.y, self.gp.predict(fp)[0]])
             cons = []
             for cgp, cy, th, b in self.cons:
-                cf = type(cgp)(self.enc).condition(th, f, np.r_[cy, cgp.predict(fp)[0]])
+                cf = type(cgp)(self.feat).condition(th, f, np.r_[cy, cgp.predict(fp)[0]])
                 cons.append((cf, cy, th, b))
         self.acq = _Acquisition(self, gp, cons)
         return self._maximise(k)
@@ -460,7 +463,7 @@ class _Model:
             u = np.nan_to_num(x, nan=0.5)
         else:
             u = self._candidates(rng)
-            x = enc.canonical(u)
+            x = enc.snap(u)
         score = self._score(x)
         if self.cost is not None:
             score = self.cost.prepare(x, score, rng)
@@ -488,7 +491,7 @@ class _Model:
         "improvements". On a (nearly) deterministic objective that neighbourhood is exactly where
         the last digits of the optimum are, so there the rule is off."""
         np = self.np
-        val, var = self.acq.value(self.enc.features(x))
+        val, var = self.acq.value(self.feat.features(x))
         val = np.where(np.isnan(val), -np.inf, val)
         taken = np.array([key in self.p.taken for key in self.enc.keys(x)])
         noise = self.acq.gp.noise
@@ -514,7 +517,7 @@ class _Model:
         base = np.where(np.isnan(base), rng.random(base.shape), base)
         sd = rng.choice([0.01, 0.03, 0.1], size=(n_local, 1))
         local = base.copy()
-        cont = self.enc.cont
+        cont = self.enc.continuous
         local[:, cont] = base[:, cont] + sd * rng.standard_normal((n_local, len(cont)))
         flip = rng.random((n_local, d)) < 1.0 / d
         flip[:, cont] = False
@@ -528,11 +531,11 @@ class _Model:
         enc = self.enc
         order = np.argsort(-score, kind="stable")
         starts = [i for i in order[:N_REFINE] if np.isfinite(score[i])]
-        if starts and len(enc.cont):
+        if starts and len(enc.continuous):
             ur = self._gradient_step(u[starts], x[starts])
-            xr = enc.canonical(ur)
+            xr = enc.snap(ur)
             u, x, score = np.vstack([u, ur]), np.vstack([x, xr]), np.r_[score, self._score(xr)]
-        if len(enc.cats) or any(kd != "float" for kd in enc.kinds):
+        if enc.has_discrete:
             for _ in range(2):
                 order = np.argsort(-score, kind="stable")[:3]
                 moves = [enc.neighbours(u[i], x[i]) for i in order if np.isfinite(score[i])]
@@ -540,7 +543,7 @@ class _Model:
                 if not moves:
                     break
                 un = np.vstack(moves)
-                xn = enc.canonical(un)
+                xn = enc.snap(un)
                 sn = self._score(xn)
                 improved = np.max(sn) > np.max(score)
                 u, x, score = np.vstack([u, un]), np.vstack([x, xn]), np.r_[score, sn]
@@ -549,31 +552,19 @@ class _Model:
         return u, x, score
 
     def _gradient_step(self, u: Any, x: Any) -> Any:
+        """The candidates ``u`` (snapped: ``x``) after L-BFGS-B on the acquisition over their
+        active, unpinned continuous dims."""
         np = self.np
-        from scipy.optimize import minimize
+        from thrifty.numerics.acquisition import gradient_refine
 
-        enc = self.enc
-        cont = enc.cont
+        cont = self.enc.continuous
         free = ~np.isnan(x[:, cont]) & ~np.isin(cont, self.p.pin_cols)[None, :]  # (B, C): active, not pinned
         if not free.any():
             return u
-        base = x.copy()
+        refined = gradient_refine(lambda xb: self.acq.value_grad(self.feat.features(xb), xb), x, free, cont)
         rows, cols = np.nonzero(free)
-        dims = cont[cols]
-        v0 = x[rows, dims]
-
-        def fun(v: Any) -> tuple[float, Any]:
-            xb = base.copy()
-            xb[rows, dims] = v
-            val, grad = self.acq.value_grad(enc.features(xb), xb)
-            val = np.where(np.isfinite(val), val, -1e6)
-            g = np.nan_to_num(grad[rows, cols], nan=0.0, posinf=0.0, neginf=0.0)
-            return -float(np.sum(val)), -g
-
-        res = minimize(fun, v0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(v0),
-                       options={"maxiter": 60})
         out = u.copy()
-        out[rows, dims] = np.clip(res.x, 0.0, 1.0)
+        out[rows, cont[cols]] = refined[rows, cont[cols]]
         return out
 
 
@@ -582,9 +573,9 @@ class _Acquisition:
 
     def __init__(self, model: _Model, gp: Any, cons: list[Any]) -> None:
         np = model.np
-        self.np, self.gp, self.cons, self.enc = np, gp, cons, model.enc
+        self.np, self.gp, self.cons = np, gp, cons
         self.cost = model.cost
-        self.cont_cols = model.enc.dim_col[model.enc.cont]
+        self.cont_cols = model.feat.dim_col[model.enc.continuous]
         n = len(model.y)
         if model.has_incumbent:
             mean = gp.train_mean()[:n]
@@ -593,7 +584,7 @@ class _Acquisition:
             self.best = None
 
     def value(self, f: Any) -> Any:
-        from thrifty.strategies._gp_model import log_ei, log_prob_below
+        from thrifty.numerics.acquisition import log_ei, log_prob_below
 
         mean, var = self.gp.predict(f)
         total = log_ei(mean, var, self.best) if self.best is not None else self.np.zeros(len(f))
@@ -605,7 +596,7 @@ class _Acquisition:
         return total, var
 
     def value_grad(self, f: Any, x: Any) -> tuple[Any, Any]:
-        from thrifty.strategies._gp_model import log_ei_grad, log_prob_below_grad
+        from thrifty.numerics.acquisition import log_ei_grad, log_prob_below_grad
 
         np = self.np
         total = np.zeros(len(f))
@@ -627,14 +618,15 @@ class _Acquisition:
 class _CostTerm:
     """``alpha * log cost`` for cost-aware search (CArBO's cost cooling)."""
 
-    def __init__(self, p: _Proposer, enc: Any, alpha: float) -> None:
+    def __init__(self, p: _Proposer, feat: Any, alpha: float) -> None:
         np = p.np
-        self.p, self.enc, self.np, self.alpha = p, enc, np, alpha
-        self.slope = np.zeros(len(enc.cont))
+        self.p, self.feat, self.np, self.alpha = p, feat, np, alpha
+        self.cont_cols = feat.dim_col[feat.encoder.continuous]  # the continuous dims' feature columns
+        self.slope = np.zeros(len(self.cont_cols))
         self.intercept = 0.0
 
     @staticmethod
-    def make(p: _Proposer, enc: Any) -> _CostTerm | None:
+    def make(p: _Proposer, feat: Any) -> _CostTerm | None:
         ctx = p.ctx
         on = p.s.cost_aware
         if on is None:
@@ -647,11 +639,11 @@ class _CostTerm:
             alpha = 1.0
         if alpha <= 0.0:
             return None
-        return _CostTerm(p, enc, alpha)
+        return _CostTerm(p, feat, alpha)
 
     def log_cost(self, x: Any) -> Any:
         np = self.np
-        params = [self.p.space.decode(row) for row in np.nan_to_num(x, nan=0.5)]
+        params = self.p.enc.decode(np.nan_to_num(x, nan=0.5))
         ctx = self.p.ctx
         mean, _ = ctx.cost_model.predict_log(params, ctx.max_resource)
         return np.asarray(mean, dtype=float)
@@ -662,7 +654,7 @@ class _CostTerm:
     def fit_linear(self, x: Any, logc: Any) -> None:
         """A linear fit of log cost on the continuous dims (for the gradient refinement)."""
         np = self.np
-        xc = self.enc.features(x)[:, self.enc.dim_col[self.enc.cont]]
+        xc = self.feat.features(x)[:, self.cont_cols]
         a = np.hstack([np.ones((len(xc), 1)), xc])
         coef = np.linalg.lstsq(a.T @ a + 1e-6 * np.eye(a.shape[1]), a.T @ logc, rcond=None)[0]
         self.intercept, self.slope = float(coef[0]), coef[1:]
@@ -677,13 +669,13 @@ class _CostTerm:
         rest = order[half:]
         pick = np.r_[top, rng.choice(rest, size=min(half, len(rest)), replace=False)] if len(rest) else top
         self.fit_linear(x[pick], self.log_cost(x[pick]))
-        return score - self.linear(self.enc.features(x)[:, self.enc.dim_col[self.enc.cont]])
+        return score - self.linear(self.feat.features(x)[:, self.cont_cols])
 
     def final(self, x: Any, score: Any) -> Any:
         """Scores with the cost model's forecast for the best ``COST_POOL`` candidates (by EI)."""
         np = self.np
         out = np.full(len(score), -np.inf)
-        lin = self.linear(self.enc.features(x)[:, self.enc.dim_col[self.enc.cont]])
+        lin = self.linear(self.feat.features(x)[:, self.cont_cols])
         base = score + lin  # the acquisition without the linear cost term
         order = np.argsort(-base, kind="stable")[:COST_POOL]
         order = order[np.isfinite(base[order])]
