@@ -18,8 +18,9 @@ full resource of a trial).
   ``log r`` (single curves stray from the shape like a random walk), measured on the trials'
   own curves with each trial left out of the shape it is checked against.
 * **Level** ``f``: a Gaussian process on the encoded parameters (the unit cube of
-  :meth:`~thrifty.space.Space.encode`, log-scaled where the space says log; categorical and
-  "inactive" dimensions compare as equal / different). Its kernel is an ARD Matérn-3/2 plus a
+  :meth:`~thrifty.space.Space.encoder`, log-scaled where the space says log; categorical and
+  "inactive" dimensions compare as equal / different: :mod:`thrifty.numerics.features`), built
+  from :mod:`thrifty.numerics` (kernels, Cholesky, log evidence, slice sampling). Its kernel is an ARD Matérn-3/2 plus a
   constant (the unknown mean cost, integrated out), with a log-normal prior (median 1, one
   unit of log) on each length scale, so that dimensions the data say little about stay smooth.
   Each trial gives one observation: its cost at ``R``, or, for a trial that stopped earlier, its
@@ -60,10 +61,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import lapack
-from scipy.optimize import minimize
 
-from thrifty.space import Categorical, Space
+from thrifty.numerics.features import hamming_mask, values_with_indicators
+from thrifty.numerics.fitting import best_of_starts, slice_sample
+from thrifty.numerics.kernels import matern, sq_dists
+from thrifty.numerics.posterior import neg_log_evidence, posterior_weights
+from thrifty.space import Space
 from thrifty.trial import Trial, TrialState
 
 
@@ -173,44 +176,6 @@ _BOUNDS_AMP = (math.log(0.01), math.log(20.0))
 _BOUNDS_NOISE = (math.log(1e-6), math.log(2.0))
 
 
-def _matern(r2: np.ndarray, amp: Any, nu: float) -> tuple[np.ndarray, np.ndarray]:
-    """Matérn kernel values at squared scaled distances ``r2`` and ``-2 dk/d(r2)``."""
-    if nu == 1.5:
-        r = np.sqrt(3.0 * r2)
-        e = amp * np.exp(-r)
-        return (1.0 + r) * e, 3.0 * e
-    r = np.sqrt(5.0 * r2)
-    e = amp * np.exp(-r)
-    return (1.0 + r + r * r / 3.0) * e, (5.0 / 3.0) * (1.0 + r) * e
-
-
-def _chol(k: np.ndarray) -> np.ndarray | None:
-    """Lower Cholesky factor (LAPACK directly: these matrices are small and factored often)."""
-    c, info = lapack.dpotrf(k, lower=1, clean=1)
-    return c if info == 0 else None
-
-
-def _chol_solve(c: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return lapack.dpotrs(c, b, lower=1)[0]
-
-
-def _chol_inv(c: np.ndarray) -> np.ndarray:
-    # (Not dpotri, nor dpotrs against the identity: OpenBLAS runs those multi-threaded even for
-    # small matrices, and the threads' spinning stalls the workers of a study that refit the model
-    # side by side on a few cores.)
-    li = lapack.dtrtri(c, lower=1)[0]
-    return li.T @ li
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray, hamming: np.ndarray) -> np.ndarray:
-    """Per-dimension squared differences, shape (len(a), len(b), d); 0/1 for Hamming dims."""
-    d = a[:, None, :] - b[None, :, :]
-    d = d * d
-    if hamming.any():
-        d[:, :, hamming] = (d[:, :, hamming] > 1e-18).astype(float)
-    return d
-
-
 @dataclass
 class _Posterior:
     y_mu: float
@@ -235,7 +200,7 @@ class _GP:
         self.y_sd = sd if sd > 1e-9 else 1.0
         self.y = (y - self.y_mu) / self.y_sd
         self.extra = extra_var / self.y_sd**2
-        self.dist = _sq_dists(x, x, hamming)
+        self.dist = sq_dists(x, x, hamming)
         self.n, self.d = x.shape
         self.bounds = [_BOUNDS_LS] * self.d + [_BOUNDS_AMP, _BOUNDS_NOISE]
 
@@ -245,74 +210,43 @@ class _GP:
         w = np.exp(-2.0 * th[:d])
         amp = math.exp(th[d])
         noise = math.exp(th[d + 1])
-        kf, dk = _matern(self.dist @ w, amp, self.nu)
+        kf, dk = matern(self.dist @ w, amp, self.nu)
         k = kf + _CONST_VAR
         k[np.diag_indices(n)] += noise + _NOISE_MIN + self.extra
-        c = _chol(k)
-        if c is None:
+        ev = neg_log_evidence(k, self.y, with_w=grad)
+        if ev is None:
             return (1e10, np.zeros_like(th)) if grad else 1e10
-        alpha = _chol_solve(c, self.y)
         u = (th[:d] - _LS_PRIOR[0]) / _LS_PRIOR[1]
-        val = 0.5 * float(self.y @ alpha) + float(np.sum(np.log(np.diag(c)))) + 0.5 * float(u @ u)
+        val = ev[0] + 0.5 * float(u @ u)
         if not grad:
             return val
-        wm = _chol_inv(c) - np.outer(alpha, alpha)
+        wm = ev[1]
         g = np.empty_like(th)
         # dK/dlog(l_j) = -2 dk/d(r2) * w_j * D_j
-        g[:d] = 0.5 * w * np.einsum("ab,abj->j", wm * dk, self.dist)
+        g[:d] = 0.5 * w * np.einsum("ab,abj->j", wm * (-2.0 * dk), self.dist)
         g[d] = 0.5 * float(np.sum(wm * kf))
         g[d + 1] = 0.5 * float(np.trace(wm)) * noise
         g[:d] += u / _LS_PRIOR[1]
         return val, g
 
     def fit(self, rng: np.random.Generator, samples: int) -> _GP:
-        """The posterior mode (L-BFGS from ``_RESTARTS + 1`` starts), then, if ``samples > 1``, a
+        """The posterior mode (SLSQP from ``_RESTARTS + 1`` starts), then, if ``samples > 1``, a
         slice-sampling chain from it: ``_BURN`` sweeps, then one sample every ``_THIN`` sweeps."""
         d = self.d
         starts = [np.r_[np.full(d, math.log(0.5)), 0.0, math.log(0.05)]]
         for _ in range(_RESTARTS):
             starts.append(np.r_[rng.uniform(math.log(0.1), math.log(3.0), d), rng.uniform(-1, 1),
                                 rng.uniform(-5, -1)])
-        best = None
-        for s in starts:
-            # (SLSQP rather than L-BFGS-B: scipy's L-BFGS-B calls LAPACK routines that OpenBLAS
-            # runs multi-threaded even at this size, which stalls forked workers fitting side by side.)
-            res = minimize(self.neg_log_post, s, jac=True, method="SLSQP", bounds=self.bounds)
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-        theta = best.x if best is not None else starts[0]
+        # (SLSQP rather than L-BFGS-B: scipy's L-BFGS-B calls LAPACK routines that OpenBLAS
+        # runs multi-threaded even at this size, which stalls forked workers fitting side by side.)
+        theta = best_of_starts(self.neg_log_post, starts, self.bounds, "SLSQP")
         if samples > 1:
-            keep = self._slice(theta, rng, _BURN + samples * _THIN)[_BURN + _THIN - 1::_THIN]
+            keep = slice_sample(lambda th: -self.neg_log_post(th, grad=False), theta, self.bounds, rng,
+                                _BURN + samples * _THIN)[_BURN + _THIN - 1::_THIN]
         else:
             keep = [theta]
         self._set(np.array(keep))
         return self
-
-    def _slice(self, th: np.ndarray, rng: np.random.Generator, sweeps: int, width: float = 1.0) -> list[np.ndarray]:
-        """Univariate slice sampling (stepping-in), one sweep over all hyperparameters at a time."""
-        x = th.copy()
-        fx = -self.neg_log_post(x, grad=False)
-        out = []
-        for _ in range(sweeps):
-            for j in rng.permutation(len(x)):
-                lo_b, hi_b = self.bounds[j]
-                level = fx + math.log(rng.random())
-                lo = x[j] - width * rng.random()
-                hi = lo + width
-                lo, hi = max(lo, lo_b), min(hi, hi_b)
-                for _ in range(50):
-                    xn = x.copy()
-                    xn[j] = rng.uniform(lo, hi)
-                    fn = -self.neg_log_post(xn, grad=False)
-                    if fn > level:
-                        x, fx = xn, fn
-                        break
-                    if xn[j] < x[j]:
-                        lo = xn[j]
-                    else:
-                        hi = xn[j]
-            out.append(x.copy())
-        return out
 
     def _set(self, thetas: np.ndarray) -> None:
         """Keep the hyperparameter samples and their kernel matrices (without the noise)."""
@@ -320,7 +254,7 @@ class _GP:
         self.w = np.exp(-2.0 * thetas[:, :d])  # (S, d)
         self.amp = np.exp(thetas[:, d])
         self.noise = np.exp(thetas[:, d + 1]) + _NOISE_MIN
-        self.k = np.stack([_matern(self.dist @ w, a, self.nu)[0] + _CONST_VAR for w, a in zip(self.w, self.amp)])
+        self.k = np.stack([matern(self.dist @ w, a, self.nu)[0] + _CONST_VAR for w, a in zip(self.w, self.amp)])
 
     def condition(self, y: np.ndarray, extra_var: np.ndarray, rescale: bool = False) -> _Posterior:
         """The posterior for targets ``y`` at the training inputs (the hyperparameter samples are
@@ -338,18 +272,15 @@ class _GP:
         for i in range(samples):
             k = self.k[i].copy()
             k[np.diag_indices(n)] += self.noise[i] + extra
-            c = _chol(k)
-            if c is None:  # cannot happen with the noise floor, but never fail a forecast on it
-                c = _chol(k + 1e-6 * np.max(np.diag(k)) * np.eye(n))
-            alpha[i] = _chol_solve(c, yy)
-            kinv[i] = _chol_inv(c)
+            # (one retry with jitter: cannot be needed with the noise floor, but never fail a forecast)
+            alpha[i], kinv[i] = posterior_weights(k, yy, "one_retry")
         scale = (alpha @ yy + 2.0) / (n + 2.0) if rescale else np.ones(samples)
         return _Posterior(y_mu, y_sd, alpha, kinv, scale)
 
     def cross(self, xs: np.ndarray) -> np.ndarray:
         """Kernel between new inputs and the training inputs, per sample: (S, m, n)."""
-        dist = _sq_dists(xs, self.x, self.hamming)  # (m, n, d)
-        return _matern(np.einsum("mnd,sd->smn", dist, self.w), self.amp[:, None, None], self.nu)[0] + _CONST_VAR
+        dist = sq_dists(xs, self.x, self.hamming)  # (m, n, d)
+        return matern(np.einsum("mnd,sd->smn", dist, self.w), self.amp[:, None, None], self.nu)[0] + _CONST_VAR
 
     def predict(self, post: _Posterior, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of a new observation's y (``ks`` from :meth:`cross`), mixed over the
@@ -385,9 +316,8 @@ class CostModel:
         self.samples = samples
         self.max_trials = max_trials
         self.seed = seed
-        self._cond_dims = [i for i, n in enumerate(space.dim_names) if space[n].when]
-        self._hamming = np.array([isinstance(space[n], Categorical) for n in space.dim_names]
-                                 + [True] * len(self._cond_dims), dtype=bool)
+        self._encoder = space.encoder()
+        self._hamming = hamming_mask(self._encoder)
         self._fitted = False
         self.n_trials = 0
         self.n_rows = 0
@@ -414,26 +344,21 @@ class CostModel:
     def _inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(GP inputs: values with inactive = 0.5, plus an is-inactive column per conditional
         dimension; shape-model inputs: values with inactive = 0.5)."""
-        x = np.atleast_2d(x)
-        inactive = np.isnan(x)
-        xf = np.where(inactive, 0.5, x)
-        if self._cond_dims:
-            return np.hstack([xf, inactive[:, self._cond_dims].astype(float)]), xf
-        return xf, xf
+        return values_with_indicators(self._encoder, x)
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, trials: Sequence[Trial]) -> CostModel:
         """Fit on the trials' measured costs. Trials without any cost are ignored."""
-        enc, obs_all = [], []
+        params, obs_all = [], []
         for t in trials:
             if t.state is TrialState.PENDING:
                 continue
             obs = self.observations(t)
             if not obs:
                 continue
-            enc.append(self.space.encode(t.params))
+            params.append(t.params)
             obs_all.append(obs)
-        enc, obs_all = enc[-self.max_trials:], obs_all[-self.max_trials:]
+        params, obs_all = params[-self.max_trials:], obs_all[-self.max_trials:]
         n_trials = len(obs_all)
         self.n_trials = n_trials
         self.n_rows = sum(len(o) for o in obs_all)
@@ -447,7 +372,7 @@ class CostModel:
                           float(np.median(r_last)))
         if not self._fitted:
             return self
-        gp_x, shape_x = self._inputs(np.vstack(enc))
+        gp_x, shape_x = self._inputs(self._encoder.encode(params))
         log_r = [np.log([r for r, _ in o]) for o in obs_all]
         log_c = [np.log([c for _, c in o]) for o in obs_all]
         self.ref_resource = float(max(np.max(np.exp(lr)) for lr in log_r))
@@ -509,7 +434,7 @@ class CostModel:
             mu, sd, r0 = self._fallback
             # Without a model, cost is assumed proportional to the resource.
             return mu + np.log(np.maximum(r, 1e-12) / r0), np.full(n, max(sd, 0.5))
-        gp_x, shape_x = self._inputs(np.vstack([self.space.encode(p) for p in params]))
+        gp_x, shape_x = self._inputs(self._encoder.encode(params))
         log_r = np.log(np.maximum(r, 1e-12))
         anchors = self._anchors
         # Between two anchors: interpolate (linearly in log r) the forecasts from both; outside
@@ -552,13 +477,13 @@ class CostModel:
             mu, sd = self.predict_log(params, resource)
             # Without a model the unknown is the level of all costs at once: fully shared.
             return mu[None, :] + sd[None, :] * rng.standard_normal((draws, 1))
-        gp_x, shape_x = self._inputs(np.vstack([self.space.encode(p) for p in params]))
+        gp_x, shape_x = self._inputs(self._encoder.encode(params))
         log_r = math.log(max(float(resource), 1e-12))
         a = int(np.argmin(np.abs(self._anchors - log_r)))
         post = self._posts[a]
         gp = self._gp
         ks = gp.cross(gp_x)  # (S, n, m)
-        kss = _matern(np.einsum("mnd,sd->smn", _sq_dists(gp_x, gp_x, gp.hamming), gp.w),
+        kss = matern(np.einsum("mnd,sd->smn", sq_dists(gp_x, gp_x, gp.hamming), gp.w),
                       gp.amp[:, None, None], gp.nu)[0] + _CONST_VAR
         c_mean, c_var = self._shape.change(shape_x, np.full(n, self._anchors[a]), np.full(n, log_r))
         which = rng.integers(0, len(gp.amp), size=draws)

@@ -5,8 +5,8 @@ Written from Bergstra et al. (2011), "Algorithms for Hyper-Parameter Optimizatio
 (2023), "Tree-Structured Parzen Estimator: Understanding Its Algorithm Components and Their Roles
 for Better Empirical Performance". The choices made here:
 
-* **Multivariate Parzen estimators on the unit cube.** Trials are encoded by
-  :meth:`~thrifty.space.Space.encode` (log-scaled where the space says ``log=True``). Each of the
+* **Multivariate Parzen estimators on the unit cube.** Trials are encoded by the space's
+  encoder (:meth:`~thrifty.space.Space.encoder`, log-scaled where the space says ``log=True``). Each of the
   two densities ``l(x)`` (good trials) and ``g(x)`` (bad trials) is a mixture with one product
   kernel per trial plus a *prior* component, the uniform distribution on the cube, with weight
   ``prior_weight`` (each trial weighs 1). Kernels per dimension:
@@ -100,7 +100,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.ranking import measured
-from thrifty.space import Categorical, Float, Int, ParamValue, Space
+from thrifty.space import ParamValue, Space
 from thrifty.strategies.base import Strategy, seeded_rng
 from thrifty.trial import Trial, TrialState
 
@@ -131,41 +131,34 @@ class _Dims:
 
 
 def _describe(space: Space) -> _Dims:
-    d = space.n_dims
+    """The estimators' view of ``space``'s encoding (:meth:`Space.encoder`): ints with at most
+    ``_MAX_INT_CELLS`` values are discrete (their cells' edges), larger ones continuous."""
+    enc = space.encoder()
+    d = enc.n_dims
     kind = np.zeros(d, dtype=int)
     edges: list[np.ndarray | None] = [None] * d
     n_choices = np.ones(d, dtype=int)
     all_discrete = True
     size = 1
-    for k, name in enumerate(space.dim_names):
-        p = space[name]
-        if isinstance(p, Categorical):
+    for k, col in enumerate(enc.columns):
+        if col.kind == "categorical":
             kind[k] = _CAT
-            n_choices[k] = len(p.choices)
-            size *= len(p.choices)
-        elif isinstance(p, Int):
-            size *= p.n_values
-            if p.n_values > _MAX_INT_CELLS:
+            n_choices[k] = col.n_values
+            size *= col.n_values
+        elif col.kind == "int":
+            size *= col.n_values
+            if col.n_values > _MAX_INT_CELLS:
                 continue  # modelled as a float
             kind[k] = _INT
-            if p.log:
-                lo = math.log(p.low - 0.5 if p.low > 0.5 else p.low / 2)
-                hi = math.log(p.high + 0.5)
-                vals = np.arange(p.low, p.high + 1, dtype=float)
-                e = (np.log(np.r_[vals - 0.5, p.high + 0.5]) - lo) / (hi - lo)
-                e[0], e[-1] = 0.0, 1.0
-                edges[k] = e
-            else:
-                edges[k] = np.linspace(0.0, 1.0, p.n_values + 1)
+            edges[k] = enc.cell_edges(k)
         else:
-            assert isinstance(p, Float)
             all_discrete = False
     grid = grid_params = None
     if all_discrete and size <= _MAX_ENUMERATE:
         from thrifty.strategies.grid import GridSearch
 
         grid_params = GridSearch().grid(space)
-        grid = np.array([space.encode(g) for g in grid_params]).reshape(len(grid_params), d)
+        grid = enc.encode(grid_params)
     return _Dims(kind, edges, n_choices, grid, grid_params)
 
 
@@ -542,8 +535,8 @@ class TPE(Strategy):
                 u = l_est.sample(rng, self.n_candidates)
             else:
                 u = rng.random((self.n_candidates, d))
-            params = [space.decode(row) for row in u]
-            x = np.array([space.encode(p) for p in params]).reshape(len(params), d)
+            params = space.encoder().decode(u)
+            x = space.encoder().encode(params)
             s = score(params, x)
             repeat = _repeats(x, hist.x)
             if not repeat.all():
