@@ -63,6 +63,7 @@ import numpy as np
 from scipy.linalg import lapack
 from scipy.optimize import minimize
 
+from thrifty.errors import NotEnoughData, ValidationError
 from thrifty.space import Categorical, Space
 from thrifty.trial import Trial, TrialState
 
@@ -372,13 +373,13 @@ class CostModel:
     def __init__(self, space: Space, rows_per_trial: int = 8, min_trials: int = 3, *, samples: int = 8,
                  max_trials: int = 200, seed: int = 0) -> None:
         if rows_per_trial < 1:
-            raise ValueError(f"CostModel(rows_per_trial={rows_per_trial}): expected an integer >= 1")
+            raise ValidationError(f"CostModel(rows_per_trial={rows_per_trial}): expected an integer >= 1")
         if min_trials < 2:
-            raise ValueError(f"CostModel(min_trials={min_trials}): expected an integer >= 2")
+            raise ValidationError(f"CostModel(min_trials={min_trials}): expected an integer >= 2")
         if samples < 1:
-            raise ValueError(f"CostModel(samples={samples}): expected an integer >= 1")
+            raise ValidationError(f"CostModel(samples={samples}): expected an integer >= 1")
         if max_trials < min_trials:
-            raise ValueError(f"CostModel(max_trials={max_trials}): expected an integer >= min_trials")
+            raise ValidationError(f"CostModel(max_trials={max_trials}): expected an integer >= min_trials")
         self.space = space
         self.rows_per_trial = rows_per_trial
         self.min_trials = min_trials
@@ -505,7 +506,7 @@ class CostModel:
             return np.zeros(0), np.zeros(0)
         if not self._fitted:
             if getattr(self, "_fallback", None) is None:
-                raise ValueError("the cost model has seen no trial with a cost yet")
+                raise NotEnoughData("the cost model has seen no trial with a cost yet")
             mu, sd, r0 = self._fallback
             # Without a model, cost is assumed proportional to the resource.
             return mu + np.log(np.maximum(r, 1e-12) / r0), np.full(n, max(sd, 0.5))
@@ -547,7 +548,7 @@ class CostModel:
         """
         n = len(params)
         if draws < 1:
-            raise ValueError(f"sample_log(draws={draws!r}): expected an integer >= 1")
+            raise ValidationError(f"sample_log(draws={draws!r}): expected an integer >= 1")
         if not self._fitted:
             mu, sd = self.predict_log(params, resource)
             # Without a model the unknown is the level of all costs at once: fully shared.
