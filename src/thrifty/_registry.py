@@ -118,7 +118,10 @@ def build(kind: str, value: Any, base: type[T]) -> T:
         )
     if name in CLASSES[kind]:
         spec = make_spec(kind, name, kwargs)
-        obj = spec if isinstance(spec, base) else _load(CLASSES[kind][name])(**spec.params())
+        try:
+            obj = spec if isinstance(spec, base) else _load(CLASSES[kind][name])(**spec.params())
+        except ValidationError as exc:  # what only the class can check (BOHB's inner strategy)
+            raise ValidationError(f"{label} {name!r}: {exc}") from None
     elif ":" in name:
         try:
             cls = _load(name)

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thrifty.errors import ValidationError
 from thrifty.schedulers._curves import curve, first_at_or_after
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import BOHBSpec
@@ -46,7 +47,10 @@ class BOHB(Strategy):
         self.min_points = spec.min_points
         self.inner_spec = spec.inner
         self.impute_stopped = spec.impute_stopped
-        self.inner = make_strategy(spec.inner)
+        try:
+            self.inner = make_strategy(spec.inner)
+        except ValidationError as exc:
+            raise ValidationError(f"BOHB(inner={spec.inner!r}): {exc}") from None
         self.wants_cost_model = self.inner.wants_cost_model
 
     def level(self, space: Space, history: Sequence[Trial]) -> tuple[float | None, dict[int, float]]:
