@@ -168,7 +168,8 @@ def make_criteria(specs: Sequence[Criterion | Mapping[str, Any]] | Criterion | N
         specs = [specs]
     out = []
     for spec in specs:
-        if not isinstance(spec, Criterion) and (not isinstance(spec, Mapping) or spec.get("name") not in names("criterion")):
+        known = isinstance(spec, Criterion) or (isinstance(spec, Mapping) and spec.get("name") in names("criterion"))
+        if not known:
             raise ValidationError(
                 f"stop_when: {spec!r} is not a criterion; use th.TargetReached, th.NoImprovement or "
                 f"th.ImprovementNotWorthCost (or a dict with 'name' in {', '.join(names('criterion'))})"

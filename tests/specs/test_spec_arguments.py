@@ -76,7 +76,8 @@ BAD = [
     ("scheduler", "hyperband", {"synchronous": True, "resource": "cost_usd"},
      "Hyperband(synchronous=True, resource='cost_usd'): the synchronous variant needs resource='step' "
      "(trials pause at whole steps)"),
-    ("scheduler", "adaptive", {"reduction_factor": 0.5}, "AdaptiveASHA(reduction_factor=0.5): expected a finite number > 1"),
+    ("scheduler", "adaptive", {"reduction_factor": 0.5},
+     "AdaptiveASHA(reduction_factor=0.5): expected a finite number > 1"),
     ("scheduler", "pbt", {"population_size": 1}, "PBT(population_size=1): expected an integer >= 2"),
     ("scheduler", "pbt", {"quantile": 0.75}, "PBT(quantile=0.75): expected a number in (0, 0.5]"),
     ("scheduler", "pbt", {"factors": [0.8]}, "PBT(factors=[0.8]): expected two positive multipliers, e.g. (0.8, 1.2)"),

@@ -115,7 +115,8 @@ def test_several_objectives_with_the_default_scheduler_run_to_the_end(sqlite_url
 
 def test_thrifty_run_refuses_an_incompatible_config_before_writing(tmp_path):
     config = tmp_path / "tune.yaml"
-    config.write_text(f"storage: sqlite:///{tmp_path / 'tune.db'}\nartifact_root: {tmp_path / 'art'}\n" + textwrap.dedent("""\
+    head = f"storage: sqlite:///{tmp_path / 'tune.db'}\nartifact_root: {tmp_path / 'art'}\n"
+    config.write_text(head + textwrap.dedent("""\
         command: python train.py --lr={lr}
         metrics: {acc: {regex: 'acc=([0-9.]+)', goal: max}, loss: {regex: 'loss=([0-9.]+)', goal: min}}
         objective: {acc: max, loss: min}

@@ -20,8 +20,9 @@ resource>, reduction_factor)`` with its default measured rungs. On the LCBench s
 one epoch in has a rank correlation of -0.6 to 0.4 with the end, and a classic ASHA stops the
 eventual winners there: measured rungs turn that loss into a gain (``benchmarks/RESULTS.md``).
 Trials that report no steps are never stopped, nor are the trials of a study with several
-objectives unless ``metric=`` names the one to judge by (there is no single ranking). Pass ``scheduler="none"`` to let every trial run
-to its end, or an ``ASHA``/``Hyperband`` for a declared schedule.
+objectives unless ``metric=`` names the one to judge by (there is no single ranking). Pass
+``scheduler="none"`` to let every trial run to its end, or an ``ASHA``/``Hyperband`` for a declared
+schedule.
 """
 
 from __future__ import annotations

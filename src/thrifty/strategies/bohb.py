@@ -13,6 +13,7 @@ ranks predict the end, so it is evidence against that region, and without it the
 them, proposes the same doomed region again and again (on LCBench: a hundred trials stopped at
 epoch 3 in one run, 44 of its 50 units). ``impute_stopped=False`` leaves them out, as BOHB does. It pairs with ``scheduler="asha"``, ``"hyperband"`` or
 ``"adaptive"``: the scheduler decides how long each trial runs, this strategy which trials start.
+One objective only: ``Study.create`` refuses it for several (its levels rank one metric).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ INFEASIBLE for breaking a constraint contributes its curve like a completed one)
 
 Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
 trial runs, this strategy which configurations start. Without steps in the history (no trial
-reported two or more), it is the plain ``gp``. One objective only (several: the plain ``gp``'s
-ParEGO scalarisation, on final values).
+reported two or more), it is the plain ``gp``. One objective only: ``Study.create`` refuses it for
+several (use ``gp``, whose ParEGO scalarisation models several, or ``nsga2``).
 """
 
 from __future__ import annotations
