@@ -26,38 +26,31 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from thrifty.errors import ValidationError
 from thrifty.ranking import rank
+from thrifty.specs.base import Spec, arg
+from thrifty.specs.rules import BOOLEAN, POSITIVE, integer, number
 from thrifty.trial import Trial
 
 
-def _number(name: str, value: Any, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}={value!r}: expected a finite number")
-    if positive and value <= 0:
-        raise ValueError(f"{name}={value!r}: must be above zero")
-    return float(value)
+@dataclass(frozen=True)
+class Criterion(Spec, abc.ABC):
+    """A rule that says when a single-objective study is done. A criterion is its own validated
+    spec (:class:`~thrifty.specs.base.Spec`): frozen, its fields the constructor's arguments."""
 
-
-class Criterion(abc.ABC):
-    """A rule that says when a single-objective study is done."""
-
-    name: ClassVar[str]
+    kind: ClassVar[str] = "criterion"
+    one_objective: ClassVar[bool] = True
+    instead: ClassVar[str] = "drop stop_when, or use a single objective"
 
     @abc.abstractmethod
     def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
         """Why the study is done, or ``None``. ``finished``: finished trials in number order."""
 
-    @abc.abstractmethod
-    def params(self) -> dict[str, Any]: ...
-
     def to_spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
 
 def running_best(finished: Sequence[Trial], metric: str, direction: str) -> list[float | None]:
@@ -71,16 +64,14 @@ def running_best(finished: Sequence[Trial], metric: str, direction: str) -> list
     return out
 
 
+@dataclass(frozen=True)
 class TargetReached(Criterion):
     """Done once a completed trial reaches ``value``."""
 
-    name = "target"
+    name: ClassVar[str] = "target"
+    owner: ClassVar[str] = "TargetReached"
 
-    def __init__(self, value: float) -> None:
-        self.value = _number("TargetReached(value)", value, positive=False)
-
-    def params(self) -> dict[str, Any]:
-        return {"value": self.value}
+    value: float = arg(rule=number())
 
     def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
         best = running_best(finished, metric, direction)
@@ -90,30 +81,23 @@ class TargetReached(Criterion):
         return None
 
 
+@dataclass(frozen=True)
 class NoImprovement(Criterion):
     """Done when the best improved by less than ``min_improvement`` over a window of the last
     ``trials`` finished trials or the last ``usd`` dollars (give exactly one)."""
 
-    name = "no_improvement"
+    name: ClassVar[str] = "no_improvement"
+    owner: ClassVar[str] = "NoImprovement"
 
-    def __init__(
-        self, min_improvement: float = 0.01, trials: int | None = None, usd: float | None = None,
-        relative: bool = True,
-    ) -> None:
-        self.min_improvement = _number("NoImprovement(min_improvement)", min_improvement, positive=False)
-        if self.min_improvement < 0:
-            raise ValueError(f"NoImprovement(min_improvement={min_improvement!r}): must be >= 0")
-        if (trials is None) == (usd is None):
-            raise ValueError("NoImprovement: give exactly one window, trials=N or usd=X")
-        if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-            raise ValueError(f"NoImprovement(trials={trials!r}): expected an integer >= 1")
-        self.trials = trials
-        self.usd = _number("NoImprovement(usd)", usd) if usd is not None else None
-        self.relative = bool(relative)
+    min_improvement: float = arg(0.01, number(at_least=0))
+    trials: int | None = arg(None, integer(1).or_none())
+    usd: float | None = arg(None, POSITIVE.or_none())
+    relative: bool = arg(True, BOOLEAN)
 
-    def params(self) -> dict[str, Any]:
-        return {"min_improvement": self.min_improvement, "trials": self.trials, "usd": self.usd,
-                "relative": self.relative}
+    def check_args(self) -> None:
+        if (self.trials is None) == (self.usd is None):
+            raise ValidationError(f"NoImprovement(trials={self.trials!r}, usd={self.usd!r}): give exactly one "
+                                  "window, trials=N or usd=X")
 
     def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
         best = running_best(finished, metric, direction)
@@ -146,20 +130,16 @@ class NoImprovement(Criterion):
         return None
 
 
+@dataclass(frozen=True)
 class ImprovementNotWorthCost(Criterion):
     """Done when the expected gain of one more trial is worth less than its expected cost (see
     the module docstring for the rule)."""
 
-    name = "not_worth_cost"
+    name: ClassVar[str] = "not_worth_cost"
+    owner: ClassVar[str] = "ImprovementNotWorthCost"
 
-    def __init__(self, usd_per_unit: float, window: int = 10) -> None:
-        self.usd_per_unit = _number("ImprovementNotWorthCost(usd_per_unit)", usd_per_unit)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-            raise ValueError(f"ImprovementNotWorthCost(window={window!r}): expected an integer >= 2")
-        self.window = window
-
-    def params(self) -> dict[str, Any]:
-        return {"usd_per_unit": self.usd_per_unit, "window": self.window}
+    usd_per_unit: float = arg(rule=POSITIVE)
+    window: int = arg(10, integer(2))
 
     def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
         best = running_best(finished, metric, direction)
@@ -177,30 +157,22 @@ class ImprovementNotWorthCost(Criterion):
         return None
 
 
-_REGISTRY: dict[str, type[Criterion]] = {
-    c.name: c for c in (TargetReached, NoImprovement, ImprovementNotWorthCost)
-}
-
-
 def make_criteria(specs: Sequence[Criterion | Mapping[str, Any]] | Criterion | None) -> list[Criterion]:
-    """Build criteria from instances or stored specs (``{"name": "target", "value": 0.98}``)."""
+    """Build criteria from instances or stored specs (``{"name": "target", "value": 0.98}``)
+    through the registry (:mod:`thrifty._registry`)."""
+    from thrifty._registry import build, names
+
     if specs is None:
         return []
     if isinstance(specs, (Criterion, Mapping)):
         specs = [specs]
     out = []
     for spec in specs:
-        if isinstance(spec, Criterion):
-            out.append(spec)
-            continue
-        if not isinstance(spec, Mapping) or spec.get("name") not in _REGISTRY:
+        known = isinstance(spec, Criterion) or (isinstance(spec, Mapping) and spec.get("name") in names("criterion"))
+        if not known:
             raise ValidationError(
                 f"stop_when: {spec!r} is not a criterion; use th.TargetReached, th.NoImprovement or "
-                "th.ImprovementNotWorthCost (or a dict with 'name' in target, no_improvement, not_worth_cost)"
+                f"th.ImprovementNotWorthCost (or a dict with 'name' in {', '.join(names('criterion'))})"
             )
-        kwargs = {k: v for k, v in spec.items() if k != "name"}
-        try:
-            out.append(_REGISTRY[spec["name"]](**kwargs))
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"stop_when {spec['name']!r}: {exc}") from None
+        out.append(build("criterion", spec, Criterion))
     return out

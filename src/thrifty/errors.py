@@ -19,6 +19,11 @@ class ValidationError(ThriftyError, ValueError):
     """A value given to the API (a metric, a cost, an argument) is invalid."""
 
 
+class NotEnoughData(ThriftyError, ValueError):
+    """A model was asked for something before it has seen the data it needs (e.g. a cost forecast
+    before any trial with a cost)."""
+
+
 class StorageError(ThriftyError):
     """The storage cannot be opened or used (bad URL, newer schema, unreachable server)."""
 

@@ -384,12 +384,12 @@ class Categorical(Param):
         return hash(_canonical(self))
 
     def index(self, value: Any) -> int:
-        """Position of ``value`` among the choices; raises ``ValueError`` if absent."""
+        """Position of ``value`` among the choices; raises :class:`SpaceError` (a ``ValueError``) if absent."""
         key = _choice_key(value)
         for i, c in enumerate(self.choices):
             if _choice_key(c) == key:
                 return i
-        raise ValueError(value)
+        raise SpaceError(f"{value!r} is not one of the choices {list(self.choices)!r}")
 
     def contains(self, value: Any) -> bool:
         try:

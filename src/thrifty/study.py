@@ -30,6 +30,8 @@ from thrifty.errors import (
     ValidationError,
 )
 from thrifty._history import History, TrialLog
+from thrifty._registry import check_fit
+from thrifty.specs.base import StudyShape
 from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
@@ -150,8 +152,6 @@ def normalize_settings(
     resources_obj = check_resources(resources)
     pricing_obj.usd_per_hour_for(resources_obj)  # e.g. more GPUs than the instance has
     criteria = make_criteria(stop_when)
-    if criteria and len(objectives) > 1:
-        raise ValidationError("stop_when: completion criteria need a single objective")
     strat = make_strategy(strategy)
     sched = make_scheduler(scheduler)
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -170,6 +170,7 @@ def normalize_settings(
         or heartbeat_grace_s <= 0
     ):
         raise ValidationError(f"heartbeat_grace_s={heartbeat_grace_s!r}: expected a number of seconds > 0")
+    check_fit(strat, sched, criteria, StudyShape(objectives, space, budget_obj.usd))  # what fits together
     return StudySettings(
         space=space, objectives=objectives, strategy=strat, scheduler=sched, seed=seed, budget=budget_obj,
         settings={

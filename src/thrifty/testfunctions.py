@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.errors import ValidationError
 from thrifty.space import Float, Space
 
 
@@ -90,4 +91,4 @@ def problem(name: str) -> Problem:
     try:
         return PROBLEMS[name]
     except KeyError:
-        raise ValueError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}") from None
+        raise ValidationError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}") from None

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget, Usage
-from thrifty.errors import ThriftyError
+from thrifty.errors import ThriftyError, ValidationError
 from thrifty.ranking import measured
 from thrifty.trial import Trial, TrialState
 
@@ -505,7 +505,7 @@ def forecast_trials(
     import numpy as np
 
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials={n_trials!r}: expected an integer >= 1")
+        raise ValidationError(f"n_trials={n_trials!r}: expected an integer >= 1")
     configs = random_configs(space, n_configs, seed)
     per_trial = float(model.expected_cost(configs, resource))
     rng = np.random.default_rng(seed + 1)

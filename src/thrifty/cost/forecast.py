@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.errors import NotEnoughData, ValidationError
 from thrifty.numerics.features import hamming_mask, values_with_indicators
 from thrifty.numerics.fitting import best_of_starts, slice_sample
 from thrifty.numerics.kernels import matern, sq_dists
@@ -303,13 +304,13 @@ class CostModel:
     def __init__(self, space: Space, rows_per_trial: int = 8, min_trials: int = 3, *, samples: int = 8,
                  max_trials: int = 200, seed: int = 0) -> None:
         if rows_per_trial < 1:
-            raise ValueError(f"CostModel(rows_per_trial={rows_per_trial}): expected an integer >= 1")
+            raise ValidationError(f"CostModel(rows_per_trial={rows_per_trial}): expected an integer >= 1")
         if min_trials < 2:
-            raise ValueError(f"CostModel(min_trials={min_trials}): expected an integer >= 2")
+            raise ValidationError(f"CostModel(min_trials={min_trials}): expected an integer >= 2")
         if samples < 1:
-            raise ValueError(f"CostModel(samples={samples}): expected an integer >= 1")
+            raise ValidationError(f"CostModel(samples={samples}): expected an integer >= 1")
         if max_trials < min_trials:
-            raise ValueError(f"CostModel(max_trials={max_trials}): expected an integer >= min_trials")
+            raise ValidationError(f"CostModel(max_trials={max_trials}): expected an integer >= min_trials")
         self.space = space
         self.rows_per_trial = rows_per_trial
         self.min_trials = min_trials
@@ -430,7 +431,7 @@ class CostModel:
             return np.zeros(0), np.zeros(0)
         if not self._fitted:
             if getattr(self, "_fallback", None) is None:
-                raise ValueError("the cost model has seen no trial with a cost yet")
+                raise NotEnoughData("the cost model has seen no trial with a cost yet")
             mu, sd, r0 = self._fallback
             # Without a model, cost is assumed proportional to the resource.
             return mu + np.log(np.maximum(r, 1e-12) / r0), np.full(n, max(sd, 0.5))
@@ -472,7 +473,7 @@ class CostModel:
         """
         n = len(params)
         if draws < 1:
-            raise ValueError(f"sample_log(draws={draws!r}): expected an integer >= 1")
+            raise ValidationError(f"sample_log(draws={draws!r}): expected an integer >= 1")
         if not self._fitted:
             mu, sd = self.predict_log(params, resource)
             # Without a model the unknown is the level of all costs at once: fully shared.

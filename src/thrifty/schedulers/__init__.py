@@ -7,32 +7,22 @@ from typing import Any
 
 from thrifty.schedulers.base import AskPlan, Decision, NoStopping, Scheduler, Successor
 
-_REGISTRY = {
-    "none": "thrifty.schedulers.base:NoStopping",
-    "median": "thrifty.schedulers.percentile:Median",
-    "percentile": "thrifty.schedulers.percentile:Percentile",
-    "threshold": "thrifty.schedulers.threshold:Threshold",
-    "patience": "thrifty.schedulers.patience:Patience",
-    "asha": "thrifty.schedulers.asha:ASHA",
-    "hyperband": "thrifty.schedulers.hyperband:Hyperband",
-    "pbt": "thrifty.schedulers.pbt:PBT",
-    "adaptive": "thrifty.schedulers.adaptive:AdaptiveASHA",
-    "auto": "thrifty.schedulers.auto:AutoStopping",
-}
-
 
 def available() -> list[str]:
     """Names accepted by ``scheduler=...``."""
-    return sorted(_REGISTRY)
+    from thrifty._registry import names
+
+    return names("scheduler")
 
 
 def make_scheduler(spec: str | Mapping[str, Any] | Scheduler | None) -> Scheduler:
-    """Build a scheduler from a name, a spec dict, an instance, or ``None`` (no stopping)."""
+    """Build a scheduler from a name, a spec dict, an instance, or ``None`` (no stopping)
+    (:mod:`thrifty._registry`)."""
     from thrifty._registry import build
 
     if spec is None:
         return NoStopping()
-    return build(spec, Scheduler, _REGISTRY, "scheduler")
+    return build("scheduler", spec, Scheduler)
 
 
 __all__ = ["AskPlan", "Decision", "NoStopping", "Scheduler", "Successor", "available", "make_scheduler"]

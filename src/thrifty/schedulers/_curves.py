@@ -11,22 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from thrifty.errors import ValidationError
 from thrifty.trial import Trial
-
-RESOURCES = ("step", "cost_usd")
-
-
-def check_resource_name(name: str, owner: str) -> str:
-    if name not in RESOURCES:
-        raise ValueError(f"{owner}(resource={name!r}): expected 'step' (epochs, ...) or 'cost_usd' (dollars)")
-    return name
-
 
 def objective_of(objectives: Mapping[str, str], metric: str | None, owner: str) -> tuple[str, float]:
     """The metric a scheduler watches and its sign (+1 to maximize, -1 to minimize)."""
     if metric is None:
         if len(objectives) != 1:
-            raise ValueError(f"{owner}: the study has several objectives; give metric=NAME")
+            raise ValidationError(f"{owner}: the study has several objectives; give metric=NAME")
         metric = next(iter(objectives))
     direction = objectives.get(metric, "max")
     return metric, (1.0 if direction == "max" else -1.0)

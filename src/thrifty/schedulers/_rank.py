@@ -14,16 +14,6 @@ import numpy as np
 from thrifty.schedulers._curves import first_at_or_after
 
 
-def check_calibration(owner: str, min_complete: object, rho_min: object) -> tuple[int, float]:
-    """Validated ``(min_complete, rho_min)`` of a scheduler that measures its rungs."""
-    if isinstance(min_complete, bool) or not isinstance(min_complete, int) or min_complete < 3:
-        raise ValueError(f"{owner}(min_complete={min_complete!r}): expected an integer >= 3 "
-                         "(a rank correlation needs a few completed trials)")
-    if isinstance(rho_min, bool) or not isinstance(rho_min, (int, float)) or not -1 <= rho_min < 1:
-        raise ValueError(f"{owner}(rho_min={rho_min!r}): expected a number in [-1, 1)")
-    return min_complete, float(rho_min)
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); 0 when either side is constant."""
     from scipy.stats import rankdata

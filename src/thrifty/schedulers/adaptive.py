@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from thrifty.schedulers._curves import check_resource_name, curve, objective_of
+from thrifty.schedulers._curves import curve, objective_of
 from thrifty.schedulers._index import Indexed
-from thrifty.schedulers._rank import check_calibration
-from thrifty.schedulers.asha import _positive, rungs
+from thrifty.schedulers.asha import rungs
 from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.specs.schedulers import AdaptiveASHASpec
 from thrifty.trial import Trial
 
 
@@ -51,28 +50,18 @@ class AdaptiveASHA(Indexed, Scheduler):
         min_complete: int = 5, rho_min: float = 0.5, metric: str | None = None, resource: str = "step",
         budget_aware: bool = False,
     ) -> None:
-        self.min_resource = _positive("AdaptiveASHA", "min_resource", min_resource)
-        self.max_resource = _positive("AdaptiveASHA", "max_resource", max_resource)
-        if self.max_resource <= self.min_resource:
-            raise ValueError(f"AdaptiveASHA(min_resource={min_resource}, max_resource={max_resource}): "
-                             "max must exceed min")
-        self.reduction_factor = _positive("AdaptiveASHA", "reduction_factor", reduction_factor)
-        if self.reduction_factor <= 1:
-            raise ValueError(f"AdaptiveASHA(reduction_factor={reduction_factor!r}): expected a number > 1")
-        self.min_complete, self.rho_min = check_calibration("AdaptiveASHA", min_complete, rho_min)
-        self.metric = metric
-        self.resource = check_resource_name(resource, "AdaptiveASHA")
-        self.budget_aware = bool(budget_aware)
+        self.spec = spec = AdaptiveASHASpec(min_resource, max_resource, reduction_factor, min_complete, rho_min,
+                                            metric, resource, budget_aware)
+        self.min_resource, self.max_resource = spec.min_resource, spec.max_resource
+        self.reduction_factor = spec.reduction_factor
+        self.min_complete, self.rho_min = spec.min_complete, spec.rho_min
+        self.metric = spec.metric
+        self.resource = spec.resource
+        self.budget_aware = spec.budget_aware
 
     @property
     def rungs(self) -> list[float]:
         return rungs(self.min_resource, self.max_resource, self.reduction_factor)
-
-    def params(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "max_resource": self.max_resource,
-                "reduction_factor": self.reduction_factor, "min_complete": self.min_complete,
-                "rho_min": self.rho_min, "metric": self.metric, "resource": self.resource,
-                "budget_aware": self.budget_aware}
 
     def correlations(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> dict[float, float | None]:
         """Rung -> Spearman correlation with the final value over the completed trials (``None``

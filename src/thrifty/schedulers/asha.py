@@ -41,19 +41,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
 
-from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
+from thrifty.schedulers._curves import curve, first_at_or_after, objective_of
 from thrifty.schedulers._index import CurveIndex, Indexed
-from thrifty.schedulers._rank import check_calibration
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
+from thrifty.specs.schedulers import ASHASpec
 from thrifty.trial import Trial, TrialState
-
-
-def _positive(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}({name}={value!r}): expected a number > 0")
-    return float(value)
 
 
 def rungs(min_resource: float, max_resource: float, reduction_factor: float) -> list[float]:
@@ -165,24 +158,16 @@ class ASHA(Indexed, Scheduler):
         metric: str | None = None, resource: str = "step", mode: str = "stopping", budget_aware: bool = False,
         check_rungs: bool = True, min_complete: int = 5, rho_min: float = 0.5,
     ) -> None:
-        self.min_resource = _positive("ASHA", "min_resource", min_resource)
-        self.max_resource = _positive("ASHA", "max_resource", max_resource)
-        if self.max_resource <= self.min_resource:
-            raise ValueError(f"ASHA(min_resource={min_resource}, max_resource={max_resource}): max must exceed min")
-        self.reduction_factor = _positive("ASHA", "reduction_factor", reduction_factor)
-        if self.reduction_factor <= 1:
-            raise ValueError(f"ASHA(reduction_factor={reduction_factor!r}): expected a number > 1")
-        self.metric = metric
-        self.resource = check_resource_name(resource, "ASHA")
-        if mode not in ("stopping", "promotion"):
-            raise ValueError(f"ASHA(mode={mode!r}): expected 'stopping' (losers stop) or 'promotion' (losers pause)")
-        self.mode = mode
-        self.budget_aware = bool(budget_aware)
-        if not isinstance(check_rungs, bool):
-            raise ValueError(f"ASHA(check_rungs={check_rungs!r}): expected True (rungs judge only while the "
-                             "study's data say they predict the end) or False (classic ASHA)")
-        self.check_rungs = check_rungs
-        self.min_complete, self.rho_min = check_calibration("ASHA", min_complete, rho_min)
+        self.spec = spec = ASHASpec(min_resource, max_resource, reduction_factor, metric, resource, mode,
+                                    budget_aware, check_rungs, min_complete, rho_min)
+        self.min_resource, self.max_resource = spec.min_resource, spec.max_resource
+        self.reduction_factor = spec.reduction_factor
+        self.metric = spec.metric
+        self.resource = spec.resource
+        self.mode = spec.mode
+        self.budget_aware = spec.budget_aware
+        self.check_rungs = spec.check_rungs
+        self.min_complete, self.rho_min = spec.min_complete, spec.rho_min
 
     @property
     def plans_asks(self) -> bool:  # type: ignore[override]
@@ -191,12 +176,6 @@ class ASHA(Indexed, Scheduler):
     @property
     def rungs(self) -> list[float]:
         return rungs(self.min_resource, self.max_resource, self.reduction_factor)
-
-    def params(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "max_resource": self.max_resource,
-                "reduction_factor": self.reduction_factor, "metric": self.metric, "resource": self.resource,
-                "mode": self.mode, "budget_aware": self.budget_aware, "check_rungs": self.check_rungs,
-                "min_complete": self.min_complete, "rho_min": self.rho_min}
 
     def open_rungs(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> list[float]:
         """The rungs that let every trial through now (see "Measured rungs" in the module docstring)."""

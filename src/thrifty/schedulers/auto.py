@@ -19,21 +19,21 @@ Once a trial has completed, this decides exactly as ``ASHA(min_resource, max_res
 resource>, reduction_factor)`` with its default measured rungs. On the LCBench surrogate a rung
 one epoch in has a rank correlation of -0.6 to 0.4 with the end, and a classic ASHA stops the
 eventual winners there: measured rungs turn that loss into a gain (``benchmarks/RESULTS.md``).
-Trials that report no steps are never stopped. Pass ``scheduler="none"`` to let every trial run
-to its end, or an ``ASHA``/``Hyperband`` for a declared schedule.
+Trials that report no steps are never stopped, nor are the trials of a study with several
+objectives unless ``metric=`` names the one to judge by (there is no single ranking). Pass
+``scheduler="none"`` to let every trial run to its end, or an ``ASHA``/``Hyperband`` for a declared
+schedule.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from thrifty.schedulers._curves import curve, objective_of
 from thrifty.schedulers._index import CurveIndex, Indexed
-from thrifty.schedulers._rank import check_calibration
 from thrifty.schedulers.asha import ASHA, open_levels, rung_decision, rungs
 from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.specs.schedulers import AutoStoppingSpec
 from thrifty.trial import Trial
 
 
@@ -44,25 +44,17 @@ class AutoStopping(Indexed, Scheduler):
 
     def __init__(self, reduction_factor: float = 3.0, min_resource: float | None = None, metric: str | None = None,
                  min_complete: int = 5, rho_min: float = 0.5) -> None:
-        if (isinstance(reduction_factor, bool) or not isinstance(reduction_factor, (int, float))
-                or not math.isfinite(reduction_factor) or reduction_factor <= 1):
-            raise ValueError(f"AutoStopping(reduction_factor={reduction_factor!r}): expected a number > 1")
-        if min_resource is not None and (isinstance(min_resource, bool) or not isinstance(min_resource, (int, float))
-                                         or not math.isfinite(min_resource) or min_resource <= 0):
-            raise ValueError(f"AutoStopping(min_resource={min_resource!r}): expected a number > 0, or None (the "
-                             "smallest first step reported)")
-        self.reduction_factor = float(reduction_factor)
-        self.min_resource = None if min_resource is None else float(min_resource)
-        self.metric = metric
-        self.min_complete, self.rho_min = check_calibration("AutoStopping", min_complete, rho_min)
-
-    def params(self) -> dict[str, Any]:
-        return {"reduction_factor": self.reduction_factor, "min_resource": self.min_resource, "metric": self.metric,
-                "min_complete": self.min_complete, "rho_min": self.rho_min}
+        self.spec = spec = AutoStoppingSpec(reduction_factor, min_resource, metric, min_complete, rho_min)
+        self.reduction_factor = spec.reduction_factor
+        self.min_resource = spec.min_resource
+        self.metric = spec.metric
+        self.min_complete, self.rho_min = spec.min_complete, spec.rho_min
 
     def schedule(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> ASHA | None:
         """The ASHA the history calls for now (rungs below the furthest step reported), or None
-        while there is no rung yet."""
+        while there is no rung yet (or no single objective to judge by)."""
+        if self.metric is None and len(objectives) > 1:
+            return None
         metric, sign = objective_of(objectives, self.metric, "AutoStopping")
         with self.indexed(history, metric, sign, "step") as index:
             span = self._span(index)
@@ -80,6 +72,8 @@ class AutoStopping(Indexed, Scheduler):
         return None if furthest <= low else (low, furthest)
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
+        if self.metric is None and len(objectives) > 1:
+            return Decision.CONTINUE  # several objectives and no metric: no single ranking to judge by
         metric, sign = objective_of(objectives, self.metric, "AutoStopping")
         pts = curve(trial, metric, sign)
         if not pts:

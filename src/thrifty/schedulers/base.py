@@ -2,8 +2,9 @@
 
 At each report the study asks its scheduler whether the trial should continue. The decision is a
 function of the trial and the study's history only, so every worker (and the service) reaches the
-same decision. Constructors validate their arguments and raise ``ValueError`` with a precise
-message.
+same decision. Constructors validate their arguments through their spec
+(:mod:`thrifty.specs.schedulers`): a bad one is a :class:`~thrifty.errors.ValidationError` (also a
+``ValueError``) naming it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from thrifty.specs.schedulers import NoStoppingSpec
 from thrifty.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.specs.base import Spec
 
 
 class Decision(str, enum.Enum):
@@ -60,6 +65,9 @@ class Scheduler(abc.ABC):
     #: Stop a trial that cannot reach ``max_resource`` within the dollars left (see
     #: :mod:`thrifty.schedulers.budget_aware`); set with the constructors' ``budget_aware=``.
     budget_aware: bool = False
+    #: The validated arguments (:mod:`thrifty.specs.schedulers`); ``None`` for a user's class that
+    #: keeps its own (it then overrides :meth:`params`).
+    spec: Spec | None = None
 
     def bind(self, space: Any) -> None:
         """Called by the study with its space (for schedulers that propose params, e.g. PBT)."""
@@ -85,7 +93,8 @@ class Scheduler(abc.ABC):
         """
 
     def params(self) -> dict[str, Any]:
-        return {}
+        """Constructor arguments, so the scheduler can be rebuilt from storage."""
+        return self.spec.params() if self.spec is not None else {}
 
     def to_spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
@@ -100,6 +109,7 @@ class NoStopping(Scheduler):
 
     name = "none"
     needs_history = False
+    spec = NoStoppingSpec()
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         return Decision.CONTINUE

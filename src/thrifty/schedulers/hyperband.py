@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
-from thrifty.schedulers._curves import check_resource_name, curve, first_at_or_after, objective_of
+from thrifty.schedulers._curves import curve, first_at_or_after, objective_of
 from thrifty.schedulers._index import Indexed
-from thrifty.schedulers.asha import _positive, at_rung, rung_decision, rung_values, rungs
+from thrifty.schedulers.asha import at_rung, rung_decision, rung_values, rungs
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
+from thrifty.specs.schedulers import HyperbandSpec
 from thrifty.trial import Trial, TrialState
 
 
@@ -44,30 +44,21 @@ class Hyperband(Indexed, Scheduler):
         self, min_resource: float = 1.0, max_resource: float = 81.0, reduction_factor: float = 3.0, seed: int = 0,
         metric: str | None = None, resource: str = "step", synchronous: bool = False, budget_aware: bool = False,
     ) -> None:
-        self.min_resource = _positive("Hyperband", "min_resource", min_resource)
-        self.max_resource = _positive("Hyperband", "max_resource", max_resource)
-        if self.max_resource <= self.min_resource:
-            raise ValueError(
-                f"Hyperband(min_resource={min_resource}, max_resource={max_resource}): max must exceed min"
-            )
-        self.reduction_factor = _positive("Hyperband", "reduction_factor", reduction_factor)
-        if self.reduction_factor <= 1:
-            raise ValueError(f"Hyperband(reduction_factor={reduction_factor!r}): expected a number > 1")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"Hyperband(seed={seed!r}): expected an integer")
-        self.seed = seed
-        self.metric = metric
-        self.resource = check_resource_name(resource, "Hyperband")
+        self.spec = spec = HyperbandSpec(min_resource, max_resource, reduction_factor, seed, metric, resource,
+                                         synchronous, budget_aware)
+        self.min_resource, self.max_resource = spec.min_resource, spec.max_resource
+        self.reduction_factor = spec.reduction_factor
+        self.seed = spec.seed
+        self.metric = spec.metric
+        self.resource = spec.resource
         eta = self.reduction_factor
         self.s_max = int(math.floor(math.log(self.max_resource / self.min_resource, eta) + 1e-9))
         # Hyperband's n_i for the bracket with i = s_max - s eliminations: ceil((s_max+1)/(i+1) * eta^i).
         sizes = np.array([math.ceil((self.s_max + 1) / (i + 1) * eta**i) for i in range(self.s_max, -1, -1)], float)
         self._weights = sizes / sizes.sum()
         self._brackets: dict[int, int] = {}  # trial number -> bracket (a pure function of seed, number)
-        self.synchronous = bool(synchronous)
-        if self.synchronous and self.resource != "step":
-            raise ValueError("Hyperband(synchronous=True) needs resource='step' (trials pause at whole steps)")
-        self.budget_aware = bool(budget_aware)
+        self.synchronous = spec.synchronous
+        self.budget_aware = spec.budget_aware
         # Synchronous brackets, most aggressive first: (s, size, first rung).
         self._sync = [(s, math.ceil((self.s_max + 1) / (s + 1) * eta**s), self.max_resource * eta**-s)
                       for s in range(self.s_max, -1, -1)]
@@ -76,11 +67,6 @@ class Hyperband(Indexed, Scheduler):
     @property
     def plans_asks(self) -> bool:  # type: ignore[override]
         return self.synchronous
-
-    def params(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "max_resource": self.max_resource,
-                "reduction_factor": self.reduction_factor, "seed": self.seed, "metric": self.metric,
-                "resource": self.resource, "synchronous": self.synchronous, "budget_aware": self.budget_aware}
 
     # -- synchronous variant ----------------------------------------------------------------------
     def sync_brackets(self, history: Sequence[Trial]) -> dict[tuple[int, int], list[int]]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from thrifty.schedulers._curves import check_resource_name, curve, objective_of
+from thrifty.schedulers._curves import curve, objective_of
 from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.specs.schedulers import PatienceSpec
 from thrifty.trial import Trial
 
 
@@ -29,21 +29,13 @@ class Patience(Scheduler):
         self, patience: float = 5.0, min_delta: float = 0.0, adaptive: bool = False, growth: float = 0.5,
         metric: str | None = None, resource: str = "step",
     ) -> None:
-        for label, v, lo in (("patience", patience, 0.0), ("min_delta", min_delta, 0.0), ("growth", growth, 0.0)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
-                raise ValueError(f"Patience({label}={v!r}): expected a finite number >= {lo:g}")
-        if patience <= 0:
-            raise ValueError(f"Patience(patience={patience!r}): expected a number > 0")
-        self.patience = float(patience)
-        self.min_delta = float(min_delta)
-        self.adaptive = bool(adaptive)
-        self.growth = float(growth)
-        self.metric = metric
-        self.resource = check_resource_name(resource, "Patience")
-
-    def params(self) -> dict[str, Any]:
-        return {"patience": self.patience, "min_delta": self.min_delta, "adaptive": self.adaptive,
-                "growth": self.growth, "metric": self.metric, "resource": self.resource}
+        self.spec = spec = PatienceSpec(patience, min_delta, adaptive, growth, metric, resource)
+        self.patience = spec.patience
+        self.min_delta = spec.min_delta
+        self.adaptive = spec.adaptive
+        self.growth = spec.growth
+        self.metric = spec.metric
+        self.resource = spec.resource
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         metric, sign = objective_of(objectives, self.metric, "Patience")

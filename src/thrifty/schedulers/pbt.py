@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from thrifty.ranking import measured
-from thrifty.schedulers._curves import check_resource_name, curve, objective_of, value_at
-from thrifty.schedulers.asha import _positive
+from thrifty.schedulers._curves import curve, objective_of, value_at
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler, Successor
 from thrifty.space import Categorical, Float, Int, Space
+from thrifty.specs.schedulers import PBTSpec
 from thrifty.trial import Trial, TrialState
 
 
@@ -48,38 +48,19 @@ class PBT(Scheduler):
         quantile: float = 0.25, resample_probability: float = 0.25, factors: tuple[float, float] = (0.8, 1.2),
         metric: str | None = None, seed: int = 0, budget_aware: bool = False,
     ) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
-            raise ValueError(f"PBT(population_size={population_size!r}): expected an integer >= 2")
-        self.population_size = population_size
-        self.perturbation_interval = _positive("PBT", "perturbation_interval", perturbation_interval)
-        self.max_resource = _positive("PBT", "max_resource", max_resource)
-        if self.perturbation_interval >= self.max_resource:
-            raise ValueError(f"PBT(perturbation_interval={perturbation_interval}): must be below max_resource "
-                             f"({max_resource}), or nothing is ever perturbed")
-        if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0 < quantile <= 0.5:
-            raise ValueError(f"PBT(quantile={quantile!r}): expected a fraction in (0, 0.5]")
-        self.quantile = float(quantile)
-        if (isinstance(resample_probability, bool) or not isinstance(resample_probability, (int, float))
-                or not 0 <= resample_probability <= 1):
-            raise ValueError(f"PBT(resample_probability={resample_probability!r}): expected a probability in [0, 1]")
-        self.resample_probability = float(resample_probability)
-        f = tuple(factors)
-        if len(f) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in f):
-            raise ValueError(f"PBT(factors={factors!r}): expected two positive multipliers, e.g. (0.8, 1.2)")
-        self.factors = (float(f[0]), float(f[1]))
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"PBT(seed={seed!r}): expected an integer")
-        self.seed = seed
-        self.metric = metric
-        self.budget_aware = bool(budget_aware)
-        self.resource = check_resource_name("step", "PBT")
+        self.spec = spec = PBTSpec(population_size, perturbation_interval, max_resource, quantile,
+                                   resample_probability, factors, metric, seed, budget_aware)
+        self.population_size = spec.population_size
+        self.perturbation_interval = spec.perturbation_interval
+        self.max_resource = spec.max_resource
+        self.quantile = spec.quantile
+        self.resample_probability = spec.resample_probability
+        self.factors = spec.factors
+        self.seed = spec.seed
+        self.metric = spec.metric
+        self.budget_aware = spec.budget_aware
+        self.resource = "step"
         self.space: Space | None = None
-
-    def params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "perturbation_interval": self.perturbation_interval,
-                "max_resource": self.max_resource, "quantile": self.quantile,
-                "resample_probability": self.resample_probability, "factors": list(self.factors),
-                "metric": self.metric, "seed": self.seed, "budget_aware": self.budget_aware}
 
     def bind(self, space: Space) -> None:
         self.space = space

@@ -11,13 +11,13 @@ until ``min_trials`` trials have completed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
-from thrifty.schedulers._curves import best_so_far, check_resource_name, curve, mean_so_far, objective_of
+from thrifty.schedulers._curves import best_so_far, curve, mean_so_far, objective_of
 from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.specs.schedulers import MedianSpec, PercentileSpec
 from thrifty.trial import Trial
 
 
@@ -30,24 +30,18 @@ class Percentile(Indexed, Scheduler):
         self, q: float = 25.0, min_resource: float = 1.0, min_trials: int = 5, statistic: str = "best",
         metric: str | None = None, resource: str = "step",
     ) -> None:
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 100:
-            raise ValueError(f"{type(self).__name__}(q={q!r}): expected a percentile strictly between 0 and 100")
-        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or min_resource < 0:
-            raise ValueError(f"{type(self).__name__}(min_resource={min_resource!r}): expected a number >= 0")
-        if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
-            raise ValueError(f"{type(self).__name__}(min_trials={min_trials!r}): expected an integer >= 1")
-        if statistic not in ("best", "mean"):
-            raise ValueError(f"{type(self).__name__}(statistic={statistic!r}): expected 'best' or 'mean'")
-        self.q = float(q)
-        self.min_resource = float(min_resource)
-        self.min_trials = min_trials
-        self.statistic = statistic
-        self.metric = metric
-        self.resource = check_resource_name(resource, type(self).__name__)
+        spec = PercentileSpec(q, min_resource, min_trials, statistic, metric, resource)
+        self._apply(spec, spec.q)
 
-    def params(self) -> dict[str, Any]:
-        return {"q": self.q, "min_resource": self.min_resource, "min_trials": self.min_trials,
-                "statistic": self.statistic, "metric": self.metric, "resource": self.resource}
+    def _apply(self, spec: PercentileSpec | MedianSpec, q: float) -> None:
+        """Take the validated arguments of ``spec`` (``q``: the percentile, 50 for the median)."""
+        self.spec = spec
+        self.q = float(q)
+        self.min_resource = spec.min_resource
+        self.min_trials = spec.min_trials
+        self.statistic = spec.statistic
+        self.metric = spec.metric
+        self.resource = spec.resource
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         metric, sign = objective_of(objectives, self.metric, type(self).__name__)
@@ -85,9 +79,4 @@ class Median(Percentile):
         self, min_resource: float = 1.0, min_trials: int = 5, statistic: str = "best", metric: str | None = None,
         resource: str = "step",
     ) -> None:
-        super().__init__(50.0, min_resource, min_trials, statistic, metric, resource)
-
-    def params(self) -> dict[str, Any]:
-        p = super().params()
-        del p["q"]
-        return p
+        self._apply(MedianSpec(min_resource, min_trials, statistic, metric, resource), 50.0)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from thrifty.schedulers._curves import check_resource_name, curve, objective_of
+from thrifty.schedulers._curves import curve, objective_of
 from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.specs.schedulers import ThresholdSpec
 from thrifty.trial import Trial
 
 
@@ -26,21 +26,12 @@ class Threshold(Scheduler):
         self, value: float | None = None, min_resource: float = 1.0, stop_on_nonfinite: bool = True,
         metric: str | None = None, resource: str = "step",
     ) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            raise ValueError(f"Threshold(value={value!r}): expected a finite number or None")
-        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or min_resource < 0:
-            raise ValueError(f"Threshold(min_resource={min_resource!r}): expected a number >= 0")
-        if value is None and not stop_on_nonfinite:
-            raise ValueError("Threshold: with value=None and stop_on_nonfinite=False it would never stop anything")
-        self.value = None if value is None else float(value)
-        self.min_resource = float(min_resource)
-        self.stop_on_nonfinite = bool(stop_on_nonfinite)
-        self.metric = metric
-        self.resource = check_resource_name(resource, "Threshold")
-
-    def params(self) -> dict[str, Any]:
-        return {"value": self.value, "min_resource": self.min_resource, "stop_on_nonfinite": self.stop_on_nonfinite,
-                "metric": self.metric, "resource": self.resource}
+        self.spec = spec = ThresholdSpec(value, min_resource, stop_on_nonfinite, metric, resource)
+        self.value = spec.value
+        self.min_resource = spec.min_resource
+        self.stop_on_nonfinite = spec.stop_on_nonfinite
+        self.metric = spec.metric
+        self.resource = spec.resource
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
         metric, sign = objective_of(objectives, self.metric, "Threshold")

@@ -7,30 +7,20 @@ from typing import Any
 
 from thrifty.strategies.base import Context, Strategy
 
-_REGISTRY = {
-    "random": "thrifty.strategies.random:RandomSearch",
-    "sobol": "thrifty.strategies.sobol:SobolSearch",
-    "grid": "thrifty.strategies.grid:GridSearch",
-    "gp": "thrifty.strategies.gp:GP",
-    "tpe": "thrifty.strategies.tpe:TPE",
-    "nsga2": "thrifty.strategies.nsga2:NSGA2",
-    "bohb": "thrifty.strategies.bohb:BOHB",
-    "mfgp": "thrifty.strategies.mfgp:MFGP",
-    "auto": "thrifty.strategies.auto:Auto",
-}
-
 
 def available() -> list[str]:
     """Names accepted by ``strategy=...``."""
-    return sorted(_REGISTRY)
+    from thrifty._registry import names
+
+    return names("strategy")
 
 
 def make_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
     """Build a strategy from a name (``"sobol"``), a spec (``{"name": "grid", "points_per_float": 3}``)
-    or return an instance unchanged."""
+    or return an instance unchanged (:mod:`thrifty._registry`)."""
     from thrifty._registry import build
 
-    return build(spec, Strategy, _REGISTRY, "strategy")
+    return build("strategy", spec, Strategy)
 
 
 __all__ = ["Context", "Strategy", "available", "make_strategy"]

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from thrifty.space import ParamValue, Space
+from thrifty.specs.strategies import AutoSpec
 from thrifty.strategies.base import Context, Strategy
 from thrifty.trial import Trial
 
@@ -45,6 +45,7 @@ class Auto(Strategy):
     """Chooses a strategy per proposal (see the module docstring)."""
 
     name = "auto"
+    spec = AutoSpec()
     needs_history = True
     slow = True
 
@@ -99,6 +100,3 @@ class Auto(Strategy):
         inner = self._strategy(name)
         inner.bind(self.context)
         return inner.propose(space, history, seed=seed, number=number, n=n)
-
-    def params(self) -> dict[str, Any]:
-        return {}

@@ -3,7 +3,8 @@
 A strategy proposes parameter sets from the space and the study's history. It is a pure function
 of ``(space, history, seed, number)``: any process holding the same history proposes the same
 point for the same trial number, and nothing a crash could lose lives in the strategy object.
-Constructors validate their arguments and raise ``ValueError`` with a precise message.
+Constructors validate their arguments through their spec (:mod:`thrifty.specs.strategies`): a bad
+one is a :class:`~thrifty.errors.ValidationError` (also a ``ValueError``) naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from thrifty.trial import Trial
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
+    from thrifty.specs.base import Spec
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Strategy(abc.ABC):
     wants_cost_model: bool = False
     #: The study's context (see :class:`Context`), set by the study before each proposal.
     context: Context = Context()
+    #: The validated arguments (:mod:`thrifty.specs.strategies`); ``None`` for a user's class that
+    #: keeps its own (it then overrides :meth:`params`).
+    spec: Spec | None = None
 
     def bind(self, context: Context) -> None:
         """Receive the study's context before a proposal."""
@@ -83,7 +88,7 @@ class Strategy(abc.ABC):
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so the strategy can be rebuilt from storage."""
-        return {}
+        return self.spec.params() if self.spec is not None else {}
 
     def to_spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}

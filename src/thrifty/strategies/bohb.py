@@ -13,6 +13,7 @@ ranks predict the end, so it is evidence against that region, and without it the
 them, proposes the same doomed region again and again (on LCBench: a hundred trials stopped at
 epoch 3 in one run, 44 of its 50 units). ``impute_stopped=False`` leaves them out, as BOHB does. It pairs with ``scheduler="asha"``, ``"hyperband"`` or
 ``"adaptive"``: the scheduler decides how long each trial runs, this strategy which trials start.
+One objective only: ``Study.create`` refuses it for several (its levels rank one metric).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thrifty.errors import ValidationError
 from thrifty.schedulers._curves import curve, first_at_or_after
 from thrifty.space import ParamValue, Space
+from thrifty.specs.strategies import BOHBSpec
 from thrifty.strategies.base import Context, Strategy
 from thrifty.trial import Trial, TrialState
 
@@ -37,27 +40,19 @@ class BOHB(Strategy):
 
     def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, min_points: int | None = None,
                  inner: str | dict[str, Any] = "tpe", impute_stopped: bool = True) -> None:
-        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or not min_resource > 0:
-            raise ValueError(f"BOHB(min_resource={min_resource!r}): expected a number > 0")
-        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, (int, float)) or reduction_factor <= 1:
-            raise ValueError(f"BOHB(reduction_factor={reduction_factor!r}): expected a number > 1")
-        if min_points is not None and (isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 2):
-            raise ValueError(f"BOHB(min_points={min_points!r}): expected an integer >= 2 (or None: dims + 2)")
         from thrifty.strategies import make_strategy
 
-        self.min_resource = float(min_resource)
-        self.reduction_factor = float(reduction_factor)
-        self.min_points = min_points
-        self.inner_spec = inner
-        if not isinstance(impute_stopped, bool):
-            raise ValueError(f"BOHB(impute_stopped={impute_stopped!r}): expected True or False")
-        self.impute_stopped = impute_stopped
-        self.inner = make_strategy(inner)
+        self.spec = spec = BOHBSpec(min_resource, reduction_factor, min_points, inner, impute_stopped)
+        self.min_resource = spec.min_resource
+        self.reduction_factor = spec.reduction_factor
+        self.min_points = spec.min_points
+        self.inner_spec = spec.inner
+        self.impute_stopped = spec.impute_stopped
+        try:
+            self.inner = make_strategy(spec.inner)
+        except ValidationError as exc:
+            raise ValidationError(f"BOHB(inner={spec.inner!r}): {exc}") from None
         self.wants_cost_model = self.inner.wants_cost_model
-
-    def params(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor,
-                "min_points": self.min_points, "inner": self.inner_spec, "impute_stopped": self.impute_stopped}
 
     def level(self, space: Space, history: Sequence[Trial]) -> tuple[float | None, dict[int, float]]:
         """The resource level the model is fitted at and each trial's value there (signed as

@@ -78,9 +78,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thrifty.errors import StudyExhausted
+from thrifty.errors import StudyExhausted, ValidationError
 from thrifty.ranking import measured
 from thrifty.space import Float, ParamValue, Space
+from thrifty.specs.strategies import GPSpec
 from thrifty.strategies.base import Strategy
 from thrifty.trial import Trial, TrialState
 
@@ -100,15 +101,6 @@ NOISY = 1e-3
 COST_POOL = 256
 
 
-def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"GP({name}={value!r}): expected an integer >= {low}{extra}")
-    return value
-
-
 class GP(Strategy):
     """Gaussian-process Bayesian optimisation with log expected improvement (module doc).
 
@@ -125,18 +117,13 @@ class GP(Strategy):
 
     def __init__(self, n_startup: int | None = None, cost_aware: bool | None = None,
                  n_candidates: int = 1024, max_points: int = 300) -> None:
-        self.n_startup = _check_int("n_startup", n_startup, 1, allow_none=True)
-        if cost_aware is not None and not isinstance(cost_aware, bool):
-            raise ValueError(f"GP(cost_aware={cost_aware!r}): expected True, False or None (on with a dollar budget)")
-        self.cost_aware = cost_aware
-        self.n_candidates = _check_int("n_candidates", n_candidates, 16)
-        self.max_points = _check_int("max_points", max_points, 20)
-        self.wants_cost_model = cost_aware is True
+        self.spec = spec = GPSpec(n_startup, cost_aware, n_candidates, max_points)
+        self.n_startup = spec.n_startup
+        self.cost_aware = spec.cost_aware
+        self.n_candidates = spec.n_candidates
+        self.max_points = spec.max_points
+        self.wants_cost_model = spec.cost_aware is True
         self._features: dict[Space, Any] = {}
-
-    def params(self) -> dict[str, Any]:
-        return {"n_startup": self.n_startup, "cost_aware": self.cost_aware,
-                "n_candidates": self.n_candidates, "max_points": self.max_points}
 
     def prepare(self, space: Space) -> None:
         import scipy.optimize  # noqa: F401 - slow imports, done outside the ask transaction
@@ -175,7 +162,7 @@ class GP(Strategy):
         resource) for a configuration at the full resource."""
         for name in pinned:
             if name not in space or not isinstance(space[name], Float):
-                raise ValueError(f"GP.propose_pinned: {name!r} is not a float parameter of the space")
+                raise ValidationError(f"GP.propose_pinned: {name!r} is not a float parameter of the space")
         return self._run(_Proposer(self, space, history, seed, number, pinned=pinned, also_taken=also_taken), n)
 
     @staticmethod

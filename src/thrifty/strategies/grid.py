@@ -8,17 +8,13 @@ when every point has been tried the study is exhausted.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-from thrifty.errors import StudyExhausted
+from thrifty.errors import StudyExhausted, ValidationError
 from thrifty.space import Categorical, Fixed, Float, Int, Param, ParamValue, Space
+from thrifty.specs.strategies import GridSpec
 from thrifty.strategies.base import Strategy, params_key, seeded_rng
 from thrifty.trial import Trial
-
-#: Largest grid the strategy agrees to enumerate.
-MAX_GRID_POINTS = 1_000_000
 
 
 class GridSearch(Strategy):
@@ -29,13 +25,9 @@ class GridSearch(Strategy):
     needs_history = True
 
     def __init__(self, points_per_float: int = 5, shuffle: bool = False) -> None:
-        if isinstance(points_per_float, bool) or not isinstance(points_per_float, int) or points_per_float < 1:
-            raise ValueError(f"GridSearch(points_per_float={points_per_float!r}): expected an integer >= 1")
-        self.points_per_float = points_per_float
-        self.shuffle = bool(shuffle)
-
-    def params(self) -> dict[str, Any]:
-        return {"points_per_float": self.points_per_float, "shuffle": self.shuffle}
+        self.spec = spec = GridSpec(points_per_float, shuffle)
+        self.points_per_float = spec.points_per_float
+        self.shuffle = spec.shuffle
 
     def _values(self, p: Param) -> list[ParamValue]:
         if isinstance(p, Categorical):
@@ -53,12 +45,9 @@ class GridSearch(Strategy):
     def grid(self, space: Space) -> list[dict[str, ParamValue]]:
         """All grid points, in grid order."""
         names = list(space)
-        size = math.prod(len(self._values(space[n])) for n in names)
-        if size > MAX_GRID_POINTS:
-            raise ValueError(
-                f"the grid has up to {size:,} points (more than {MAX_GRID_POINTS:,}); lower points_per_float "
-                "or use strategy='sobol'"
-            )
+        too_big = self.spec.too_big(space)
+        if too_big:
+            raise ValidationError(too_big)
 
         def expand(i: int, partial: dict[str, ParamValue]) -> Iterator[dict[str, ParamValue]]:
             if i == len(names):

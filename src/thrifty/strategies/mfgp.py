@@ -17,8 +17,8 @@ INFEASIBLE for breaking a constraint contributes its curve like a completed one)
 
 Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
 trial runs, this strategy which configurations start. Without steps in the history (no trial
-reported two or more), it is the plain ``gp``. One objective only (several: the plain ``gp``'s
-ParEGO scalarisation, on final values).
+reported two or more), it is the plain ``gp``. One objective only: ``Study.create`` refuses it for
+several (use ``gp``, whose ParEGO scalarisation models several, or ``nsga2``).
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from thrifty.errors import ValidationError
 from thrifty.ranking import measured
 from thrifty.schedulers._curves import curve, first_at_or_after
 from thrifty.space import Float, ParamValue, Space
+from thrifty.specs.strategies import MFGPSpec
 from thrifty.strategies.base import Context, Strategy
 from thrifty.strategies.gp import GP
 from thrifty.trial import Trial, TrialState
 
 #: The resource input's name in the augmented space.
-RESOURCE = "__resource__"
+RESOURCE = MFGPSpec.RESOURCE
 
 
 class MFGP(Strategy):
@@ -48,18 +50,12 @@ class MFGP(Strategy):
 
     def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, n_startup: int | None = None,
                  n_candidates: int = 1024, max_points: int = 300) -> None:
-        if isinstance(min_resource, bool) or not isinstance(min_resource, (int, float)) or not min_resource > 0:
-            raise ValueError(f"MFGP(min_resource={min_resource!r}): expected a number > 0")
-        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, (int, float)) or reduction_factor <= 1:
-            raise ValueError(f"MFGP(reduction_factor={reduction_factor!r}): expected a number > 1")
-        self.min_resource = float(min_resource)
-        self.reduction_factor = float(reduction_factor)
-        self.gp = GP(n_startup=n_startup, cost_aware=False, n_candidates=n_candidates, max_points=max_points)
+        self.spec = spec = MFGPSpec(min_resource, reduction_factor, n_startup, n_candidates, max_points)
+        self.min_resource = spec.min_resource
+        self.reduction_factor = spec.reduction_factor
+        self.gp = GP(n_startup=spec.n_startup, cost_aware=False, n_candidates=spec.n_candidates,
+                     max_points=spec.max_points)
         self._spaces: dict[Space, Space] = {}
-
-    def params(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor,
-                **{k: v for k, v in self.gp.params().items() if k != "cost_aware"}}
 
     def bind(self, context: Context) -> None:
         super().bind(context)
@@ -71,7 +67,7 @@ class MFGP(Strategy):
     def augmented(self, space: Space) -> Space:
         """``space`` plus the resource input ``RESOURCE`` (a float in [0, 1])."""
         if RESOURCE in space:
-            raise ValueError(f"strategy 'mfgp': the space may not have a parameter named {RESOURCE!r}")
+            raise ValidationError(f"strategy 'mfgp': the space may not have a parameter named {RESOURCE!r}")
         if space not in self._spaces:
             self._spaces[space] = Space({**{n: space[n] for n in space}, RESOURCE: Float(0.0, 1.0)})
         return self._spaces[space]

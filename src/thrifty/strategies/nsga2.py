@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from thrifty.ranking import fronts, measured, violation
 from thrifty.space import Categorical, ParamValue, Space
+from thrifty.specs.strategies import NSGA2Spec
 from thrifty.strategies.base import Strategy, seeded_rng
 from thrifty.trial import Trial
 
@@ -56,21 +56,11 @@ class NSGA2(Strategy):
 
     def __init__(self, population_size: int = 20, crossover_prob: float = 0.9, eta_crossover: float = 15.0,
                  eta_mutation: float = 20.0) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 4:
-            raise ValueError(f"NSGA2(population_size={population_size!r}): expected an integer >= 4")
-        if not isinstance(crossover_prob, (int, float)) or isinstance(crossover_prob, bool) or not 0 <= crossover_prob <= 1:
-            raise ValueError(f"NSGA2(crossover_prob={crossover_prob!r}): expected a probability in [0, 1]")
-        for label, eta in (("eta_crossover", eta_crossover), ("eta_mutation", eta_mutation)):
-            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta <= 0:
-                raise ValueError(f"NSGA2({label}={eta!r}): expected a number > 0")
-        self.population_size = population_size
-        self.crossover_prob = float(crossover_prob)
-        self.eta_crossover = float(eta_crossover)
-        self.eta_mutation = float(eta_mutation)
-
-    def params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "crossover_prob": self.crossover_prob,
-                "eta_crossover": self.eta_crossover, "eta_mutation": self.eta_mutation}
+        self.spec = spec = NSGA2Spec(population_size, crossover_prob, eta_crossover, eta_mutation)
+        self.population_size = spec.population_size
+        self.crossover_prob = spec.crossover_prob
+        self.eta_crossover = spec.eta_crossover
+        self.eta_mutation = spec.eta_mutation
 
     def population(self, space: Space, history: Sequence[Trial]) -> tuple[list[Trial], np.ndarray, np.ndarray]:
         """The parents: trials, their front rank and crowding distance."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from thrifty.space import ParamValue, Space
+from thrifty.specs.strategies import RandomSpec
 from thrifty.strategies.base import Strategy, seeded_rng
 from thrifty.trial import Trial
 
@@ -16,6 +17,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    spec = RandomSpec()
 
     def propose(
         self, space: Space, history: Sequence[Trial], *, seed: int, number: int, n: int = 1

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from thrifty.space import ParamValue, Space
+from thrifty.specs.strategies import SobolSpec
 from thrifty.strategies.base import Strategy
 from thrifty.trial import Trial
 
@@ -18,6 +19,7 @@ class SobolSearch(Strategy):
     """Scrambled, seeded Sobol' points (``scipy.stats.qmc.Sobol``)."""
 
     name = "sobol"
+    spec = SobolSpec()
 
     def prepare(self, space: Space) -> None:
         from scipy.stats import qmc  # noqa: F401 - importing scipy.stats takes ~0.5 s

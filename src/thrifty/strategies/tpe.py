@@ -101,6 +101,7 @@ import numpy as np
 
 from thrifty.ranking import measured
 from thrifty.space import ParamValue, Space
+from thrifty.specs.strategies import TPESpec
 from thrifty.strategies.base import Strategy, seeded_rng
 from thrifty.trial import Trial, TrialState
 
@@ -362,37 +363,19 @@ class TPE(Strategy):
         prior_weight: float = 1.0,
         cost_aware: bool | None = None,
     ) -> None:
-        def integer(label: str, v: Any, least: int) -> int:
-            if isinstance(v, bool) or not isinstance(v, int) or v < least:
-                raise ValueError(f"TPE({label}={v!r}): expected an integer >= {least}")
-            return int(v)
-
-        self.n_startup = integer("n_startup", n_startup, 0)
-        self.n_candidates = integer("n_candidates", n_candidates, 1)
-        self.max_good = integer("max_good", max_good, 1)
-        if (isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma)
-                or not 0.0 < gamma <= 1.0):
-            raise ValueError(f"TPE(gamma={gamma!r}): expected a number in (0, 1]")
-        self.gamma = float(gamma)
-        if (isinstance(prior_weight, bool) or not isinstance(prior_weight, (int, float))
-                or not math.isfinite(prior_weight) or prior_weight <= 0):
-            raise ValueError(f"TPE(prior_weight={prior_weight!r}): expected a finite number > 0")
-        self.prior_weight = float(prior_weight)
-        if cost_aware is not None and not isinstance(cost_aware, bool):
-            raise ValueError(f"TPE(cost_aware={cost_aware!r}): expected True, False or None (automatic)")
-        self.cost_aware = cost_aware
-        self.wants_cost_model = cost_aware is True
+        self.spec = spec = TPESpec(n_startup, n_candidates, gamma, max_good, prior_weight, cost_aware)
+        self.n_startup = spec.n_startup
+        self.n_candidates = spec.n_candidates
+        self.max_good = spec.max_good
+        self.gamma = spec.gamma
+        self.prior_weight = spec.prior_weight
+        self.cost_aware = spec.cost_aware
+        self.wants_cost_model = spec.cost_aware is True
         # Caches (optimisations only: a fresh object proposes the same points).
         self._space: Space | None = None
         self._dims: _Dims | None = None
         self._rows: dict[int, tuple[Trial, np.ndarray, Mapping[str, Any]]] = {}
         self._rows_key: Any = None
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "n_startup": self.n_startup, "n_candidates": self.n_candidates, "gamma": self.gamma,
-            "max_good": self.max_good, "prior_weight": self.prior_weight, "cost_aware": self.cost_aware,
-        }
 
     def prepare(self, space: Space) -> None:
         import scipy.special  # noqa: F401 - a slow first import, done outside the ask lock
