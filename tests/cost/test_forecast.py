@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from builders import curve_trial
 
 import thrifty as th
 from thrifty.analysis.report import forecast_trials
@@ -29,8 +30,8 @@ def trials(n: int, seed: int, noise: float = 0.1) -> list[th.Trial]:
     for i in range(n):
         p = SPACE.decode(rng.random(SPACE.n_dims))
         per = true_cost_per_epoch(p) * math.exp(noise * rng.standard_normal())
-        ms = tuple(th.Measurement(step=e, metrics={}, cost_usd=per) for e in range(1, EPOCHS + 1))
-        out.append(th.Trial(number=i, state="completed", params=p, measurements=ms, cost_usd=per * EPOCHS))
+        out.append(curve_trial(i, [None] * EPOCHS, state="completed", params=p, step_cost_usd=per,
+                               cost_usd=per * EPOCHS))
     return out
 
 
