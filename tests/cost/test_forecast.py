@@ -77,6 +77,7 @@ def test_joint_draws_match_the_marginals_and_share_the_models_uncertainty():
         model.sample_log(configs, EPOCHS, 0, np.random.default_rng(0))
 
 
+@pytest.mark.slow  # statistical: coverage of an interval over many simulated studies
 def test_study_spend_forecast_interval_holds_the_actual_totals():
     """The 90% interval of the total of 50 new random trials holds the actual total of most of
     40 independent sets of 50 trials (a calibrated interval: about 36 of 40; a point-like or

@@ -241,6 +241,7 @@ def test_large_history_uses_a_subset_and_still_improves():
 
 
 # -- better than random search (several seeds, a signed-rank test with a margin) ---------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 @pytest.mark.parametrize(("name", "n_evals"), [("branin", 30), ("hartmann6", 40)])
 def test_beats_random_search(name, n_evals):
     pb = problem(name)
@@ -252,6 +253,7 @@ def test_beats_random_search(name, n_evals):
 
 
 # -- cost-aware search -----------------------------------------------------------------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 def test_cost_aware_spends_less_per_evaluation_early_in_a_budget():
     pb = problem("hartmann6")
     aware, plain = [], []
@@ -281,6 +283,7 @@ def test_cost_aware_default_follows_the_budget():
     assert pb.space.contains(study.ask().params)
 
 
+@pytest.mark.slow  # statistical: a whole optimisation to convergence
 def test_converges_on_a_deterministic_function():
     # A noise-free objective: the model must be allowed to refine the incumbent's neighbourhood.
     # (While the resampling guard also applied to deterministic objectives, the median regret here

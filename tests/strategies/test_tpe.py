@@ -234,6 +234,7 @@ def test_constraints_keep_most_proposals_feasible(seed):
 
 
 # -- against random search -------------------------------------------------------------------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 @pytest.mark.parametrize("name", ["branin", "hartmann6"])
 def test_beats_random_search(name):
     """10 seeds x 60 evaluations: TPE's final regrets are lower than random search's by a
@@ -287,6 +288,7 @@ def test_cost_weight_follows_the_budget():
         assert got == pytest.approx(expected) if expected is not None else got is None, (strategy, ctx)
 
 
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 def test_cost_aware_spends_less_per_evaluation():
     """Branin with the test functions' cost surface ($0.10 to $1.00): after the random start,
     cost-aware TPE (the study fits its cost model on the trials) pays less per evaluation than
