@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv if missing.
+# `make test` leaves out the tests marked slow (pyproject.toml); `make test-all` runs every test.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.thrifty-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "thrifty needs Python 3.11 or newer (set PYTHON=...)")'
@@ -18,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-all: $(STAMP)
+	THRIFTY_TEST_THOROUGH=1 $(PY) -m pytest -m "slow or not slow"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

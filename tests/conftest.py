@@ -1,7 +1,8 @@
 """Shared fixtures: storages (SQLite files, PostgreSQL) and helpers for subprocess tests.
 
 In CI (``CI=true``) a PostgreSQL that can neither be reached nor started is a failure, never a
-skip.
+skip. The default run (``make test``) leaves out the tests marked ``slow`` (statistical checks over
+many seeded runs, the larger many-process runs); ``make test-all`` runs them too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import _postgres  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: ``make test-all`` sets THRIFTY_TEST_THOROUGH=1: property tests then try more examples.
+THOROUGH = os.environ.get("THRIFTY_TEST_THOROUGH", "").lower() in ("1", "true", "yes")
 
 
 def missing(reason: str) -> None:

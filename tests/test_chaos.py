@@ -24,7 +24,12 @@ import chaos  # noqa: E402
 
 
 @pytest.mark.timeout(180)
-def test_chaos_sigkills_and_a_sigterm_lose_nothing_and_the_study_resumes(db_url, tmp_path):
+@pytest.mark.parametrize("backend", [
+    pytest.param("sqlite", marks=pytest.mark.slow),  # SQLite's crash recovery stays in the default run in runners/
+    "postgresql",
+])
+def test_chaos_sigkills_and_a_sigterm_lose_nothing_and_the_study_resumes(backend, request, tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'study.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     seed = int(os.environ.get("THRIFTY_CHAOS_SEED", random.randrange(2**31)))
     where = f"(seed {seed}: rerun with THRIFTY_CHAOS_SEED={seed})"
     run = chaos.Run(chaos.Config(url=db_url, n_trials=64, n_enqueued=8, seed=seed), tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import builders
 import pytest
 
 import thrifty as th
@@ -18,7 +19,7 @@ def trials(values, costs=None, states=None, metric="v"):
     costs = costs or [1.0] * len(values)
     states = states or [COMPLETED] * len(values)
     return [
-        th.Trial(number=i, state=s, params={"x": 0.5}, metrics={} if v is None else {metric: v}, cost_usd=c)
+        builders.trial(i, state=s, params={"x": 0.5}, metrics={} if v is None else {metric: v}, cost_usd=c)
         for i, (v, c, s) in enumerate(zip(values, costs, states))
     ]
 

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import yaml
+from conftest import THOROUGH
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -567,7 +568,8 @@ def space_and_params(draw):
     return s, params
 
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: 50 examples per property in the default run, 200 in ``make test-all`` (THRIFTY_TEST_THOROUGH=1).
+PROPERTY = settings(max_examples=200 if THOROUGH else 50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _assert_encoding_shape(s: th.Space, params: dict, x: np.ndarray) -> None:

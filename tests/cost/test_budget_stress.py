@@ -178,11 +178,15 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
     assert info.value.reason == "usd"
 
 
-@pytest.mark.parametrize(("seed", "fraction"), [(1, 0.4), (2, 0.8), (3, 1.5), (4, 3.0)])
+# One seed per storage in the default run; the others with -m slow (make test-all).
+@pytest.mark.parametrize(("seed", "fraction"), [
+    pytest.param(1, 0.4, marks=pytest.mark.slow), pytest.param(2, 0.8, marks=pytest.mark.slow), (3, 1.5),
+    pytest.param(4, 3.0, marks=pytest.mark.slow),
+])
 def test_circuit_breaker_under_eight_workers_sqlite(sqlite_url, seed, fraction):
     run_stressed_study(sqlite_url, seed, fraction)
 
 
-@pytest.mark.parametrize(("seed", "fraction"), [(5, 0.6), (6, 2.0)])
+@pytest.mark.parametrize(("seed", "fraction"), [pytest.param(5, 0.6, marks=pytest.mark.slow), (6, 2.0)])
 def test_circuit_breaker_under_eight_workers_postgresql(pg_url, seed, fraction):
     run_stressed_study(pg_url, seed, fraction)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from builders import curve_trial
 
 import thrifty as th
 from thrifty.analysis.report import forecast_trials
@@ -29,8 +30,8 @@ def trials(n: int, seed: int, noise: float = 0.1) -> list[th.Trial]:
     for i in range(n):
         p = SPACE.decode(rng.random(SPACE.n_dims))
         per = true_cost_per_epoch(p) * math.exp(noise * rng.standard_normal())
-        ms = tuple(th.Measurement(step=e, metrics={}, cost_usd=per) for e in range(1, EPOCHS + 1))
-        out.append(th.Trial(number=i, state="completed", params=p, measurements=ms, cost_usd=per * EPOCHS))
+        out.append(curve_trial(i, [None] * EPOCHS, state="completed", params=p, step_cost_usd=per,
+                               cost_usd=per * EPOCHS))
     return out
 
 
@@ -76,6 +77,7 @@ def test_joint_draws_match_the_marginals_and_share_the_models_uncertainty():
         model.sample_log(configs, EPOCHS, 0, np.random.default_rng(0))
 
 
+@pytest.mark.slow  # statistical: coverage of an interval over many simulated studies
 def test_study_spend_forecast_interval_holds_the_actual_totals():
     """The 90% interval of the total of 50 new random trials holds the actual total of most of
     40 independent sets of 50 trials (a calibrated interval: about 36 of 40; a point-like or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from builders import curve_trial
 
 import thrifty as th
 from thrifty.schedulers import Decision, make_scheduler
@@ -12,9 +13,8 @@ OBJ = {"v": "max"}
 
 
 def trial(number, values, state="completed"):
-    ms = tuple(th.Measurement(step=i + 1, metrics={"v": v}) for i, v in enumerate(values))
-    return th.Trial(number=number, state=state, params={"x": 0.1 * number}, measurements=ms,
-                    metrics={"v": values[-1]} if state == "completed" else {})
+    """A trial that reported ``values`` of ``v`` at steps 1, 2, ...; a completed one also told the last."""
+    return curve_trial(number, values, state=state, metric="v", final=state == "completed", params={"x": 0.1 * number})
 
 
 def curve(quality, steps=9):

@@ -19,6 +19,7 @@ import os
 import sys
 
 import pytest
+from builders import curve_trial
 from conftest import HELPERS
 
 import thrifty as th
@@ -69,8 +70,7 @@ def test_decisions_are_those_recorded_before_the_incremental_state(case, recorde
 
 
 def _trial(number, values, state="running", **kw):
-    ms = tuple(th.Measurement(step=i + 1, metrics={"v": v}, timestamp=float(i)) for i, v in enumerate(values))
-    return th.Trial(number=number, state=state, params={}, measurements=ms, id=number, **kw)
+    return curve_trial(number, values, state=state, metric="v", timestamps=True, id=number, **kw)
 
 
 def test_an_index_follows_the_delta_and_rebuilds_when_the_history_is_not_the_one_it_followed():

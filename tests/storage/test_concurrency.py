@@ -14,20 +14,21 @@ import thrifty as th
 from conftest import HELPERS
 
 N_WORKERS = 8
-PER_WORKER = 250
-N_ENQUEUED = 200
 
 
-@pytest.mark.slow
-def test_eight_processes_share_one_study(db_url, tmp_path):
+@pytest.mark.parametrize(("per_worker", "n_enqueued"), [
+    pytest.param(40, 40, id="320-asks"),  # the default run: 8 processes on each storage
+    pytest.param(250, 200, marks=pytest.mark.slow, id="2000-asks"),
+])
+def test_eight_processes_share_one_study(db_url, tmp_path, per_worker, n_enqueued):
     space = th.Space({"x": th.Float(0.0, 1.0), "k": th.Int(0, 10_000)})
     study = th.Study.create(space, "max", name="shared", storage=db_url, strategy="random", seed=1)
-    enqueued = {study.enqueue({"x": 0.5, "k": i}).number: i for i in range(N_ENQUEUED)}
+    enqueued = {study.enqueue({"x": 0.5, "k": i}).number: i for i in range(n_enqueued)}
     go = tmp_path / "go"
     outs = [tmp_path / f"worker{i}.json" for i in range(N_WORKERS)]
     procs = [
         subprocess.Popen(
-            [sys.executable, os.path.join(HELPERS, "ask_tell_worker.py"), db_url, "shared", str(PER_WORKER),
+            [sys.executable, os.path.join(HELPERS, "ask_tell_worker.py"), db_url, "shared", str(per_worker),
              str(out), str(go)],
             stderr=subprocess.PIPE, text=True,
         )
@@ -40,7 +41,7 @@ def test_eight_processes_share_one_study(db_url, tmp_path):
 
     handed = [h for out in outs for h in json.loads(out.read_text())]
     numbers = [h["number"] for h in handed]
-    total = N_WORKERS * PER_WORKER
+    total = N_WORKERS * per_worker
     # No trial was handed out twice, and every ask got a trial.
     assert len(numbers) == total
     assert len(set(numbers)) == total

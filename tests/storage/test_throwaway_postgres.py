@@ -26,7 +26,6 @@ def objective(trial):
     return trial.params["x"] + trial.params["k"] / 1000
 
 
-@pytest.mark.slow
 def test_study_on_a_throwaway_cluster():
     if not _postgres.pg_ctl_available():
         missing("pg_ctl/initdb not found: cannot start a throwaway PostgreSQL")

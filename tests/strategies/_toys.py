@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from builders import curve_trial
+
 import thrifty as th
 
 SMALL = th.Space({"x": th.Float(0, 1), "y": th.Float(0, 1)})
 
 
 def finished(number, values, params=None, state="completed"):
-    ms = tuple(th.Measurement(step=i + 1, metrics={"v": v}) for i, v in enumerate(values))
-    return th.Trial(number=number, state=state, params=params or {"x": 0.5, "y": 0.5}, measurements=ms,
-                    metrics={"v": values[-1]} if values else {})
+    """A trial that reported ``values`` of ``v`` at steps 1, 2, ... and told the last one."""
+    return curve_trial(number, values, state=state, metric="v", final=True, params=params or {"x": 0.5, "y": 0.5})
 
 
 def run_with_steps(study, n_trials):

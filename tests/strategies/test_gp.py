@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import builders
 import numpy as np
 import pytest
 from scipy.stats import wilcoxon
@@ -13,7 +14,7 @@ from thrifty.strategies import make_strategy
 from thrifty.strategies.base import Context
 from thrifty.strategies.gp import GP
 from thrifty.testfunctions import problem
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import TrialState
 
 MIXED = th.Space(
     {
@@ -45,13 +46,6 @@ def _run(space, f, strategy, seed, n, objective="min", **kw):
         h = study.ask()
         study.tell(h, {"y": f(h.params)})
     return study
-
-
-def _trial(number, params, value=None, state=TrialState.COMPLETED, **metrics):
-    m = dict(metrics)
-    if value is not None:
-        m["value"] = value
-    return Trial(number=number, state=state, params=params, metrics=m)
 
 
 # -- construction -----------------------------------------------------------------------------
@@ -207,11 +201,11 @@ def test_infeasible_and_stopped_trials_are_used():
     s = GP(n_startup=2)
     s.bind(Context(objectives={"value": "max"}))
     hist = [
-        _trial(0, {"x": 0.1}, 0.1),
-        _trial(1, {"x": 0.5}, state=TrialState.INFEASIBLE),
-        _trial(2, {"x": 0.9}, 0.9, state=TrialState.STOPPED),
-        _trial(3, {"x": 0.3}, float("nan")),
-        _trial(4, {"x": 0.7}, state=TrialState.PENDING),
+        builders.completed(0, {"x": 0.1}, 0.1),
+        builders.trial(1, state="infeasible", params={"x": 0.5}),
+        builders.stopped(2, {"x": 0.9}, metrics={"value": 0.9}),
+        builders.completed(3, {"x": 0.3}, float("nan")),
+        builders.pending(4, {"x": 0.7}),
     ]
     out = s.propose(space, hist, seed=0, number=5, n=2)
     assert len(out) == 2 and all(space.contains(p) for p in out)
@@ -235,18 +229,19 @@ def test_large_history_uses_a_subset_and_still_improves():
     pb = problem("branin")
     rng = np.random.default_rng(0)
     params = [pb.space.decode(u) for u in rng.random((90, 2))]
-    hist = [_trial(i, p, -pb.f(p)) for i, p in enumerate(params)]  # maximised: value = -branin
+    hist = [builders.completed(i, p, -pb.f(p)) for i, p in enumerate(params)]  # maximised: value = -branin
     best_before = max(t.value for t in hist)
     s = GP(max_points=40)
     s.bind(Context(objectives={"value": "max"}))
     for k in range(90, 96):
         p = s.propose(pb.space, hist, seed=1, number=k)[0]
         assert pb.space.contains(p)
-        hist.append(_trial(k, p, -pb.f(p)))
+        hist.append(builders.completed(k, p, -pb.f(p)))
     assert max(t.value for t in hist) > best_before
 
 
 # -- better than random search (several seeds, a signed-rank test with a margin) ---------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 @pytest.mark.parametrize(("name", "n_evals"), [("branin", 30), ("hartmann6", 40)])
 def test_beats_random_search(name, n_evals):
     pb = problem(name)
@@ -258,6 +253,7 @@ def test_beats_random_search(name, n_evals):
 
 
 # -- cost-aware search -----------------------------------------------------------------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 def test_cost_aware_spends_less_per_evaluation_early_in_a_budget():
     pb = problem("hartmann6")
     aware, plain = [], []
@@ -287,6 +283,7 @@ def test_cost_aware_default_follows_the_budget():
     assert pb.space.contains(study.ask().params)
 
 
+@pytest.mark.slow  # statistical: a whole optimisation to convergence
 def test_converges_on_a_deterministic_function():
     # A noise-free objective: the model must be allowed to refine the incumbent's neighbourhood.
     # (While the resampling guard also applied to deterministic objectives, the median regret here

@@ -5,14 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from builders import failed, of_points
 
 import thrifty as th
 from thrifty.strategies import make_strategy
 from thrifty.strategies.grid import GridSearch
-
-
-def _history(points, state="completed", **kw):
-    return [th.Trial(number=i, state=state, params=p, **kw) for i, p in enumerate(points)]
 
 
 def _key(params):
@@ -118,40 +115,40 @@ class TestPropose:
         grid = g.grid(self.SPACE)
         assert len(grid) == 3 * 4 * 2
         assert g.propose(self.SPACE, [], seed=0, number=0) == [grid[0]]
-        assert g.propose(self.SPACE, _history(grid[:5]), seed=0, number=5) == [grid[5]]
+        assert g.propose(self.SPACE, of_points(grid[:5]), seed=0, number=5) == [grid[5]]
         # out-of-order history: the first hole is proposed
-        hist = _history([grid[0], grid[2], grid[3]])
+        hist = of_points([grid[0], grid[2], grid[3]])
         assert g.propose(self.SPACE, hist, seed=0, number=3, n=2) == [grid[1], grid[4]]
 
     def test_running_and_failed_trials_count_as_tried(self):
         g = GridSearch(points_per_float=2)
         grid = g.grid(self.SPACE)
-        hist = _history(grid[:1], state="running") + [th.Trial(number=1, state="failed", params=grid[1])]
+        hist = of_points(grid[:1], state="running") + [failed(1, grid[1])]
         assert g.propose(self.SPACE, hist, seed=0, number=2) == [grid[2]]
 
     def test_retried_trials_are_proposed_again(self):
         g = GridSearch(points_per_float=2)
         grid = g.grid(self.SPACE)
-        hist = [th.Trial(number=0, state="failed", params=grid[0], retried=True)]
+        hist = [failed(0, grid[0], retried=True)]
         assert g.propose(self.SPACE, hist, seed=0, number=1) == [grid[0]]
 
     def test_bool_choice_not_confused_with_int(self):
         space = th.Space({"a": [1, True]})
         g = GridSearch()
-        (p,) = g.propose(space, _history([{"a": 1}]), seed=0, number=1)
+        (p,) = g.propose(space, of_points([{"a": 1}]), seed=0, number=1)
         assert p["a"] is True
 
     def test_exhaustion(self):
         g = GridSearch(points_per_float=2)
         grid = g.grid(self.SPACE)
         with pytest.raises(th.StudyExhausted, match="24 points have all been tried") as info:
-            g.propose(self.SPACE, _history(grid), seed=0, number=24)
+            g.propose(self.SPACE, of_points(grid), seed=0, number=24)
         assert info.value.reason == "strategy"
         # asking for more points than remain is exhaustion too
         with pytest.raises(th.StudyExhausted) as info:
-            g.propose(self.SPACE, _history(grid[:22]), seed=0, number=22, n=3)
+            g.propose(self.SPACE, of_points(grid[:22]), seed=0, number=22, n=3)
         assert info.value.reason == "strategy"
-        assert g.propose(self.SPACE, _history(grid[:22]), seed=0, number=22, n=2) == grid[22:]
+        assert g.propose(self.SPACE, of_points(grid[:22]), seed=0, number=22, n=2) == grid[22:]
 
     def test_shuffle_is_a_seeded_permutation(self):
         plain = GridSearch(points_per_float=2).grid(self.SPACE)
@@ -163,7 +160,7 @@ class TestPropose:
         assert sorted(map(_key, a)) == sorted(map(_key, plain))
         assert a != plain and other != a
         # history is respected in shuffled order too, whatever the trial number
-        assert g.propose(self.SPACE, _history(a[:3]), seed=1, number=99) == [a[3]]
+        assert g.propose(self.SPACE, of_points(a[:3]), seed=1, number=99) == [a[3]]
 
 
 def test_end_to_end_grid_study_runs_each_point_once_then_stops():

@@ -48,6 +48,7 @@ def test_fronts_and_crowding_by_hand():
     assert np.isinf(d[0]) and np.isinf(d[2]) and d[1] == pytest.approx(2.0)
 
 
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 def test_nsga2_beats_random_search_on_hypervolume_over_seeds():
     ours = [hypervolume([(t.metrics["f1"], t.metrics["f2"]) for t in run(NSGA2(population_size=16), s).trials])
             for s in range(5)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import builders
 import numpy as np
 import pytest
 from scipy.stats import wilcoxon
@@ -14,7 +15,6 @@ from thrifty.strategies import Context, available, make_strategy
 from thrifty.strategies.random import RandomSearch
 from thrifty.strategies.tpe import TPE, _front_ranks
 from thrifty.testfunctions import problem
-from thrifty.trial import Trial, TrialState
 
 MIXED = th.Space(
     {
@@ -46,13 +46,6 @@ def _run(space, f, strategy, seed, n, objective="min", **kwargs) -> th.Study:
         t = study.ask()
         study.tell(t, f(t.params))
     return study
-
-
-def _trial(number, params, value=None, state=TrialState.COMPLETED, **metrics) -> Trial:
-    m = dict(metrics)
-    if value is not None:
-        m["y"] = value
-    return Trial(number=number, state=state, params=params, metrics=m, objective="y")
 
 
 # -- construction ----------------------------------------------------------------------------------
@@ -173,7 +166,7 @@ def test_running_trials_change_the_next_proposal(seed):
     # a trial running right next to that point (not on it) makes the model look elsewhere
     x = p.space.encode(alone)
     near = p.space.decode(np.clip(x + 1e-3, 0.0, 1.0))
-    running = Trial(number=30, state=TrialState.RUNNING, params=near, objective="y")
+    running = builders.running(30, near)
     with_liar = s.propose(p.space, [*history, running], seed=seed, number=31)[0]
     assert with_liar != alone
     assert np.abs(p.space.encode(with_liar) - p.space.encode(near)).max() > 0.01
@@ -208,14 +201,14 @@ def test_ranking_tiers():
     s = TPE()
     s.bind(Context(objectives={"y": "min"}, constraints={"c": ("<=", 0.0)}))
     history = [
-        _trial(0, {"x": 0.1}, 5.0, c=-1.0),  # feasible
-        _trial(1, {"x": 0.2}, 1.0, c=2.0),  # breaks the constraint by 2
-        _trial(2, {"x": 0.3}, 9.0, c=0.5),  # breaks it by 0.5
-        _trial(3, {"x": 0.4}, None, state=TrialState.FAILED),
-        _trial(4, {"x": 0.5}, 3.0, state=TrialState.STOPPED, c=0.0),  # stopped early: its last value
-        _trial(5, {"x": 0.6}, state=TrialState.RUNNING),
-        _trial(6, {"x": 0.7}, float("nan"), c=0.0),
-        _trial(7, {"x": 0.8}, 0.5),  # no constraint metric: breaks it
+        builders.completed(0, {"x": 0.1}, metrics={"y": 5.0, "c": -1.0}),  # feasible
+        builders.completed(1, {"x": 0.2}, metrics={"y": 1.0, "c": 2.0}),  # breaks the constraint by 2
+        builders.completed(2, {"x": 0.3}, metrics={"y": 9.0, "c": 0.5}),  # breaks it by 0.5
+        builders.failed(3, {"x": 0.4}),
+        builders.stopped(4, {"x": 0.5}, metrics={"y": 3.0, "c": 0.0}),  # stopped early: its last value
+        builders.running(5, {"x": 0.6}),
+        builders.completed(6, {"x": 0.7}, metrics={"y": float("nan"), "c": 0.0}),
+        builders.completed(7, {"x": 0.8}, 0.5, metric="y"),  # no constraint metric: breaks it
     ]
     hist = s._history(space, history)
     order = np.lexsort((hist.order_key, hist.tier))
@@ -241,6 +234,7 @@ def test_constraints_keep_most_proposals_feasible(seed):
 
 
 # -- against random search -------------------------------------------------------------------------
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 @pytest.mark.parametrize("name", ["branin", "hartmann6"])
 def test_beats_random_search(name):
     """10 seeds x 60 evaluations: TPE's final regrets are lower than random search's by a
@@ -294,6 +288,7 @@ def test_cost_weight_follows_the_budget():
         assert got == pytest.approx(expected) if expected is not None else got is None, (strategy, ctx)
 
 
+@pytest.mark.slow  # statistical: many seeded runs of a whole optimisation
 def test_cost_aware_spends_less_per_evaluation():
     """Branin with the test functions' cost surface ($0.10 to $1.00): after the random start,
     cost-aware TPE (the study fits its cost model on the trials) pays less per evaluation than
