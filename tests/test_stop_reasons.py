@@ -133,7 +133,8 @@ def test_the_wrapper_decides_from_the_snapshot_it_is_given() -> None:
     objectives = {"value": "max"}
     assert rule.verdict(trial, [trial], objectives, None) == Verdict(Decision.CONTINUE)
     assert rule.verdict(trial, [trial], objectives, BudgetSnapshot(usd_left=None, n_running=1)).note is None
-    assert rule.verdict(trial, [trial], objectives, BudgetSnapshot(usd_left=6.5, n_running=1)).decision is Decision.CONTINUE
+    alone = BudgetSnapshot(usd_left=6.5, n_running=1)
+    assert rule.verdict(trial, [trial], objectives, alone).decision is Decision.CONTINUE
     stop = rule.verdict(trial, [trial], objectives, BudgetSnapshot(usd_left=6.5, n_running=2))  # $3.25 each
     assert stop == Verdict(Decision.STOP, note="budget-aware: cannot reach 10 within its share of the $6.5000 left")
     assert rule.decide(trial, [trial], objectives) is Decision.CONTINUE, "without a snapshot: the inner decision"

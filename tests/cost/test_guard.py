@@ -34,9 +34,11 @@ def test_each_limit_stops_a_new_trial_once_reached_and_not_before(limit: str, va
 
 @pytest.mark.parametrize("limit, value", [("usd", 2.0), ("gpu_hours", 1.0), ("wall_s", 60.0)])
 def test_a_hard_budget_trips_the_breaker_at_a_measurement_and_a_soft_one_does_not(limit: str, value: float) -> None:
-    assert _check(th.Budget(**{limit: value}), MEASUREMENT, **{limit: value}).limit == limit  # type: ignore[union-attr]
-    assert _check(th.Budget(**{limit: value}, hard=False), MEASUREMENT, **{limit: value}) is None
-    assert _check(th.Budget(**{limit: value}, hard=False), START, **{limit: value}).limit == limit  # type: ignore[union-attr]
+    hard, soft = th.Budget(**{limit: value}), th.Budget(**{limit: value}, hard=False)
+    assert _check(hard, MEASUREMENT, **{limit: value}) == _check(hard, START, **{limit: value})
+    assert _check(hard, MEASUREMENT, **{limit: value}).limit == limit  # type: ignore[union-attr]
+    assert _check(soft, MEASUREMENT, **{limit: value}) is None
+    assert _check(soft, START, **{limit: value}).limit == limit  # type: ignore[union-attr]
 
 
 def test_the_trial_count_never_trips_the_breaker_nor_refuses_a_resumed_trial() -> None:
@@ -60,8 +62,9 @@ def test_the_first_limit_reached_wins_in_a_fixed_order() -> None:
 
 
 def test_no_budget_never_stops_anything() -> None:
+    huge = th.Usage(trials=10**6, usd=1e9, gpu_hours=1e6, wall_s=1e9)
     for moment in Moment:
-        assert BudgetGuard(th.Budget()).check(th.Usage(trials=10**6, usd=1e9, gpu_hours=1e6, wall_s=1e9), moment) is None
+        assert BudgetGuard(th.Budget()).check(huge, moment) is None
     assert BudgetGuard(th.Budget(usd=1.0)).check(NOTHING, START) is None
 
 

@@ -199,5 +199,6 @@ def _reached(b: Budget, usage: Usage, limit: str) -> BudgetStop | None:
         return BudgetStop("gpu_hours",
                           f"the budget of {b.gpu_hours:g} GPU-hours is used up ({usage.gpu_hours:.3f} used)")
     if limit == "wall_s" and b.wall_s is not None and usage.wall_s >= b.wall_s:
-        return BudgetStop("wall_s", f"the budget of {b.wall_s:g} s of wall time is used up ({usage.wall_s:.1f} s active)")
+        return BudgetStop("wall_s",
+                          f"the budget of {b.wall_s:g} s of wall time is used up ({usage.wall_s:.1f} s active)")
     return None

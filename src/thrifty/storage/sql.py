@@ -1014,7 +1014,8 @@ class SQLStorage(Storage):
                     "p_cost": measurement.cost_usd if measurement is not None else 0.0,
                     "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
                     "p_gpu_s": measurement.gpu_s if measurement is not None else 0.0,
-                    "p_reason": stop.text if stop is not None else None, "p_kind": _kind(stop.kind) if stop is not None else None,
+                    "p_reason": stop.text if stop is not None else None,
+                    "p_kind": _kind(stop.kind) if stop is not None else None,
                     "p_limit": stop.limit if stop is not None else None, "p_order": st.n_finished + 1,
                 },
             )
