@@ -32,6 +32,8 @@ _LAZY = {
     "Trial": "thrifty.trial",
     "Measurement": "thrifty.trial",
     "TrialState": "thrifty.trial",
+    "StopKind": "thrifty.trial",
+    "StopReason": "thrifty.trial",
     "TrialHandle": "thrifty.handle",
     "ThriftyError": "thrifty.errors",
     "SpaceError": "thrifty.errors",
@@ -81,7 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.handle import TrialHandle
     from thrifty.space import Categorical, Fixed, Float, Int, Space
     from thrifty.study import Study
-    from thrifty.trial import Measurement, Trial, TrialState
+    from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 
 
 def __getattr__(name: str) -> Any:

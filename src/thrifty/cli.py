@@ -459,6 +459,8 @@ def _trial_dict(t: Any) -> dict[str, Any]:
         "elapsed_s": t.elapsed_s,
         "error": t.error,
         "reason": t.reason,
+        "stop_kind": t.stop_kind.value if t.stop_kind is not None else None,
+        "stop_limit": t.stop_limit,
         "created_at": t.created_at,
         "started_at": t.started_at,
         "finished_at": t.finished_at,

@@ -8,8 +8,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from thrifty.cost.meter import Charge, Meter
 from thrifty.errors import TrialStopped, ValidationError
-from thrifty.trial import Measurement, Trial, check_cost, check_metrics, check_seconds
+from thrifty.trial import Measurement, StopKind, StopReason, Trial, check_cost, check_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.study import Study
@@ -33,7 +34,10 @@ class TrialHandle:
         self._last_metrics: dict[str, float] | None = dict(reported[-1].metrics) if reported else None
         self._cost_usd = trial.cost_usd
         self._elapsed_s = trial.elapsed_s
-        self.stop_reason: str | None = None
+        self._meter = Meter(study.pricing, trial.resources)
+        #: Why the trial must end (set by a stop request, the budget's breaker or the scheduler):
+        #: ``tell`` records it.
+        self.stop: StopReason | None = None
         #: Set when the scheduler paused the trial (``should_stop`` is then true): ``optimize``
         #: records it as PAUSED, to be resumed from its checkpoint later.
         self.pausing = False
@@ -100,22 +104,21 @@ class TrialHandle:
         """Dollars charged to this trial so far (metered time plus reported costs)."""
         return self._cost_usd
 
-    def _charge(
-        self, elapsed_s: float | None, cost_usd: float, mono_now: float | None = None
-    ) -> tuple[float, float, float]:
-        """(seconds, dollars, GPU-seconds) of the interval since the last report (up to
-        ``mono_now``, a ``time.monotonic()`` reading): the metered price of the trial's resources
-        for that time plus what the objective reports. The interval is not restarted here: a
-        report restarts it once recorded, so an interval that fails to be recorded (an invalid
-        result, a refused tell) is charged with the next one instead of being lost."""
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the trial must end, in words (see :attr:`stop` for the typed reason)."""
+        return None if self.stop is None else self.stop.text
+
+    def _charge(self, elapsed_s: float | None, cost_usd: float, mono_now: float | None = None) -> Charge:
+        """The :class:`~thrifty.cost.meter.Charge` of the interval since the last report (up to
+        ``mono_now``, a ``time.monotonic()`` reading, unless ``elapsed_s`` is given), from the
+        trial's :class:`~thrifty.cost.meter.Meter`. The interval is not restarted here: a report
+        restarts it once recorded, so an interval that fails to be recorded (an invalid result, a
+        refused tell) is charged with the next one instead of being lost."""
         if elapsed_s is None:
             now = time.monotonic() if mono_now is None else mono_now
-            elapsed = max(now - self._last_mark, 0.0)
-        else:
-            elapsed = check_seconds(elapsed_s)
-        metered = self._study.pricing.cost_usd(elapsed, self._trial.resources)
-        gpu_s = elapsed * self._study.pricing.gpus_held(self._trial.resources)
-        return elapsed, metered + check_cost(cost_usd), gpu_s
+            elapsed_s = max(now - self._last_mark, 0.0)
+        return self._meter.charge(elapsed_s, cost_usd)
 
     def report(
         self,
@@ -143,20 +146,21 @@ class TrialHandle:
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
         mono = time.monotonic()
-        elapsed, cost, gpu_s = self._charge(elapsed_s, cost_usd, mono)
+        charge = self._charge(elapsed_s, cost_usd, mono)
         now = time.time()
-        m = Measurement(step=step, metrics=values, cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now)
+        m = Measurement(step=step, metrics=values, cost_usd=charge.cost_usd, elapsed_s=charge.elapsed_s,
+                        gpu_s=charge.gpu_s, timestamp=now)
         stop = self._study._storage.report(self._study._record.id, self.id, m, now)
         self._last_mark = mono  # the next interval starts here, whether this one was measured or given
-        self._cost_usd += cost
-        self._elapsed_s += elapsed
+        self._cost_usd += charge.cost_usd
+        self._elapsed_s += charge.elapsed_s
         if step is not None:
             self._last_step = float(step)
         self._last_metrics = values
         if stop is not None:
-            self.stop_reason = stop
-            if stop.startswith("budget"):
-                raise TrialStopped(f"trial {self.number} must stop: {stop}", stop)
+            self.stop = stop
+            if stop.kind is StopKind.BUDGET:
+                raise TrialStopped(f"trial {self.number} must stop: {stop.text}", str(stop.text))
 
     def should_stop(self) -> bool:
         """Whether the trial should end now (its scheduler decided so, or a stop was requested).
@@ -164,7 +168,7 @@ class TrialHandle:
         An objective that sees ``True`` should return ``None``; the trial is then recorded as
         STOPPED with its last report.
         """
-        if self.stop_reason is not None:
+        if self.stop is not None:
             return True
         return self._study._should_stop(self)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget, BudgetStop, Usage
+from thrifty.cost.meter import Meter
 from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion, make_criteria
@@ -33,12 +34,12 @@ from thrifty._history import History, TrialLog
 from thrifty._registry import check_fit
 from thrifty.specs.base import StudyShape
 from thrifty.handle import TrialHandle
-from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
+from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
 from thrifty.strategies import Strategy, make_strategy
 from thrifty.strategies.base import params_key
-from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics, check_seconds
+from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState, check_cost, check_metrics
 
 Objective = Callable[[TrialHandle], Any]
 
@@ -527,10 +528,7 @@ class Study:
     def budget_stop(self) -> BudgetStop | None:
         """If a hard budget stopped the running trials (the circuit breaker): which limit and when
         (seconds since the epoch); ``None`` otherwise or after the budget was changed."""
-        record = self._storage.study_status(self._record.id)
-        if record.budget_stop is None or record.budget_stop_at is None:
-            return None
-        return BudgetStop(reason=record.budget_stop, at=record.budget_stop_at)
+        return self._storage.study_status(self._record.id).budget_stop
 
     def _admit(self, params: Mapping[str, Any], resources: Mapping[str, float], usage: Usage, budget: Budget) -> None:
         """The soft budget check, inside the ask transaction: refuse a trial whose forecast cost
@@ -604,7 +602,9 @@ class Study:
         if the metrics break one of the study's ``constraints`` (the reason, e.g. ``"constraint
         nnz <= 100 broken: nnz = 140"``, is its ``error``; its metrics and cost are kept). ``state`` may
         be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
-        ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why).
+        ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why, in
+        words; the trial's ``stop_kind`` is what stopped it, as the handle was told (the budget,
+        the scheduler, a user's request), else USER).
         ``cost_usd`` is what the trial spent since its last report beyond its metered compute;
         ``elapsed_s`` the seconds since then (measured if the trial came from ``ask``). Returns the
         finished trial.
@@ -640,12 +640,12 @@ class Study:
             raise ValidationError(f"tell(reason=...) is for stopped or paused trials, not {st.value}")
         # The last interval: metered time plus the reported cost.
         if handle is not None:
-            elapsed, cost, gpu_s = handle._charge(elapsed_s, cost_usd)
+            charge = handle._charge(elapsed_s, cost_usd)
+            elapsed, cost, gpu_s = charge.elapsed_s, charge.cost_usd, charge.gpu_s
             total_cost, total_elapsed = handle.cost_usd + cost, handle._elapsed_s + elapsed
         else:
-            elapsed = check_seconds(elapsed_s) if elapsed_s is not None else 0.0
-            cost = self.pricing.cost_usd(elapsed, self.resources) + cost_usd
-            gpu_s = elapsed * self.pricing.gpus_held(self.resources)
+            charge = Meter(self.pricing, self.resources).charge(0.0 if elapsed_s is None else elapsed_s, cost_usd)
+            elapsed, cost, gpu_s = charge.elapsed_s, charge.cost_usd, charge.gpu_s
             before = self._storage.get_trial(trial_id) if (metrics is not None) else None
             total_cost = (before.cost_usd if before else 0.0) + cost
             total_elapsed = (before.elapsed_s if before else 0.0) + elapsed
@@ -666,8 +666,13 @@ class Study:
             error = infeasibility(metrics, self.constraints)
             if error is not None:
                 st = TrialState.INFEASIBLE
-        if st in (TrialState.STOPPED, TrialState.PAUSED) and reason is None and handle is not None:
-            reason = handle.stop_reason
+        # Why it stopped: what the handle was told (a user's words replace only the words), else
+        # the user's; None lets the storage keep a reason recorded while it ran (Storage.finish).
+        stop = handle.stop if handle is not None else None
+        if reason is not None:
+            stop = StopReason(StopKind.USER, reason) if stop is None else dataclasses.replace(stop, text=reason)
+        if st not in (TrialState.STOPPED, TrialState.PAUSED):
+            stop = None
         measurement = None
         if metrics is not None or cost > 0 or elapsed > 0:
             step = handle.last_step if handle is not None else None
@@ -676,7 +681,7 @@ class Study:
                 cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=time.time(),
             )
         finished = self._storage.finish(
-            self._record.id, trial_id, st, metrics, measurement, error, time.time(), reason=reason
+            self._record.id, trial_id, st, metrics, measurement, error, time.time(), stop=stop
         )
         if handle is not None:
             handle.finished = True
@@ -813,38 +818,29 @@ class Study:
                 return True
         else:
             history, current = [], handle.snapshot()
-        decision = self.scheduler.decide(current, history, self.objectives)
-        if decision is Decision.STOP:
-            handle.stop_reason = f"scheduler: {self.scheduler.name}"
-            successor = self.scheduler.successor(current, history, self.objectives)
+        verdict = self.scheduler.verdict(current, history, self.objectives,
+                                         self._budget_snapshot() if self.scheduler.needs_budget else None)
+        said = f"scheduler: {self.scheduler.name}"
+        if verdict.decision is Decision.STOP:
+            handle.stop = StopReason(StopKind.SCHEDULER, said if verdict.note is None else f"{said}: {verdict.note}")
+            successor = self.scheduler.successor(current, history, self.objectives) if verdict.note is None else None
             if successor is not None:
                 clone = self._start_successor(current, successor)
-                handle.stop_reason = (f"scheduler: {self.scheduler.name}: replaced by trial {clone.number} "
-                                      f"(clone of trial {successor.parent} at step {successor.start_step:g})")
+                handle.stop = StopReason(StopKind.SCHEDULER, f"{said}: replaced by trial {clone.number} "
+                                         f"(clone of trial {successor.parent} at step {successor.start_step:g})")
             return True
-        if decision is Decision.PAUSE:
-            handle.stop_reason = f"scheduler: {self.scheduler.name}: paused at step {current.last_step:g}"
+        if verdict.decision is Decision.PAUSE:
+            handle.stop = StopReason(StopKind.SCHEDULER, f"{said}: paused at step {current.last_step:g}")
             handle.pausing = True
             return True
-        if self.scheduler.budget_aware and self.scheduler.max_resource is not None:
-            return self._budget_says_stop(handle, current)
         return False
 
-    def _budget_says_stop(self, handle: TrialHandle, current: Trial) -> bool:
-        """The budget-aware rule (:mod:`thrifty.schedulers.budget_aware`)."""
-        from thrifty.schedulers.budget_aware import cannot_finish
-
+    def _budget_snapshot(self) -> BudgetSnapshot:
+        """The study's budget as a scheduler's decision reads it (dollars left, trials running)."""
         record = self._storage.study_status(self._record.id)
-        budget = Budget.from_dict(record.budget)
-        if budget.usd is None:
-            return False
-        left = budget.usd - record.usage(time.time()).usd
-        assert self.scheduler.max_resource is not None
-        if cannot_finish(current, self.scheduler.max_resource, left, max(record.n_running, 1)):
-            handle.stop_reason = (f"scheduler: {self.scheduler.name}: budget-aware: cannot reach "
-                                  f"{self.scheduler.max_resource:g} within its share of the ${left:,.4f} left")
-            return True
-        return False
+        usd = Budget.from_dict(record.budget).usd
+        left = None if usd is None else usd - record.usage(time.time()).usd
+        return BudgetSnapshot(usd_left=left, n_running=record.n_running)
 
     def _start_successor(self, trial: Trial, successor: Any) -> Trial:
         """Enqueue the trial that continues ``successor.parent``'s checkpoint with new params, and
@@ -939,7 +935,7 @@ class Study:
             return TrialState.INFEASIBLE, str(exc)
         except TrialStopped as exc:
             try:
-                return self.tell(handle, state=TrialState.STOPPED, reason=exc.reason).state, None
+                return self.tell(handle, state=TrialState.STOPPED).state, None  # handle.stop says why
             except TrialNotRunning:
                 return TrialState.STOPPED, None
         except KeyboardInterrupt:

@@ -56,6 +56,38 @@ class TrialState(str, enum.Enum):
             raise ValidationError(f"unknown trial state {value!r} (expected one of {names})") from None
 
 
+class StopKind(str, enum.Enum):
+    """Who or what ended (or paused) a trial early: the typed half of a stop reason.
+
+    SCHEDULER: the study's scheduler (a rung, a pause for promotion, PBT's replacement, the
+    budget-aware rule); BUDGET: a hard budget's circuit breaker (``stop_limit`` names the limit);
+    USER: a person or the objective's own code (``Study.stop_trial``, ``tell(state="stopped")``, an
+    objective that returns early without being asked to).
+    """
+
+    SCHEDULER = "scheduler"
+    BUDGET = "budget"
+    USER = "user"
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why a trial stopped or paused: ``kind`` (typed, what programs read), ``limit`` (the budget
+    limit, ``"usd"``, ``"gpu_hours"`` or ``"wall_s"``, when ``kind`` is BUDGET; else ``None``) and
+    ``text`` (the words shown to people, e.g. ``"budget: the budget of $1.00 is used up ..."``;
+    never parsed)."""
+
+    kind: StopKind
+    text: str | None = None
+    limit: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", StopKind(self.kind))
+        if (self.limit is not None) != (self.kind is StopKind.BUDGET):
+            raise ValidationError(f"StopReason(kind={self.kind.value!r}, limit={self.limit!r}): a budget stop "
+                                  "names its limit, and only a budget stop has one")
+
+
 def check_cost(cost_usd: Any, what: str = "cost_usd") -> float:
     """Validate a dollar amount: a finite number >= 0."""
     if isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)):
@@ -161,8 +193,14 @@ class Trial:
     cost_usd: float = 0.0
     elapsed_s: float = 0.0
     gpu_s: float = 0.0
-    #: Why a STOPPED trial stopped (``"budget: ..."``, ``"scheduler: ..."``, ``"user"``).
+    #: Why a STOPPED or PAUSED trial stopped, in words (``"budget: ..."``, ``"scheduler: ..."``,
+    #: ``"user: ..."``); read :attr:`stop_kind` and :attr:`stop_limit` rather than this text.
     reason: str | None = None
+    #: Who or what stopped a STOPPED or PAUSED trial (``None`` for other states).
+    stop_kind: StopKind | None = None
+    #: The budget limit that stopped it (``"usd"``, ``"gpu_hours"``, ``"wall_s"``) when
+    #: ``stop_kind`` is BUDGET, else ``None``.
+    stop_limit: str | None = None
     #: 1 for the first trial of the study to settle (finish or pause), 2 for the next, ... (None
     #: while pending or running; a resumed trial gets a new one when it settles again).
     finish_order: int | None = None
@@ -181,6 +219,8 @@ class Trial:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", TrialState.parse(self.state))
+        if self.stop_kind is not None:
+            object.__setattr__(self, "stop_kind", StopKind(self.stop_kind))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
         object.__setattr__(self, "user_attrs", MappingProxyType(dict(self.user_attrs)))
@@ -192,6 +232,13 @@ class Trial:
         """The largest step reported so far, or ``None``."""
         steps = [m.step for m in self.measurements if m.step is not None]
         return max(steps) if steps else None
+
+    @property
+    def stop(self) -> StopReason | None:
+        """Why the trial stopped or paused (kind, limit, words), or ``None``."""
+        if self.stop_kind is None:
+            return None
+        return StopReason(self.stop_kind, self.reason, self.stop_limit)
 
     @property
     def value(self) -> float | None:

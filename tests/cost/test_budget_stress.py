@@ -12,10 +12,10 @@ recorded:
     the sum of its measurements';
 (b) nothing is left RUNNING or PENDING;
 (c) the breaker tripped at the first measurement that brought the ledger to the limit, its
-    recorded moment (``budget_stop_at``) is that measurement's, and the overshoot is bounded by the
+    recorded moment (``budget_stop.at``) is that measurement's, and the overshoot is bounded by the
     measurements recorded from then on, of which each trial has at most 2 (the report in flight
     and the final tell);
-(d) trials running at the trip end as STOPPED with a reason starting "budget" (a trial caught
+(d) trials running at the trip end as STOPPED with stop kind BUDGET (limit "usd") (a trial caught
     between its last report and its tell completes: its tell is then its only later measurement);
 (e) no trial started after the trip;
 (f) ``optimize`` says it ended on "usd".
@@ -108,8 +108,8 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
         assert "forecast" in result.message, result.message
         return
     # (c) The breaker tripped at the first measurement that reached the limit, and only then.
-    assert record.budget_stop_at is not None
-    assert record.budget_stop.startswith("budget: ") and "$" in record.budget_stop
+    assert record.budget_stop.at is not None
+    assert record.budget_stop.limit == "usd" and "$" in record.budget_stop.message
     running = 0.0
     trip_index = None
     for i, (_, _, cost, _) in enumerate(log):
@@ -120,7 +120,7 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
     assert trip_index is not None
     trip_id, trip_number, _, trip_ts = log[trip_index]
     tripping_trial = by_number[trip_number]
-    assert record.budget_stop_at in (trip_ts, tripping_trial.finished_at), (
+    assert record.budget_stop.at in (trip_ts, tripping_trial.finished_at), (
         "budget_stop_at is the moment of the measurement that reached the limit (a report's "
         "timestamp, or the finishing time of a tell)"
     )
@@ -145,7 +145,7 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
         if number == trip_number:
             continue
         if t.state is th.TrialState.STOPPED:
-            assert t.reason is not None and t.reason.startswith("budget"), (
+            assert t.stop_kind is th.StopKind.BUDGET and t.stop_limit == "usd", (
                 f"trial {number} recorded {n_late} measurement(s) after the breaker tripped but was not "
                 f"running at the trip (reason {t.reason!r}): it started after the trip"
             )
@@ -153,19 +153,19 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
         # Caught between its last report and its tell: it completes (no reason: only stopped
         # trials keep one), and its tell is its only measurement after the trip, so it had
         # reported before the trip, i.e. it was running then.
-        assert t.state is th.TrialState.COMPLETED and n_late == 1 and t.reason is None, (
+        assert t.state is th.TrialState.COMPLETED and n_late == 1 and t.reason is None and t.stop_kind is None, (
             f"trial {number} ({t.state.value}) ran on after the breaker tripped"
         )
         assert len(t.measurements) > 1
     stopped = [t for t in trials if t.state is th.TrialState.STOPPED]
     assert stopped, "the breaker tripped with trials in flight, so some must have been stopped"
-    assert all(t.reason is not None and t.reason.startswith("budget") for t in stopped)
+    assert all(t.stop_kind is th.StopKind.BUDGET and t.stop_limit == "usd" and t.reason for t in stopped)
     if tripping_trial.state is th.TrialState.STOPPED:
         # It reached the limit at a report: the report was recorded, then the trial stopped.
-        assert tripping_trial.reason.startswith("budget")
+        assert tripping_trial.stop_kind is th.StopKind.BUDGET
         assert late.get(trip_number, 0) <= 1
     else:  # it reached the limit at its tell
-        assert tripping_trial.measurements[-1].timestamp <= record.budget_stop_at
+        assert tripping_trial.measurements[-1].timestamp <= record.budget_stop.at
         assert late.get(trip_number, 0) == 0
     # (e) No trial started after the breaker tripped: each started trial either ended before the
     # trip or was marked by it.

@@ -107,11 +107,11 @@ def test_processes_running_at_once_share_the_ledger(db_url, tmp_path):
     assert len(trials) <= 16 + 2
     record = study.storage.study_status(study._record.id)
     if spent >= budget:
-        assert record.budget_stop is not None and record.budget_stop.startswith("budget")
+        assert record.budget_stop is not None and record.budget_stop.limit == "usd"
     for t in trials:
         assert t.state in (th.TrialState.COMPLETED, th.TrialState.STOPPED)
         if t.state is th.TrialState.STOPPED:
-            assert t.reason.startswith("budget")
+            assert t.stop_kind is th.StopKind.BUDGET and t.stop_limit == "usd"
     assert ra["spent_usd"] <= spent + 1e-12 and rb["spent_usd"] <= spent + 1e-12
 
 
@@ -128,10 +128,11 @@ def test_raising_the_budget_of_a_study_it_stopped_lets_it_go_on(db_url):
     assert first.reason == "usd" and first.n_trials == 3
     trials = study.trials
     assert [t.state for t in trials] == [th.TrialState.COMPLETED] * 2 + [th.TrialState.STOPPED]
-    assert trials[2].reason.startswith("budget") and len(trials[2].measurements) == 3  # 2 reports + tell
+    assert trials[2].stop_kind is th.StopKind.BUDGET and len(trials[2].measurements) == 3  # 2 reports + tell
     assert study.cost_usd == pytest.approx(0.3125)
-    stopped_at = study.storage.study_status(study._record.id).budget_stop_at
-    assert stopped_at is not None
+    tripped = study.storage.study_status(study._record.id).budget_stop
+    assert tripped is not None and tripped.at is not None
+    stopped_at = tripped.at
     with pytest.raises(th.StudyExhausted):
         study.ask()
 
@@ -151,9 +152,10 @@ def test_raising_the_budget_of_a_study_it_stopped_lets_it_go_on(db_url):
     running.report(0.5, step=1, cost_usd=0.01)
     with pytest.raises(th.TrialStopped) as info:
         spender.report(0.5, step=1, cost_usd=0.3)
-    assert info.value.reason.startswith("budget")
+    assert spender.stop is not None and spender.stop.kind is th.StopKind.BUDGET
+    assert info.value.reason == spender.stop.text
     record = study.storage.study_status(study._record.id)
-    assert record.budget_stop is not None and record.budget_stop_at > stopped_at
+    assert record.budget_stop is not None and record.budget_stop.at > stopped_at
     assert running.should_stop()
     study.tell(spender, state="stopped", reason=info.value.reason)
 

@@ -29,11 +29,12 @@ def test_gpu_hour_budget_trips_the_breaker(db_url):
     result = study.optimize(objective, n_trials=5, progress=False, gpus=[0, 1, 2, 3])  # any 4 GPU ids will do
     assert result.reason == "gpu_hours", result
     [t] = study.trials
-    assert t.state is STOPPED and t.reason.startswith("budget") and "GPU-hours" in t.reason
+    assert t.state is STOPPED and (t.stop_kind, t.stop_limit) == (th.StopKind.BUDGET, "gpu_hours")
+    assert "GPU-hours" in t.reason
     assert [m.step for m in t.measurements] == [1, 2, 2]  # stopped at the report that reached 1.0
     assert study.usage().gpu_hours == pytest.approx(1.0, abs=1e-3)
     assert study.cost_usd == 0.0  # GPU-hours are counted without any pricing
-    assert _record(study).budget_stop.startswith("budget")
+    assert _record(study).budget_stop.limit == "gpu_hours"
     with pytest.raises(th.StudyExhausted) as info:
         study.ask()
     assert info.value.reason == "gpu_hours"
@@ -78,7 +79,8 @@ def test_wall_time_budget_stops_running_trials(db_url):
     result = study.optimize(objective, n_trials=5, progress=False)
     assert result.reason == "wall_s", result
     [t] = study.trials  # 20 x 0.05 s would need a second; the breaker stops it at 0.6 s
-    assert t.state is STOPPED and t.reason.startswith("budget") and "wall time" in t.reason
+    assert t.state is STOPPED and (t.stop_kind, t.stop_limit) == (th.StopKind.BUDGET, "wall_s")
+    assert "wall time" in t.reason
     assert 3 <= len(t.measurements) <= 13  # the breaker trips at the first report at or after 0.6 s
     assert 0.6 <= study.usage().wall_s < 1.0
 

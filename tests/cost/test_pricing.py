@@ -226,6 +226,6 @@ def test_budget_stop_is_public(tmp_path):
     with pytest.raises(th.TrialStopped):
         t.report(0.1, step=1, cost_usd=0.6)
     stop = study.budget_stop
-    assert stop is not None and stop.reason.startswith("budget: the budget of $0.50")
+    assert stop is not None and stop.limit == "usd" and stop.message.startswith("the budget of $0.50")
     study.set_budget(th.Budget(usd=5.0))
     assert study.budget_stop is None

@@ -126,4 +126,5 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
     again.tell(again.ask(), 2.0)
     assert again.best.value == 2.0
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM thrifty_meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM thrifty_meta WHERE key = 'schema_version'").fetchone()[0] == str(
+            SCHEMA_VERSION)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from thrifty.cost.budget import Budget, Usage
+from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
 from thrifty.errors import ThriftyError, ValidationError
 from thrifty.ranking import measured
 from thrifty.trial import Trial, TrialState
@@ -123,8 +123,9 @@ class BudgetStatus(_ToDict):
 
     If the circuit breaker of a hard budget tripped (running trials were told to stop),
     ``breaker_tripped`` is true, ``breaker_limit`` names the limit (``usd``, ``gpu_hours`` or
-    ``wall_s``; ``None`` if it cannot be told), ``breaker_message`` is the recorded reason and
-    ``breaker_at`` when it tripped (seconds since the epoch)."""
+    ``wall_s``, as the study recorded it), ``breaker_message`` is the reason the stopped trials
+    record and ``breaker_at`` when it tripped (seconds since the epoch). ``exhausted``: the
+    limit, in words, that keeps new trials from starting now (``None``: none does)."""
 
     hard: bool
     limits: tuple[LimitStatus, ...]
@@ -282,19 +283,7 @@ def random_configs(space: Space, n: int = N_RANDOM_CONFIGS, seed: int = 0) -> li
     return [space.decode(rng.random(space.n_dims)) for _ in range(n)]
 
 
-def _breaker_limit(message: str, budget: Budget, usage: Usage) -> str | None:
-    """Which limit the breaker's recorded reason names (the messages of ``Budget.exhausted``)."""
-    if "budget of $" in message:
-        return "usd"
-    if "GPU-hours" in message:
-        return "gpu_hours"
-    if "wall time" in message:
-        return "wall_s"
-    hit = budget.exhausted(usage, running_limits_only=True)
-    return hit[0] if hit else None
-
-
-def _budget_status(budget: Budget, usage: Usage, stop: str | None, stop_at: float | None) -> BudgetStatus:
+def _budget_status(budget: Budget, usage: Usage, stop: BudgetStop | None) -> BudgetStatus:
     limits = []
     used_of = {"usd": usage.usd, "gpu_hours": usage.gpu_hours, "wall_s": usage.wall_s}
     for name in _LIMIT_ORDER:
@@ -306,15 +295,15 @@ def _budget_status(budget: Budget, usage: Usage, stop: str | None, stop_at: floa
             continue
         used = used_of[name]
         limits.append(LimitStatus(limit=name, value=float(value), used=used, left=max(float(value) - used, 0.0)))
-    hit = budget.exhausted(usage)
+    hit = BudgetGuard(budget).check(usage, Moment.START)
     return BudgetStatus(
         hard=budget.hard,
         limits=tuple(limits),
-        exhausted=hit[1] if hit else None,
+        exhausted=hit.message if hit else None,
         breaker_tripped=stop is not None,
-        breaker_limit=_breaker_limit(stop, budget, usage) if stop is not None else None,
-        breaker_message=stop,
-        breaker_at=stop_at if stop is not None else None,
+        breaker_limit=stop.limit if stop is not None else None,
+        breaker_message=stop.reason if stop is not None else None,
+        breaker_at=stop.at if stop is not None else None,
     )
 
 
@@ -474,7 +463,7 @@ def cost_report(study: Study) -> CostReport:
         wall_s=usage.wall_s,
         trials_started=usage.trials,
         trials_total=len(trials),
-        budget=_budget_status(budget, usage, record.budget_stop, record.budget_stop_at),
+        budget=_budget_status(budget, usage, record.budget_stop),
         saved_by_early_stopping=_savings(model, why_not, trials, full),
         forecast_to_finish=_forecast(study, model, trials, budget, usage, full),
         best=best,

@@ -15,16 +15,23 @@ Two checks use them:
   to stop (the circuit breaker). Their next report is recorded, then the trial ends as STOPPED
   with reason ``budget``. So the recorded spend exceeds the limit by at most the cost of the
   reporting intervals in flight at that moment.
+
+Both checks are one function, :meth:`BudgetGuard.check`: given the budget, the usage and the
+moment (a new trial starting, a paused one resuming, a measurement being recorded) it says which
+limit, if any, is exhausted, as a typed :class:`BudgetStop`. Storage calls it inside the
+transaction that starts, resumes or records, so the answer is atomic with the write.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from thrifty.errors import ValidationError
+from thrifty.trial import StopKind, StopReason
 
 _LIMITS = ("trials", "usd", "gpu_hours", "wall_s")
 
@@ -43,13 +50,44 @@ _WHAT = {"usd": ("a number of dollars", "a dollar budget"), "gpu_hours": ("a num
          "wall_s": ("a number of seconds", "a wall-time budget")}
 
 
+class Moment(str, enum.Enum):
+    """When the budget is checked: a new trial is about to START (every limit), a PAUSED trial is
+    about to RESUME (every limit but ``trials``: it is not a new trial), or a MEASUREMENT (a
+    report or a finished trial's last interval) has just been added to the ledger (the circuit
+    breaker: dollars, GPU-hours and wall time, and only for a hard budget)."""
+
+    START = "start"
+    RESUME = "resume"
+    MEASUREMENT = "measurement"
+
+
 @dataclass(frozen=True)
 class BudgetStop:
-    """The circuit breaker's record: ``reason`` ("budget: ...", naming the limit) and ``at``
-    (seconds since the epoch)."""
+    """A budget limit that is used up: ``limit`` (``"trials"``, ``"usd"``, ``"gpu_hours"`` or
+    ``"wall_s"``), ``message`` (in words, with the numbers) and, for the circuit breaker's record,
+    ``at`` (when it tripped, seconds since the epoch; ``None`` for a check's answer)."""
 
-    reason: str
-    at: float
+    limit: str
+    message: str
+    at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit not in _LIMITS:
+            raise ValidationError(f"BudgetStop(limit={self.limit!r}): expected one of {', '.join(_LIMITS)}")
+
+    @property
+    def kind(self) -> StopKind:
+        """Always :attr:`StopKind.BUDGET`."""
+        return StopKind.BUDGET
+
+    @property
+    def reason(self) -> str:
+        """The words a stopped trial records: ``"budget: <message>"``."""
+        return f"budget: {self.message}"
+
+    def stop_reason(self) -> StopReason:
+        """The typed reason of the trials this stop ends."""
+        return StopReason(StopKind.BUDGET, self.reason, self.limit)
 
 
 def _positive(name: str, value: Any) -> float | None:
@@ -111,22 +149,56 @@ class Budget:
     def __bool__(self) -> bool:
         return any(getattr(self, k) is not None for k in _LIMITS)
 
-    def exhausted(self, usage: Usage, *, running_limits_only: bool = False) -> tuple[str, str] | None:
-        """The first limit that ``usage`` has reached, as ``(limit, message)``, else ``None``.
-
-        ``running_limits_only`` leaves out ``trials`` (for the circuit breaker, which stops
-        running trials only for dollars, GPU-hours and wall time).
-        """
-        if not running_limits_only and self.trials is not None and usage.trials >= self.trials:
-            return "trials", f"the budget of {self.trials} trials is used up ({usage.trials} started)"
-        if self.usd is not None and usage.usd >= self.usd:
-            return "usd", f"the budget of ${self.usd:,.2f} is used up (${usage.usd:,.4f} spent)"
-        if self.gpu_hours is not None and usage.gpu_hours >= self.gpu_hours:
-            return "gpu_hours", f"the budget of {self.gpu_hours:g} GPU-hours is used up ({usage.gpu_hours:.3f} used)"
-        if self.wall_s is not None and usage.wall_s >= self.wall_s:
-            return "wall_s", f"the budget of {self.wall_s:g} s of wall time is used up ({usage.wall_s:.1f} s active)"
-        return None
-
     def remaining_usd(self, usage: Usage) -> float | None:
         """Dollars left, or ``None`` without a dollar limit."""
         return None if self.usd is None else max(self.usd - usage.usd, 0.0)
+
+
+#: The limits each moment checks (see :class:`Moment`); in this order, the first reached wins.
+_CHECKED = {
+    Moment.START: _LIMITS,
+    Moment.RESUME: ("usd", "gpu_hours", "wall_s"),
+    Moment.MEASUREMENT: ("usd", "gpu_hours", "wall_s"),
+}
+
+
+@dataclass(frozen=True)
+class BudgetGuard:
+    """Decides, for one :class:`Budget`, which limit (if any) stops the study at a given moment.
+
+    The only place that compares usage with limits: the storage (inside the transaction that
+    starts or resumes a trial or records a measurement), ``optimize``'s account of why it ended and
+    the cost report all ask it. It holds nothing but the budget, so any storage can call it.
+    """
+
+    budget: Budget
+
+    def check(self, usage: Usage, moment: Moment) -> BudgetStop | None:
+        """The first limit that ``usage`` has reached at ``moment``, or ``None``.
+
+        START checks every limit; RESUME every limit but ``trials``; MEASUREMENT (the circuit
+        breaker) dollars, GPU-hours and wall time, and only if the budget is hard.
+        """
+        b = self.budget
+        if moment is Moment.MEASUREMENT and not b.hard:
+            return None
+        for limit in _CHECKED[moment]:
+            stop = _reached(b, usage, limit)
+            if stop is not None:
+                return stop
+        return None
+
+
+def _reached(b: Budget, usage: Usage, limit: str) -> BudgetStop | None:
+    """``limit``'s stop if it is set and ``usage`` has reached it."""
+    if limit == "trials" and b.trials is not None and usage.trials >= b.trials:
+        return BudgetStop("trials", f"the budget of {b.trials} trials is used up ({usage.trials} started)")
+    if limit == "usd" and b.usd is not None and usage.usd >= b.usd:
+        return BudgetStop("usd", f"the budget of ${b.usd:,.2f} is used up (${usage.usd:,.4f} spent)")
+    if limit == "gpu_hours" and b.gpu_hours is not None and usage.gpu_hours >= b.gpu_hours:
+        return BudgetStop("gpu_hours",
+                          f"the budget of {b.gpu_hours:g} GPU-hours is used up ({usage.gpu_hours:.3f} used)")
+    if limit == "wall_s" and b.wall_s is not None and usage.wall_s >= b.wall_s:
+        return BudgetStop("wall_s",
+                          f"the budget of {b.wall_s:g} s of wall time is used up ({usage.wall_s:.1f} s active)")
+    return None

@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from thrifty.cost.budget import BudgetGuard, Moment
 from thrifty.errors import (
     StopSignal,
     StudyExhausted,
@@ -299,9 +300,9 @@ def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: flo
     """Why worker processes stopped asking, found without starting anything: a budget limit, a
     completion criterion, this call's trial count, the deadline (None), or else the strategy ran
     out."""
-    hit = study.budget.exhausted(study.usage())
+    hit = BudgetGuard(study.budget).check(study.usage(), Moment.START)
     if hit is not None:
-        return StudyExhausted(hit[1], hit[0])
+        return StudyExhausted(hit.message, hit.limit)
     if study.criteria:
         try:
             study._check_criteria()

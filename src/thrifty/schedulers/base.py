@@ -32,6 +32,27 @@ class Decision(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class BudgetSnapshot:
+    """The study's budget as a decision sees it: ``usd_left`` (dollars left of the dollar budget,
+    below 0 once overspent; ``None`` without a dollar budget) and ``n_running`` (trials running
+    now, the one decided about included)."""
+
+    usd_left: float | None
+    n_running: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision and, when a rule wrapped around the scheduler made it rather than the
+    scheduler's own, ``note``: why, in words (e.g. ``"budget-aware: cannot reach 9 within its
+    share of the $0.5000 left"``). A successor (:meth:`Scheduler.successor`) is asked for only after
+    the scheduler's own STOP (``note`` is ``None``)."""
+
+    decision: Decision
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class AskPlan:
     """What a scheduler wants the next ``ask`` to do: resume one of the PAUSED trials ``resume``
     (trial numbers, most wanted first; the first still paused is claimed), else start a new trial if
@@ -62,12 +83,16 @@ class Scheduler(abc.ABC):
     plans_asks: ClassVar[bool] = False
     #: The resource a trial runs to (epochs, ...), where the scheduler knows it; ``None`` otherwise.
     max_resource: float | None = None
-    #: Stop a trial that cannot reach ``max_resource`` within the dollars left (see
-    #: :mod:`thrifty.schedulers.budget_aware`); set with the constructors' ``budget_aware=``.
+    #: Stop a trial that cannot reach ``max_resource`` within the dollars left: set with the
+    #: constructors' ``budget_aware=``, it makes :func:`~thrifty.schedulers.make_scheduler` wrap the
+    #: scheduler in :class:`~thrifty.schedulers.budget_aware.BudgetAware`, which applies the rule.
     budget_aware: bool = False
     #: The validated arguments (:mod:`thrifty.specs.schedulers`); ``None`` for a user's class that
     #: keeps its own (it then overrides :meth:`params`).
     spec: Spec | None = None
+    #: Whether :meth:`verdict` reads the study's :class:`BudgetSnapshot` (the study reads one per
+    #: decision only then).
+    needs_budget: ClassVar[bool] = False
 
     def bind(self, space: Any) -> None:
         """Called by the study with its space (for schedulers that propose params, e.g. PBT)."""
@@ -91,6 +116,13 @@ class Scheduler(abc.ABC):
 
         ``objectives`` maps metric name to ``"min"`` or ``"max"``.
         """
+
+    def verdict(
+        self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str], budget: BudgetSnapshot | None
+    ) -> Verdict:
+        """What the study acts on at a report: :meth:`decide`, with the study's budget at hand
+        (``None`` unless :attr:`needs_budget`) for the rules that read it."""
+        return Verdict(self.decide(trial, history, objectives))
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so the scheduler can be rebuilt from storage."""

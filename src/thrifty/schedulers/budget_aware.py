@@ -1,4 +1,8 @@
-"""Budget-aware early stopping: the rule applied on top of any scheduler with ``budget_aware=True``.
+"""Budget-aware early stopping: :class:`BudgetAware`, a scheduler wrapped around another.
+
+``budget_aware=True`` on a scheduler that runs trials to a ``max_resource`` (ASHA, adaptive ASHA,
+Hyperband, PBT) makes :func:`~thrifty.schedulers.make_scheduler` wrap it; the stored spec stays the
+inner scheduler's with ``budget_aware: true``, so studies stored before load alike.
 
 Only trials trained to ``max_resource`` count as found models, and a hard dollar budget stops every
 running trial when the ledger reaches the limit. So when the money left gets small relative to
@@ -18,7 +22,11 @@ the same holds with dollars as the resource.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from thrifty.errors import ValidationError
+from thrifty.schedulers.base import AskPlan, BudgetSnapshot, Decision, Scheduler, Successor, Verdict
 from thrifty.trial import Trial
 
 
@@ -34,3 +42,72 @@ def cannot_finish(trial: Trial, max_resource: float, dollars_left: float, n_runn
     price = spent / (step - start)  # dollars per unit of resource, as run in this trial
     projected = price * (max_resource - step)
     return projected > dollars_left / max(n_running, 1)
+
+
+class BudgetAware(Scheduler):
+    """``inner``'s decisions, plus the budget-aware rule (see the module docstring) whenever
+    ``inner`` says CONTINUE: a function of the trial and the study's :class:`BudgetSnapshot`
+    (dollars left, trials running), which the study passes at each decision. Everything else
+    (plans, checkpoints, successors, the spec) is ``inner``'s."""
+
+    needs_budget = True
+
+    def __init__(self, inner: Scheduler) -> None:
+        if not isinstance(inner, Scheduler):
+            raise ValidationError(f"BudgetAware({inner!r}): expected a scheduler, e.g. BudgetAware(ASHA(1, 81))")
+        if isinstance(inner, BudgetAware):
+            inner = inner.inner
+        if inner.max_resource is None or "budget_aware" not in inner.params():
+            raise ValidationError(
+                f"BudgetAware({type(inner).__name__}): budget-aware stopping needs a scheduler that runs trials to a "
+                "max_resource (asha, adaptive, hyperband, pbt)"
+            )
+        self.inner = inner
+        self.max_resource = inner.max_resource
+        self.budget_aware = True
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.inner.name
+
+    @property
+    def needs_history(self) -> bool:  # type: ignore[override]
+        return self.inner.needs_history
+
+    @property
+    def plans_asks(self) -> bool:  # type: ignore[override]
+        return self.inner.plans_asks
+
+    def bind(self, space: Any) -> None:
+        self.inner.bind(space)
+
+    def plan(self, history: Sequence[Trial], objectives: Mapping[str, str]) -> AskPlan:
+        return self.inner.plan(history, objectives)
+
+    def checkpoint_at(self, step: float) -> bool:
+        return self.inner.checkpoint_at(step)
+
+    def successor(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Successor | None:
+        return self.inner.successor(trial, history, objectives)
+
+    def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
+        """``inner``'s decision (without a budget snapshot the rule has nothing to go by)."""
+        return self.inner.decide(trial, history, objectives)
+
+    def verdict(
+        self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str], budget: BudgetSnapshot | None
+    ) -> Verdict:
+        own = self.inner.verdict(trial, history, objectives, budget)
+        if own.decision is not Decision.CONTINUE or budget is None or budget.usd_left is None:
+            return own
+        assert self.max_resource is not None
+        if cannot_finish(trial, self.max_resource, budget.usd_left, max(budget.n_running, 1)):
+            return Verdict(Decision.STOP, note=f"budget-aware: cannot reach {self.max_resource:g} within its share "
+                                               f"of the ${budget.usd_left:,.4f} left")
+        return own
+
+    def params(self) -> dict[str, Any]:
+        return {**self.inner.params(), "budget_aware": True}
+
+    def __repr__(self) -> str:
+        return f"BudgetAware({self.inner!r})"

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thrifty.cost.budget import Budget, Usage
-from thrifty.trial import Measurement, Trial, TrialState
+from thrifty.cost.budget import Budget, BudgetStop, Usage
+from thrifty.trial import Measurement, StopReason, Trial, TrialState
 
-#: Version of the database schema written by this version of thrifty.
-SCHEMA_VERSION = 2
+#: Version of the database schema written by this version of thrifty (3: typed stop reasons, the
+#: trials' ``stop_kind``/``stop_limit`` and the study's ``budget_stop_limit``).
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class StudyRecord:
     n_running: int = 0
     active_s: float = 0.0
     active_since: float | None = None
-    budget_stop: str | None = None
-    budget_stop_at: float | None = None
+    #: The circuit breaker's record: which hard limit stopped the running trials, and when
+    #: (``None`` if it has not tripped since the budget was last set).
+    budget_stop: BudgetStop | None = None
 
     def usage(self, now: float) -> Usage:
         """What the study has consumed, as budgets count it (active wall time up to ``now``)."""
@@ -143,7 +145,9 @@ class Storage(abc.ABC):
     ) -> None:
         """Change a study's mutable settings in one transaction: the budget, the strategy's and the
         scheduler's specs, and ``settings`` keys (merged into the stored ones; others are kept).
-        ``None`` leaves a field as it is."""
+        ``None`` leaves a field as it is. A new budget re-arms the circuit breaker: the study's
+        budget stop is cleared, and so are the stop requests of running trials whose stop kind is
+        BUDGET."""
 
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -184,13 +188,18 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
-        """Claim a PAUSED trial (RUNNING again, ``start_step`` = its last step); ``None`` if it is
-        no longer paused. The stored budget applies; the trial count does not change."""
+        """Claim a PAUSED trial (RUNNING again, ``start_step`` = its last step, its stop reason
+        cleared); ``None`` if it is no longer paused. The stored budget applies
+        (:class:`~thrifty.cost.budget.BudgetGuard`, moment RESUME: raises
+        :class:`~thrifty.errors.StudyExhausted` naming the limit); the trial count does not change."""
 
     @abc.abstractmethod
-    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> str | None:
-        """Append a measurement to a RUNNING trial (also counts as a heartbeat). Returns the reason
-        if the trial has been asked to stop (by the budget's circuit breaker or a user), else None."""
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:
+        """Append a measurement to a RUNNING trial (also counts as a heartbeat) and add it to the
+        study's ledgers; if :meth:`~thrifty.cost.budget.BudgetGuard.check` (moment MEASUREMENT)
+        names a limit, trip the circuit breaker in the same transaction (every RUNNING trial is
+        asked to stop with that budget reason; the study records the stop). Returns the reason
+        if the trial has been asked to stop (by the breaker or a user), else None."""
 
     @abc.abstractmethod
     def finish(
@@ -202,10 +211,14 @@ class Storage(abc.ABC):
         measurement: Measurement | None,
         error: str | None,
         now: float,
-        reason: str | None = None,
+        stop: StopReason | None = None,
     ) -> Trial:
         """Finish a RUNNING trial; raise :class:`~thrifty.errors.TrialNotRunning` otherwise.
-        ``reason`` says why a STOPPED trial stopped (kept if one was already recorded)."""
+
+        A STOPPED or PAUSED trial records why: ``stop`` if given; else the reason recorded while
+        it ran (the breaker's or a user's request); else ``StopKind.USER`` without words. Other
+        states record no stop reason. A ``measurement`` goes through the ledger and the
+        circuit breaker as in :meth:`report`."""
 
     @abc.abstractmethod
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None: ...
@@ -221,7 +234,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def request_stop(self, trial_id: int, reason: str = "user: stop requested") -> None:
-        """Ask a running trial to stop (it sees ``should_stop() == True``), saying why."""
+        """Ask a running trial to stop (it sees ``should_stop() == True``), saying why in
+        ``reason``; its stop kind is ``StopKind.USER``."""
 
     @abc.abstractmethod
     def stop_requested(self, trial_id: int) -> bool: ...

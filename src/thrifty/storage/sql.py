@@ -37,7 +37,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from thrifty.cost.budget import Budget, Usage
+from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
 from thrifty.errors import (
     DuplicateStudy,
     NoDatabase,
@@ -48,7 +48,7 @@ from thrifty.errors import (
     ValidationError,
 )
 from thrifty import _process
-from thrifty.storage import _fork
+from thrifty.storage import _fork, _migrate
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
@@ -60,7 +60,7 @@ from thrifty.storage.base import (
     StudyRecord,
     StudySummary,
 )
-from thrifty.trial import Measurement, Trial, TrialState
+from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 
 T = TypeVar("T")
 
@@ -95,9 +95,11 @@ studies = sa.Table(
     sa.Column("n_running", sa.Integer, nullable=False, default=0),
     sa.Column("active_s", sa.Float, nullable=False, default=0.0),
     sa.Column("active_since", sa.Float, nullable=True),
-    # Set when a hard budget stopped the running trials (the circuit breaker): which limit, when.
+    # Set when a hard budget stopped the running trials (the circuit breaker): the message, which
+    # limit ("usd", "gpu_hours", "wall_s"), when.
     sa.Column("budget_stop", sa.Text, nullable=True),
     sa.Column("budget_stop_at", sa.Float, nullable=True),
+    sa.Column("budget_stop_limit", sa.String(16), nullable=True),
     # How many trials have finished: each finishing trial gets the next value as its finish_order,
     # so readers can fetch only what finished since they last looked.
     sa.Column("n_finished", sa.Integer, nullable=False, default=0),
@@ -127,7 +129,11 @@ trials = sa.Table(
     sa.Column("elapsed_s", sa.Float, nullable=False, default=0.0),
     sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
     sa.Column("resources", sa.Text, nullable=True),
+    # Why a STOPPED or PAUSED trial stopped (or why a RUNNING one is asked to): words for people
+    # (reason), the typed kind (a StopKind value) and, for a budget stop, the limit.
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("stop_kind", sa.String(16), nullable=True),
+    sa.Column("stop_limit", sa.String(16), nullable=True),
     sa.Column("finish_order", sa.Integer, nullable=True),
     sa.Column("user_attrs", sa.Text, nullable=True),
     sa.Column("parent", sa.Integer, nullable=True),
@@ -216,29 +222,37 @@ _REPORT = (
     .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
     .values(cost_usd=trials.c.cost_usd + _B("p_cost"), elapsed_s=trials.c.elapsed_s + _B("p_elapsed"),
             gpu_s=trials.c.gpu_s + _B("p_gpu_s"), heartbeat_at=_B("p_now"))
-    .returning(trials.c.stop_requested, trials.c.reason)
+    .returning(trials.c.stop_requested, trials.c.reason, trials.c.stop_kind, trials.c.stop_limit)
 )
+_STOP_STATES = [TrialState.STOPPED.value, TrialState.PAUSED.value]
+_KEEPS_STOP = _B("p_state").in_(_STOP_STATES)
+_GIVEN_STOP = _B("p_kind", type_=sa.String).is_not(None)
 _FINISH = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
     .values(state=_B("p_state"), finished_at=_B("p_now"), error=_B("p_error"), heartbeat_at=_B("p_now"),
             metrics=_B("p_metrics"), cost_usd=trials.c.cost_usd + _B("p_cost"),
             elapsed_s=trials.c.elapsed_s + _B("p_elapsed"), gpu_s=trials.c.gpu_s + _B("p_gpu_s"),
-            # Only a STOPPED or PAUSED trial keeps a reason (e.g. the breaker's, set while it ran).
-            reason=sa.case((_B("p_state").in_([TrialState.STOPPED.value, TrialState.PAUSED.value]),
-                            sa.func.coalesce(_B("p_reason"), trials.c.reason)),
-                           else_=sa.null()),
+            # Only a STOPPED or PAUSED trial keeps a stop reason: the one given, else the one
+            # recorded while it ran (the breaker's, a user's request), else USER without words.
+            reason=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_reason")),
+                           (_KEEPS_STOP, trials.c.reason), else_=sa.null()),
+            stop_kind=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_kind")),
+                              (_KEEPS_STOP, sa.func.coalesce(trials.c.stop_kind, StopKind.USER.value)),
+                              else_=sa.null()),
+            stop_limit=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_limit")),
+                               (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()),
             finish_order=_B("p_order"))
 )
 _BREAK_CIRCUIT = (
     sa.update(trials)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _RUNNING)
-    .values(stop_requested=True, reason=_B("p_reason"))
+    .values(stop_requested=True, reason=_B("p_reason"), stop_kind=StopKind.BUDGET.value, stop_limit=_B("p_limit"))
 )
 _MARK_BUDGET_STOP = (
     sa.update(studies)
     .where(studies.c.id == _B("p_sid"))
-    .values(budget_stop=_B("p_reason"), budget_stop_at=_B("p_now"))
+    .values(budget_stop=_B("p_message"), budget_stop_limit=_B("p_limit"), budget_stop_at=_B("p_now"))
 )
 _SEL_TRIAL = sa.select(trials).where(trials.c.id == _B("p_tid"))
 # Unsettled trials and those settled after p_after. Each side of the OR names the study, so both
@@ -516,14 +530,10 @@ class SQLStorage(Storage):
                 conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             found = int(row.value)
-            if found == 1:  # version 2 added the trial columns parent and start_step (lineage, resume)
-                present = {c["name"] for c in sa.inspect(conn).get_columns(trials.name)}
-                for name, kind in (("parent", "INTEGER"), ("start_step", "FLOAT")):
-                    if name not in present:
-                        conn.exec_driver_sql(f"ALTER TABLE {trials.name} ADD COLUMN {name} {kind}")
+            if found < SCHEMA_VERSION:  # an older thrifty wrote it: upgrade in place (storage/_migrate.py)
+                found = _migrate.upgrade(conn, found)
                 conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
-                             .values(value=str(SCHEMA_VERSION)))
-                found = SCHEMA_VERSION
+                             .values(value=str(found)))
             self._check_version(conn, found)
 
         self._open(create, write=True)
@@ -652,8 +662,8 @@ class SQLStorage(Storage):
             n_running=row.n_running,
             active_s=row.active_s,
             active_since=row.active_since,
-            budget_stop=row.budget_stop,
-            budget_stop_at=row.budget_stop_at,
+            budget_stop=None if row.budget_stop is None or row.budget_stop_limit is None else BudgetStop(
+                limit=row.budget_stop_limit, message=row.budget_stop, at=row.budget_stop_at),
         )
 
     def load_study(self, name: str) -> StudyRecord:
@@ -733,12 +743,13 @@ class SQLStorage(Storage):
                 conn.execute(
                     sa.update(studies)
                     .where(studies.c.id == study_id)
-                    .values(budget=_dumps(budget), budget_stop=None, budget_stop_at=None)
+                    .values(budget=_dumps(budget), budget_stop=None, budget_stop_at=None, budget_stop_limit=None)
                 )
                 conn.execute(
                     sa.update(trials)
-                    .where(trials.c.study_id == study_id, trials.c.state == _RUNNING, trials.c.reason.like("budget:%"))
-                    .values(stop_requested=False, reason=None)
+                    .where(trials.c.study_id == study_id, trials.c.state == _RUNNING,
+                           trials.c.stop_kind == StopKind.BUDGET.value)
+                    .values(stop_requested=False, reason=None, stop_kind=None, stop_limit=None)
                 )
 
         self._run(txn)
@@ -750,9 +761,9 @@ class SQLStorage(Storage):
         The budget is read from the locked study row, so a budget changed by any process applies
         to the very next ask, and the check is atomic with the start.
         """
-        hit = _budget(st).exhausted(_usage(st, time.time()))
+        hit = BudgetGuard(_budget(st)).check(_usage(st, time.time()), Moment.START)
         if hit is not None:
-            raise StudyExhausted(hit[1], hit[0])
+            raise StudyExhausted(hit.message, hit.limit)
         if limits.run_tag is not None and limits.run_max_started is not None:
             n = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
             if n >= limits.run_max_started:
@@ -849,7 +860,8 @@ class SQLStorage(Storage):
                 study_id=study_id, number=number, state=trial.state.value, params=_dumps(dict(trial.params)),
                 metrics=_dumps(dict(trial.metrics)), error=trial.error, created_at=now, started_at=trial.started_at,
                 finished_at=now, attempt=0, retried=False, stop_requested=False, cost_usd=trial.cost_usd,
-                elapsed_s=trial.elapsed_s, gpu_s=trial.gpu_s, reason=trial.reason, finish_order=st.n_finished + 1,
+                elapsed_s=trial.elapsed_s, gpu_s=trial.gpu_s, reason=trial.reason, stop_kind=_kind(trial.stop_kind),
+                stop_limit=trial.stop_limit, finish_order=st.n_finished + 1,
                 user_attrs=_dumps(dict(trial.user_attrs)) if trial.user_attrs else None,
                 resources=_dumps(dict(trial.resources)) if trial.resources else None,
             ))
@@ -868,9 +880,9 @@ class SQLStorage(Storage):
         study's budget applies (a resumed trial is not a new trial: the trial count is unchanged)."""
         def txn(conn: Connection) -> Trial | None:
             st = self._lock_study(conn, study_id)
-            hit = _budget(st).exhausted(_usage(st, now))
-            if hit is not None and hit[0] != "trials":  # a resumed trial is not a new trial
-                raise StudyExhausted(hit[1], hit[0])
+            hit = BudgetGuard(_budget(st)).check(_usage(st, now), Moment.RESUME)
+            if hit is not None:
+                raise StudyExhausted(hit.message, hit.limit)
             row = conn.execute(sa.select(trials.c.id).where(
                 trials.c.study_id == study_id, trials.c.number == number, trials.c.state == TrialState.PAUSED.value)
             ).first()
@@ -881,7 +893,8 @@ class SQLStorage(Storage):
             conn.execute(
                 sa.update(trials).where(trials.c.id == row.id).values(
                     state=_RUNNING, worker_id=worker_id, heartbeat_at=now, run_tag=run_tag, finish_order=None,
-                    finished_at=None, reason=None, stop_requested=False, start_step=last,
+                    finished_at=None, reason=None, stop_kind=None, stop_limit=None, stop_requested=False,
+                    start_step=last,
                 )
             )
             conn.execute(
@@ -934,7 +947,7 @@ class SQLStorage(Storage):
 
     def _insert_measurement(
         self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float
-    ) -> str | None:
+    ) -> StopReason | None:
         """Record a measurement and add it to the study's ledgers; trip the circuit breaker if a
         hard budget is now reached (in this same transaction)."""
         conn.execute(
@@ -949,23 +962,21 @@ class SQLStorage(Storage):
     def _maybe_break_circuit(
         self, conn: Connection, st: sa.Row[Any], study_id: int, now: float, added_usd: float = 0.0,
         added_gpu_s: float = 0.0,
-    ) -> str | None:
-        """Trip the breaker if a hard limit is reached: returns the reason if it tripped now."""
+    ) -> StopReason | None:
+        """Trip the breaker if the guard says a limit is reached: returns the reason if it tripped now."""
         if st.budget_stop is not None:
             return None
-        budget = _budget(st)
-        if not budget.hard:
-            return None
-        hit = budget.exhausted(_usage(st, now, added_usd, added_gpu_s), running_limits_only=True)
+        hit = BudgetGuard(_budget(st)).check(_usage(st, now, added_usd, added_gpu_s), Moment.MEASUREMENT)
         if hit is None:
             return None
-        reason = f"budget: {hit[1]}"
-        conn.execute(_BREAK_CIRCUIT, {"p_sid": study_id, "p_reason": reason})
-        conn.execute(_MARK_BUDGET_STOP, {"p_sid": study_id, "p_reason": reason, "p_now": now})
-        return reason
+        stop = hit.stop_reason()
+        conn.execute(_BREAK_CIRCUIT, {"p_sid": study_id, "p_reason": stop.text, "p_limit": hit.limit})
+        conn.execute(_MARK_BUDGET_STOP, {"p_sid": study_id, "p_message": hit.message, "p_limit": hit.limit,
+                                         "p_now": now})
+        return stop
 
-    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> str | None:
-        def txn(conn: Connection) -> str | None:
+    def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:
+        def txn(conn: Connection) -> StopReason | None:
             st = self._lock_study(conn, study_id)
             row = conn.execute(
                 _REPORT,
@@ -976,7 +987,8 @@ class SQLStorage(Storage):
                 raise self._not_running(conn, trial_id, "report to")
             tripped = self._insert_measurement(conn, st, study_id, trial_id, measurement, now)
             if row.stop_requested:
-                return row.reason or "stop requested"
+                return StopReason(StopKind(row.stop_kind or StopKind.USER.value), row.reason or "stop requested",
+                                  row.stop_limit)
             return tripped  # the breaker may have just tripped in this transaction
 
         return self._run(txn)
@@ -990,7 +1002,7 @@ class SQLStorage(Storage):
         measurement: Measurement | None,
         error: str | None,
         now: float,
-        reason: str | None = None,
+        stop: StopReason | None = None,
     ) -> Trial:
         def txn(conn: Connection) -> Trial:
             st = self._lock_study(conn, study_id)
@@ -1002,7 +1014,9 @@ class SQLStorage(Storage):
                     "p_cost": measurement.cost_usd if measurement is not None else 0.0,
                     "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
                     "p_gpu_s": measurement.gpu_s if measurement is not None else 0.0,
-                    "p_reason": reason, "p_order": st.n_finished + 1,
+                    "p_reason": stop.text if stop is not None else None,
+                    "p_kind": _kind(stop.kind) if stop is not None else None,
+                    "p_limit": stop.limit if stop is not None else None, "p_order": st.n_finished + 1,
                 },
             )
             if res.rowcount == 0:
@@ -1087,7 +1101,7 @@ class SQLStorage(Storage):
             lambda c: c.execute(
                 sa.update(trials)
                 .where(trials.c.id == trial_id, trials.c.state == _RUNNING)
-                .values(stop_requested=True, reason=reason)
+                .values(stop_requested=True, reason=reason, stop_kind=StopKind.USER.value, stop_limit=None)
             )
         )
 
@@ -1170,6 +1184,7 @@ class SQLStorage(Storage):
                 error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
                 heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
                 cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
+                stop_kind=StopKind(r.stop_kind) if r.stop_kind else None, stop_limit=r.stop_limit,
                 finish_order=r.finish_order, parent=r.parent, start_step=r.start_step,
                 resources=json.loads(r.resources) if r.resources else {},
                 user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
@@ -1212,6 +1227,10 @@ def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: flo
     wall = st.active_s + (now - st.active_since if st.n_running > 0 and st.active_since is not None else 0.0)
     return Usage(trials=st.n_started, usd=st.spent_usd + added_usd, gpu_hours=(st.gpu_s + added_gpu_s) / 3600.0,
                  wall_s=wall)
+
+
+def _kind(kind: StopKind | None) -> str | None:
+    return None if kind is None else kind.value
 
 
 def _budget(st: sa.Row[Any]) -> Budget:
