@@ -1,4 +1,9 @@
-"""The live trial an objective works on: its params, ``report`` and ``should_stop``."""
+"""The live trial an objective works on: its params, ``report`` and ``should_stop``.
+
+A :class:`TrialHandle` talks to the study that handed it out through :class:`TrialHost`, a small
+protocol the study side implements (record a report, decide a stop, the artifact folders), never
+through the study's internals.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,64 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from thrifty.errors import TrialStopped, ValidationError
 from thrifty.trial import Measurement, Trial, check_cost, check_metrics, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.pricing import Pricing
     from thrifty.study import Study
+
+
+class TrialHost(Protocol):
+    """What a :class:`TrialHandle` needs from the study side."""
+
+    @property
+    def study(self) -> Study:
+        """The study the trial belongs to (what :attr:`TrialHandle.study` returns)."""
+        ...
+
+    @property
+    def pricing(self) -> Pricing:
+        """How the trial's seconds and resources become dollars."""
+        ...
+
+    @property
+    def default_metric(self) -> str:
+        """The metric a bare number reports."""
+        ...
+
+    def record_report(self, trial_id: int, measurement: Measurement, now: float) -> str | None:
+        """Store ``measurement`` (also a heartbeat, at ``now``, epoch seconds); returns why the
+        trial must stop (a stop requested by the budget's breaker or a user), else ``None``."""
+        ...
+
+    def should_stop(self, handle: TrialHandle) -> bool:
+        """The scheduler's decision for the running trial (may set ``handle.stop_reason`` and
+        ``handle.pausing``)."""
+        ...
+
+    def checkpoint_at(self, step: float) -> bool:
+        """Whether the scheduler may pause or clone a trial at ``step``."""
+        ...
+
+    def trial_dir(self, number: int) -> Path:
+        """Trial ``number``'s artifact folder (not created)."""
+        ...
+
+    def stored_trial(self, trial_id: int) -> Trial:
+        """The trial as stored now, with its measurements."""
+        ...
+
+
+class Charge(NamedTuple):
+    """What an interval of a trial costs: wall seconds, dollars (metered plus reported) and
+    GPU-seconds."""
+
+    elapsed_s: float
+    cost_usd: float
+    gpu_s: float
 
 
 class TrialHandle:
@@ -23,8 +79,8 @@ class TrialHandle:
     so. Finish with :meth:`Study.tell` (``optimize`` does that for you).
     """
 
-    def __init__(self, study: Study, trial: Trial) -> None:
-        self._study = study
+    def __init__(self, host: TrialHost, trial: Trial) -> None:
+        self._host = host
         self._trial = trial
         self._last_mark = time.monotonic()
         # A resumed trial goes on from its last report; a clone from its parent's step.
@@ -56,7 +112,7 @@ class TrialHandle:
 
     @property
     def study(self) -> Study:
-        return self._study
+        return self._host.study
 
     @property
     def retry_of(self) -> int | None:
@@ -79,7 +135,7 @@ class TrialHandle:
         """Whether to save a checkpoint (into :attr:`checkpoint_dir`) before reporting ``step``:
         true where the scheduler may pause or clone the trial, so it can be resumed from there.
         Write the checkpoint first, then report."""
-        return self._study.scheduler.checkpoint_at(float(step))
+        return self._host.checkpoint_at(float(step))
 
     @property
     def last_metrics(self) -> Mapping[str, float] | None:
@@ -100,22 +156,27 @@ class TrialHandle:
         """Dollars charged to this trial so far (metered time plus reported costs)."""
         return self._cost_usd
 
-    def _charge(
-        self, elapsed_s: float | None, cost_usd: float, mono_now: float | None = None
-    ) -> tuple[float, float, float]:
-        """(seconds, dollars, GPU-seconds) of the interval since the last report (up to
-        ``mono_now``, a ``time.monotonic()`` reading): the metered price of the trial's resources
-        for that time plus what the objective reports. The interval is not restarted here: a
-        report restarts it once recorded, so an interval that fails to be recorded (an invalid
-        result, a refused tell) is charged with the next one instead of being lost."""
+    @property
+    def elapsed_s(self) -> float:
+        """Wall seconds charged to this trial so far (its recorded intervals)."""
+        return self._elapsed_s
+
+    def pending_charge(
+        self, elapsed_s: float | None = None, cost_usd: float = 0.0, mono_now: float | None = None
+    ) -> Charge:
+        """What the interval since the last report costs (up to ``mono_now``, a
+        ``time.monotonic()`` reading; ``elapsed_s`` instead gives its seconds): the metered price
+        of the trial's resources for that time plus ``cost_usd`` the objective reports. Nothing is
+        recorded: a report restarts the interval once recorded, so an interval that fails to be
+        recorded (an invalid result, a refused tell) is charged with the next one, not lost."""
         if elapsed_s is None:
             now = time.monotonic() if mono_now is None else mono_now
             elapsed = max(now - self._last_mark, 0.0)
         else:
             elapsed = check_seconds(elapsed_s)
-        metered = self._study.pricing.cost_usd(elapsed, self._trial.resources)
-        gpu_s = elapsed * self._study.pricing.gpus_held(self._trial.resources)
-        return elapsed, metered + check_cost(cost_usd), gpu_s
+        metered = self._host.pricing.cost_usd(elapsed, self._trial.resources)
+        gpu_s = elapsed * self._host.pricing.gpus_held(self._trial.resources)
+        return Charge(elapsed, metered + check_cost(cost_usd), gpu_s)
 
     def report(
         self,
@@ -136,17 +197,17 @@ class TrialHandle:
         Raises :class:`~thrifty.errors.TrialStopped` (after recording this report) when a hard
         budget has been reached: the trial must end now; ``optimize`` records it as STOPPED.
         """
-        values = check_metrics(metrics, default_name=self._study._default_metric)
+        values = check_metrics(metrics, default_name=self._host.default_metric)
         check_cost(cost_usd)
         if step is not None and self._last_step is not None and step < self._last_step:
             raise ValidationError(
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
         mono = time.monotonic()
-        elapsed, cost, gpu_s = self._charge(elapsed_s, cost_usd, mono)
+        elapsed, cost, gpu_s = self.pending_charge(elapsed_s, cost_usd, mono)
         now = time.time()
         m = Measurement(step=step, metrics=values, cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now)
-        stop = self._study._storage.report(self._study._record.id, self.id, m, now)
+        stop = self._host.record_report(self.id, m, now)
         self._last_mark = mono  # the next interval starts here, whether this one was measured or given
         self._cost_usd += cost
         self._elapsed_s += elapsed
@@ -166,15 +227,13 @@ class TrialHandle:
         """
         if self.stop_reason is not None:
             return True
-        return self._study._should_stop(self)
+        return self._host.should_stop(self)
 
     @property
     def artifact_dir(self) -> Path:
         """This trial's folder in the study's artifact root (created on first use): logs, params,
         and the checkpoint folder. Paths, never blobs in the database."""
-        from thrifty.checkpoints import trial_dir
-
-        folder = trial_dir(self._study, self.number)
+        folder = self._host.trial_dir(self.number)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -187,7 +246,7 @@ class TrialHandle:
 
     def snapshot(self) -> Trial:
         """The trial as stored now (with its measurements)."""
-        return self._study._wrap(self._study._storage.get_trial(self.id))
+        return self._host.stored_trial(self.id)
 
     def __repr__(self) -> str:
         return f"TrialHandle(number={self.number}, params={dict(self.params)!r})"
