@@ -1,4 +1,4 @@
-"""The space's vectorised encoder (thrifty.encoding.Encoder via Space.encoder())."""
+"""The space's vectorised encoder (thrifty.encoding.Encoder via encoder_of(space))."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import thrifty as th
-from thrifty.encoding import Column
+from thrifty.encoding import Column, encoder_of
 from thrifty.errors import SpaceError
 
 SPACE = th.Space({
@@ -24,8 +24,8 @@ SPACE = th.Space({
 
 
 def test_layout_names_kinds_and_masks() -> None:
-    enc = SPACE.encoder()
-    assert enc is SPACE.encoder()  # built once per space
+    enc = encoder_of(SPACE)
+    assert enc is encoder_of(SPACE)  # built once per space
     assert enc.names == SPACE.dim_names and enc.n_dims == 7  # the Fixed one has no column
     assert enc.columns[enc.column("beta")] == Column("beta", "int", True, 299, True)
     assert enc.columns[enc.column("opt")] == Column("opt", "categorical", False, 3, False)
@@ -41,7 +41,7 @@ def test_layout_names_kinds_and_masks() -> None:
 
 
 def test_encode_matches_space_encode_bit_for_bit_and_round_trips() -> None:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     u = np.random.default_rng(0).random((500, enc.n_dims))
     u[::7, 1] = np.nan  # nan reads as the middle
     u[::5, 0] = 1.7  # clipped into the cube
@@ -59,7 +59,7 @@ def test_encode_matches_space_encode_bit_for_bit_and_round_trips() -> None:
 
 
 def test_values_and_types_of_decoded_params() -> None:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     rows = [{"opt": 0.1, "lr": 0.0, "layers": 0.99, "flag": 0.5, "momentum": 0.5, "beta": 0.5, "deep": 1.0},
             {"opt": 0.5, "lr": 1.0, "layers": 0.1, "flag": 0.1, "momentum": 0.5, "beta": 0.0, "deep": 0.0}]
     got = enc.decode([[row[name] for name in enc.names] for row in rows])
@@ -72,11 +72,11 @@ def test_values_and_types_of_decoded_params() -> None:
 
 def test_decode_wrong_shape_is_one_line_space_error() -> None:
     with pytest.raises(SpaceError, match=r"expected an array of shape \(n, 7\), got \(2, 3\)"):
-        SPACE.encoder().decode(np.zeros((2, 3)))
+        encoder_of(SPACE).decode(np.zeros((2, 3)))
 
 
 def test_snap_is_the_encoding_of_what_decodes() -> None:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     u = np.random.default_rng(1).random((300, enc.n_dims))
     snapped = enc.snap(u)
     again = enc.encode(enc.decode(u))
@@ -88,7 +88,7 @@ def test_snap_is_the_encoding_of_what_decodes() -> None:
 
 
 def test_cell_edges_hold_each_value_in_its_cell() -> None:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     for name in ("beta", "layers"):
         i = enc.column(name)
         edges = enc.cell_edges(i)
@@ -101,12 +101,12 @@ def test_cell_edges_hold_each_value_in_its_cell() -> None:
 def test_neighbours_and_all_points() -> None:
     space = th.Space({"a": th.Categorical(["p", "q", "r"]), "b": th.Int(1, 5), "c": th.Int(1, 6, log=True),
                       "d": th.Int(0, 2, when={"a": "p"})})
-    enc = space.encoder()
+    enc = encoder_of(space)
     every = enc.all_points(10_000)
     assert every is not None
     decoded = enc.decode(every)
     assert len({repr(p) for p in decoded}) == len(decoded) == 3 * 5 * 6 + 2 * 5 * 6  # d only with a=p
-    assert enc.all_points(10) is None and SPACE.encoder().all_points(10**9) is None  # too many; a float
+    assert enc.all_points(10) is None and encoder_of(SPACE).all_points(10**9) is None  # too many; a float
     x = enc.encode([{"a": "q", "b": 1, "c": 3}])[0]
     moves = enc.decode(enc.neighbours(x, x))
     assert sorted(map(repr, moves)) == sorted(map(repr, [

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from thrifty.errors import SpaceError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from thrifty.space import Param, Space
+#: A parameter in the space's dict form (what :func:`thrifty.space.param_from_dict` reads).
+ParamSpec = dict[str, Any]
 
-__all__ = ["space_from_configspace"]
+__all__ = ["params_from_configspace"]
 
 _INSTALL_HINT = "pip install ConfigSpace (or pip install 'thrifty[configspace]')"
 
@@ -62,19 +62,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _convert_hyperparameter(CS: Any, hp: Any) -> Param:
-    """Convert one ConfigSpace hyperparameter (without its condition) to a thrifty parameter."""
-    from thrifty.space import Categorical, Fixed, Float, Int
-
+def _convert_hyperparameter(CS: Any, hp: Any) -> ParamSpec:
+    """Convert one ConfigSpace hyperparameter (without its condition) to a thrifty parameter's
+    dict form."""
     name = hp.name
     kind = type(hp).__name__
     try:
         # Exact classes are checked first: the normal and beta variants share the Float/Integer
         # base classes but not the uniform ones, so isinstance on the uniform classes is safe.
         if isinstance(hp, CS.UniformFloatHyperparameter):
-            return Float(float(_plain(hp.lower)), float(_plain(hp.upper)), log=bool(hp.log))
+            return {"type": "float", "low": float(_plain(hp.lower)), "high": float(_plain(hp.upper)), "log": bool(hp.log)}
         if isinstance(hp, CS.UniformIntegerHyperparameter):
-            return Int(int(_plain(hp.lower)), int(_plain(hp.upper)), log=bool(hp.log))
+            return {"type": "int", "low": int(_plain(hp.lower)), "high": int(_plain(hp.upper)), "log": bool(hp.log)}
         if isinstance(hp, CS.CategoricalHyperparameter):
             weights = getattr(hp, "weights", None)
             if weights is not None:
@@ -84,11 +83,11 @@ def _convert_hyperparameter(CS: Any, hp: Any) -> Param:
                         f"hyperparameter {name!r} ({kind}): non-uniform weights {tuple(ws)!r} are not "
                         "supported (thrifty samples categorical choices uniformly); drop the weights"
                     )
-            return Categorical([_plain(c) for c in hp.choices])
+            return {"type": "categorical", "choices": [_plain(c) for c in hp.choices]}
         if isinstance(hp, CS.OrdinalHyperparameter):
-            return Categorical([_plain(c) for c in hp.sequence])
+            return {"type": "categorical", "choices": [_plain(c) for c in hp.sequence]}
         if isinstance(hp, CS.Constant):
-            return Fixed(_plain(hp.value))
+            return {"type": "fixed", "value": _plain(hp.value)}
     except SpaceError as exc:
         message = str(exc)
         if message.startswith(f"hyperparameter {name!r}"):
@@ -175,16 +174,15 @@ def _names_in_forbidden(clause: Any) -> list[str]:
     return names
 
 
-def space_from_configspace(cs: Any) -> Space:
-    """Convert a ``ConfigSpace.ConfigurationSpace`` into an equivalent thrifty :class:`Space`.
+def params_from_configspace(cs: Any) -> dict[str, ParamSpec]:
+    """Convert a ``ConfigSpace.ConfigurationSpace`` into the dict form of an equivalent thrifty
+    space (what :class:`~thrifty.space.Space` is built from; see ``Space.from_configspace``).
 
     See the module docstring for what is supported. Raises :class:`SpaceError` naming the
     hyperparameter and the unsupported feature for anything that cannot be converted exactly, and
     when ConfigSpace is not installed.
     """
     CS = _import_configspace()
-    from thrifty.space import Space
-
     if not isinstance(cs, CS.ConfigurationSpace):
         raise SpaceError(
             f"Space.from_configspace: expected a ConfigSpace.ConfigurationSpace, got {type(cs).__name__}"
@@ -200,28 +198,14 @@ def space_from_configspace(cs: Any) -> Space:
             f"(thrifty spaces have no forbidden combinations; {len(forbidden)} clause(s) in the space)"
         )
 
-    params: dict[str, Param] = {hp.name: _convert_hyperparameter(CS, hp) for hp in cs.values()}
+    params: dict[str, ParamSpec] = {hp.name: _convert_hyperparameter(CS, hp) for hp in cs.values()}
 
     for condition in cs.conditions:
         child = condition.child.name
         when = _when_from_condition(CS, condition, child)
         p = params[child]
-        if p.when:  # pragma: no cover - ConfigSpace allows one condition object per child
+        if p.get("when"):  # pragma: no cover - ConfigSpace allows one condition object per child
             raise SpaceError(f"hyperparameter {child!r}: has more than one condition")
-        params[child] = _with_when(p, when)
+        params[child] = {**p, "when": when}
 
-    return Space(params)
-
-
-def _with_when(p: Param, when: dict[str, Any]) -> Param:
-    """A copy of parameter ``p`` that is active only when ``when`` holds."""
-    from thrifty.space import Categorical, Fixed, Float, Int
-
-    if isinstance(p, Float):
-        return Float(p.low, p.high, log=p.log, when=when)
-    if isinstance(p, Int):
-        return Int(p.low, p.high, log=p.log, step=p.step, when=when)
-    if isinstance(p, Categorical):
-        return Categorical(p.choices, when=when)
-    assert isinstance(p, Fixed)
-    return Fixed(p.value, when=when)
+    return params

@@ -14,12 +14,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from thrifty.errors import ValidationError
 from thrifty.specs import schedulers as _schedulers
 from thrifty.specs import strategies as _strategies
 from thrifty.specs.base import Spec, StudyShape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.criteria import Criterion
 
 T = TypeVar("T")
 
@@ -156,3 +159,24 @@ def check_fit(strategy: Any, scheduler: Any, criteria: Sequence[Any], study: Stu
         why = spec.misfit(study) if spec is not None else None
         if why:
             raise ValidationError(why)
+
+
+def make_criteria(specs: Sequence[Criterion | Mapping[str, Any]] | Criterion | None) -> list[Criterion]:
+    """Build completion criteria (:mod:`thrifty.criteria`) from instances or stored specs
+    (``{"name": "target", "value": 0.98}``)."""
+    from thrifty.criteria import Criterion
+
+    if specs is None:
+        return []
+    if isinstance(specs, (Criterion, Mapping)):
+        specs = [specs]
+    out = []
+    for spec in specs:
+        known = isinstance(spec, Criterion) or (isinstance(spec, Mapping) and spec.get("name") in names("criterion"))
+        if not known:
+            raise ValidationError(
+                f"stop_when: {spec!r} is not a criterion; use th.TargetReached, th.NoImprovement or "
+                f"th.ImprovementNotWorthCost (or a dict with 'name' in {', '.join(names('criterion'))})"
+            )
+        out.append(build("criterion", spec, Criterion))
+    return out

@@ -18,30 +18,53 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from thrifty.ranking import rank
-
-if TYPE_CHECKING:  # pragma: no cover
-    from thrifty.study import Study
+from thrifty.trial import Trial
 
 
-def study_dir(study: Study) -> Path:
+class ArtifactOwner(Protocol):
+    """What the folders are named after: a study (or a study's state) with a name and a root."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def artifact_root(self) -> str:
+        """The folder of the trials' folders, relative to the working folder."""
+        ...
+
+
+class CheckpointOwner(ArtifactOwner, Protocol):
+    """What cleanup reads: the study's objectives, constraints and trials (a ``Study``)."""
+
+    @property
+    def objectives(self) -> Mapping[str, str]: ...
+
+    @property
+    def constraints(self) -> Mapping[str, tuple[str, float]]: ...
+
+    def get_trials(self, *, with_measurements: bool = True) -> list[Trial]: ...
+
+
+def study_dir(study: ArtifactOwner) -> Path:
     """The study's artifact folder (not created here)."""
     return Path(study.artifact_root) / re.sub(r"[^A-Za-z0-9._-]", "_", study.name)
 
 
-def trial_dir(study: Study, number: int) -> Path:
+def trial_dir(study: ArtifactOwner, number: int) -> Path:
     """Trial ``number``'s artifact folder (not created here)."""
     return study_dir(study) / f"trial-{number:05d}"
 
 
-def checkpoint_dir(study: Study, number: int) -> Path:
+def checkpoint_dir(study: ArtifactOwner, number: int) -> Path:
     return trial_dir(study, number) / "checkpoint"
 
 
-def copy_checkpoint(study: Study, parent: int, child: int) -> None:
+def copy_checkpoint(study: ArtifactOwner, parent: int, child: int) -> None:
     """Copy ``parent``'s checkpoint folder into ``child``'s (an empty folder if the parent has
     none yet). Files the parent is writing at this moment may be caught half-written: objectives
     should write checkpoints to a temporary name and rename them (atomic on one file system)."""
@@ -53,7 +76,7 @@ def copy_checkpoint(study: Study, parent: int, child: int) -> None:
         target.mkdir(exist_ok=True)
 
 
-def clean_checkpoints(study: Study, keep: int) -> list[int]:
+def clean_checkpoints(study: CheckpointOwner, keep: int) -> list[int]:
     """Delete checkpoint folders of finished trials outside the best ``keep`` (see the module
     docstring). Returns the trial numbers whose checkpoints were deleted."""
     folder = study_dir(study)

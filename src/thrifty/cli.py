@@ -188,7 +188,7 @@ def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> di
     ``max_consecutive_failures``, ``trial_timeout_s``, ``stop_grace_s``, ``max_worker_deaths``;
     the command line's options over the config's), checked before anything is written: an error
     names the key and where its value came from."""
-    from thrifty.runners.local import _check_args
+    from thrifty.runners.local import check_run_args
 
     given = {"n_trials": args.n_trials, "n_workers": args.workers, "timeout_s": args.timeout,
              "max_consecutive_failures": None, "trial_timeout_s": None, "stop_grace_s": None,
@@ -199,7 +199,7 @@ def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> di
     values = {k: given[k] if given[k] is not None else cfg.get(k, defaults[k]) for k in defaults}
     for key, value in values.items():
         try:
-            _check_args(**{**defaults, key: value})
+            check_run_args(**{**defaults, key: value})
         except ValidationError as exc:
             where = f"from {flags[key]}" if given[key] is not None else f"in config file {path!r}"
             raise ValidationError(f"{exc} ({where})") from None
@@ -222,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from thrifty import exitcodes
     from thrifty.errors import TooManyFailures
     from thrifty.runners.pool import plan_slots
-    from thrifty.study import normalize_settings
+    from thrifty.study import SETTING_NAMES, normalize_settings
 
     cfg = load_config(args.config)
     config_dir = os.path.dirname(os.path.abspath(args.config))
@@ -233,31 +233,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         objective_fn, objective = script_objective(cfg, config_dir, space)
     else:
         objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
-    settings: dict[str, Any] = dict(
-        space=space,
-        objective=objective,
-        strategy=cfg.get("strategy", "auto"),
-        scheduler=cfg.get("scheduler", "auto"),
-        seed=cfg.get("seed", 0),
-        budget=cfg.get("budget"),
-        max_retries=cfg.get("max_retries", 0),
-        heartbeat_grace_s=cfg.get("heartbeat_grace_s", 60.0),
-        pricing=cfg.get("pricing"),
-        resources=cfg.get("resources"),
-        stop_when=cfg.get("stop_when"),
-        artifact_root=cfg.get("artifact_root", "thrifty_artifacts"),
-        keep_checkpoints=cfg.get("keep_checkpoints", 3),
-    )
-    wanted = normalize_settings(**settings)
+    # Only the settings the config gives: the others take normalize_settings' defaults (one place).
+    settings: dict[str, Any] = {k: cfg[k] for k in SETTING_NAMES if k in cfg}
+    wanted = normalize_settings(space, objective, **settings)
     run_args = _run_args(args, cfg, args.config)
     n_trials, n_workers, max_failures = run_args["n_trials"], run_args["n_workers"], run_args["max_consecutive_failures"]
     if "command" in cfg:  # the program's own timeout (ScriptObjective) ends it; no process per trial needed
         run_args["trial_timeout_s"] = None
-    plan_slots(wanted.settings["resources"], n_workers, None)  # e.g. more GPUs per trial than visible
+    plan_slots(wanted.resources, n_workers, None)  # e.g. more GPUs per trial than visible
     out = _console()
     # Create or load in one atomic step: several `thrifty run` of one config may start at once.
-    study = th.Study.create(name=name, storage=storage, load_if_exists=True, **settings)
-    resumed = not study._created
+    study = th.Study.create(space, objective, name=name, storage=storage, load_if_exists=True, **settings)
+    resumed = not study.created
     if resumed:
         from thrifty.resume import reconcile
 

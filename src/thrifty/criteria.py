@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -156,23 +156,3 @@ class ImprovementNotWorthCost(Criterion):
                     f"${worth:,.4f}, less than its expected cost ${cost:,.4f}")
         return None
 
-
-def make_criteria(specs: Sequence[Criterion | Mapping[str, Any]] | Criterion | None) -> list[Criterion]:
-    """Build criteria from instances or stored specs (``{"name": "target", "value": 0.98}``)
-    through the registry (:mod:`thrifty._registry`)."""
-    from thrifty._registry import build, names
-
-    if specs is None:
-        return []
-    if isinstance(specs, (Criterion, Mapping)):
-        specs = [specs]
-    out = []
-    for spec in specs:
-        known = isinstance(spec, Criterion) or (isinstance(spec, Mapping) and spec.get("name") in names("criterion"))
-        if not known:
-            raise ValidationError(
-                f"stop_when: {spec!r} is not a criterion; use th.TargetReached, th.NoImprovement or "
-                f"th.ImprovementNotWorthCost (or a dict with 'name' in {', '.join(names('criterion'))})"
-            )
-        out.append(build("criterion", spec, Criterion))
-    return out

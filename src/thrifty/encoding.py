@@ -1,6 +1,6 @@
 """The vectorised encoding of a search space: many parameter sets to an array and back.
 
-Get one with :meth:`thrifty.space.Space.encoder` (cached per space). Every model uses it (the GP
+Get one with :func:`thrifty.encoding.encoder_of` (cached per space). Every model uses it (the GP
 strategies, ``mfgp``, ``bohb``'s inner models, TPE, the cost forecast); :meth:`Space.encode` and
 :meth:`Space.decode` are its one-row forms.
 
@@ -27,6 +27,7 @@ parameter sets: what a model scores is then what would be proposed.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from thrifty.errors import SpaceError
+from thrifty.space import Categorical, Fixed, Float, Int, Space
 
 if TYPE_CHECKING:  # pragma: no cover
-    from thrifty.space import ParamValue, Space
+    from thrifty.space import ParamValue
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,6 @@ class Encoder:
     """Encodes and decodes parameter sets of one space, many at a time (see the module doc)."""
 
     def __init__(self, space: Space) -> None:
-        from thrifty.space import Categorical, Fixed, Float, Int
-
         self.space = space
         self.names: tuple[str, ...] = space.dim_names
         self.n_dims = len(self.names)
@@ -117,7 +117,6 @@ class Encoder:
     def encode(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The encodings of parameter sets, shape ``(len(params), n_dims)``; a parameter absent from
         a set (inactive) is ``nan``. Values are taken as valid (see :meth:`Space.validate`)."""
-        from thrifty.space import Categorical, Float
 
         x = np.full((len(params), self.n_dims), np.nan)
         for i, (name, p) in enumerate(zip(self.names, self._params)):
@@ -141,7 +140,6 @@ class Encoder:
     def decode(self, x: np.ndarray | Sequence[Sequence[float]]) -> list[dict[str, ParamValue]]:
         """Valid parameter sets (conditions applied, space order) of the rows of ``x``, shape
         ``(n, n_dims)``: values are clipped into ``[0, 1]`` and ``nan`` reads as 0.5."""
-        from thrifty.space import Categorical, Fixed, Float
 
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or x.shape[1] != self.n_dims:
@@ -211,7 +209,6 @@ class Encoder:
     def snap(self, u: np.ndarray) -> np.ndarray:
         """The rows of ``u`` (points of the cube; ``nan`` reads as 0.5) re-encoded as what they
         decode to: ints and categoricals at their cell centres, inactive columns ``nan``."""
-        from thrifty.space import Float, Int
 
         u = np.clip(np.nan_to_num(np.atleast_2d(np.asarray(u, dtype=float)), nan=0.5), 0.0, 1.0)
         m = len(u)
@@ -253,7 +250,6 @@ class Encoder:
         """The edges in ``[0, 1]`` of the cells of int column ``i``'s values (``n_values + 1`` of
         them; on the log scale for a log int, the ends being exactly 0 and 1)."""
         p = self._params[i]
-        from thrifty.space import Int
 
         assert isinstance(p, Int)
         if not p.log:
@@ -322,3 +318,14 @@ class Encoder:
         x = self.snap(mesh)
         _, first = np.unique(np.nan_to_num(x, nan=-1.0), axis=0, return_index=True)
         return x[np.sort(first)]
+
+
+_ENCODERS: weakref.WeakKeyDictionary[Space, Encoder] = weakref.WeakKeyDictionary()
+
+
+def encoder_of(space: Space) -> Encoder:
+    """The :class:`Encoder` of ``space``, built once per space (equal spaces share one)."""
+    enc = _ENCODERS.get(space)
+    if enc is None:
+        enc = _ENCODERS[space] = Encoder(space)
+    return enc

@@ -1,4 +1,9 @@
-"""The live trial an objective works on: its params, ``report`` and ``should_stop``."""
+"""The live trial an objective works on: its params, ``report`` and ``should_stop``.
+
+A :class:`TrialHandle` talks to the study that handed it out through :class:`TrialHost`, a small
+protocol the study side implements (record a report, decide a stop, the artifact folders), never
+through the study's internals.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,56 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thrifty.cost.meter import Charge, Meter
 from thrifty.errors import TrialStopped, ValidationError
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, check_cost, check_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.pricing import Pricing
     from thrifty.study import Study
+
+
+class TrialHost(Protocol):
+    """What a :class:`TrialHandle` needs from the study side."""
+
+    @property
+    def study(self) -> Study:
+        """The study the trial belongs to (what :attr:`TrialHandle.study` returns)."""
+        ...
+
+    @property
+    def pricing(self) -> Pricing:
+        """How the trial's seconds and resources become dollars."""
+        ...
+
+    @property
+    def default_metric(self) -> str:
+        """The metric a bare number reports."""
+        ...
+
+    def record_report(self, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:
+        """Store ``measurement`` (also a heartbeat, at ``now``, epoch seconds); returns why the
+        trial must stop (a stop requested by the budget's breaker or a user), else ``None``."""
+        ...
+
+    def should_stop(self, handle: TrialHandle) -> bool:
+        """The scheduler's decision for the running trial (may set ``handle.stop`` and
+        ``handle.pausing``)."""
+        ...
+
+    def checkpoint_at(self, step: float) -> bool:
+        """Whether the scheduler may pause or clone a trial at ``step``."""
+        ...
+
+    def trial_dir(self, number: int) -> Path:
+        """Trial ``number``'s artifact folder (not created)."""
+        ...
+
+    def stored_trial(self, trial_id: int) -> Trial:
+        """The trial as stored now, with its measurements."""
+        ...
 
 
 class TrialHandle:
@@ -24,8 +71,8 @@ class TrialHandle:
     so. Finish with :meth:`Study.tell` (``optimize`` does that for you).
     """
 
-    def __init__(self, study: Study, trial: Trial) -> None:
-        self._study = study
+    def __init__(self, host: TrialHost, trial: Trial) -> None:
+        self._host = host
         self._trial = trial
         self._last_mark = time.monotonic()
         # A resumed trial goes on from its last report; a clone from its parent's step.
@@ -34,7 +81,7 @@ class TrialHandle:
         self._last_metrics: dict[str, float] | None = dict(reported[-1].metrics) if reported else None
         self._cost_usd = trial.cost_usd
         self._elapsed_s = trial.elapsed_s
-        self._meter = Meter(study.pricing, trial.resources)
+        self._meter = Meter(host.pricing, trial.resources)
         #: Why the trial must end (set by a stop request, the budget's breaker or the scheduler):
         #: ``tell`` records it.
         self.stop: StopReason | None = None
@@ -60,7 +107,7 @@ class TrialHandle:
 
     @property
     def study(self) -> Study:
-        return self._study
+        return self._host.study
 
     @property
     def retry_of(self) -> int | None:
@@ -83,7 +130,7 @@ class TrialHandle:
         """Whether to save a checkpoint (into :attr:`checkpoint_dir`) before reporting ``step``:
         true where the scheduler may pause or clone the trial, so it can be resumed from there.
         Write the checkpoint first, then report."""
-        return self._study.scheduler.checkpoint_at(float(step))
+        return self._host.checkpoint_at(float(step))
 
     @property
     def last_metrics(self) -> Mapping[str, float] | None:
@@ -105,16 +152,24 @@ class TrialHandle:
         return self._cost_usd
 
     @property
+    def elapsed_s(self) -> float:
+        """Wall seconds charged to this trial so far (its recorded intervals)."""
+        return self._elapsed_s
+
+    @property
     def stop_reason(self) -> str | None:
         """Why the trial must end, in words (see :attr:`stop` for the typed reason)."""
         return None if self.stop is None else self.stop.text
 
-    def _charge(self, elapsed_s: float | None, cost_usd: float, mono_now: float | None = None) -> Charge:
-        """The :class:`~thrifty.cost.meter.Charge` of the interval since the last report (up to
-        ``mono_now``, a ``time.monotonic()`` reading, unless ``elapsed_s`` is given), from the
-        trial's :class:`~thrifty.cost.meter.Meter`. The interval is not restarted here: a report
-        restarts it once recorded, so an interval that fails to be recorded (an invalid result, a
-        refused tell) is charged with the next one instead of being lost."""
+    def pending_charge(
+        self, elapsed_s: float | None = None, cost_usd: float = 0.0, mono_now: float | None = None
+    ) -> Charge:
+        """What the interval since the last report costs (up to ``mono_now``, a
+        ``time.monotonic()`` reading; ``elapsed_s`` instead gives its seconds), from the trial's
+        :class:`~thrifty.cost.meter.Meter`: the metered price of its resources for that time plus
+        ``cost_usd`` the objective reports. Nothing is recorded: a report restarts the interval
+        once recorded, so an interval that fails to be recorded (an invalid result, a refused
+        tell) is charged with the next one, not lost."""
         if elapsed_s is None:
             now = time.monotonic() if mono_now is None else mono_now
             elapsed_s = max(now - self._last_mark, 0.0)
@@ -139,18 +194,18 @@ class TrialHandle:
         Raises :class:`~thrifty.errors.TrialStopped` (after recording this report) when a hard
         budget has been reached: the trial must end now; ``optimize`` records it as STOPPED.
         """
-        values = check_metrics(metrics, default_name=self._study._default_metric)
+        values = check_metrics(metrics, default_name=self._host.default_metric)
         check_cost(cost_usd)
         if step is not None and self._last_step is not None and step < self._last_step:
             raise ValidationError(
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
         mono = time.monotonic()
-        charge = self._charge(elapsed_s, cost_usd, mono)
+        charge = self.pending_charge(elapsed_s, cost_usd, mono)
         now = time.time()
         m = Measurement(step=step, metrics=values, cost_usd=charge.cost_usd, elapsed_s=charge.elapsed_s,
                         gpu_s=charge.gpu_s, timestamp=now)
-        stop = self._study._storage.report(self._study._record.id, self.id, m, now)
+        stop = self._host.record_report(self.id, m, now)
         self._last_mark = mono  # the next interval starts here, whether this one was measured or given
         self._cost_usd += charge.cost_usd
         self._elapsed_s += charge.elapsed_s
@@ -170,15 +225,13 @@ class TrialHandle:
         """
         if self.stop is not None:
             return True
-        return self._study._should_stop(self)
+        return self._host.should_stop(self)
 
     @property
     def artifact_dir(self) -> Path:
         """This trial's folder in the study's artifact root (created on first use): logs, params,
         and the checkpoint folder. Paths, never blobs in the database."""
-        from thrifty.checkpoints import trial_dir
-
-        folder = trial_dir(self._study, self.number)
+        folder = self._host.trial_dir(self.number)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -191,7 +244,7 @@ class TrialHandle:
 
     def snapshot(self) -> Trial:
         """The trial as stored now (with its measurements)."""
-        return self._study._wrap(self._study._storage.get_trial(self.id))
+        return self._host.stored_trial(self.id)
 
     def __repr__(self) -> str:
         return f"TrialHandle(number={self.number}, params={dict(self.params)!r})"

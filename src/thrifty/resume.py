@@ -132,7 +132,7 @@ def reconcile(study: Study, wanted: StudySettings, *, budget_given: bool, update
     with its old and new value and how to proceed, when a setting of :data:`FIXED` differs or one
     of :data:`UPDATABLE` differs without ``update``; nothing is written then.
     """
-    changes = differences(StudySettings.of_record(study._record), wanted, budget_given=budget_given)
+    changes = differences(study.settings, wanted, budget_given=budget_given)
     fixed = [c for c in changes if c.key in FIXED]
     updatable = [c for c in changes if c.key in UPDATABLE]
     if fixed or (updatable and not update):
@@ -151,9 +151,10 @@ def reconcile(study: Study, wanted: StudySettings, *, budget_given: bool, update
     if not changes:
         return study, []
     by_key = {c.key: c for c in changes}
-    settings = {k: wanted.settings[k] for k in _STORED_SETTINGS if k in by_key}
+    stored = wanted.stored()
+    settings = {k: stored[k] for k in _STORED_SETTINGS if k in by_key}
     study.storage.update_study(
-        study._record.id,
+        study.id,
         budget=wanted.budget.to_dict() if "budget" in by_key else None,
         strategy=wanted.strategy.to_spec() if "strategy" in by_key else None,
         scheduler=wanted.scheduler.to_spec() if "scheduler" in by_key else None,

@@ -33,7 +33,6 @@ from thrifty.errors import SpaceError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from thrifty.encoding import Encoder
 
 Scalar = Union[str, int, float, bool, None]
 ParamValue = Union[str, int, float, bool, None]
@@ -557,7 +556,6 @@ class Space(Mapping[str, Param]):
         self._params = self._validated_order(parsed)
         self._dim_names = tuple(n for n, p in self._params.items() if p.n_dims)
         self._dim_index = {n: i for i, n in enumerate(self._dim_names)}
-        self._encoder: Encoder | None = None
 
     # -- Mapping protocol -------------------------------------------------------------------
     def __getitem__(self, name: str) -> Param:
@@ -677,15 +675,6 @@ class Space(Mapping[str, Param]):
     def n_dims(self) -> int:
         return len(self._dim_names)
 
-    def encoder(self) -> Encoder:
-        """The space's vectorised :class:`~thrifty.encoding.Encoder` (built once per space): many
-        parameter sets to an ``(n, n_dims)`` array and back, and the column layout."""
-        if self._encoder is None:
-            from thrifty.encoding import Encoder
-
-            self._encoder = Encoder(self)
-        return self._encoder
-
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """Map a parameter set to the unit cube; inactive dimensions are ``nan``.
 
@@ -764,9 +753,9 @@ class Space(Mapping[str, Param]):
         Supported: uniform floats and integers (log or not), categoricals, ordinals (as
         categoricals), constants, and ``EqualsCondition`` / ``InCondition`` conditions.
         """
-        from thrifty._configspace import space_from_configspace
+        from thrifty._configspace import params_from_configspace
 
-        return space_from_configspace(cs)
+        return cls(params_from_configspace(cs))
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str]:

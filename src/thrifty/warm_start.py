@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import SpaceError, StudyNotFound, ValidationError
@@ -46,7 +46,6 @@ from thrifty.space import Categorical, Fixed, Float, Int, Space
 from thrifty.trial import TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from thrifty.storage.base import Storage
     from thrifty.study import Study
 
 log = logging.getLogger("thrifty.warm_start")
@@ -55,16 +54,15 @@ log = logging.getLogger("thrifty.warm_start")
 TOP_K = 3
 
 
-def load_sources(storage: Storage, names: Sequence[str], objectives: Mapping[str, str]) -> list[Study]:
-    """Open the earlier studies (before anything is written); a missing one is an error."""
-    from thrifty.study import Study
-
+def load_sources(names: Sequence[str], objectives: Mapping[str, str], load: Callable[[str], Study]) -> list[Study]:
+    """Open the earlier studies with ``load`` (a name -> the study of that name in the new study's
+    storage), before anything is written; a missing one is an error."""
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise ValidationError(f"warm_start={names!r}: expected a list of study names")
     out = []
     for name in names:
         try:
-            source = Study.load(name, storage=storage)
+            source = load(name)
         except StudyNotFound:
             raise ValidationError(f"warm_start: no study named {name!r} in this storage") from None
         missing = [m for m in objectives if m not in source.objectives]

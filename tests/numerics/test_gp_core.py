@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import norm
 
 import thrifty as th
+from thrifty.encoding import encoder_of
 from thrifty.numerics.acquisition import gradient_refine, log_ei, log_ei_grad, log_prob_below, log_prob_below_grad
 from thrifty.numerics.features import GroupFeatures, hamming_mask, values_with_indicators
 from thrifty.numerics.fitting import best_of_starts, slice_sample
@@ -81,7 +82,7 @@ SPACE = th.Space({"x": th.Float(0, 1), "c": th.Categorical(["a", "b", "c"]), "y"
 
 
 def test_group_features_one_hot_and_indicators() -> None:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     feat = GroupFeatures(enc)
     assert feat.n_cols == 1 + 3 + 1 + 1 and feat.n_groups == 4
     x = enc.encode([{"x": 0.2, "c": "a", "y": 0.4}, {"x": 0.2, "c": "b"}])
@@ -96,7 +97,7 @@ def test_group_features_one_hot_and_indicators() -> None:
 
 
 def fitted_gp(n: int = 25) -> tuple[GaussianProcess, np.ndarray, np.ndarray]:
-    enc = SPACE.encoder()
+    enc = encoder_of(SPACE)
     feat = GroupFeatures(enc)
     rng = np.random.default_rng(3)
     x = enc.snap(rng.random((n, enc.n_dims)))
@@ -115,7 +116,7 @@ def fitted_gp(n: int = 25) -> tuple[GaussianProcess, np.ndarray, np.ndarray]:
 
 def test_gp_posterior_against_a_direct_numpy_solve() -> None:
     gp, f, y = fitted_gp()
-    fs = GroupFeatures(SPACE.encoder()).features(SPACE.encoder().snap(np.random.default_rng(4).random((7, 3))))
+    fs = GroupFeatures(encoder_of(SPACE)).features(encoder_of(SPACE).snap(np.random.default_rng(4).random((7, 3))))
 
     def kern(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         za, zb = a * gp.scale, b * gp.scale

@@ -16,8 +16,8 @@ SPACE = th.Space({"x": th.Float(0.0, 1.0)})
 
 def _storage_of_w0_fails(trial):
     """Worker w0's storage fails (as on a full disk) when its trial ends; the others run on."""
-    study = trial._study
-    if study._worker_id.endswith("/w0"):
+    study = trial.study
+    if study.worker_id.endswith("/w0"):
         deadline = time.time() + 20
         while study.counts().get(th.TrialState.RUNNING, 0) < 3 and time.time() < deadline:
             time.sleep(0.05)  # the others are in their trials
@@ -25,7 +25,7 @@ def _storage_of_w0_fails(trial):
         def full(*_args, **_kwargs):
             raise StorageError("storage sqlite:///x.db: database or disk is full")
 
-        study._storage.finish = full
+        study.storage.finish = full
         return trial.params["x"]
     time.sleep(30)
     return trial.params["x"]
@@ -48,6 +48,7 @@ def test_a_worker_error_with_other_workers_running_is_the_runs_error(sqlite_url)
 
 STOPPED_WHILE_REPORTING = '''
 import os, signal, sys
+import thrifty as th
 from thrifty.runners import local
 from thrifty.runners.pool import plan_slots
 
@@ -60,7 +61,7 @@ class Conn:  # the pipe to the supervisor; the supervisor's SIGTERM lands while 
 
 limits = local.RunLimits(n_trials=1, timeout_s=None, deadline=None, max_consecutive_failures=None,
                          trial_timeout_s=None, stop_grace_s=1.0, max_worker_deaths=5)
-local._child_main(sys.argv[1], "absent", print, "tag", limits, "w0", plan_slots({}, 1, None)[0], Conn(),
+local._child_main(th.Study.load, sys.argv[1], "absent", print, "tag", limits, "w0", plan_slots({}, 1, None)[0], Conn(),
                   os.getppid())
 '''
 
@@ -85,7 +86,7 @@ def _storage_fails(trial):
     def full(*_args, **_kwargs):
         raise StorageError("storage sqlite:///x.db: database or disk is full")
 
-    trial._study._storage.finish = full
+    trial.study.storage.finish = full
     return trial.params["x"]
 
 
@@ -94,20 +95,20 @@ def test_a_full_disk_is_said_once_not_once_per_worker(sqlite_url, caplog):
     for everyone), it said so once per worker: eight lines with the same cause."""
     study = th.Study.create(SPACE, "max", name="full", storage=sqlite_url, strategy="random", max_retries=1,
                             heartbeat_grace_s=1.0)
-    real_reap = study._storage.reap
+    real_reap = study.storage.reap
 
     def reap(*args, **kwargs):
         if kwargs.get("worker_id") is not None:
             raise StorageError("storage sqlite:///x.db: database or disk is full")
         return real_reap(*args, **kwargs)
 
-    study._storage.reap = reap
+    study.storage.reap = reap
     with caplog.at_level(logging.WARNING, logger="thrifty"), pytest.raises(th.WorkerError):
         study.optimize(_storage_fails, n_trials=10, n_workers=4, progress=False)
     said = [r.getMessage() for r in caplog.records if "could not record" in r.getMessage()]
     assert len(said) == 1, said
     assert "database or disk is full" in said[0] and "heartbeat" in said[0]
-    study._storage.reap = real_reap
+    study.storage.reap = real_reap
     time.sleep(1.1)
     study.reap(force=True)  # the space is back: the trials are failed (and retried) on the next look
     assert not [t for t in study.trials if t.state is th.TrialState.RUNNING]
@@ -122,7 +123,7 @@ def test_a_killed_postgresql_connection_is_reconnected_not_the_runs_end(pg_url):
     from sqlalchemy import event
 
     study = th.Study.create(SPACE, "max", name="kill", storage=pg_url, strategy="random")
-    engine = study._storage.engine
+    engine = study.storage.engine
     killed = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -200,6 +201,7 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
     from sqlalchemy import event
 
     from thrifty import _process
+    from thrifty.storage import RetryPolicy
     from thrifty.storage.sql import SQLStorage
 
     study = th.Study.create(SPACE, "max", name="tx", storage=sqlite_url, strategy="random", max_retries=1)
@@ -214,15 +216,15 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
             sent.append(text)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    event.listen(study._storage.engine, when, sigterm_here)
+    event.listen(study.storage.engine, when, sigterm_here)
     try:
         with _process.stop_signals_raise():
             handle.report(0.5, step=1, cost_usd=0.25)
         pytest.fail("no StopSignal")
     except th.StopSignal:  # as a worker's stop path: the exception (and its frames) still alive
         started = time.time()
-        failed = other.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id,
-                            reason="interrupted by SIGTERM")
+        policy = RetryPolicy(max_retries=study.max_retries, heartbeat_grace_s=study.heartbeat_grace_s)
+        failed = other.reap(study.id, policy, time.time(), worker_id=study.worker_id, reason="interrupted by SIGTERM")
         assert time.time() - started < 2 and failed == [handle.number]
     trial = study.trials[0]
     assert trial.state is th.TrialState.FAILED and study.cost_usd == trial.cost_usd == 0.25  # the report committed
@@ -237,7 +239,7 @@ def test_a_connection_killed_while_it_opens_is_retried(pg_url):
     from sqlalchemy import event
 
     study = th.Study.create(SPACE, "max", name="connect", storage=pg_url, strategy="random")
-    engine = study._storage.engine
+    engine = study.storage.engine
     engine.dispose()  # the next transaction opens a new connection
     refused = []
 

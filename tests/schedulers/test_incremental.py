@@ -101,7 +101,7 @@ def test_a_scheduler_given_a_plain_list_keeps_its_study_state():
         for step in range(1, 10):
             t.report(t.params["x"] * step, step=step)
         study.tell(t, t.params["x"] * 9)
-    history = study._read_history()
+    history = study.read_history()
     with rule.indexed(history, "value", 1.0, "step") as kept:
         pass
     with rule.indexed(list(history), "value", 1.0, "step") as other:

@@ -9,7 +9,7 @@ import math
 import pytest
 
 import thrifty as th
-from thrifty.criteria import make_criteria
+from thrifty._registry import make_criteria
 from thrifty.schedulers import available as schedulers, make_scheduler
 from thrifty.schedulers.adaptive import AdaptiveASHA
 from thrifty.schedulers.asha import ASHA

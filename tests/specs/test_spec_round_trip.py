@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 import thrifty as th
-from thrifty.criteria import make_criteria
+from thrifty._registry import make_criteria
 from thrifty.schedulers import available as schedulers, make_scheduler
 from thrifty.schedulers.asha import ASHA
 from thrifty.schedulers.pbt import PBT

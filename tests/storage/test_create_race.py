@@ -26,7 +26,7 @@ def _create(url: str, name: str, open_first: bool, barrier, results) -> None:
     barrier.wait()  # all processes start creating at the same instant
     try:
         study = th.Study.create(SPACE, name=name, storage=storage, strategy="random", load_if_exists=True)
-        results.put(("ok", study._record.id, getattr(study, "_created", None)))
+        results.put(("ok", study.id, study.created))
         study.close()
     except BaseException as exc:  # noqa: BLE001 - reported to the test
         results.put(("error", f"{type(exc).__name__}: {exc}", None))
@@ -85,7 +85,7 @@ def test_processes_creating_one_study_at_once_all_get_it(backend, tmp_path, requ
 def test_load_if_exists_loads_the_stored_study(db_url):
     first = th.Study.create(SPACE, name="once", storage=db_url, seed=1, load_if_exists=True)
     again = th.Study.create(th.Space({"y": th.Int(0, 3)}), name="once", storage=db_url, seed=2, load_if_exists=True)
-    assert first._created and not again._created
+    assert first.created and not again.created
     assert again.space == SPACE and again.seed == 1, "the stored study, the new arguments ignored"
     with pytest.raises(th.DuplicateStudy, match="already exists"):
         th.Study.create(SPACE, name="once", storage=db_url)

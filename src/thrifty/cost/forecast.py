@@ -18,7 +18,7 @@ full resource of a trial).
   ``log r`` (single curves stray from the shape like a random walk), measured on the trials'
   own curves with each trial left out of the shape it is checked against.
 * **Level** ``f``: a Gaussian process on the encoded parameters (the unit cube of
-  :meth:`~thrifty.space.Space.encoder`, log-scaled where the space says log; categorical and
+  :func:`~thrifty.encoding.encoder_of`, log-scaled where the space says log; categorical and
   "inactive" dimensions compare as equal / different: :mod:`thrifty.numerics.features`), built
   from :mod:`thrifty.numerics` (kernels, Cholesky, log evidence, slice sampling). Its kernel is an ARD Matérn-3/2 plus a
   constant (the unknown mean cost, integrated out), with a log-normal prior (median 1, one
@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.encoding import encoder_of
 from thrifty.errors import NotEnoughData, ValidationError
 from thrifty.numerics.features import hamming_mask, values_with_indicators
 from thrifty.numerics.fitting import best_of_starts, slice_sample
@@ -317,7 +318,7 @@ class CostModel:
         self.samples = samples
         self.max_trials = max_trials
         self.seed = seed
-        self._encoder = space.encoder()
+        self._encoder = encoder_of(space)
         self._hamming = hamming_mask(self._encoder)
         self._fitted = False
         self.n_trials = 0

@@ -19,5 +19,5 @@ One job per module; numpy and scipy load only when a module is imported:
   feasibility, their gradients, and the gradient refinement of candidates.
 
 The encoding itself (parameters to the unit cube and back) belongs to the space:
-:meth:`thrifty.space.Space.encoder`.
+:func:`thrifty.encoding.encoder_of`.
 """

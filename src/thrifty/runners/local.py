@@ -59,11 +59,16 @@ from thrifty.errors import (
     WorkersKeepDying,
 )
 from thrifty import _process
+from thrifty.runners._trial import run_trial
 from thrifty.runners.pool import Slot, plan_slots
+from thrifty.storage import AskLimits
 from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.study import Objective, Study
+
+    #: How a worker process opens the study: ``Study.load(name, storage=url, worker_id=...)``.
+    Load = Callable[..., Study]
 
 log = logging.getLogger("thrifty")
 
@@ -82,10 +87,11 @@ BACKOFF_MAX_S = 10.0
 Events = Callable[[tuple[Any, ...]], None]
 
 
-def _check_args(
+def check_run_args(
     n_trials: Any, n_workers: Any, timeout_s: Any, max_consecutive_failures: Any,
     trial_timeout_s: Any = None, stop_grace_s: Any = 10.0, max_worker_deaths: Any = None,
 ) -> None:
+    """Validate ``optimize``'s run arguments (a ValidationError names the first bad one)."""
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise ValidationError(f"n_trials={n_trials!r}: expected an integer >= 1 (or None for no limit)")
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
@@ -121,7 +127,7 @@ def worker_loop(
         if deadline is not None and time.time() >= deadline:
             return None
         try:
-            handle = study.ask(_run=(run_tag, n_trials))
+            handle = study.ask(limits=AskLimits(run_tag=run_tag, run_max_started=n_trials))
         except StudyExhausted as exc:
             if exc.reason in ("trials", "n_trials", "scheduler") and _work_may_come(study, exc.reason):
                 time.sleep(poll_s)
@@ -129,7 +135,7 @@ def worker_loop(
             return exc
         if events is not None:
             events(("start", handle.number, time.time()))
-        state, error = study._run_trial(objective, handle)
+        state, error = run_trial(study, objective, handle)
         if events is not None:
             events(("end", handle.number, state.value))
         if state is TrialState.FAILED:
@@ -158,7 +164,7 @@ def _work_may_come(study: Study, reason: str) -> bool:
 
 @dataclass(frozen=True)
 class RunLimits:
-    """What one ``optimize`` call may do (validated by :func:`_check_args`)."""
+    """What one ``optimize`` call may do (validated by :func:`check_run_args`)."""
 
     n_trials: int | None
     timeout_s: float | None
@@ -194,8 +200,8 @@ def run_optimize(
     stop_grace_s: float = 10.0,
     max_worker_deaths: int | None = None,
 ) -> RunResult:
-    _check_args(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
-                max_worker_deaths)
+    check_run_args(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
+                   max_worker_deaths)
     slots = plan_slots(study.resources, n_workers, gpus)
     if len(slots) < n_workers:
         log.warning("this machine has room for %d trials at once with resources %s; running %d workers, not %d",
@@ -254,8 +260,7 @@ def _run_here(
                                limits.max_consecutive_failures)
     except KeyboardInterrupt as exc:
         reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
-        study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=study._worker_id,
-                            reason=reason)
+        study.reap(worker_id=study.worker_id, reason=reason)
         if isinstance(exc, StopSignal) and exc.signum is None:
             return None  # the run's time limit: a timeout, not an interruption
         raise
@@ -305,10 +310,10 @@ def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: flo
         return StudyExhausted(hit.message, hit.limit)
     if study.criteria:
         try:
-            study._check_criteria()
+            study.check_criteria()
         except StudyExhausted as exc:
             return exc
-    if n_trials is not None and study._storage.count_run(study._record.id, run_tag) >= n_trials:
+    if n_trials is not None and study.started_in_run(run_tag) >= n_trials:
         return StudyExhausted(f"this call's {n_trials} trials have started", "n_trials")
     if deadline is not None and time.time() >= deadline:
         return None
@@ -326,11 +331,11 @@ def _result(study: Study, run_tag: str, why: StudyExhausted | None, began: float
         reason, message = "timeout", "the time limit was reached"
     else:
         reason, message = why.reason, str(why)
-    n = study._storage.count_run(study._record.id, run_tag)
+    n = study.started_in_run(run_tag)
     # This call's trials: settled since it began by this process's worker (its id) or by a worker
     # process it started (ids "<its id>/w<k>"), a dead one's trial failed by the reaper included.
-    ours, counts = study._worker_id, Counter[TrialState]()
-    for t in study._storage.get_trials(study._record.id, with_measurements=False):
+    ours, counts = study.worker_id, Counter[TrialState]()
+    for t in study.get_trials(with_measurements=False):
         if t.state.is_settled and (t.finished_at or 0.0) >= began and t.worker_id is not None and (
                 t.worker_id == ours or t.worker_id.startswith(ours + "/")):
             counts[t.state] += 1
@@ -344,6 +349,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _child_main(
+    load: Load,
     url: str,
     name: str,
     objective: Objective,
@@ -354,8 +360,8 @@ def _child_main(
     conn: Any,
     parent_pid: int,
 ) -> None:
-    """A worker process: the pull loop, telling the supervisor what it does through ``conn``."""
-    from thrifty.study import Study
+    """A worker process: the pull loop, telling the supervisor what it does through ``conn``.
+    ``load`` opens the study (``Study.load``: the supervisor passes its study's class's)."""
 
     def send(event: tuple[Any, ...]) -> None:
         try:
@@ -367,8 +373,7 @@ def _child_main(
     try:
         _process.install_worker_handlers(parent_pid)
         slot.apply()
-        study = Study.load(name, storage=url)
-        study._worker_id = worker_id
+        study = load(name, storage=url, worker_id=worker_id)
         why = worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
                           limits.max_consecutive_failures, send)
         send(("done", None if why is None else (why.reason, str(why))))
@@ -378,8 +383,7 @@ def _child_main(
         reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
         if study is not None:
             try:
-                study._storage.reap(study._record.id, study._retry_policy(), time.time(), worker_id=worker_id,
-                                    reason=reason)
+                study.reap(worker_id=worker_id, reason=reason)
             except (ThriftyError, OSError, KeyboardInterrupt):
                 pass  # the supervisor reaps what is left
         sys.exit(EXIT_INTERRUPTED)
@@ -411,7 +415,6 @@ class _Supervisor:
                  limits: RunLimits) -> None:
         self.study, self.objective, self.run_tag, self.slots, self.limits = study, objective, run_tag, slots, limits
         self.ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-        self.policy = study._retry_policy()
         self.workers: dict[str, _Worker] = {}
         self.pending: list[tuple[float, Slot]] = []  #: (when, slot): replacements waiting out a back-off
         self.counter = 0
@@ -425,12 +428,12 @@ class _Supervisor:
 
     # -- workers ---------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
-        wid = f"{self.study._worker_id}/w{self.counter}"
+        wid = f"{self.study.worker_id}/w{self.counter}"
         self.counter += 1
         reader, writer = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(
             target=_child_main,
-            args=(self.study.storage_url, self.study.name, self.objective, self.run_tag, self.limits, wid, slot,
+            args=(type(self.study).load, self.study.storage_url, self.study.name, self.objective, self.run_tag, self.limits, wid, slot,
                   writer, os.getpid()),
             name=f"thrifty-worker-{self.counter}",
         )
@@ -451,14 +454,13 @@ class _Supervisor:
 
     def reap(self, w: _Worker, reason: str | None = None) -> list[int]:
         try:
-            return self.study._storage.reap(self.study._record.id, self.policy, time.time(), worker_id=w.wid,
-                                            reason=reason)
+            return self.study.reap(worker_id=w.wid, reason=reason)
         except ThriftyError as exc:
             if str(exc) not in self.unrecorded:  # once per cause, not once per worker
                 self.unrecorded.add(str(exc))
                 log.warning("could not record the end of worker %s's trial (nor of others failing the same way): %s; "
                             "such a trial stays RUNNING until the next ask or reap finds its heartbeat older than "
-                            "heartbeat_grace_s=%g s", w.wid, exc, self.policy.heartbeat_grace_s)
+                            "heartbeat_grace_s=%g s", w.wid, exc, self.study.heartbeat_grace_s)
             return []
 
     @staticmethod
@@ -564,7 +566,7 @@ class _Supervisor:
             f"with status {code}"
         where = f" in trial {failed[0]}" if failed else (f" in trial {w.trial}" if w.trial is not None else "")
         log.warning("worker %s exited %s%s; its running trial was failed%s", w.wid, how, where,
-                    " and re-enqueued" if failed and self.policy.max_retries else "")
+                    " and re-enqueued" if failed and self.study.max_retries else "")
         self.deaths_in_a_row += 1
         if self.deaths_in_a_row >= self.limits.max_worker_deaths:
             self.stop_all("interrupted: the run gave up on workers that keep dying")

@@ -139,11 +139,11 @@ def _parse_metrics(metrics: Mapping[str, Any]) -> dict[str, MetricPattern]:
             raise ValidationError(f"metric {name!r}: the regex {spec['regex']!r} needs a (group) around the number")
         goal = spec.get("goal")
         if goal is not None:
-            from thrifty.study import _DIRECTIONS
+            from thrifty.study import DIRECTIONS
 
-            if not isinstance(goal, str) or goal.strip().lower() not in _DIRECTIONS:
-                raise ValidationError(f"metric {name!r}: goal={goal!r} must be one of {', '.join(_DIRECTIONS)}")
-            goal = _DIRECTIONS[goal.strip().lower()]
+            if not isinstance(goal, str) or goal.strip().lower() not in DIRECTIONS:
+                raise ValidationError(f"metric {name!r}: goal={goal!r} must be one of {', '.join(DIRECTIONS)}")
+            goal = DIRECTIONS[goal.strip().lower()]
         out[name] = MetricPattern(name, rx, goal)
     return out
 

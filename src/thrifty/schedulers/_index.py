@@ -1,7 +1,7 @@
 """Scheduler state kept up to date from the history delta, so a decision's cost does not grow
 with the study.
 
-A :class:`CurveIndex` holds the learning curve (:func:`~thrifty.schedulers._curves.curve`) of one
+A :class:`CurveIndex` holds the learning curve (:func:`~thrifty.schedulers.curves.curve`) of one
 metric of every trial of a study, and what the rules derive from the curves: the values at each
 rung (sorted, to rank a newcomer with a binary search), the trials that ran to the end (for the
 rank correlations of measured rungs and the percentile rules: :func:`thrifty.ranking.measured`),
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from thrifty._history import History, TrialLog
 from thrifty.ranking import measured
-from thrifty.schedulers._curves import first_at_or_after
+from thrifty.schedulers.curves import first_at_or_after
 from thrifty.schedulers._rank import correlations
 from thrifty.trial import Measurement, Trial
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from thrifty.schedulers._curves import first_at_or_after
+from thrifty.schedulers.curves import first_at_or_after
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from thrifty.schedulers._curves import curve, objective_of
+from thrifty.schedulers.curves import curve, objective_of
 from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.asha import rungs
 from thrifty.schedulers.base import Decision, Scheduler

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
-from thrifty.schedulers._curves import curve, first_at_or_after, objective_of
+from thrifty.schedulers.curves import curve, first_at_or_after, objective_of
 from thrifty.schedulers._index import CurveIndex, Indexed
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler
 from thrifty.specs.schedulers import ASHASpec

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from thrifty.schedulers._curves import curve, objective_of
+from thrifty.schedulers.curves import curve, objective_of
 from thrifty.schedulers._index import CurveIndex, Indexed
 from thrifty.schedulers.asha import ASHA, open_levels, rung_decision, rungs
 from thrifty.schedulers.base import Decision, Scheduler

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from thrifty.schedulers._curves import curve, first_at_or_after, objective_of
+from thrifty.schedulers.curves import curve, first_at_or_after, objective_of
 from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.asha import at_rung, rung_decision, rung_values, rungs
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler

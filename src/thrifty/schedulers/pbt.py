@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.ranking import measured
-from thrifty.schedulers._curves import curve, objective_of, value_at
+from thrifty.schedulers.curves import curve, objective_of, value_at
 from thrifty.schedulers.base import AskPlan, Decision, Scheduler, Successor
 from thrifty.space import Categorical, Float, Int, Space
 from thrifty.specs.schedulers import PBTSpec

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from thrifty.schedulers._curves import best_so_far, curve, mean_so_far, objective_of
+from thrifty.schedulers.curves import best_so_far, curve, mean_so_far, objective_of
 from thrifty.schedulers._index import Indexed
 from thrifty.schedulers.base import Decision, Scheduler
 from thrifty.specs.schedulers import MedianSpec, PercentileSpec

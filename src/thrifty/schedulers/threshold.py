@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from thrifty.schedulers._curves import curve, objective_of
+from thrifty.schedulers.curves import curve, objective_of
 from thrifty.schedulers.base import Decision, Scheduler
 from thrifty.specs.schedulers import ThresholdSpec
 from thrifty.trial import Trial

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from thrifty.errors import ValidationError
-from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.schedulers.curves import curve, first_at_or_after
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import BOHBSpec
 from thrifty.strategies.base import Context, Strategy

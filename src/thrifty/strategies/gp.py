@@ -7,7 +7,7 @@ nothing is remembered between proposals, so any worker proposes the same point f
 history.
 
 **Model** (:mod:`thrifty.numerics.gp`). Inputs are the space's unit-cube encoding
-(:meth:`thrifty.space.Space.encoder`, log scale where the space says log). Floats and ints are continuous inputs (ints are rounded when the
+(:func:`thrifty.encoding.encoder_of`, log scale where the space says log). Floats and ints are continuous inputs (ints are rounded when the
 point is decoded, and candidates are snapped to valid values before they are scored);
 categoricals are one-hot with one length scale per categorical (a Hamming kernel term: two choices
 are either equal or different, never "near"); an inactive conditional parameter takes a fixed
@@ -78,6 +78,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from thrifty.encoding import encoder_of
 from thrifty.errors import StudyExhausted, ValidationError
 from thrifty.ranking import measured
 from thrifty.space import Float, ParamValue, Space
@@ -138,7 +139,7 @@ class GP(Strategy):
 
         feat = self._features.get(space)
         if feat is None:
-            feat = self._features[space] = GroupFeatures(space.encoder())
+            feat = self._features[space] = GroupFeatures(encoder_of(space))
         return feat
 
     # -- proposing ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 from thrifty.errors import ValidationError
 from thrifty.ranking import measured
-from thrifty.schedulers._curves import curve, first_at_or_after
+from thrifty.schedulers.curves import curve, first_at_or_after
 from thrifty.space import Float, ParamValue, Space
 from thrifty.specs.strategies import MFGPSpec
 from thrifty.strategies.base import Context, Strategy

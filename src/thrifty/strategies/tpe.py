@@ -6,7 +6,7 @@ Written from Bergstra et al. (2011), "Algorithms for Hyper-Parameter Optimizatio
 for Better Empirical Performance". The choices made here:
 
 * **Multivariate Parzen estimators on the unit cube.** Trials are encoded by the space's
-  encoder (:meth:`~thrifty.space.Space.encoder`, log-scaled where the space says ``log=True``). Each of the
+  encoder (:func:`~thrifty.encoding.encoder_of`, log-scaled where the space says ``log=True``). Each of the
   two densities ``l(x)`` (good trials) and ``g(x)`` (bad trials) is a mixture with one product
   kernel per trial plus a *prior* component, the uniform distribution on the cube, with weight
   ``prior_weight`` (each trial weighs 1). Kernels per dimension:
@@ -99,6 +99,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.encoding import encoder_of
 from thrifty.ranking import measured
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import TPESpec
@@ -132,9 +133,9 @@ class _Dims:
 
 
 def _describe(space: Space) -> _Dims:
-    """The estimators' view of ``space``'s encoding (:meth:`Space.encoder`): ints with at most
+    """The estimators' view of ``space``'s encoding (:func:`~thrifty.encoding.encoder_of`): ints with at most
     ``_MAX_INT_CELLS`` values are discrete (their cells' edges), larger ones continuous."""
-    enc = space.encoder()
+    enc = encoder_of(space)
     d = enc.n_dims
     kind = np.zeros(d, dtype=int)
     edges: list[np.ndarray | None] = [None] * d
@@ -518,8 +519,8 @@ class TPE(Strategy):
                 u = l_est.sample(rng, self.n_candidates)
             else:
                 u = rng.random((self.n_candidates, d))
-            params = space.encoder().decode(u)
-            x = space.encoder().encode(params)
+            params = encoder_of(space).decode(u)
+            x = encoder_of(space).encode(params)
             s = score(params, x)
             repeat = _repeats(x, hist.x)
             if not repeat.all():

@@ -1,0 +1,92 @@
+"""Scheduler mediation: whether a running trial should stop now, and what follows a stop.
+
+At each ``should_stop`` of a trial: a stop requested in storage (the budget's circuit breaker, a
+user) stops it; otherwise the study's scheduler decides from the stored history. STOP may come
+with a successor (population-based training's exploit: a clone of a better trial that continues
+its checkpoint with new params, enqueued here and its checkpoint copied at once); PAUSE marks the
+trial pausing (``optimize`` tells it PAUSED). A scheduler that reads the budget (the
+:class:`~thrifty.schedulers.budget_aware.BudgetAware` wrapper, built by ``budget_aware=True``) gets
+a :class:`~thrifty.schedulers.base.BudgetSnapshot` with its decision. The typed reason of each
+stop is set on the trial's handle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from thrifty.checkpoints import copy_checkpoint
+from thrifty.cost.budget import Budget
+from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping
+from thrifty.schedulers.base import Successor
+from thrifty.study._state import StudyState
+from thrifty.trial import StopKind, StopReason, Trial
+
+
+class Stoppable(Protocol):
+    """The running trial a decision is about (a :class:`~thrifty.handle.TrialHandle`)."""
+
+    stop: StopReason | None
+    pausing: bool
+
+    @property
+    def id(self) -> int: ...
+
+    def snapshot(self) -> Trial: ...
+
+
+def should_stop(state: StudyState, handle: Stoppable) -> bool:
+    """Whether ``handle``'s trial should end now (see the module docstring); sets its typed
+    ``stop`` (and ``pausing``) when so."""
+    scheduler = state.settings.scheduler
+    if state.storage.stop_requested(handle.id):
+        return True
+    if isinstance(scheduler, NoStopping):
+        return False
+    history: Sequence[Trial]
+    if scheduler.needs_history:
+        history = state.read_history()
+        current = history.trial(handle.id)
+        if current is None:
+            return True
+    else:
+        history, current = [], handle.snapshot()
+    objectives = state.settings.objectives
+    verdict = scheduler.verdict(current, history, objectives,
+                                budget_snapshot(state) if scheduler.needs_budget else None)
+    said = f"scheduler: {scheduler.name}"
+    if verdict.decision is Decision.STOP:
+        handle.stop = StopReason(StopKind.SCHEDULER, said if verdict.note is None else f"{said}: {verdict.note}")
+        successor = scheduler.successor(current, history, objectives) if verdict.note is None else None
+        if successor is not None:
+            clone = start_successor(state, successor)
+            handle.stop = StopReason(StopKind.SCHEDULER, f"{said}: replaced by trial {clone.number} "
+                                     f"(clone of trial {successor.parent} at step {successor.start_step:g})")
+        return True
+    if verdict.decision is Decision.PAUSE:
+        handle.stop = StopReason(StopKind.SCHEDULER, f"{said}: paused at step {current.last_step:g}")
+        handle.pausing = True
+        return True
+    return False
+
+
+def budget_snapshot(state: StudyState) -> BudgetSnapshot:
+    """The study's budget as a scheduler's decision reads it (dollars left, trials running)."""
+    record = state.storage.study_status(state.study_id)
+    usd = Budget.from_dict(record.budget).usd
+    left = None if usd is None else usd - record.usage(time.time()).usd
+    return BudgetSnapshot(usd_left=left, n_running=record.n_running)
+
+
+def start_successor(state: StudyState, successor: Successor) -> Trial:
+    """Enqueue the trial that continues ``successor.parent``'s checkpoint with new params, and
+    copy that checkpoint into the new trial's folder (a snapshot: the parent goes on)."""
+    s = state.settings
+    params = s.space.validate(successor.params)
+    clone = state.label(state.storage.enqueue(
+        state.study_id, params, time.time(), resources=s.resources or None,
+        parent=successor.parent, start_step=float(successor.start_step),
+    ))
+    copy_checkpoint(state, successor.parent, clone.number)
+    return clone
