@@ -108,7 +108,8 @@ def test_budget_aware_true_builds_the_wrapper_and_its_spec_round_trips(db_url: s
     assert not isinstance(make_scheduler(ASHA(1, 10, 3)), BudgetAware)
     explicit = BudgetAware(ASHA(1, 10, 3, check_rungs=False))
     assert explicit.to_spec() == asha.to_spec() and make_scheduler(explicit) is explicit
-    study = th.Study.create(SPACE, "max", storage=db_url, name="ba", scheduler=explicit)
+    study = th.Study.create(SPACE, "max", storage=db_url, name="ba", scheduler=explicit,
+                            budget={"usd": 10.0})
     loaded = th.Study.load("ba", storage=db_url)
     assert isinstance(loaded.scheduler, BudgetAware) and loaded.scheduler.to_spec() == asha.to_spec()
     study.close()

@@ -126,7 +126,7 @@ def test_a_handle_works_with_any_trial_host(tmp_path):
 
         def record_report(self, trial_id, measurement, now):
             self.reports.append((trial_id, dict(measurement.metrics)))
-            return "budget: usd limit reached" if len(self.reports) == 2 else None
+            return th.StopReason(th.StopKind.BUDGET, "budget: usd limit reached", "usd") if len(self.reports) == 2 else None
 
         def should_stop(self, handle):
             return False

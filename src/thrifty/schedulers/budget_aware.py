@@ -27,6 +27,7 @@ from typing import Any
 
 from thrifty.errors import ValidationError
 from thrifty.schedulers.base import AskPlan, BudgetSnapshot, Decision, Scheduler, Successor, Verdict
+from thrifty.specs.base import Spec
 from thrifty.trial import Trial
 
 
@@ -105,6 +106,11 @@ class BudgetAware(Scheduler):
             return Verdict(Decision.STOP, note=f"budget-aware: cannot reach {self.max_resource:g} within its share "
                                                f"of the ${budget.usd_left:,.4f} left")
         return own
+
+    @property
+    def spec(self) -> Spec | None:  # type: ignore[override]
+        """The inner scheduler's validated spec (what is stored, and what ``check_fit`` judges)."""
+        return self.inner.spec
 
     def params(self) -> dict[str, Any]:
         return {**self.inner.params(), "budget_aware": True}
