@@ -36,7 +36,7 @@ from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
-from thrifty.storage._rules import limit_reached
+from thrifty.storage._rules import check_start
 from thrifty.storage.base import Snapshot, Started, StartRequest, StudyStatus
 from thrifty.strategies import Strategy, make_strategy
 from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics, check_seconds
@@ -456,9 +456,9 @@ class Study:
         for attempt in range(MAX_START_ATTEMPTS):
             now = time.time()
             reap_due = now - self._last_reap >= min(self.heartbeat_grace_s / 4, 5.0)
-            snapshot = self._storage.snapshot(self._record.id, since=self._log.seen)
+            snapshot = self._storage.snapshot(self._record.id, since=self._log.seen, run_tag=run_tag)
             history = self._log.read(self._wrap_all(list(snapshot.trials)))
-            request = self._decide(snapshot, history)
+            request = self._decide(snapshot, history, limits)
             result = self._storage.start(
                 self._record.id, request, worker_id=self._worker_id, now=time.time(), limits=limits,
                 resources=self.resources, reap=self._retry_policy() if reap_due else None,
@@ -474,10 +474,10 @@ class Study:
             f"worker had changed the study since this one read it (last: {conflict}); ask again"
         )
 
-    def _decide(self, snapshot: Snapshot, history: History) -> StartRequest:
+    def _decide(self, snapshot: Snapshot, history: History, limits: AskLimits) -> StartRequest:
         """What to start, decided from one snapshot (and the seed) alone, outside any lock: the
-        completion criteria, the scheduler's plan (a paused trial to resume first), the budget,
-        then the oldest enqueued trial, else the strategy's proposal; both pass the soft budget
+        completion criteria, the scheduler's plan (a paused trial to resume first), the budget and
+        the caller's ``limits``, then the oldest enqueued trial, else the strategy's proposal; both pass the soft budget
         check. Raises :class:`~thrifty.errors.StudyExhausted` when nothing may start."""
         trials = history.trials()
         if self.criteria:
@@ -492,9 +492,7 @@ class Study:
         status = snapshot.status
         if status.budget.usd is not None:
             self._refresh_cost_model(snapshot, trials)
-        hit = limit_reached(status.budget, status.usage(time.time()))
-        if hit is not None:
-            raise StudyExhausted(hit[1], hit[0])
+        check_start("new", status.budget, status.usage(time.time()), limits, snapshot.run_started)
         pending = snapshot.pending
         if pending is not None:
             self._admit(pending.params, pending.resources or self.resources, status)

@@ -102,6 +102,8 @@ class Snapshot:
     status: StudyStatus
     counts: Mapping[TrialState, int]
     trials: tuple[Trial, ...]
+    #: Trials started under the ``run_tag`` the caller gave (a retried trial counts once), else ``None``.
+    run_started: int | None = None
 
     @property
     def pending(self) -> Trial | None:
@@ -245,10 +247,11 @@ class Storage(abc.ABC):
 
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def snapshot(self, study_id: int, since: int = 0) -> Snapshot:
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
         """Read the study in one read transaction (a consistent view): its status, counts per
         state, and the trials unsettled or settled with a ``finish_order`` above ``since`` (pass the
-        largest ``finish_order`` of the previous snapshot, 0 the first time). Writes nothing."""
+        largest ``finish_order`` of the previous snapshot, 0 the first time); with ``run_tag``, how
+        many trials have started under it. Writes nothing."""
 
     @abc.abstractmethod
     def start(

@@ -754,7 +754,7 @@ class SQLStorage(Storage):
         self._run(txn)
 
     # -- trials -------------------------------------------------------------------------------
-    def snapshot(self, study_id: int, since: int = 0) -> Snapshot:
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
         """One read transaction (``REPEATABLE READ`` on PostgreSQL, so its three reads agree; a
         SQLite read transaction sees one state of the file): the study row, counts per state and
         the history's delta (unsettled trials and those settled after ``since``, by the index on
@@ -767,7 +767,10 @@ class SQLStorage(Storage):
                 raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
             counts = {TrialState(state): n for state, n in conn.execute(_COUNT_STATES, {"p_sid": study_id})}
             delta = self._select_trials(conn, study_id, finished_after=since)
-            return Snapshot(study_id, _status(st), counts, tuple(delta))
+            run_started = None
+            if run_tag is not None:
+                run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one()
+            return Snapshot(study_id, _status(st), counts, tuple(delta), run_started)
 
         return self._run(txn, write=False)
 
