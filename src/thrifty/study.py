@@ -477,21 +477,23 @@ class Study:
     def _decide(self, snapshot: Snapshot, history: History, limits: AskLimits) -> StartRequest:
         """What to start, decided from one snapshot (and the seed) alone, outside any lock: the
         completion criteria, the scheduler's plan (a paused trial to resume first), the budget and
-        the caller's ``limits``, then the oldest enqueued trial, else the strategy's proposal; both pass the soft budget
-        check. Raises :class:`~thrifty.errors.StudyExhausted` when nothing may start."""
-        trials = history.trials()
+        the caller's ``limits``, then the oldest enqueued trial, else the strategy's proposal; both
+        pass the soft budget check. Raises :class:`~thrifty.errors.StudyExhausted` when nothing
+        may start."""
+        # The history in number order, built only when something reads it (a cheap strategy
+        # without a scheduler plan, criteria or a dollar budget does not).
         if self.criteria:
-            self._check_criteria([t for t in trials if t.is_finished])
+            self._check_criteria([t for t in history if t.is_finished])
         plan = None
         if self.scheduler.plans_asks:
-            plan = self.scheduler.plan(trials, self.objectives)
-            paused = {t.number for t in trials if t.state is TrialState.PAUSED}
+            plan = self.scheduler.plan(history.trials(), self.objectives)
+            paused = {t.number for t in history if t.state is TrialState.PAUSED}
             for number in plan.resume:
                 if number in paused:
                     return StartRequest.resume(number)
         status = snapshot.status
         if status.budget.usd is not None:
-            self._refresh_cost_model(snapshot, trials)
+            self._refresh_cost_model(snapshot, history)
         check_start("new", status.budget, status.usage(time.time()), limits, snapshot.run_started)
         pending = snapshot.pending
         if pending is not None:
@@ -501,8 +503,8 @@ class Study:
             raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
         number = status.next_number
         if self.strategy.slow:
-            self.strategy.bind(self._strategy_context(snapshot, trials))
-        seen = trials if (self.strategy.slow or self.strategy.needs_history) else []
+            self.strategy.bind(self._strategy_context(snapshot, history))
+        seen = history.trials() if (self.strategy.slow or self.strategy.needs_history) else []
         params = self.strategy.propose(self.space, seen, seed=self.seed, number=number, n=1)[0]
         self._admit(params, self.resources, status)
         # A model's proposal holds at any number, a cheap strategy's only at its own (see StartRequest).
