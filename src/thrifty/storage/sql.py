@@ -42,7 +42,6 @@ from thrifty.errors import (
     DuplicateStudy,
     NoDatabase,
     StorageError,
-    StudyExhausted,
     StudyNotFound,
     TrialNotRunning,
     ValidationError,
