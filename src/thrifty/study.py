@@ -36,7 +36,7 @@ from thrifty.handle import TrialHandle
 from thrifty.schedulers import Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
-from thrifty.storage._rules import check_start
+from thrifty.storage.rules import check_start
 from thrifty.storage.base import Snapshot, Started, StartRequest, StudyStatus
 from thrifty.strategies import Strategy, make_strategy
 from thrifty.trial import Measurement, Trial, TrialState, check_cost, check_metrics, check_seconds

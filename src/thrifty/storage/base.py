@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from thrifty.cost.budget import Budget, Usage
-from thrifty.storage._rules import usage_of
+from thrifty.storage.rules import usage_of
 from thrifty.trial import Measurement, Trial, TrialState
 
 #: Version of the database schema written by this version of thrifty.
@@ -271,7 +271,7 @@ class Storage(abc.ABC):
         the same transaction; if any was, that is committed and the answer is a :class:`Conflict`
         (the snapshot no longer holds). Then the limits: :class:`~thrifty.errors.StudyExhausted`
         when the stored budget or ``limits`` refuse the trial (see
-        :func:`thrifty.storage._rules.check_start`); nothing is written then. Then the request's
+        :func:`thrifty.storage.rules.check_start`); nothing is written then. Then the request's
         own condition (see :class:`StartRequest`): a :class:`Conflict` if the snapshot is stale,
         else the trial is RUNNING and returned. ``resources`` apply to a new trial and to an
         enqueued one that names none. A resumed trial goes on from its last step (``start_step``).

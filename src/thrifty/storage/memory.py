@@ -5,7 +5,7 @@ runs both): dense trial numbers from a counter per study, each method one atomic
 the transaction), the conditional start, budgets and the circuit breaker, reap and retry, stop
 requests, the ledgers, the settle order. Where the rules are decisions (what a study has used,
 whether a trial may start, when the breaker trips, what a reaped trial's error says) both call
-:mod:`thrifty.storage._rules`. Stored values are copies (params and user attributes go through JSON,
+:mod:`thrifty.storage.rules`. Stored values are copies (params and user attributes go through JSON,
 as a database would store them), so no caller's object changes a trial afterwards.
 
 It lives in this process only: gone when it ends, not shared with other processes
@@ -25,7 +25,7 @@ from typing import Any
 
 from thrifty.cost.budget import Budget, Usage
 from thrifty.errors import DuplicateStudy, StudyNotFound, TrialNotRunning, ValidationError
-from thrifty.storage import _rules
+from thrifty.storage import rules
 from thrifty.storage.base import (
     AskLimits,
     Conflict,
@@ -143,7 +143,7 @@ class _StudyState:
     parsed_budget: Budget = field(default_factory=Budget)
 
     def usage(self, now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
-        return _rules.usage_of(self.n_started, self.spent_usd, self.gpu_s, self.n_running, self.active_s,
+        return rules.usage_of(self.n_started, self.spent_usd, self.gpu_s, self.n_running, self.active_s,
                                self.active_since, now, added_usd, added_gpu_s)
 
     def record(self) -> StudyRecord:
@@ -239,7 +239,7 @@ class MemoryStorage(Storage):
         tripped now."""
         if st.budget_stop is not None:
             return None
-        reason = _rules.breaker_reason(st.parsed_budget, usage)
+        reason = rules.breaker_reason(st.parsed_budget, usage)
         if reason is None:
             return None
         for row in st.live.values():
@@ -382,7 +382,7 @@ class MemoryStorage(Storage):
                 if reaped:
                     return Conflict(f"trials {', '.join(map(str, reaped))} were reaped (their workers are lost)")
             run_started = st.run_counts[limits.run_tag] if limits.run_tag is not None else None
-            _rules.check_start(request.kind, st.parsed_budget, st.usage(now), limits, run_started)
+            rules.check_start(request.kind, st.parsed_budget, st.usage(now), limits, run_started)
             if request.kind == "resume":
                 return self._resume(st, request.number, worker_id, limits.run_tag, now)
             if request.kind == "claim":
@@ -559,7 +559,7 @@ class MemoryStorage(Storage):
         failed = []
         for row in sorted(stale, key=lambda r: r.number):
             retry = row.attempt < policy.max_retries
-            row.error = _rules.reap_error(row.worker_id, worker_id is not None, reason,
+            row.error = rules.reap_error(row.worker_id, worker_id is not None, reason,
                                           now - (row.heartbeat_at or now), policy.heartbeat_grace_s,
                                           st.next_number if retry else None, row.attempt, policy.max_retries)
             row.finished_at = now

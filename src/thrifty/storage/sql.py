@@ -48,7 +48,7 @@ from thrifty.errors import (
 )
 from thrifty import _process
 from thrifty.storage import _fork
-from thrifty.storage import _rules
+from thrifty.storage import rules
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
@@ -795,7 +795,7 @@ class SQLStorage(Storage):
             run_started = None
             if request.kind != "resume" and limits.run_tag is not None and limits.run_max_started is not None:
                 run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
-            _rules.check_start(request.kind, _budget(st), _usage(st, now), limits, run_started)
+            rules.check_start(request.kind, _budget(st), _usage(st, now), limits, run_started)
             if request.kind == "resume":
                 return self._resume_locked(conn, study_id, request.number, worker_id, limits.run_tag, now)
             if request.kind == "claim":
@@ -981,7 +981,7 @@ class SQLStorage(Storage):
         """Trip the breaker if a hard limit is reached: returns the reason if it tripped now."""
         if st.budget_stop is not None:
             return None
-        reason = _rules.breaker_reason(_budget(st), _usage(st, now, added_usd, added_gpu_s))
+        reason = rules.breaker_reason(_budget(st), _usage(st, now, added_usd, added_gpu_s))
         if reason is None:
             return None
         conn.execute(_BREAK_CIRCUIT, {"p_sid": study_id, "p_reason": reason})
@@ -1082,7 +1082,7 @@ class SQLStorage(Storage):
         for r in rows:
             order += 1
             retry = r.attempt < policy.max_retries
-            why = _rules.reap_error(r.worker_id, worker_id is not None, reason, now - (r.heartbeat_at or now),
+            why = rules.reap_error(r.worker_id, worker_id is not None, reason, now - (r.heartbeat_at or now),
                                     policy.heartbeat_grace_s, next_number if retry else None, r.attempt,
                                     policy.max_retries)
             conn.execute(
@@ -1230,7 +1230,7 @@ def _check_columns(conn: Connection, url: str) -> None:
 
 def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
     """What the study (a locked study row) has consumed, plus a measurement being added."""
-    return _rules.usage_of(st.n_started, st.spent_usd, st.gpu_s, st.n_running, st.active_s, st.active_since, now,
+    return rules.usage_of(st.n_started, st.spent_usd, st.gpu_s, st.n_running, st.active_s, st.active_since, now,
                            added_usd, added_gpu_s)
 
 

@@ -2,7 +2,9 @@
 
 The SQL storage and the in-process one keep their state differently but must decide alike: what a
 study has used, whether a trial may start, when the circuit breaker trips and what a reaped trial's
-error says. Each rule is written here once and both call it inside their own atomic step.
+error says. Each rule is written here once and both call it inside their own atomic step; the
+study calls :func:`check_start` on its snapshot too, so a refusal it decides reads the same. Every
+budget decision goes through :func:`limit_reached`, the one call to the budget rule.
 """
 
 from __future__ import annotations
