@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import threading
+import random
 import time
 import traceback
 import uuid
@@ -22,6 +23,7 @@ from thrifty.criteria import Criterion, make_criteria
 from thrifty.objectives import CostUtility
 from thrifty.ranking import infeasibility, is_feasible, judged, measured, rank, ranked_fronts
 from thrifty.errors import (
+    StorageError,
     StudyExhausted,
     ThriftyError,
     TrialFailed,
@@ -37,14 +39,18 @@ from thrifty.handle import TrialHandle
 from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping, Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.storage import DEFAULT_STORAGE, AskLimits, RetryPolicy, Storage, StudyRecord, open_storage
+from thrifty.storage.rules import check_start
+from thrifty.storage.base import Snapshot, Started, StartRequest, StudyStatus
 from thrifty.strategies import Strategy, make_strategy
-from thrifty.strategies.base import params_key
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState, check_cost, check_metrics
 
 Objective = Callable[[TrialHandle], Any]
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.runners.local import RunResult
+
+#: How many times one ``ask`` reads a snapshot and tries to start what it decided (see ``Study.ask``).
+MAX_START_ATTEMPTS = 32
 
 _DIRECTIONS = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min", "minimise": "min"}
 
@@ -220,7 +226,6 @@ class Study:
         utility = record.settings.get("utility")
         self.utility: CostUtility | None = CostUtility(**utility) if utility else None
         self._cost_model: tuple[int, CostModel, float] | None = None
-        self._usd_budget_seen = bool(record.budget.get("usd"))
         self._default_metric = next(iter(self.objectives)) if len(self.objectives) == 1 else "value"
         self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last_reap = 0.0
@@ -418,11 +423,6 @@ class Study:
         return self._wrap_all(first)
 
     # -- ask / tell ---------------------------------------------------------------------------
-    def _limits(self, run_tag: str | None = None, run_max: int | None = None) -> AskLimits:
-        # The study's budget is applied by the storage from the stored study, inside the ask
-        # transaction, so a budget raised by another process applies at once.
-        return AskLimits(run_tag=run_tag, run_max_started=run_max)
-
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_retries=self.max_retries, heartbeat_grace_s=self.heartbeat_grace_s)
 
@@ -436,58 +436,81 @@ class Study:
         return self._storage.reap(self._record.id, self._retry_policy(), now)
 
     def ask(self, *, _run: tuple[str, int | None] | None = None) -> TrialHandle:
-        """Start a trial: the oldest enqueued one, or a new one from the strategy.
+        """Start a trial: a paused one the scheduler resumes, the oldest enqueued one, or a new one
+        from the strategy.
 
         Raises :class:`~thrifty.errors.StudyExhausted` if a budget is used up, the next trial's
         forecast cost exceeds the dollars left, a completion criterion holds, or the strategy has
         nothing left to propose. Nothing is written then.
+
+        Two storage transactions: a snapshot of the study, then one conditional start of what was
+        decided from it (the reap, when due, rides in the start). When another worker changed
+        the study in between (the start answers "conflict"), a new snapshot is read and the
+        decision made again, up to :data:`MAX_START_ATTEMPTS` times with a short random pause
+        after each conflict; then :class:`~thrifty.errors.StorageError` says so.
         """
-        self.reap()
+        run_tag, run_max = _run if _run is not None else (None, None)
+        limits = AskLimits(run_tag=run_tag, run_max_started=run_max)
         if not self._prepared:
             self.strategy.prepare(self.space)
             self._prepared = True
+        conflict = ""
+        for attempt in range(MAX_START_ATTEMPTS):
+            now = time.time()
+            reap_due = now - self._last_reap >= min(self.heartbeat_grace_s / 4, 5.0)
+            snapshot = self._storage.snapshot(self._record.id, since=self._log.seen, run_tag=run_tag)
+            history = self._log.read(self._wrap_all(list(snapshot.trials)))
+            request = self._decide(snapshot, history, limits)
+            result = self._storage.start(
+                self._record.id, request, worker_id=self._worker_id, now=time.time(), limits=limits,
+                resources=self.resources, reap=self._retry_policy() if reap_due else None,
+            )
+            if reap_due:
+                self._last_reap = now
+            if isinstance(result, Started):
+                return self._hand_out(result.trial)
+            conflict = result.reason
+            time.sleep(random.uniform(0.0, min(0.001 * 2 ** attempt, 0.05)))
+        raise StorageError(
+            f"study {self.name!r}: no trial could be started in {MAX_START_ATTEMPTS} attempts: each time another "
+            f"worker had changed the study since this one read it (last: {conflict}); ask again"
+        )
+
+    def _decide(self, snapshot: Snapshot, history: History, limits: AskLimits) -> StartRequest:
+        """What to start, decided from one snapshot (and the seed) alone, outside any lock: the
+        completion criteria, the scheduler's plan (a paused trial to resume first), the budget and
+        the caller's ``limits``, then the oldest enqueued trial, else the strategy's proposal; both
+        pass the soft budget check. Raises :class:`~thrifty.errors.StudyExhausted` when nothing
+        may start."""
+        # The history in number order, built only when something reads it (a cheap strategy
+        # without a scheduler plan, criteria or a dollar budget does not).
         if self.criteria:
-            self._check_criteria()
-        run_tag, run_max = _run if _run is not None else (None, None)
+            self._check_criteria([t for t in history if t.is_finished])
         plan = None
         if self.scheduler.plans_asks:
-            plan = self.scheduler.plan(self.history(), self.objectives)
+            plan = self.scheduler.plan(history.trials(), self.objectives)
+            paused = {t.number for t in history if t.state is TrialState.PAUSED}
             for number in plan.resume:
-                resumed = self._storage.resume(self._record.id, number, self._worker_id, run_tag, time.time())
-                if resumed is not None:
-                    return self._hand_out(resumed)
-        if self._usd_budget_seen:
-            self._refresh_cost_model()
-
-        early: Mapping[str, Any] | None = None
-        next_number = 0
-        if self.strategy.slow and (plan is None or plan.new):
-            history = self.history()
-            # An enqueued trial goes first: no proposal is needed (nor wasted) then.
-            if not any(t.state is TrialState.PENDING for t in history):
-                self.strategy.bind(self._strategy_context())
-                next_number = max((t.number for t in history), default=-1) + 1
-                early = self.strategy.propose(self.space, history, seed=self.seed, number=next_number, n=1)[0]
-
-        def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
-            if plan is not None and not plan.new:
-                raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
-            if early is not None:
-                # Another worker may have proposed the same point from the same snapshot and
-                # started it meanwhile: then propose again from the history as it is now (rare,
-                # and then inside the lock, which is the price of never running a duplicate).
-                key = params_key(early)
-                if not any(params_key(t.params) == key for t in load_history(next_number)):  # type: ignore[call-arg]
-                    return early
-                return self.strategy.propose(self.space, load_history(), seed=self.seed, number=number, n=1)[0]
-            history = load_history() if self.strategy.needs_history else ()
-            return self.strategy.propose(self.space, history, seed=self.seed, number=number, n=1)[0]
-
-        result = self._storage.ask(
-            self._record.id, self._worker_id, propose, self._limits(run_tag, run_max), time.time(),
-            resources=self.resources, admit=self._admit,
-        )
-        return self._hand_out(result.trial)
+                if number in paused:
+                    return StartRequest.resume(number)
+        status = snapshot.status
+        if status.budget.usd is not None:
+            self._refresh_cost_model(snapshot, history)
+        check_start("new", status.budget, status.usage(time.time()), limits, snapshot.run_started)
+        pending = snapshot.pending
+        if pending is not None:
+            self._admit(pending.params, pending.resources or self.resources, status)
+            return StartRequest.claim(pending.number)
+        if plan is not None and not plan.new:
+            raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
+        number = status.next_number
+        if self.strategy.slow:
+            self.strategy.bind(self._strategy_context(snapshot, history))
+        seen = history.trials() if (self.strategy.slow or self.strategy.needs_history) else []
+        params = self.strategy.propose(self.space, seen, seed=self.seed, number=number, n=1)[0]
+        self._admit(params, self.resources, status)
+        # A model's proposal holds at any number, a cheap strategy's only at its own (see StartRequest).
+        return StartRequest.new(params, number, exact=not self.strategy.slow)
 
     def _bind_basic_context(self) -> None:
         """Give the strategy the objectives and constraints (the cost model comes per proposal)."""
@@ -496,18 +519,17 @@ class Study:
         self.strategy.bind(Context(objectives=dict(self.objectives), constraints=dict(self.constraints),
                                    budget_trials=Budget.from_dict(self._record.budget).trials))
 
-    def _strategy_context(self) -> Any:
-        """The :class:`~thrifty.strategies.base.Context` of the next proposal."""
+    def _strategy_context(self, snapshot: Snapshot, trials: Sequence[Trial]) -> Any:
+        """The :class:`~thrifty.strategies.base.Context` of a proposal made from ``snapshot``."""
         from thrifty.strategies.base import Context
 
+        budget = snapshot.status.budget
         model, resource = None, 1.0
-        if self.strategy.wants_cost_model or self._usd_budget_seen:
-            self._refresh_cost_model()
+        if self.strategy.wants_cost_model or budget.usd is not None:
+            self._refresh_cost_model(snapshot, trials)
             if self._cost_model is not None and self._cost_model[1].is_fitted:
                 model, resource = self._cost_model[1], self._cost_model[2]
-        record = self._storage.study_status(self._record.id)
-        budget = Budget.from_dict(record.budget)
-        spent = record.usage(time.time()).usd if budget.usd is not None else 0.0
+        spent = snapshot.status.spent_usd if budget.usd is not None else 0.0
         return Context(objectives=dict(self.objectives), cost_model=model, max_resource=resource,
                        budget_usd=budget.usd, spent_usd=spent, budget_trials=budget.trials,
                        constraints=dict(self.constraints))
@@ -530,38 +552,33 @@ class Study:
         (seconds since the epoch); ``None`` otherwise or after the budget was changed."""
         return self._storage.study_status(self._record.id).budget_stop
 
-    def _admit(self, params: Mapping[str, Any], resources: Mapping[str, float], usage: Usage, budget: Budget) -> None:
-        """The soft budget check, inside the ask transaction: refuse a trial whose forecast cost
+    def _admit(self, params: Mapping[str, Any], resources: Mapping[str, float], status: StudyStatus) -> None:
+        """The soft budget check, from the snapshot's ``status``: refuse a trial whose forecast cost
         (the cost model's median dollars for these params at the full resource: as likely to be
-        above as below) exceeds the dollars left."""
-        if budget.usd is None:
-            return
-        if not self._usd_budget_seen:
-            self._usd_budget_seen = True  # from now on the model is kept fitted before each ask
-            return
-        if self._cost_model is None or not self._cost_model[1].is_fitted:
+        above as below) exceeds the dollars left. ``resources``: what the trial will hold."""
+        budget = status.budget
+        if budget.usd is None or self._cost_model is None or not self._cost_model[1].is_fitted:
             return
         _, model, resource = self._cost_model
         forecast = model.predict(params, resource).median_usd
-        left = budget.usd - usage.usd
+        left = budget.usd - status.spent_usd
         if forecast > left * (1 + 1e-9):
             raise StudyExhausted(
                 f"the next trial's forecast cost ${forecast:,.4f} exceeds the ${left:,.4f} left of the "
-                f"${budget.usd:,.2f} budget (${usage.usd:,.4f} spent)",
+                f"${budget.usd:,.2f} budget (${status.spent_usd:,.4f} spent)",
                 "usd",
             )
 
-    def _refresh_cost_model(self) -> None:
-        """Refit the cost model when trials have finished since the last fit (every new trial up
-        to 50, then every 10% more), outside any transaction."""
-        finished = sum(n for st, n in self.counts().items() if st.is_finished)
+    def _refresh_cost_model(self, snapshot: Snapshot, trials: Sequence[Trial]) -> None:
+        """Refit the cost model on the snapshot's finished ``trials`` when trials have finished
+        since the last fit (every new trial up to 50, then every 10% more), outside any transaction."""
+        finished = sum(n for st, n in snapshot.counts.items() if st.is_finished)
         if self._cost_model is not None:
             seen = self._cost_model[0]
             if finished == seen or (seen > 50 and finished < seen * 1.1):
                 return
-        history = self._storage.get_trials(self._record.id, [TrialState.COMPLETED, TrialState.STOPPED,
-                                                             TrialState.FAILED, TrialState.INFEASIBLE])
-        self._cost_model = (finished, CostModel(self.space).fit(history), self._full_resource(history))
+        done = [t for t in trials if t.is_finished]
+        self._cost_model = (finished, CostModel(self.space).fit(done), self._full_resource(done))
 
     @staticmethod
     def _full_resource(history: Sequence[Trial]) -> float:
@@ -576,12 +593,15 @@ class Study:
                                                              TrialState.FAILED, TrialState.INFEASIBLE])
         return CostModel(self.space).fit(history)
 
-    def _check_criteria(self) -> None:
+    def _check_criteria(self, finished: Sequence[Trial] | None = None) -> None:
+        """Raise :class:`~thrifty.errors.StudyExhausted` when a completion criterion holds on the
+        ``finished`` trials (number order; ``None``: read them from the storage)."""
         metric, direction = next(iter(self.objectives.items()))
-        finished = [judged(t, self.constraints)  # trials recorded before breakers were marked
-                    for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
+        if finished is None:
+            finished = [t for t in self._storage.get_trials(self._record.id, with_measurements=False) if t.is_finished]
+        judged_trials = [judged(t, self.constraints) for t in finished]  # trials recorded before breakers were marked
         for criterion in self.criteria:
-            why = criterion.check(finished, metric, direction)
+            why = criterion.check(judged_trials, metric, direction)
             if why is not None:
                 raise StudyExhausted(f"the study is complete: {why}", "criterion")
 
