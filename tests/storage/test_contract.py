@@ -12,6 +12,7 @@ import pytest
 from thrifty.errors import DuplicateStudy, StudyExhausted, StudyNotFound, TrialNotRunning, ValidationError
 from thrifty.storage import AskLimits, RetryPolicy, Storage, open_storage
 from thrifty.storage.base import Conflict, Started, StartRequest
+from thrifty.cost.budget import BudgetStop
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -386,6 +387,89 @@ def test_stop_requests_reach_the_trial(store: Storage) -> None:
     assert store.report(sid, t.id, _m(1.0, 0.1), T0 + 1) == StopReason(StopKind.USER, "user: enough")
     stopped = store.finish(sid, t.id, TrialState.STOPPED, {"value": 0.1}, None, None, T0 + 2)
     assert stopped.stop == StopReason(StopKind.USER, "user: enough")
+
+
+# -- typed stop reasons -------------------------------------------------------------------------
+def test_finish_records_the_given_stop_else_the_one_recorded_while_running_else_user(store: Storage) -> None:
+    sid = _study(store)
+    given, recorded, plain, paused, completed = (_new(store, sid, x) for x in (0.1, 0.2, 0.3, 0.4, 0.5))
+    for t in (given, recorded, completed):
+        assert t.id is not None
+        store.request_stop(t.id, "user: enough")
+    assert given.id is not None and recorded.id is not None and plain.id is not None
+    assert paused.id is not None and completed.id is not None
+    rung = StopReason(StopKind.SCHEDULER, "scheduler: asha: rung 1")
+    # A stop reason given to finish wins over a request recorded while the trial ran.
+    assert store.finish(sid, given.id, TrialState.STOPPED, None, None, None, T0 + 1, stop=rung).stop == rung
+    # None given: the request recorded while it ran.
+    kept = store.finish(sid, recorded.id, TrialState.STOPPED, None, None, None, T0 + 1)
+    assert kept.stop == StopReason(StopKind.USER, "user: enough")
+    # Neither: USER, without words (STOPPED and PAUSED alike).
+    for t, state in ((plain, TrialState.STOPPED), (paused, TrialState.PAUSED)):
+        assert t.id is not None
+        done = store.finish(sid, t.id, state, None, None, None, T0 + 1)
+        assert (done.stop_kind, done.stop_limit, done.reason) == (StopKind.USER, None, None)
+    # Other states record no stop reason, even with a request recorded or a reason given.
+    done = store.finish(sid, completed.id, TrialState.COMPLETED, {"value": 1.0}, None, None, T0 + 1, stop=rung)
+    assert (done.stop, done.reason, done.stop_kind, done.stop_limit) == (None, None, None, None)
+    by_number = {t.number: t.stop for t in store.get_trials(sid)}
+    assert by_number == {0: rung, 1: StopReason(StopKind.USER, "user: enough"), 2: StopReason(StopKind.USER),
+                         3: StopReason(StopKind.USER), 4: None}, "what finish returned is what is stored"
+
+
+def test_the_breaker_is_typed_and_a_new_budget_clears_only_budget_stops(store: Storage) -> None:
+    sid = _study(store, budget={"gpu_hours": 0.01})  # 36 GPU-seconds, hard by default
+    a, b, c = _new(store, sid, 0.1), _new(store, sid, 0.2), _new(store, sid, 0.3)
+    assert a.id is not None and b.id is not None and c.id is not None
+    assert store.report(sid, a.id, _m(1.0, 0.5, gpu_s=20.0), T0 + 1) is None
+    tripped = store.report(sid, a.id, _m(2.0, 0.5, gpu_s=20.0), T0 + 2)
+    assert tripped is not None and (tripped.kind, tripped.limit) == (StopKind.BUDGET, "gpu_hours")
+    breaker = store.study_status(sid).budget_stop
+    assert isinstance(breaker, BudgetStop) and (breaker.limit, breaker.at) == ("gpu_hours", T0 + 2)
+    assert "GPU-hours" in breaker.message and tripped == breaker.stop_reason()
+    assert store.snapshot(sid).status.budget_stop == breaker
+    for t in (b, c):
+        assert t.id is not None
+        live = store.get_trial(t.id)
+        assert (live.stop_kind, live.stop_limit, live.reason) == (StopKind.BUDGET, "gpu_hours", tripped.text)
+    # A person's request afterwards replaces the budget's on that trial.
+    store.request_stop(c.id, "user: enough")
+    assert store.report(sid, c.id, _m(1.0, 0.1), T0 + 3) == StopReason(StopKind.USER, "user: enough")
+    # A new budget clears the breaker and the budget's requests, by kind; the person's stays.
+    store.update_study(sid, budget={"gpu_hours": 1.0})
+    assert store.study_status(sid).budget_stop is None and store.snapshot(sid).status.budget_stop is None
+    for t in (a, b):
+        assert t.id is not None
+        live = store.get_trial(t.id)
+        assert not store.stop_requested(t.id) and (live.stop_kind, live.stop_limit, live.reason) == (None, None, None)
+        assert store.report(sid, t.id, _m(3.0, 0.5), T0 + 4) is None
+    assert store.stop_requested(c.id) and store.get_trial(c.id).stop == StopReason(StopKind.USER, "user: enough")
+    # A trial the breaker asked to stop, finished without a reason, records the budget's.
+    store.update_study(sid, budget={"gpu_hours": 0.01})
+    again = store.report(sid, a.id, _m(4.0, 0.5, gpu_s=1.0), T0 + 5)
+    assert again is not None and (again.kind, again.limit) == (StopKind.BUDGET, "gpu_hours")
+    stopped = store.finish(sid, b.id, TrialState.STOPPED, None, None, None, T0 + 6)
+    assert (stopped.stop_kind, stopped.stop_limit) == (StopKind.BUDGET, "gpu_hours")
+
+
+def test_a_soft_budget_never_trips_the_breaker_but_refuses_new_trials(store: Storage) -> None:
+    sid = _study(store, budget={"usd": 1.0, "hard": False})
+    t = _new(store, sid, 0.5)
+    assert t.id is not None
+    assert store.report(sid, t.id, _m(1.0, 0.5, cost_usd=2.0), T0 + 1) is None
+    assert store.study_status(sid).budget_stop is None and not store.stop_requested(t.id)
+    with pytest.raises(StudyExhausted) as info:
+        _new(store, sid, 0.6)
+    assert info.value.reason == "usd" and "$1.00" in str(info.value)
+
+
+def test_add_trial_keeps_a_typed_stop_reason(store: Storage) -> None:
+    sid = _study(store)
+    why = StopReason(StopKind.BUDGET, "budget: the budget of $1.00 is used up ($1.0000 spent)", "usd")
+    added = store.add_trial(sid, Trial(number=0, state=TrialState.STOPPED, params={"x": 0.2},
+                                       metrics={"value": 0.4}, reason=why.text, stop_kind=why.kind,
+                                       stop_limit=why.limit), T0)
+    assert added.stop == why and store.get_trial(added.id or 0).stop == why
 
 
 # -- snapshot deltas ----------------------------------------------------------------------------
