@@ -107,7 +107,7 @@ def overshoot(seeds: list[int], limit_usd: float) -> list[dict]:
             rows.append({
                 "seed": seed, "limit_usd": limit_usd, "spent_usd": spent, "overshoot_usd": max(spent - limit_usd, 0.0),
                 "bound_usd": bound, "beyond_bound_usd": max(spent - limit_usd - bound, 0.0), "trials": len(trials),
-                "stopped_by_budget": sum(1 for t in trials if (t.reason or "").startswith("budget")),
+                "stopped_by_budget": sum(1 for t in trials if t.stop_kind is th.StopKind.BUDGET),
                 "running_left": sum(1 for t in trials if t.state is th.TrialState.RUNNING),
                 "ledger_matches": abs(spent - math.fsum(t.cost_usd for t in trials)) < 1e-9,
                 "reason": result.reason, "wall_s": wall,

@@ -149,7 +149,8 @@ def test_a_handle_works_with_any_trial_host(tmp_path):
         handle.report(0.5, step=2, elapsed_s=1.0)
     assert handle.should_stop() and handle.elapsed_s == pytest.approx(3.0)
     assert handle.artifact_dir == tmp_path / f"t{trial.number}" and handle.artifact_dir.is_dir()
-    assert handle.pending_charge(elapsed_s=4.0, cost_usd=0.5) == (4.0, pytest.approx(4.5), 0.0)
+    charge = handle.pending_charge(elapsed_s=4.0, cost_usd=0.5)
+    assert (charge.elapsed_s, charge.cost_usd, charge.gpu_s) == (4.0, pytest.approx(4.5), 0.0)
 
 
 def test_settings_comparable_is_plain_json():

@@ -1,19 +1,30 @@
 """The storage protocol: where all of a study's state lives.
 
-Every operation that must be atomic across processes and machines is one storage call: asking for
-a trial (claim an enqueued one or create a new one, checking limits), finishing a trial (only if it
-is still running), reaping trials whose worker stopped sending heartbeats. Strategies and
-schedulers never touch storage; they get the history that the storage returns.
+Every operation that must be atomic across processes and machines is one storage call, and no
+storage call ever calls back into the study. Starting a trial is two of them:
+
+1. :meth:`Storage.snapshot`: one read of everything a decision needs (the study's status and
+   budget, counts per state, the trials settled since the caller's last snapshot and every
+   unsettled one);
+2. the caller decides outside any lock (scheduler plan, strategy proposal, admission), then
+   :meth:`Storage.start` writes its :class:`StartRequest` (a new trial, a claimed enqueued one or a
+   resumed paused one) in one conditional transaction that checks the limits and either starts the
+   trial or answers :class:`Conflict` when the snapshot it was decided from is stale.
+
+Finishing a trial (only if it is still running) and reaping trials whose worker stopped sending
+heartbeats are one call each too. Strategies and schedulers never touch storage; they get the
+history that the storage returns.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from thrifty.cost.budget import Budget, BudgetStop, Usage
+from thrifty.storage.rules import usage_of
 from thrifty.trial import Measurement, StopReason, Trial, TrialState
 
 #: Version of the database schema written by this version of thrifty (3: typed stop reasons, the
@@ -47,8 +58,112 @@ class StudyRecord:
 
     def usage(self, now: float) -> Usage:
         """What the study has consumed, as budgets count it (active wall time up to ``now``)."""
-        wall = self.active_s + (now - self.active_since if self.n_running > 0 and self.active_since else 0.0)
-        return Usage(trials=self.n_started, usd=self.spent_usd, gpu_hours=self.gpu_s / 3600.0, wall_s=wall)
+        return usage_of(self.n_started, self.spent_usd, self.gpu_s, self.n_running, self.active_s, self.active_since,
+                        now)
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """The changing part of a study, as one snapshot read it: its budget and ledgers, the next
+    trial number and the circuit breaker. Times are seconds since the epoch."""
+
+    budget: Budget
+    #: Trials started (a retried trial counts once), dollars and GPU-seconds spent.
+    n_started: int
+    spent_usd: float
+    gpu_s: float
+    #: Trials running now; active wall time: closed periods plus, while one runs, since ``active_since``.
+    n_running: int
+    active_s: float
+    active_since: float | None
+    #: The number the next trial created (started, enqueued or retried) will get.
+    next_number: int
+    #: How many times a trial settled (finished or paused): the largest ``finish_order`` so far.
+    n_settled: int
+    #: The circuit breaker's record: which hard limit stopped the running trials, and when
+    #: (``None`` if it has not tripped since the budget was last set), as in :class:`StudyRecord`.
+    budget_stop: BudgetStop | None = None
+
+    def usage(self, now: float) -> Usage:
+        """What the study has consumed, as budgets count it (active wall time up to ``now``)."""
+        return usage_of(self.n_started, self.spent_usd, self.gpu_s, self.n_running, self.active_s, self.active_since,
+                        now)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent read of a study (one read transaction; see :meth:`Storage.snapshot`).
+
+    ``trials``: in number order, with their measurements, every unsettled trial (PENDING, RUNNING)
+    and every trial settled (finished or PAUSED) with a ``finish_order`` above the ``since`` the
+    caller gave: what changed since its last snapshot. A caller that keeps the settled ones
+    (:class:`thrifty._history.TrialLog`) has the whole history.
+    """
+
+    study_id: int
+    status: StudyStatus
+    counts: Mapping[TrialState, int]
+    trials: tuple[Trial, ...]
+    #: Trials started under the ``run_tag`` the caller gave (a retried trial counts once), else ``None``.
+    run_started: int | None = None
+
+    @property
+    def pending(self) -> Trial | None:
+        """The oldest enqueued trial (lowest number), which the next start claims, else ``None``."""
+        return next((t for t in self.trials if t.state is TrialState.PENDING), None)
+
+
+#: What a start request does: start a ``"new"`` trial, ``"claim"`` an enqueued (PENDING) one, or
+#: ``"resume"`` a PAUSED one.
+StartKind = Literal["new", "claim", "resume"]
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What :meth:`Storage.start` is asked to start (build it with :meth:`new`, :meth:`claim` or
+    :meth:`resume`); decided from a snapshot, so the storage checks that the snapshot still holds.
+
+    ``"new"``: a trial with ``params``, refused (a :class:`Conflict`) while any trial is PENDING
+    (enqueued work goes first), and: if ``exact``, unless ``number`` is still the next trial number
+    (a compare-and-swap: the proposal was made for that number); if not ``exact`` (a model-based
+    proposal, valid at any number), if a trial numbered ``number`` or later, i.e. created since the
+    snapshot, has the same params (two workers never start a duplicate from one snapshot). With
+    ``exact`` nothing was created since the snapshot, so no duplicate can have been either.
+    ``"claim"``: the PENDING trial ``number``; a conflict if it is no longer pending.
+    ``"resume"``: the PAUSED trial ``number``; a conflict if it is no longer paused.
+    """
+
+    kind: StartKind
+    number: int
+    params: Mapping[str, Any] | None = None
+    exact: bool = True
+
+    @classmethod
+    def new(cls, params: Mapping[str, Any], number: int, *, exact: bool = True) -> StartRequest:
+        return cls("new", number, dict(params), exact)
+
+    @classmethod
+    def claim(cls, number: int) -> StartRequest:
+        return cls("claim", number)
+
+    @classmethod
+    def resume(cls, number: int) -> StartRequest:
+        return cls("resume", number)
+
+
+@dataclass(frozen=True)
+class Started:
+    """:meth:`Storage.start` started this trial (RUNNING, this worker's)."""
+
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """:meth:`Storage.start` wrote no trial: the snapshot the request was decided from is stale
+    (``reason`` says how). Take a new snapshot and decide again."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -78,21 +193,6 @@ class RetryPolicy:
 
     max_retries: int = 0
     heartbeat_grace_s: float = 60.0
-
-
-# propose(number, load_history) -> params; called inside the ask transaction, so it must be quick.
-#: ``propose(number, load_history)``: ``load_history()`` gives every trial with its measurements;
-#: ``load_history(since)`` the trials numbered ``since`` and later, without measurements (cheap).
-Proposer = Callable[[int, Callable[..., Sequence[Trial]]], Mapping[str, Any]]
-# admit(params, resources, usage) raises StudyExhausted to refuse a trial about to start (e.g. its
-# forecast cost exceeds the dollars left); called inside the ask transaction.
-Admit = Callable[[Mapping[str, Any], Mapping[str, float], Usage, Budget], None]
-
-
-@dataclass(frozen=True)
-class AskResult:
-    trial: Trial
-    claimed_enqueued: bool = field(default=False)
 
 
 class Storage(abc.ABC):
@@ -151,20 +251,36 @@ class Storage(abc.ABC):
 
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def ask(
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
+        """Read the study in one read transaction (a consistent view): its status, counts per
+        state, and the trials unsettled or settled with a ``finish_order`` above ``since`` (pass the
+        largest ``finish_order`` of the previous snapshot, 0 the first time); with ``run_tag``, how
+        many trials have started under it. Writes nothing."""
+
+    @abc.abstractmethod
+    def start(
         self,
         study_id: int,
+        request: StartRequest,
+        *,
         worker_id: str,
-        propose: Proposer,
-        limits: AskLimits,
         now: float,
+        limits: AskLimits = AskLimits(),
         resources: Mapping[str, float] | None = None,
-        admit: Admit | None = None,
-    ) -> AskResult:
-        """Start a trial atomically: claim the oldest PENDING one or create one with ``propose``.
+        reap: RetryPolicy | None = None,
+    ) -> Started | Conflict:
+        """Start the trial ``request`` names, in one write transaction, for ``worker_id``.
 
-        Raises :class:`~thrifty.errors.StudyExhausted` when a limit is reached (nothing is
-        written then).
+        With ``reap``, trials whose heartbeat is older than its grace period are reaped first, in
+        the same transaction; if any was, that is committed and the answer is a :class:`Conflict`
+        (the snapshot no longer holds). Then the limits: :class:`~thrifty.errors.StudyExhausted`
+        naming the limit when the stored budget (:class:`~thrifty.cost.budget.BudgetGuard`,
+        moment START for a new or claimed trial, RESUME for a resumed one) or ``limits`` refuse
+        the trial (see :func:`thrifty.storage.rules.check_start`); nothing is written then. Then
+        the request's own condition (see :class:`StartRequest`): a :class:`Conflict` if the
+        snapshot is stale, else the trial is RUNNING and returned. ``resources`` apply to a new
+        trial and to an enqueued one that names none. A resumed trial goes on from its last step
+        (``start_step``), its stop reason cleared; the trial count does not change.
         """
 
     @abc.abstractmethod
@@ -185,13 +301,6 @@ class Storage(abc.ABC):
     def add_trial(self, study_id: int, trial: Trial, now: float) -> Trial:
         """Insert a finished trial with known results; it gets the next number. Not started
         here: no trial budget counts it and its cost is not added to the study's ledger."""
-
-    @abc.abstractmethod
-    def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
-        """Claim a PAUSED trial (RUNNING again, ``start_step`` = its last step, its stop reason
-        cleared); ``None`` if it is no longer paused. The stored budget applies
-        (:class:`~thrifty.cost.budget.BudgetGuard`, moment RESUME: raises
-        :class:`~thrifty.errors.StudyExhausted` naming the limit); the trial count does not change."""
 
     @abc.abstractmethod
     def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:

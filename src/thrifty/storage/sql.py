@@ -37,27 +37,28 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
+from thrifty.cost.budget import Budget, BudgetStop, Usage
 from thrifty.errors import (
     DuplicateStudy,
     NoDatabase,
     StorageError,
-    StudyExhausted,
     StudyNotFound,
     TrialNotRunning,
     ValidationError,
 )
 from thrifty import _process
-from thrifty.storage import _fork, _migrate
+from thrifty.storage import _fork, _migrate, rules
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
-    Admit,
-    AskResult,
-    Proposer,
+    Conflict,
     RetryPolicy,
+    Snapshot,
+    Started,
+    StartRequest,
     Storage,
     StudyRecord,
+    StudyStatus,
     StudySummary,
 )
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
@@ -167,15 +168,22 @@ _B = sa.bindparam
 _SEL_STUDY = sa.select(
     studies.c.id, studies.c.n_started, studies.c.spent_usd, studies.c.next_number, studies.c.budget,
     studies.c.gpu_s, studies.c.n_running, studies.c.active_s, studies.c.active_since, studies.c.budget_stop,
-    studies.c.n_finished,
+    studies.c.budget_stop_at, studies.c.budget_stop_limit, studies.c.n_finished,
 ).where(studies.c.id == _B("p_sid"))
 _SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
-_SEL_PENDING = (
-    sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.retry_of, trials.c.created_at,
-              trials.c.user_attrs, trials.c.resources, trials.c.parent, trials.c.start_step)
+_SEL_ANY_PENDING = (
+    sa.select(trials.c.number)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _PENDING)
     .order_by(trials.c.number)
     .limit(1)
+)
+_SEL_IN_STATE = sa.select(trials.c.id, trials.c.resources).where(
+    trials.c.study_id == _B("p_sid"), trials.c.number == _B("p_number"), trials.c.state == _B("p_state"))
+# Trials created since a snapshot whose next number was p_number (the duplicate rule of a start).
+_SEL_PARAMS_SINCE = sa.select(trials.c.params).where(trials.c.study_id == _B("p_sid"),
+                                                     trials.c.number >= _B("p_number"))
+_COUNT_STATES = (
+    sa.select(trials.c.state, sa.func.count()).where(trials.c.study_id == _B("p_sid")).group_by(trials.c.state)
 )
 _CLAIM = (
     sa.update(trials)
@@ -662,8 +670,7 @@ class SQLStorage(Storage):
             n_running=row.n_running,
             active_s=row.active_s,
             active_since=row.active_since,
-            budget_stop=None if row.budget_stop is None or row.budget_stop_limit is None else BudgetStop(
-                limit=row.budget_stop_limit, message=row.budget_stop, at=row.budget_stop_at),
+            budget_stop=_budget_stop(row),
         )
 
     def load_study(self, name: str) -> StudyRecord:
@@ -755,77 +762,129 @@ class SQLStorage(Storage):
         self._run(txn)
 
     # -- trials -------------------------------------------------------------------------------
-    def _check_limits(self, conn: Connection, st: sa.Row[Any], study_id: int, limits: AskLimits) -> None:
-        """Refuse to start a trial once the study's stored budget or the caller's limit is reached.
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
+        """One read transaction (``REPEATABLE READ`` on PostgreSQL, so its three reads agree; a
+        SQLite read transaction sees one state of the file): the study row, counts per state and
+        the history's delta (unsettled trials and those settled after ``since``, by the index on
+        ``(study_id, finish_order)``, with their measurements)."""
+        def txn(conn: Connection) -> Snapshot:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            st = conn.execute(_SEL_STUDY, {"p_sid": study_id}).first()
+            if st is None:
+                raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+            counts = {TrialState(state): n for state, n in conn.execute(_COUNT_STATES, {"p_sid": study_id})}
+            delta = self._select_trials(conn, study_id, finished_after=since)
+            run_started = None
+            if run_tag is not None:
+                run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one()
+            return Snapshot(study_id, _status(st), counts, tuple(delta), run_started)
 
-        The budget is read from the locked study row, so a budget changed by any process applies
-        to the very next ask, and the check is atomic with the start.
-        """
-        hit = BudgetGuard(_budget(st)).check(_usage(st, time.time()), Moment.START)
-        if hit is not None:
-            raise StudyExhausted(hit.message, hit.limit)
-        if limits.run_tag is not None and limits.run_max_started is not None:
-            n = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
-            if n >= limits.run_max_started:
-                raise StudyExhausted(f"this call's {limits.run_max_started} trials have started", "n_trials")
+        return self._run(txn, write=False)
 
-    def ask(
+    def start(
         self,
         study_id: int,
+        request: StartRequest,
+        *,
         worker_id: str,
-        propose: Proposer,
-        limits: AskLimits,
         now: float,
+        limits: AskLimits = AskLimits(),
         resources: Mapping[str, float] | None = None,
-        admit: Admit | None = None,
-    ) -> AskResult:
-        def txn(conn: Connection) -> AskResult:
+        reap: RetryPolicy | None = None,
+    ) -> Started | Conflict:
+        """See :meth:`Storage.start`: under the study lock, the reap (if asked), the limits, then
+        the request's condition, and the trial is started or the answer is a conflict."""
+        def txn(conn: Connection) -> Started | Conflict:
             st = self._lock_study(conn, study_id)
-            self._check_limits(conn, st, study_id, limits)
-            pending = conn.execute(_SEL_PENDING, {"p_sid": study_id}).first()
+            if reap is not None:
+                reaped = self._reap_locked(conn, st, study_id, reap, now, None, None)
+                if reaped:
+                    return Conflict(f"trials {', '.join(map(str, reaped))} were reaped (their workers are lost)")
+            run_started = None
+            if request.kind != "resume" and limits.run_tag is not None and limits.run_max_started is not None:
+                run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": limits.run_tag}).scalar_one()
+            rules.check_start(request.kind, _budget(st), _usage(st, now), limits, run_started)
+            if request.kind == "resume":
+                return self._resume_locked(conn, study_id, request.number, worker_id, limits.run_tag, now)
+            if request.kind == "claim":
+                return self._claim_locked(conn, study_id, request.number, worker_id, limits.run_tag, now, resources)
+            assert request.params is not None
+            pending = conn.execute(_SEL_ANY_PENDING, {"p_sid": study_id}).first()
             if pending is not None:
-                params = json.loads(pending.params)
-                res_json = pending.resources or (_dumps(dict(resources)) if resources else None)
-                if admit is not None:
-                    admit(params, json.loads(res_json) if res_json else {}, _usage(st, now), _budget(st))
-                conn.execute(
-                    _CLAIM,
-                    {"p_tid": pending.id, "p_worker": worker_id, "p_now": now, "p_run_tag": limits.run_tag,
-                     "p_resources": res_json},
-                )
-                conn.execute(_COUNT_STARTED, {"p_sid": study_id, "p_now": now})
-                trial = Trial(
-                    id=pending.id, number=pending.number, state=TrialState.RUNNING,
-                    params=params, created_at=pending.created_at, started_at=now,
-                    heartbeat_at=now, worker_id=worker_id, retry_of=pending.retry_of,
-                    resources=json.loads(res_json) if res_json else {},
-                    user_attrs=json.loads(pending.user_attrs) if pending.user_attrs else {},
-                    parent=pending.parent, start_step=pending.start_step,
-                )
-                return AskResult(trial, claimed_enqueued=True)
-            number = st.next_number
-            params = dict(propose(number, lambda since=None: self._select_trials(
-                conn, study_id, with_measurements=since is None, offset=since or 0)))
-            if admit is not None:
-                admit(params, dict(resources or {}), _usage(st, now), _budget(st))
-            conn.execute(_COUNT_NEW, {"p_sid": study_id, "p_now": now})
-            res = conn.execute(
-                _INSERT_TRIAL,
-                {
-                    "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params),
-                    "created_at": now, "started_at": now, "heartbeat_at": now, "worker_id": worker_id,
-                    "run_tag": limits.run_tag, "attempt": 0, "retried": False, "stop_requested": False,
-                    "cost_usd": 0.0, "elapsed_s": 0.0, "gpu_s": 0.0,
-                    "resources": _dumps(dict(resources)) if resources else None,
-                },
-            )
-            trial = Trial(
-                id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
-                created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id, resources=resources or {},
-            )
-            return AskResult(trial)
+                return Conflict(f"trial {pending.number} is enqueued: enqueued trials start first")
+            if request.exact and st.next_number != request.number:
+                return Conflict(f"the next trial number is {st.next_number}, not {request.number}")
+            if not request.exact:
+                for row in conn.execute(_SEL_PARAMS_SINCE, {"p_sid": study_id, "p_number": request.number}):
+                    if json.loads(row.params) == request.params:
+                        return Conflict("a trial with the same params started since the snapshot")
+            return Started(self._insert_running(conn, st, study_id, dict(request.params), worker_id, limits.run_tag,
+                                                now, resources))
 
         return self._run(txn)
+
+    def _insert_running(
+        self, conn: Connection, st: sa.Row[Any], study_id: int, params: dict[str, Any], worker_id: str,
+        run_tag: str | None, now: float, resources: Mapping[str, float] | None,
+    ) -> Trial:
+        """Insert a new RUNNING trial with the study's next number (counted as started)."""
+        number = st.next_number
+        conn.execute(_COUNT_NEW, {"p_sid": study_id, "p_now": now})
+        res = conn.execute(
+            _INSERT_TRIAL,
+            {
+                "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params),
+                "created_at": now, "started_at": now, "heartbeat_at": now, "worker_id": worker_id,
+                "run_tag": run_tag, "attempt": 0, "retried": False, "stop_requested": False,
+                "cost_usd": 0.0, "elapsed_s": 0.0, "gpu_s": 0.0,
+                "resources": _dumps(dict(resources)) if resources else None,
+            },
+        )
+        return Trial(
+            id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
+            created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id, resources=resources or {},
+        )
+
+    def _claim_locked(
+        self, conn: Connection, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float,
+        resources: Mapping[str, float] | None,
+    ) -> Started | Conflict:
+        """Start the PENDING trial ``number`` (its own resources, else ``resources``)."""
+        row = conn.execute(_SEL_IN_STATE, {"p_sid": study_id, "p_number": number, "p_state": _PENDING}).first()
+        if row is None:
+            return Conflict(f"trial {number} is no longer enqueued")
+        res_json = row.resources or (_dumps(dict(resources)) if resources else None)
+        conn.execute(_CLAIM, {"p_tid": row.id, "p_worker": worker_id, "p_now": now, "p_run_tag": run_tag,
+                              "p_resources": res_json})
+        conn.execute(_COUNT_STARTED, {"p_sid": study_id, "p_now": now})
+        return Started(self._select_trials(conn, None, trial_id=row.id)[0])
+
+    def _resume_locked(
+        self, conn: Connection, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float
+    ) -> Started | Conflict:
+        """Start the PAUSED trial ``number`` again from its last step (``start_step``); a resumed
+        trial is not a new trial: the trial count does not change."""
+        row = conn.execute(_SEL_IN_STATE, {"p_sid": study_id, "p_number": number,
+                                           "p_state": TrialState.PAUSED.value}).first()
+        if row is None:
+            return Conflict(f"trial {number} is no longer paused")
+        last = conn.execute(sa.select(sa.func.max(measurements.c.step)).where(measurements.c.trial_id == row.id)
+                            ).scalar_one()
+        conn.execute(
+            sa.update(trials).where(trials.c.id == row.id).values(
+                state=_RUNNING, worker_id=worker_id, heartbeat_at=now, run_tag=run_tag, finish_order=None,
+                finished_at=None, reason=None, stop_kind=None, stop_limit=None, stop_requested=False,
+                start_step=last,
+            )
+        )
+        conn.execute(
+            sa.update(studies).where(studies.c.id == study_id).values(
+                n_running=studies.c.n_running + 1,
+                active_since=sa.case((studies.c.n_running == 0, now), else_=studies.c.active_since),
+            )
+        )
+        return Started(self._select_trials(conn, None, trial_id=row.id)[0])
 
     def enqueue(
         self,
@@ -871,39 +930,6 @@ class SQLStorage(Storage):
                     "trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
                     "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp})
             return self._select_trials(conn, None, trial_id=trial_id)[0]
-
-        return self._run(txn)
-
-    def resume(self, study_id: int, number: int, worker_id: str, run_tag: str | None, now: float) -> Trial | None:
-        """Claim the PAUSED trial ``number`` for this worker: RUNNING again from its last step
-        (``start_step``). Returns ``None`` if it is no longer paused (another worker took it). The
-        study's budget applies (a resumed trial is not a new trial: the trial count is unchanged)."""
-        def txn(conn: Connection) -> Trial | None:
-            st = self._lock_study(conn, study_id)
-            hit = BudgetGuard(_budget(st)).check(_usage(st, now), Moment.RESUME)
-            if hit is not None:
-                raise StudyExhausted(hit.message, hit.limit)
-            row = conn.execute(sa.select(trials.c.id).where(
-                trials.c.study_id == study_id, trials.c.number == number, trials.c.state == TrialState.PAUSED.value)
-            ).first()
-            if row is None:
-                return None
-            last = conn.execute(sa.select(sa.func.max(measurements.c.step)).where(measurements.c.trial_id == row.id)
-                                ).scalar_one()
-            conn.execute(
-                sa.update(trials).where(trials.c.id == row.id).values(
-                    state=_RUNNING, worker_id=worker_id, heartbeat_at=now, run_tag=run_tag, finish_order=None,
-                    finished_at=None, reason=None, stop_kind=None, stop_limit=None, stop_requested=False,
-                    start_step=last,
-                )
-            )
-            conn.execute(
-                sa.update(studies).where(studies.c.id == study_id).values(
-                    n_running=studies.c.n_running + 1,
-                    active_since=sa.case((studies.c.n_running == 0, now), else_=studies.c.active_since),
-                )
-            )
-            return self._select_trials(conn, None, trial_id=row.id)[0]
 
         return self._run(txn)
 
@@ -966,7 +992,7 @@ class SQLStorage(Storage):
         """Trip the breaker if the guard says a limit is reached: returns the reason if it tripped now."""
         if st.budget_stop is not None:
             return None
-        hit = BudgetGuard(_budget(st)).check(_usage(st, now, added_usd, added_gpu_s), Moment.MEASUREMENT)
+        hit = rules.breaker_stop(_budget(st), _usage(st, now, added_usd, added_gpu_s))
         if hit is None:
             return None
         stop = hit.stop_reason()
@@ -1045,56 +1071,53 @@ class SQLStorage(Storage):
         self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None, reason: str | None = None
     ) -> list[int]:
         def txn(conn: Connection) -> list[int]:
-            cond = [trials.c.study_id == study_id, trials.c.state == _RUNNING]
-            if worker_id is not None:
-                cond.append(trials.c.worker_id == worker_id)
-            else:
-                cond.append(trials.c.heartbeat_at < now - policy.heartbeat_grace_s)
             # Cheap check first, without the study lock: usually nothing is stale.
-            if conn.execute(sa.select(trials.c.id).where(*cond).limit(1)).first() is None:
+            if conn.execute(sa.select(trials.c.id).where(*_stale(study_id, policy, now, worker_id)).limit(1)
+                            ).first() is None:
                 return []
             st = self._lock_study(conn, study_id)
-            rows = conn.execute(
-                sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.attempt, trials.c.heartbeat_at,
-                          trials.c.worker_id, trials.c.user_attrs, trials.c.resources)
-                .where(*cond)
-                .order_by(trials.c.number)
-            ).all()
-            next_number = st.next_number
-            order = st.n_finished
-            failed = []
-            for r in rows:
-                order += 1
-                if worker_id is not None:
-                    why = reason or f"worker lost: worker {r.worker_id} died while running the trial"
-                else:
-                    age = now - (r.heartbeat_at or now)
-                    why = (
-                        f"worker lost: no heartbeat from worker {r.worker_id} for {age:.1f} s "
-                        f"(grace period {policy.heartbeat_grace_s:g} s)"
-                    )
-                retry = r.attempt < policy.max_retries
-                if retry:
-                    why += f"; re-enqueued as trial {next_number} (retry {r.attempt + 1} of {policy.max_retries})"
-                conn.execute(
-                    sa.update(trials)
-                    .where(trials.c.id == r.id)
-                    .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry,
-                            finish_order=order)
-                )
-                conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
-                if retry:
-                    conn.execute(
-                        sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started - 1)
-                    )
-                    attrs = json.loads(r.user_attrs) if r.user_attrs else None
-                    self._insert_pending(conn, study_id, next_number, json.loads(r.params), now, r.number,
-                                         r.attempt + 1, attrs, json.loads(r.resources) if r.resources else None)
-                    next_number += 1
-                failed.append(r.number)
-            return failed
+            return self._reap_locked(conn, st, study_id, policy, now, worker_id, reason)
 
         return self._run(txn)
+
+    def _reap_locked(
+        self, conn: Connection, st: sa.Row[Any], study_id: int, policy: RetryPolicy, now: float,
+        worker_id: str | None, reason: str | None,
+    ) -> list[int]:
+        """Fail the stale RUNNING trials (see :meth:`reap`) under the study lock ``st``, re-enqueueing
+        their params while retries are left. Returns the failed trials' numbers."""
+        rows = conn.execute(
+            sa.select(trials.c.id, trials.c.number, trials.c.params, trials.c.attempt, trials.c.heartbeat_at,
+                      trials.c.worker_id, trials.c.user_attrs, trials.c.resources)
+            .where(*_stale(study_id, policy, now, worker_id))
+            .order_by(trials.c.number)
+        ).all()
+        next_number = st.next_number
+        order = st.n_finished
+        failed = []
+        for r in rows:
+            order += 1
+            retry = r.attempt < policy.max_retries
+            why = rules.reap_error(r.worker_id, worker_id is not None, reason, now - (r.heartbeat_at or now),
+                                    policy.heartbeat_grace_s, next_number if retry else None, r.attempt,
+                                    policy.max_retries)
+            conn.execute(
+                sa.update(trials)
+                .where(trials.c.id == r.id)
+                .values(state=TrialState.FAILED.value, error=why, finished_at=now, retried=retry,
+                        finish_order=order)
+            )
+            conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
+            if retry:
+                conn.execute(
+                    sa.update(studies).where(studies.c.id == study_id).values(n_started=studies.c.n_started - 1)
+                )
+                attrs = json.loads(r.user_attrs) if r.user_attrs else None
+                self._insert_pending(conn, study_id, next_number, json.loads(r.params), now, r.number,
+                                     r.attempt + 1, attrs, json.loads(r.resources) if r.resources else None)
+                next_number += 1
+            failed.append(r.number)
+        return failed
 
     def request_stop(self, trial_id: int, reason: str = "user: stop requested") -> None:
         self._run(
@@ -1224,9 +1247,35 @@ def _check_columns(conn: Connection, url: str) -> None:
 
 def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
     """What the study (a locked study row) has consumed, plus a measurement being added."""
-    wall = st.active_s + (now - st.active_since if st.n_running > 0 and st.active_since is not None else 0.0)
-    return Usage(trials=st.n_started, usd=st.spent_usd + added_usd, gpu_hours=(st.gpu_s + added_gpu_s) / 3600.0,
-                 wall_s=wall)
+    return rules.usage_of(st.n_started, st.spent_usd, st.gpu_s, st.n_running, st.active_s, st.active_since, now,
+                           added_usd, added_gpu_s)
+
+
+def _status(st: sa.Row[Any]) -> StudyStatus:
+    """A study row (``_SEL_STUDY``) as a snapshot's status."""
+    return StudyStatus(
+        budget=_budget(st), n_started=st.n_started, spent_usd=st.spent_usd, gpu_s=st.gpu_s, n_running=st.n_running,
+        active_s=st.active_s, active_since=st.active_since, next_number=st.next_number, n_settled=st.n_finished,
+        budget_stop=_budget_stop(st),
+    )
+
+
+def _stale(study_id: int, policy: RetryPolicy, now: float, worker_id: str | None) -> list[Any]:
+    """The condition of the RUNNING trials a reap fails: those of ``worker_id`` if given (known
+    dead), else those whose heartbeat is older than the grace period."""
+    cond = [trials.c.study_id == study_id, trials.c.state == _RUNNING]
+    if worker_id is not None:
+        cond.append(trials.c.worker_id == worker_id)
+    else:
+        cond.append(trials.c.heartbeat_at < now - policy.heartbeat_grace_s)
+    return cond
+
+
+def _budget_stop(row: sa.Row[Any]) -> BudgetStop | None:
+    """The circuit breaker's record of a study row (the whole row or ``_SEL_STUDY``), typed."""
+    if row.budget_stop is None or row.budget_stop_limit is None:
+        return None
+    return BudgetStop(limit=row.budget_stop_limit, message=row.budget_stop, at=row.budget_stop_at)
 
 
 def _kind(kind: StopKind | None) -> str | None:

@@ -1,39 +1,59 @@
-"""The ask flow: which trial starts next (a paused one the scheduler resumes, an enqueued one, or a
-new proposal), started by the storage under the study's lock.
+"""The ask flow: one snapshot, a decision outside any lock, one conditional start.
 
-Steps of :meth:`Asker.ask`: reap trials whose worker died; prepare the strategy once; check the
-completion criteria; let a scheduler that plans asks resume a PAUSED trial; keep the cost model
-fitted once the study has a dollar budget; let a slow strategy propose before the transaction
-(from the history, pending and running trials included); then the storage's ask claims the oldest
-enqueued trial or creates one from the proposal, applying the limits and the soft budget
-admission inside its transaction.
+Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races it:
+
+1. **Snapshot** (:meth:`~thrifty.storage.base.Storage.snapshot`, one read transaction): the
+   study's status (budget, ledger, next trial number, breaker), counts per state, the trials
+   settled since this object's last snapshot and every unfinished one. The history log
+   (:mod:`thrifty._history`) folds the delta in, so reading the history does not grow with the
+   study.
+2. **Decide** (:meth:`Asker.decide`, pure: the snapshot, the settings and the seed): the completion
+   criteria; the scheduler's plan (a paused trial to resume first); the hard limits and the
+   caller's run limit (:func:`thrifty.storage.rules.check_start`); the oldest enqueued trial, else
+   the strategy's proposal; both pass the soft budget check (:class:`~thrifty.study._cost.CostGate`).
+3. **Start** (:meth:`~thrifty.storage.base.Storage.start`, one write transaction): the storage
+   re-checks the hard limits under the study's lock and starts what was decided, or answers
+   "conflict" when another worker changed what the decision rests on (a new trial under a cheap
+   strategy needs the same next number; a model's proposal must not duplicate a trial created
+   since). A reap of dead workers' trials, when due, rides in this transaction.
+
+On a conflict a new snapshot is read and the decision made again, up to
+:data:`MAX_START_ATTEMPTS` times with a short random pause; then
+:class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
+(:class:`~thrifty.errors.StudyExhausted`).
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from thrifty.errors import StudyExhausted
+from thrifty._history import History
+from thrifty.errors import StorageError, StudyExhausted
 from thrifty.ranking import judged
 from thrifty.storage import AskLimits
-from thrifty.strategies.base import params_key
+from thrifty.storage.base import Snapshot, Started, StartRequest
+from thrifty.storage.rules import check_start
 from thrifty.study._cost import CostGate
 from thrifty.study._heartbeat import Heartbeats
 from thrifty.study._state import StudyState
 from thrifty.trial import Trial, TrialState
 
+#: How many times one ``ask`` reads a snapshot and tries to start what it decided.
+MAX_START_ATTEMPTS = 32
 
-def check_criteria(state: StudyState) -> None:
+
+def check_criteria(state: StudyState, finished: Sequence[Trial] | None = None) -> None:
     """Raise :class:`~thrifty.errors.StudyExhausted` (reason ``"criterion"``) when one of the
-    study's completion criteria holds on its finished trials."""
+    study's completion criteria holds on its ``finished`` trials (number order; ``None``: read
+    them from the storage)."""
     metric, direction = next(iter(state.settings.objectives.items()))
-    constraints = state.settings.constraints
-    finished = [judged(t, constraints)  # trials recorded before breakers were marked
-                for t in state.storage.get_trials(state.study_id, with_measurements=False) if t.is_finished]
+    if finished is None:
+        finished = [t for t in state.storage.get_trials(state.study_id, with_measurements=False) if t.is_finished]
+    judged_trials = [judged(t, state.settings.constraints) for t in finished]  # trials recorded before breakers
     for criterion in state.settings.criteria:
-        why = criterion.check(finished, metric, direction)
+        why = criterion.check(judged_trials, metric, direction)
         if why is not None:
             raise StudyExhausted(f"the study is complete: {why}", "criterion")
 
@@ -49,53 +69,62 @@ class Asker:
 
     def ask(self, limits: AskLimits) -> Trial:
         """Start a trial (see the module docstring) and return it, RUNNING under this object's
-        worker id. Raises :class:`~thrifty.errors.StudyExhausted` with nothing written when no
-        trial may start."""
-        state, cost = self._state, self._cost
-        strategy, space, seed = state.settings.strategy, state.settings.space, state.settings.seed
-        self._heartbeats.reap()
+        worker id."""
+        state = self._state
         if not self._prepared:
-            strategy.prepare(space)
+            state.settings.strategy.prepare(state.settings.space)
             self._prepared = True
-        if state.settings.criteria:
-            check_criteria(state)
-        scheduler = state.settings.scheduler
-        plan = None
-        if scheduler.plans_asks:
-            plan = scheduler.plan(state.read_history().trials(), state.settings.objectives)
-            for number in plan.resume:
-                resumed = state.storage.resume(state.study_id, number, state.worker_id, limits.run_tag, time.time())
-                if resumed is not None:
-                    return resumed
-        if cost.usd_budget_seen:
-            cost.refresh()
-
-        early: Mapping[str, Any] | None = None
-        next_number = 0
-        if strategy.slow and (plan is None or plan.new):
-            history = state.read_history().trials()
-            # An enqueued trial goes first: no proposal is needed (nor wasted) then.
-            if not any(t.state is TrialState.PENDING for t in history):
-                strategy.bind(cost.proposal_context(strategy))
-                next_number = max((t.number for t in history), default=-1) + 1
-                early = strategy.propose(space, history, seed=seed, number=next_number, n=1)[0]
-
-        def propose(number: int, load_history: Callable[[], Sequence[Trial]]) -> Mapping[str, Any]:
-            if plan is not None and not plan.new:
-                raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
-            if early is not None:
-                # Another worker may have proposed the same point from the same snapshot and
-                # started it meanwhile: then propose again from the history as it is now (rare,
-                # and then inside the lock, which is the price of never running a duplicate).
-                key = params_key(early)
-                if not any(params_key(t.params) == key for t in load_history(next_number)):  # type: ignore[call-arg]
-                    return early
-                return strategy.propose(space, load_history(), seed=seed, number=number, n=1)[0]
-            history = load_history() if strategy.needs_history else ()
-            return strategy.propose(space, history, seed=seed, number=number, n=1)[0]
-
-        result = state.storage.ask(
-            state.study_id, state.worker_id, propose, limits, time.time(),
-            resources=state.settings.resources, admit=cost.admit,
+        conflict = ""
+        for attempt in range(MAX_START_ATTEMPTS):
+            snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
+            history = state.log.read(state.label_all(list(snapshot.trials)))
+            request = self.decide(snapshot, history, limits)
+            now = time.time()
+            result = state.storage.start(
+                state.study_id, request, worker_id=state.worker_id, now=now, limits=limits,
+                resources=state.settings.resources, reap=self._heartbeats.reap_due(now),
+            )
+            if isinstance(result, Started):
+                return result.trial
+            conflict = result.reason
+            time.sleep(random.uniform(0.0, min(0.001 * 2 ** attempt, 0.05)))
+        raise StorageError(
+            f"study {state.name!r}: no trial could be started in {MAX_START_ATTEMPTS} attempts: each time another "
+            f"worker had changed the study since this one read it (last: {conflict}); ask again"
         )
-        return result.trial
+
+    def decide(self, snapshot: Snapshot, history: History, limits: AskLimits) -> StartRequest:
+        """What to start, decided from one snapshot (and the seed) alone, outside any lock (see the
+        module docstring, step 2). Raises :class:`~thrifty.errors.StudyExhausted` when nothing may
+        start."""
+        s, cost = self._state.settings, self._cost
+        strategy = s.strategy
+        if s.criteria:
+            check_criteria(self._state, [t for t in history if t.is_finished])
+        plan = None
+        if s.scheduler.plans_asks:
+            plan = s.scheduler.plan(history.trials(), s.objectives)
+            paused = {t.number for t in history if t.state is TrialState.PAUSED}
+            for number in plan.resume:
+                if number in paused:
+                    return StartRequest.resume(number)
+        status = snapshot.status
+        if status.budget.usd is not None:
+            cost.refresh(snapshot, history)
+        check_start("new", status.budget, status.usage(time.time()), limits, snapshot.run_started)
+        pending = snapshot.pending
+        if pending is not None:
+            cost.admit(pending.params, status)
+            return StartRequest.claim(pending.number)
+        if plan is not None and not plan.new:
+            raise StudyExhausted(f"the scheduler starts no new trial: {plan.why}", "scheduler")
+        number = status.next_number
+        if strategy.slow:
+            strategy.bind(cost.proposal_context(strategy, snapshot, history))
+        # The history in number order, built only when something reads it (a cheap strategy
+        # without a scheduler plan, criteria or a dollar budget does not).
+        seen = history.trials() if (strategy.slow or strategy.needs_history) else []
+        params = strategy.propose(s.space, seen, seed=s.seed, number=number, n=1)[0]
+        cost.admit(params, status)
+        # A model's proposal holds at any number, a cheap strategy's only at its own (see StartRequest).
+        return StartRequest.new(params, number, exact=not strategy.slow)

@@ -1,23 +1,23 @@
 """The study's cost model, kept fitted between asks, and the soft budget admission it serves.
 
-The model is refitted outside any transaction when trials have finished since the last fit
-(every new finished trial up to 50, then every 10% more). Once the study has a dollar budget
-(stored at load, or first seen by an ask), it is kept fitted before each ask; the admission, run
-by the storage inside the ask transaction, refuses a trial whose forecast median dollars exceed
-the dollars left.
+The model is refitted from an ask's snapshot, outside any transaction, when trials have finished
+since the last fit (every new finished trial up to 50, then every 10% more), whenever the stored
+budget has a dollar limit or the strategy wants the model. The admission, part of the ask's
+decision, refuses a trial whose forecast median dollars exceed the dollars left in that snapshot.
+Both read only the snapshot: no per-process state decides anything.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from thrifty.cost.budget import Budget, Usage
+from thrifty.cost.budget import Budget
 from thrifty.cost.forecast import CostModel
 from thrifty.errors import StudyExhausted
 from thrifty.ranking import measured
 from thrifty.strategies import Strategy
+from thrifty.storage.base import Snapshot, StudyStatus
 from thrifty.strategies.base import Context
 from thrifty.study._state import StudyState
 from thrifty.trial import Trial, TrialState
@@ -40,44 +40,37 @@ class CostGate:
     def __init__(self, state: StudyState) -> None:
         self._state = state
         self._model: tuple[int, CostModel, float] | None = None  #: (finished trials, model, full resource)
-        #: Whether this object has seen a dollar budget: from then on the model is kept fitted.
-        self.usd_budget_seen = bool(state.record.budget.get("usd"))
 
     def fit(self) -> CostModel:
         """A cost model fitted on the study's finished trials now (not cached)."""
         history = self._state.storage.get_trials(self._state.study_id, FINISHED_STATES)
         return CostModel(self._state.settings.space).fit(history)
 
-    def refresh(self) -> None:
-        """Refit the cached model when trials have finished since the last fit (every new trial up
-        to 50, then every 10% more), outside any transaction."""
-        counts = self._state.storage.count_trials(self._state.study_id)
-        finished = sum(n for st, n in counts.items() if st.is_finished)
+    def refresh(self, snapshot: Snapshot, trials: Iterable[Trial]) -> None:
+        """Refit the cached model on the snapshot's finished ``trials`` when trials have finished
+        since the last fit (every new trial up to 50, then every 10% more)."""
+        finished = sum(n for st, n in snapshot.counts.items() if st.is_finished)
         if self._model is not None:
             seen = self._model[0]
             if finished == seen or (seen > 50 and finished < seen * 1.1):
                 return
-        history = self._state.storage.get_trials(self._state.study_id, FINISHED_STATES)
-        self._model = (finished, CostModel(self._state.settings.space).fit(history), full_resource(history))
+        done = [t for t in trials if t.is_finished]
+        self._model = (finished, CostModel(self._state.settings.space).fit(done), full_resource(done))
 
-    def admit(self, params: Mapping[str, Any], resources: Mapping[str, float], usage: Usage, budget: Budget) -> None:
-        """The soft budget check, inside the ask transaction: refuse a trial whose forecast cost
+    def admit(self, params: Mapping[str, Any], status: StudyStatus) -> None:
+        """The soft budget check, from a snapshot's ``status``: refuse a trial whose forecast cost
         (the cost model's median dollars for these params at the full resource: as likely to be
         above as below) exceeds the dollars left."""
-        if budget.usd is None:
-            return
-        if not self.usd_budget_seen:
-            self.usd_budget_seen = True  # from now on the model is kept fitted before each ask
-            return
-        if self._model is None or not self._model[1].is_fitted:
+        budget = status.budget
+        if budget.usd is None or self._model is None or not self._model[1].is_fitted:
             return
         _, model, resource = self._model
         forecast = model.predict(params, resource).median_usd
-        left = budget.usd - usage.usd
+        left = budget.usd - status.spent_usd
         if forecast > left * (1 + 1e-9):
             raise StudyExhausted(
                 f"the next trial's forecast cost ${forecast:,.4f} exceeds the ${left:,.4f} left of the "
-                f"${budget.usd:,.2f} budget (${usage.usd:,.4f} spent)",
+                f"${budget.usd:,.2f} budget (${status.spent_usd:,.4f} spent)",
                 "usd",
             )
 
@@ -88,18 +81,18 @@ class CostGate:
         return Context(objectives=dict(s.objectives), constraints=dict(s.constraints),
                        budget_trials=Budget.from_dict(self._state.record.budget).trials)
 
-    def proposal_context(self, strategy: Strategy) -> Context:
-        """The :class:`~thrifty.strategies.base.Context` of the next proposal: with the cost model
-        when the strategy wants it or the study has a dollar budget, and the dollars left."""
+    def proposal_context(self, strategy: Strategy, snapshot: Snapshot, trials: Iterable[Trial]) -> Context:
+        """The :class:`~thrifty.strategies.base.Context` of a proposal made from ``snapshot``: with
+        the cost model when the strategy wants it or the study has a dollar budget, and the
+        dollars spent."""
+        budget = snapshot.status.budget
         model, resource = None, 1.0
-        if strategy.wants_cost_model or self.usd_budget_seen:
-            self.refresh()
+        if strategy.wants_cost_model or budget.usd is not None:
+            self.refresh(snapshot, trials)
             if self._model is not None and self._model[1].is_fitted:
                 model, resource = self._model[1], self._model[2]
         s = self._state.settings
-        record = self._state.storage.study_status(self._state.study_id)
-        budget = Budget.from_dict(record.budget)
-        spent = record.usage(time.time()).usd if budget.usd is not None else 0.0
+        spent = snapshot.status.spent_usd if budget.usd is not None else 0.0
         return Context(objectives=dict(s.objectives), cost_model=model, max_resource=resource,
                        budget_usd=budget.usd, spent_usd=spent, budget_trials=budget.trials,
                        constraints=dict(s.constraints))

@@ -76,6 +76,15 @@ class Heartbeats:
         s = self._state.settings
         return RetryPolicy(max_retries=s.max_retries, heartbeat_grace_s=s.heartbeat_grace_s)
 
+    def reap_due(self, now: float) -> RetryPolicy | None:
+        """The retry policy when a reap is due at ``now`` (epoch seconds; at most every
+        ``min(grace / 4, 5 s)``), marking it done: the caller runs it (an ask lets it ride in its
+        start transaction); ``None`` when not due."""
+        if now - self._last_reap < min(self._state.settings.heartbeat_grace_s / 4, 5.0):
+            return None
+        self._last_reap = now
+        return self.retry_policy()
+
     def reap(self, force: bool = False, worker_id: str | None = None, reason: str | None = None) -> list[int]:
         """Fail (and, if allowed, re-enqueue) RUNNING trials whose heartbeat is too old, at most
         every ``min(grace / 4, 5 s)`` unless ``force``; with ``worker_id``, every RUNNING trial of
