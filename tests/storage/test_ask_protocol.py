@@ -51,10 +51,26 @@ def test_a_number_taken_meanwhile_makes_a_cheap_strategy_propose_again(tmp_path)
     me.strategy = Racing([0.3, 0.7], lambda: taken.append(other.ask().number), races=1, slow=False)
     handle = me.ask()
     # The other worker took number 0 while this one proposed for it: the proposal was for 0, so
-    # it is made again for 1 (a cheap strategy's proposal is a function of its number).
+    # it is made again for 1 (a cheap strategy's proposal is a function of its number), and, after
+    # a conflict, for the number after it too (in case another worker takes 1 meanwhile).
     assert taken == [0]
-    assert [number for number, _ in me.strategy.calls] == [0, 1]  # type: ignore[attr-defined]
+    assert [number for number, _ in me.strategy.calls] == [0, 1, 2]  # type: ignore[attr-defined]
     assert (handle.number, dict(handle.params)) == (1, {"x": 0.7})
+
+
+def test_a_cheap_strategy_that_lost_its_number_takes_its_proposal_for_the_number_now_next(tmp_path) -> None:
+    """After a conflict the ask proposes for the next numbers too: when other workers take the
+    number it proposed for first, it starts its proposal for the number that is next, the one
+    the strategy makes for that number (here: the other worker starts a trial during each of the
+    first two proposals, so 0 and 1 are gone when the second attempt starts)."""
+    other, me = _two_workers(tmp_path)
+    taken: list[int] = []
+    me.strategy = Racing([0.3, 0.6, 0.8], lambda: taken.append(other.ask().number), races=2, slow=False)
+    handle = me.ask()
+    assert taken == [0, 1]
+    assert [number for number, _ in me.strategy.calls] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert (handle.number, dict(handle.params)) == (2, {"x": 0.8})
+    assert len({t.number for t in me.trials}) == 3
 
 
 def test_a_model_proposal_survives_a_race_unless_it_duplicates(tmp_path) -> None:

@@ -125,10 +125,14 @@ class StartRequest:
 
     ``"new"``: a trial with ``params``, refused (a :class:`Conflict`) while any trial is PENDING
     (enqueued work goes first), and: if ``exact``, unless ``number`` is still the next trial number
-    (a compare-and-swap: the proposal was made for that number); if not ``exact`` (a model-based
-    proposal, valid at any number), if a trial numbered ``number`` or later, i.e. created since the
+    (a compare-and-swap: the proposal was made for that number) or ``ahead`` holds the proposal for
+    the number that is next now (``ahead[i]`` is the proposal for ``number + 1 + i``: a worker that
+    lost the race to other workers proposes for a few numbers past its snapshot, so it is not
+    starved); if not ``exact`` (a model-based proposal, valid at any number), or when a proposal
+    from ``ahead`` is taken, if a trial numbered ``number`` or later, i.e. created since the
     snapshot, has the same params (two workers never start a duplicate from one snapshot). With
-    ``exact`` nothing was created since the snapshot, so no duplicate can have been either.
+    ``exact`` and ``number`` still next nothing was created since the snapshot, so no duplicate can
+    have been either. :meth:`params_for` applies the numbers rule; the storage the rest.
     ``"claim"``: the PENDING trial ``number``; a conflict if it is no longer pending.
     ``"resume"``: the PAUSED trial ``number``; a conflict if it is no longer paused.
     """
@@ -137,10 +141,21 @@ class StartRequest:
     number: int
     params: Mapping[str, Any] | None = None
     exact: bool = True
+    ahead: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
-    def new(cls, params: Mapping[str, Any], number: int, *, exact: bool = True) -> StartRequest:
-        return cls("new", number, dict(params), exact)
+    def new(cls, params: Mapping[str, Any], number: int, *, exact: bool = True,
+            ahead: Sequence[Mapping[str, Any]] = ()) -> StartRequest:
+        return cls("new", number, dict(params), exact, tuple(dict(p) for p in ahead))
+
+    def params_for(self, next_number: int) -> Mapping[str, Any] | None:
+        """The params of a ``"new"`` request if the study's next trial number is ``next_number``:
+        any number for a non-``exact`` request; else the proposal made for that number (``params``
+        or one from ``ahead``), ``None`` when there is none (a conflict)."""
+        if not self.exact or next_number == self.number:
+            return self.params
+        i = next_number - self.number - 1
+        return self.ahead[i] if 0 <= i < len(self.ahead) else None
 
     @classmethod
     def claim(cls, number: int) -> StartRequest:

@@ -405,13 +405,14 @@ class MemoryStorage(Storage):
             pending = min((n for n, row in st.live.items() if row.state is _PENDING), default=None)
             if pending is not None:
                 return Conflict(f"trial {pending} is enqueued: enqueued trials start first")
-            if request.exact and st.next_number != request.number:
+            params = request.params_for(st.next_number)
+            if params is None:
                 return Conflict(f"the next trial number is {st.next_number}, not {request.number}")
-            if not request.exact:
-                fresh = _json_copy(dict(request.params))
+            if not request.exact or st.next_number != request.number:
+                fresh = _json_copy(dict(params))
                 if any(row.params == fresh for row in st.trials[request.number:]):
                     return Conflict("a trial with the same params started since the snapshot")
-            row = self._new_row(st, _RUNNING, request.params, now)
+            row = self._new_row(st, _RUNNING, params, now)
             row.started_at = row.heartbeat_at = now
             row.worker_id = worker_id
             row.resources = dict(resources) if resources else None

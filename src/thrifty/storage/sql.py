@@ -813,13 +813,14 @@ class SQLStorage(Storage):
             pending = conn.execute(_SEL_ANY_PENDING, {"p_sid": study_id}).first()
             if pending is not None:
                 return Conflict(f"trial {pending.number} is enqueued: enqueued trials start first")
-            if request.exact and st.next_number != request.number:
+            params = request.params_for(st.next_number)
+            if params is None:
                 return Conflict(f"the next trial number is {st.next_number}, not {request.number}")
-            if not request.exact:
+            if not request.exact or st.next_number != request.number:
                 for row in conn.execute(_SEL_PARAMS_SINCE, {"p_sid": study_id, "p_number": request.number}):
-                    if json.loads(row.params) == request.params:
+                    if json.loads(row.params) == params:
                         return Conflict("a trial with the same params started since the snapshot")
-            return Started(self._insert_running(conn, st, study_id, dict(request.params), worker_id, limits.run_tag,
+            return Started(self._insert_running(conn, st, study_id, dict(params), worker_id, limits.run_tag,
                                                 now, resources))
 
         return self._run(txn)

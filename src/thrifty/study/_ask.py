@@ -18,7 +18,10 @@ Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races 
    since). A reap of dead workers' trials, when due, rides in this transaction.
 
 On a conflict a new snapshot is read and the decision made again, up to
-:data:`MAX_START_ATTEMPTS` times with a short random pause; then
+:data:`MAX_START_ATTEMPTS` times with a short random pause; after the k-th conflict a cheap
+strategy also proposes for the 2^k - 1 numbers after its snapshot's next one (at most
+:data:`MAX_AHEAD`), so that a worker racing many others on one study still lands (each number's
+proposal is the one the strategy makes for that number, as a single worker would); then
 :class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
 (:class:`~thrifty.errors.StudyExhausted`).
 """
@@ -42,6 +45,8 @@ from thrifty.trial import Trial, TrialState
 
 #: How many times one ``ask`` reads a snapshot and tries to start what it decided.
 MAX_START_ATTEMPTS = 32
+#: The most numbers past its snapshot a cheap strategy proposes for after conflicts.
+MAX_AHEAD = 63
 
 
 def check_criteria(state: StudyState, finished: Sequence[Trial] | None = None) -> None:
@@ -78,7 +83,7 @@ class Asker:
         for attempt in range(MAX_START_ATTEMPTS):
             snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
             history = state.log.read(state.label_all(list(snapshot.trials)))
-            request = self.decide(snapshot, history, limits)
+            request = self.decide(snapshot, history, limits, ahead=min(2 ** attempt - 1, MAX_AHEAD))
             now = time.time()
             result = state.storage.start(
                 state.study_id, request, worker_id=state.worker_id, now=now, limits=limits,
@@ -93,10 +98,10 @@ class Asker:
             f"worker had changed the study since this one read it (last: {conflict}); ask again"
         )
 
-    def decide(self, snapshot: Snapshot, history: History, limits: AskLimits) -> StartRequest:
+    def decide(self, snapshot: Snapshot, history: History, limits: AskLimits, ahead: int = 0) -> StartRequest:
         """What to start, decided from one snapshot (and the seed) alone, outside any lock (see the
-        module docstring, step 2). Raises :class:`~thrifty.errors.StudyExhausted` when nothing may
-        start."""
+        module docstring, step 2); a cheap strategy also proposes for the ``ahead`` numbers after
+        the next one. Raises :class:`~thrifty.errors.StudyExhausted` when nothing may start."""
         s, cost = self._state.settings, self._cost
         strategy = s.strategy
         if s.criteria:
@@ -126,5 +131,14 @@ class Asker:
         seen = history.trials() if (strategy.slow or strategy.needs_history) else []
         params = strategy.propose(s.space, seen, seed=s.seed, number=number, n=1)[0]
         cost.admit(params, status)
-        # A model's proposal holds at any number, a cheap strategy's only at its own (see StartRequest).
-        return StartRequest.new(params, number, exact=not strategy.slow)
+        if strategy.slow:  # a model's proposal holds at any number (see StartRequest)
+            return StartRequest.new(params, number, exact=False)
+        later = []  # a cheap strategy's holds only at its own number: propose for the next ones too
+        for n in range(number + 1, number + 1 + ahead):
+            try:
+                proposal = strategy.propose(s.space, seen, seed=s.seed, number=n, n=1)[0]
+                cost.admit(proposal, status)
+            except StudyExhausted:
+                break
+            later.append(proposal)
+        return StartRequest.new(params, number, exact=True, ahead=later)
