@@ -200,7 +200,7 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
 
     from sqlalchemy import event
 
-    from thrifty import _process
+    from thrifty import process
     from thrifty.storage import RetryPolicy
     from thrifty.storage.sql import SQLStorage
 
@@ -218,7 +218,7 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
 
     event.listen(study.storage.engine, when, sigterm_here)
     try:
-        with _process.stop_signals_raise():
+        with process.stop_signals_raise():
             handle.report(0.5, step=1, cost_usd=0.25)
         pytest.fail("no StopSignal")
     except th.StopSignal:  # as a worker's stop path: the exception (and its frames) still alive

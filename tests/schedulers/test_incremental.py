@@ -23,7 +23,7 @@ from builders import curve_trial
 from conftest import HELPERS
 
 import thrifty as th
-from thrifty._history import History
+from thrifty.history import History
 from thrifty.schedulers import Decision, make_scheduler
 from thrifty.schedulers._index import CurveIndex
 
@@ -74,7 +74,7 @@ def _trial(number, values, state="running", **kw):
 
 
 def test_an_index_follows_the_delta_and_rebuilds_when_the_history_is_not_the_one_it_followed():
-    from thrifty._history import TrialLog
+    from thrifty.history import TrialLog
 
     log = TrialLog()
     index = CurveIndex("v", 1.0, "step")
