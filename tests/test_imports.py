@@ -30,7 +30,8 @@ included). Hence each of these is a violation:
   module (a def, class, assignment, parameter, import, or ``self._attr =``); writing
   ``obj._attr = ...`` does not count as defining it.
 
-Every violation is printed with ``file:line``. Those in files that other engineers are changing
+What counts as private, defined and allowed is decided by :mod:`_private_names`, shared with
+:mod:`test_no_private_names` (the same rules for ``tests/``). Every violation is printed with ``file:line``. Those in files that other engineers are changing
 right now are in :data:`ALLOWED` (the lead empties it once their branches are merged); an entry
 that no longer matches anything fails too, so the list only shrinks.
 """
@@ -43,11 +44,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from _private_names import (
+    defined_private_names,
+    is_private,
+    private_attributes,
+    private_module_reason,
+)
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "thrifty"
-
-#: Names with a leading underscore that are documented public API of the standard library.
-STDLIB_PUBLIC = {"_exit", "_replace", "_asdict", "_fields", "_make", "_field_defaults"}
 
 #: Accepted exceptions, each with its reason: (file relative to src/thrifty, what). "what" is the
 #: private name used (``"_choice_key"``) or, for an import that closes a cycle, ``"-> module"``.
@@ -61,10 +66,6 @@ ALLOWED: set[tuple[str, str]] = {
 }
 
 _THRIFTY_STRING = re.compile(r"^thrifty(\.[A-Za-z_]\w*)+(:\w+)?$")
-
-
-def _is_private(name: str) -> bool:
-    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
 def _module_name(path: Path) -> str:
@@ -223,70 +224,36 @@ def _cycles() -> list[list[Edge]]:
             for c in map(set, components)]
 
 
-def _private_module_allowed(importer: Module, dotted: str) -> str | None:
-    """Why ``importer`` may not use module ``dotted`` (a private component outside its package),
-    else ``None``."""
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        if _is_private(part):
-            package = ".".join(parts[:i])
-            if importer.name != dotted and not (importer.name + ".").startswith(package + "."):
-                return f"uses private module {dotted} from outside package {package}"
-    return None
-
-
-def _defined_private_names(module: Module) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(module.tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.alias):
-            names.add(node.asname or node.name.split(".")[0])
-        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
-              and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-            names.add(node.attr)
-    return {n for n in names if _is_private(n)}
-
-
 def _private_name_violations(module: Module) -> Iterator[Violation]:
     def flag(node: ast.AST, what: str, message: str) -> Violation:
         return Violation(module.where(node), module.short, what, message)
 
-    defined = _defined_private_names(module)
+    defined = defined_private_names(module.tree)
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("thrifty") and (why := _private_module_allowed(module, alias.name)):
+                if alias.name.startswith("thrifty") and (why := private_module_reason(module.name, alias.name)):
                     yield flag(node, alias.name.rpartition(".")[2], why)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(module, node)
             if not base.startswith("thrifty"):
                 continue
-            if why := _private_module_allowed(module, base):
+            if why := private_module_reason(module.name, base):
                 yield flag(node, base.rpartition(".")[2], why)
                 continue
             for alias in node.names:
-                if not _is_private(alias.name):
+                if not is_private(alias.name):
                     continue
                 full = f"{base}.{alias.name}"
                 if full in MODULES:
-                    if why := _private_module_allowed(module, full):
+                    if why := private_module_reason(module.name, full):
                         yield flag(node, alias.name, why)
                     continue
                 home = base.rpartition(".")
-                if not (_is_private(home[2]) and (module.name + ".").startswith(home[0] + ".")):
+                if not (is_private(home[2]) and (module.name + ".").startswith(home[0] + ".")):
                     yield flag(node, alias.name, f"imports private name {alias.name} from {base}")
-        elif isinstance(node, ast.Attribute) and _is_private(node.attr):
-            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-                continue
-            if node.attr in defined or node.attr in STDLIB_PUBLIC:
-                continue
-            owner = ast.unparse(node.value)
-            yield flag(node, node.attr, f"uses {owner}.{node.attr}, a private name defined in another module")
+    for attribute, message in private_attributes(module.tree, defined):
+        yield flag(attribute, attribute.attr, message)
 
 
 def _private_violations() -> list[Violation]:

@@ -10,7 +10,7 @@ from thrifty.progress import ProgressView
 
 def render(view: ProgressView) -> str:
     console = Console(width=160, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(view._build())
+    console.print(view)
     return console.export_text()
 
 

@@ -46,6 +46,11 @@ class ProgressView:
             self._live.stop()
             self._live = None
 
+    def __rich__(self) -> Any:
+        """The view as of now, read afresh from storage: a view is a rich renderable
+        (``rich.console.Console().print(view)``), as ``optimize(progress=True)`` shows it."""
+        return self._build()
+
     def _render(self) -> Any:
         now = time.monotonic()
         if self._cache is not None and now - self._cache[0] < 0.5:

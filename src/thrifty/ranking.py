@@ -133,6 +133,27 @@ def fronts(points: np.ndarray, violations: np.ndarray) -> list[list[int]]:
     return out
 
 
+def front_ranks(y: np.ndarray) -> np.ndarray:
+    """The front of each row of ``y`` (all minimized) by non-dominated sorting: 0 for the Pareto
+    front, 1 for the next, ... The fronts of :func:`fronts` without violations, vectorised (TPE
+    ranks its feasible trials with it at every proposal)."""
+    n = len(y)
+    le = (y[:, None, :] <= y[None, :, :]).all(axis=2)
+    lt = (y[:, None, :] < y[None, :, :]).any(axis=2)
+    dominates = le & lt
+    count = dominates.sum(axis=0)
+    rank = np.zeros(n, dtype=int)
+    left = np.ones(n, dtype=bool)
+    r = 0
+    while left.any():
+        front = left & (count == 0)
+        rank[front] = r
+        left &= ~front
+        count = count - dominates[front].sum(axis=0)
+        r += 1
+    return rank
+
+
 def ranked_fronts(trials: Iterable[Trial], objectives: Mapping[str, str],
                   constraints: Constraints | None = None) -> list[list[Trial]]:
     """The eligible trials by Pareto front, best front first, lower number first within a front
@@ -168,5 +189,5 @@ def judged(trial: Trial, constraints: Constraints) -> Trial:
     return dataclasses.replace(trial, state=TrialState.INFEASIBLE, error=why)
 
 
-__all__ = ["Constraints", "eligible", "fronts", "infeasibility", "is_feasible", "judged", "measured",
+__all__ = ["Constraints", "eligible", "front_ranks", "fronts", "infeasibility", "is_feasible", "judged", "measured",
            "objective_vector", "rank", "ranked_fronts", "violation"]

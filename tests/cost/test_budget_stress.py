@@ -64,7 +64,7 @@ def measurement_log(study: th.Study) -> list[tuple[int, int, float, float]]:
                 "SELECT m.id, t.number, m.cost_usd, m.timestamp FROM thrifty_measurements m "
                 "JOIN thrifty_trials t ON t.id = m.trial_id WHERE t.study_id = :sid ORDER BY m.id"
             ),
-            {"sid": study._record.id},
+            {"sid": study.id},
         ).all()
     return [(int(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
 
@@ -80,7 +80,7 @@ def run_stressed_study(url: str, seed: int, fraction: float) -> None:
 
     trials = study.trials
     by_number = {t.number: t for t in trials}
-    record = study.storage.study_status(study._record.id)
+    record = study.storage.study_status(study.id)
     log = measurement_log(study)
 
     # (a) The ledger adds up, exactly up to float rounding.

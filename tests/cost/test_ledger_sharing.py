@@ -105,7 +105,7 @@ def test_processes_running_at_once_share_the_ledger(db_url, tmp_path):
     spent = study.cost_usd
     assert budget - PER_TRIAL - PER_REPORT <= spent <= budget + PER_REPORT + 1e-12, spent
     assert len(trials) <= 16 + 2
-    record = study.storage.study_status(study._record.id)
+    record = study.storage.study_status(study.id)
     if spent >= budget:
         assert record.budget_stop is not None and record.budget_stop.limit == "usd"
     for t in trials:
@@ -130,7 +130,7 @@ def test_raising_the_budget_of_a_study_it_stopped_lets_it_go_on(db_url):
     assert [t.state for t in trials] == [th.TrialState.COMPLETED] * 2 + [th.TrialState.STOPPED]
     assert trials[2].stop_kind is th.StopKind.BUDGET and len(trials[2].measurements) == 3  # 2 reports + tell
     assert study.cost_usd == pytest.approx(0.3125)
-    tripped = study.storage.study_status(study._record.id).budget_stop
+    tripped = study.storage.study_status(study.id).budget_stop
     assert tripped is not None and tripped.at is not None
     stopped_at = tripped.at
     with pytest.raises(th.StudyExhausted):
@@ -140,7 +140,7 @@ def test_raising_the_budget_of_a_study_it_stopped_lets_it_go_on(db_url):
     other = th.Study.load("raised", storage=db_url)
     other.set_budget(th.Budget(usd=0.8))
     assert study.budget == th.Budget(usd=0.8)
-    assert study.storage.study_status(study._record.id).budget_stop is None
+    assert study.storage.study_status(study.id).budget_stop is None
     second = study.optimize(_charge, n_trials=2, progress=False)
     assert second.reason == "n_trials" and second.n_trials == 2
     assert [t.state for t in study.trials[3:]] == [th.TrialState.COMPLETED] * 2
@@ -154,7 +154,7 @@ def test_raising_the_budget_of_a_study_it_stopped_lets_it_go_on(db_url):
         spender.report(0.5, step=1, cost_usd=0.3)
     assert spender.stop is not None and spender.stop.kind is th.StopKind.BUDGET
     assert info.value.reason == spender.stop.text
-    record = study.storage.study_status(study._record.id)
+    record = study.storage.study_status(study.id)
     assert record.budget_stop is not None and record.budget_stop.at > stopped_at
     assert running.should_stop()
     study.tell(spender, state="stopped", reason=info.value.reason)

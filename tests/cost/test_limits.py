@@ -14,7 +14,7 @@ COMPLETED, STOPPED = th.TrialState.COMPLETED, th.TrialState.STOPPED
 
 
 def _record(study: th.Study):
-    return study.storage.study_status(study._record.id)
+    return study.storage.study_status(study.id)
 
 
 # -- GPU-hours ------------------------------------------------------------------------------------

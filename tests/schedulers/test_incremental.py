@@ -23,9 +23,8 @@ from builders import curve_trial
 from conftest import HELPERS
 
 import thrifty as th
-from thrifty._history import History
+from thrifty.history import History, TrialLog
 from thrifty.schedulers import Decision, make_scheduler
-from thrifty.schedulers._index import CurveIndex
 
 sys.path.insert(0, HELPERS)
 from scheduler_replay import CASES, run_case  # noqa: E402
@@ -74,23 +73,29 @@ def _trial(number, values, state="running", **kw):
 
 
 def test_an_index_follows_the_delta_and_rebuilds_when_the_history_is_not_the_one_it_followed():
-    from thrifty._history import TrialLog
-
+    rule = make_scheduler("asha")  # any scheduler that reads the history keeps its indexes so
     log = TrialLog()
-    index = CurveIndex("v", 1.0, "step")
-    index.sync(log.read([_trial(0, [0.1, 0.2], "completed", finish_order=1), _trial(1, [0.5])]))
-    assert index.rung(1.0).values == {0: 0.1, 1: 0.5} and index.last_max() == 2.0
-    assert list(index.measured) == [0]
-    # The next read brings trial 1 further and a new trial 2: only they are read again.
-    index.sync(log.read([_trial(1, [0.5, 0.6, 0.7]), _trial(2, [float("nan")])]))
-    assert index.rung(1.0).values == {0: 0.1, 1: 0.5, 2: -math.inf} and index.rung(3.0).values == {1: 0.7}
-    assert index.last_max() == 3.0 and index.first_min == 1.0
+
+    def indexed(history):
+        return rule.indexed(history, "v", 1.0, "step")
+
+    with indexed(log.read([_trial(0, [0.1, 0.2], "completed", finish_order=1), _trial(1, [0.5])])) as index:
+        assert index.rung(1.0).values == {0: 0.1, 1: 0.5} and index.last_max() == 2.0
+        assert list(index.measured) == [0]
+    # The next read brings trial 1 further and a new trial 2: only they are read again, into the
+    # index kept for the study's history.
+    with indexed(log.read([_trial(1, [0.5, 0.6, 0.7]), _trial(2, [float("nan")])])) as again:
+        assert again is index
+        assert index.rung(1.0).values == {0: 0.1, 1: 0.5, 2: -math.inf} and index.rung(3.0).values == {1: 0.7}
+        assert index.last_max() == 3.0 and index.first_min == 1.0
     # A read where trial 1 has other measurements than the ones followed: rebuilt from that history.
-    index.sync(log.read([_trial(1, [0.9, 0.9, 0.9, 0.9])]))
-    assert index.rung(1.0).values[1] == 0.9 and index.last_max() == 4.0
-    # A plain list is read whole.
-    index.sync([_trial(5, [0.3])])
-    assert set(index.entries) == {5}
+    with indexed(log.read([_trial(1, [0.9, 0.9, 0.9, 0.9])])) as again:
+        assert again is index
+        assert index.rung(1.0).values[1] == 0.9 and index.last_max() == 4.0
+    # A plain list is read whole, into an index of its own; the kept one is left alone.
+    with indexed([_trial(5, [0.3])]) as other:
+        assert other is not index and set(other.entries) == {5}
+    assert set(index.entries) == {0, 1}  # the last read of the log: trial 0 settled, trial 1 live
 
 
 def test_a_scheduler_given_a_plain_list_keeps_its_study_state():

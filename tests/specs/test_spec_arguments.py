@@ -9,7 +9,6 @@ import math
 import pytest
 
 import thrifty as th
-from thrifty._registry import make_criteria
 from thrifty.schedulers import available as schedulers, make_scheduler
 from thrifty.schedulers.adaptive import AdaptiveASHA
 from thrifty.schedulers.asha import ASHA
@@ -103,6 +102,11 @@ BAD = [
     ("criterion", "not_worth_cost", {"usd_per_unit": 10, "window": 1},
      "ImprovementNotWorthCost(window=1): expected an integer >= 2"),
 ]
+
+
+def make_criteria(spec):
+    """What a study builds from ``stop_when`` (criteria by instance or by stored spec)."""
+    return th.Study.create({"x": th.Float(0.0, 1.0)}, "max", storage="memory", stop_when=spec).criteria
 
 
 def _build(kind: str, spec: dict):

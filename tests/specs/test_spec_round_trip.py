@@ -8,7 +8,6 @@ import dataclasses
 import pytest
 
 import thrifty as th
-from thrifty._registry import make_criteria
 from thrifty.schedulers import available as schedulers, make_scheduler
 from thrifty.schedulers.asha import ASHA
 from thrifty.schedulers.pbt import PBT
@@ -76,7 +75,9 @@ def test_criteria_are_their_own_frozen_specs():
     assert specs == [{"name": "target", "value": 0.9},
                      {"name": "no_improvement", "min_improvement": 0.01, "trials": 5, "usd": None, "relative": True},
                      {"name": "not_worth_cost", "usd_per_unit": 10.0, "window": 3}]
-    assert make_criteria(specs) == criteria
+    # A study builds the same criteria from the stored specs (``stop_when`` takes either).
+    study = th.Study.create({"x": th.Float(0.0, 1.0)}, "max", storage="memory", stop_when=specs)
+    assert study.criteria == criteria
     assert repr(criteria[0]) == "TargetReached(value=0.9)"
     with pytest.raises(dataclasses.FrozenInstanceError):
         criteria[0].value = 0.5

@@ -14,6 +14,7 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import event
 
 import thrifty as th
 from conftest import HELPERS
@@ -100,22 +101,29 @@ def test_a_commit_whose_answer_is_lost_is_applied_exactly_once(applied, pg_url, 
     assert isinstance(storage, SQLStorage)
     handle = study.ask()
     state = _lose_next_commit(monkeypatch, storage, postgres_server, applied)
-    answers = []  # what the server said of each lost commit: applied or not
-    asked = getattr(storage, "_committed", None)
-    monkeypatch.setattr(storage, "_committed", lambda *a: answers.append(asked(*a)) or answers[-1], raising=False)
+    # Each lost commit is looked up on a new connection (PostgreSQL's txid_status): seen here
+    # through SQLAlchemy's public event hook on the storage's engine.
+    lookups = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        if "txid_status" in statement:
+            lookups.append(statement)
+
+    event.listen(storage.engine, "before_cursor_execute", seen)
     handle.report(0.5, step=1, cost_usd=0.25)
     assert state["fired"]
     state["armed"] = True
     study.tell(handle, 0.75, cost_usd=0.5)
     assert state["fired"] and not state["armed"]
-    assert answers == [applied, applied], "both lost commits were looked up"
+    assert len(lookups) == 2, "both lost commits were looked up"
+    event.remove(storage.engine, "before_cursor_execute", seen)
     again = th.Study.load("once", storage=pg_url)
     (trial,) = again.trials
     assert trial.state is th.TrialState.COMPLETED and trial.value == 0.75
     # The report and the final result (at the last step): each recorded once, and paid for once.
     assert [(m.step, m.cost_usd) for m in trial.measurements] == [(1, 0.25), (1, 0.5)]
     assert trial.cost_usd == pytest.approx(0.75) and again.cost_usd == pytest.approx(0.75)
-    assert again.storage.study_status(again._record.id).n_running == 0
+    assert again.storage.study_status(again.id).n_running == 0
 
 
 class _Proxy:

@@ -11,9 +11,10 @@ from scipy.stats import wilcoxon
 
 import thrifty as th
 from thrifty.cost.forecast import CostModel
+from thrifty.ranking import front_ranks, fronts
 from thrifty.strategies import Context, available, make_strategy
 from thrifty.strategies.random import RandomSearch
-from thrifty.strategies.tpe import TPE, _front_ranks
+from thrifty.strategies.tpe import TPE
 from thrifty.testfunctions import problem
 
 MIXED = th.Space(
@@ -210,11 +211,9 @@ def test_ranking_tiers():
         builders.completed(6, {"x": 0.7}, metrics={"y": float("nan"), "c": 0.0}),
         builders.completed(7, {"x": 0.8}, 0.5, metric="y"),  # no constraint metric: breaks it
     ]
-    hist = s._history(space, history)
-    order = np.lexsort((hist.order_key, hist.tier))
-    assert list(order[:5]) == [4, 0, 2, 1, 7]
-    assert set(order[5:]) == {3, 5, 6}
-    assert list(hist.tier[[3, 5, 6]]) == [2, 3, 2]
+    # Feasible by value (the stopped trial's last report counts), then the breakers by violation,
+    # then the trials without a value (failed, NaN), then the running one.
+    assert [t.number for t in s.ranked(space, history)] == [4, 0, 2, 1, 7, 3, 6, 5]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -256,7 +255,13 @@ def test_beats_random_search(name):
 # -- multi-objective --------------------------------------------------------------------------------
 def test_front_ranks():
     y = np.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [5.0, 5.0], [2.0, 2.0]])
-    assert list(_front_ranks(y)) == [0, 0, 0, 1, 2, 0]
+    assert list(front_ranks(y)) == [0, 0, 0, 1, 2, 0]
+    # The fronts of the one ranking's non-dominated sorting, on random points with ties too.
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 3):
+        y = rng.integers(0, 5, size=(40, m)).astype(float)
+        ranks = front_ranks(y)
+        assert [sorted(np.flatnonzero(ranks == r)) for r in range(ranks.max() + 1)] == fronts(y, np.zeros(40))
 
 
 def test_multi_objective_study_runs():
@@ -270,8 +275,10 @@ def test_multi_objective_study_runs():
 
 # -- cost-aware search ------------------------------------------------------------------------------
 def test_cost_weight_follows_the_budget():
-    fitted = CostModel(th.Space({"x": th.Float(0.0, 1.0)}))
-    fitted._fitted = True  # only is_fitted is read here
+    fitted = CostModel(th.Space({"x": th.Float(0.0, 1.0)})).fit(
+        [builders.completed(i, {"x": x}, 1.0, cost_usd=c, measurements=builders.measurements([1.0], cost_usd=c))
+         for i, (x, c) in enumerate([(0.1, 0.5), (0.5, 1.0), (0.9, 2.0)])])
+    assert fitted.is_fitted
     unfitted = CostModel(th.Space({"x": th.Float(0.0, 1.0)}))
     cases = [
         (TPE(), Context(cost_model=fitted), None),  # automatic, no dollar budget: off
@@ -284,7 +291,7 @@ def test_cost_weight_follows_the_budget():
     ]
     for strategy, ctx, expected in cases:
         strategy.bind(ctx)
-        got = strategy._cost_weight()
+        got = strategy.cost_weight()
         assert got == pytest.approx(expected) if expected is not None else got is None, (strategy, ctx)
 
 
@@ -346,4 +353,4 @@ def test_budgeted_study_turns_cost_awareness_on():
         study.tell(t, p.f(t.params), cost_usd=p.cost_usd(t.params))
     study.ask()
     assert strategy.context.budget_usd == 100.0 and strategy.context.cost_model is not None
-    assert 0.9 < strategy._cost_weight() < 1.0
+    assert 0.9 < strategy.cost_weight() < 1.0

@@ -7,7 +7,7 @@ The supervisor of a multi-process run owns its workers (rules, each with its tes
 
 - **Forks carry no database connection** (:mod:`thrifty.storage._fork`); every worker opens its own.
 - **A worker dies with its parent**: a worker whose supervisor is gone (even killed with SIGKILL)
-  gets SIGTERM from the kernel (:mod:`thrifty._process`), fails its running trial with
+  gets SIGTERM from the kernel (:mod:`thrifty.process`), fails its running trial with
   that reason (re-enqueued if ``max_retries`` allows) and exits.
 - **SIGTERM is a clean stop, like Ctrl-C**: SIGINT or SIGTERM to the supervisor (or to the one
   process of a single-worker run) starts no new trial, stops every worker at once, fails their
@@ -58,7 +58,7 @@ from thrifty.errors import (
     WorkerError,
     WorkersKeepDying,
 )
-from thrifty import _process
+from thrifty import process
 from thrifty.runners._trial import run_trial
 from thrifty.runners.pool import Slot, plan_slots
 from thrifty.storage import AskLimits
@@ -236,7 +236,7 @@ def run_optimize(
     try:
         if view is not None:
             view.start()
-        with _process.stop_signals_raise():
+        with process.stop_signals_raise():
             if in_process:
                 why = _run_here(study, objective, run_tag, slots[0], limits)
             else:
@@ -255,7 +255,7 @@ def _run_here(
     if slot.gpus:  # in this process: only the GPU choice, no CPU pinning of the caller
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpus)
     try:
-        with _process.interrupt_at(limits.hard_end, limits.timeout_reason):
+        with process.interrupt_at(limits.hard_end, limits.timeout_reason):
             return worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
                                limits.max_consecutive_failures)
     except KeyboardInterrupt as exc:
@@ -371,7 +371,7 @@ def _child_main(
 
     study: Study | None = None
     try:
-        _process.install_worker_handlers(parent_pid)
+        process.install_worker_handlers(parent_pid)
         slot.apply()
         study = load(name, storage=url, worker_id=worker_id)
         why = worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
@@ -437,7 +437,7 @@ class _Supervisor:
                   writer, os.getpid()),
             name=f"thrifty-worker-{self.counter}",
         )
-        with _process.stop_signals_deferred():
+        with process.stop_signals_deferred():
             proc.start()
             writer.close()
             self.workers[wid] = _Worker(wid, slot, proc, reader)
@@ -562,7 +562,7 @@ class _Supervisor:
             self._on_death(w, code, failed, now)
 
     def _on_death(self, w: _Worker, code: int | None, failed: list[int], now: float) -> None:
-        how = f"by signal {-code} ({_process.signal_name(-code)})" if code is not None and code < 0 else \
+        how = f"by signal {-code} ({process.signal_name(-code)})" if code is not None and code < 0 else \
             f"with status {code}"
         where = f" in trial {failed[0]}" if failed else (f" in trial {w.trial}" if w.trial is not None else "")
         log.warning("worker %s exited %s%s; its running trial was failed%s", w.wid, how, where,

@@ -11,7 +11,7 @@ would give: it is a cache of the history, never a second source of truth (rule 1
 architecture).
 
 How it stays exact. Curves only grow: a trial's measurements are append-only, and a finished
-trial never changes. Given a :class:`~thrifty._history.History` from the study object it followed
+trial never changes. Given a :class:`~thrifty.history.History` from the study object it followed
 last, the index reads only the trials settled since and the live ones, and extends each trial's
 curve from where it stopped. Each trial's entry remembers how many measurements it has read and
 the last one; a trial with fewer measurements, or a different one at that place, means the
@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from thrifty._history import History, TrialLog
+from thrifty.history import History, TrialLog
 from thrifty.ranking import measured
 from thrifty.schedulers.curves import first_at_or_after
 from thrifty.schedulers._rank import correlations
@@ -239,7 +239,7 @@ class Indexed:
     @contextmanager
     def indexed(self, history: Sequence[Trial], metric: str, sign: float, resource: str) -> Iterator[CurveIndex]:
         """The index of ``history``, brought up to date and held (locked) while in use. A study's
-        :class:`~thrifty._history.History` updates the index kept for it; any other sequence
+        :class:`~thrifty.history.History` updates the index kept for it; any other sequence
         gets a fresh index of its own (and leaves the kept one alone)."""
         if not isinstance(history, History):
             fresh = CurveIndex(metric, sign, resource)

@@ -97,7 +97,7 @@ class Snapshot:
     ``trials``: in number order, with their measurements, every unsettled trial (PENDING, RUNNING)
     and every trial settled (finished or PAUSED) with a ``finish_order`` above the ``since`` the
     caller gave: what changed since its last snapshot. A caller that keeps the settled ones
-    (:class:`thrifty._history.TrialLog`) has the whole history.
+    (:class:`thrifty.history.TrialLog`) has the whole history.
     """
 
     study_id: int

@@ -46,7 +46,7 @@ from thrifty.errors import (
     TrialNotRunning,
     ValidationError,
 )
-from thrifty import _process
+from thrifty import process
 from thrifty.storage import _fork, _migrate, rules
 from thrifty.storage.base import (
     SCHEMA_VERSION,
@@ -428,7 +428,7 @@ class SQLStorage(Storage):
             self._lock.acquire()
         try:
             # A stop signal (SIGTERM, Ctrl-C) takes effect once the transaction has ended.
-            with _process.stop_signals_deferred(), _fork.GATE.transaction(), self.engine.connect() as conn:
+            with process.stop_signals_deferred(), _fork.GATE.transaction(), self.engine.connect() as conn:
                 if self.dialect == "sqlite" and not write:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
                 trans = conn.begin()

@@ -100,7 +100,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.encoding import encoder_of
-from thrifty.ranking import measured
+from thrifty.ranking import front_ranks, measured
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import TPESpec
 from thrifty.strategies.base import Strategy, seeded_rng
@@ -305,25 +305,6 @@ class _Parzen:
         return np.clip(out, 0.0, 1.0)
 
 
-def _front_ranks(y: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting (smaller is better): 0 for the Pareto front, 1 for the next, ..."""
-    n = len(y)
-    le = (y[:, None, :] <= y[None, :, :]).all(axis=2)
-    lt = (y[:, None, :] < y[None, :, :]).any(axis=2)
-    dominates = le & lt
-    count = dominates.sum(axis=0)
-    rank = np.zeros(n, dtype=int)
-    left = np.ones(n, dtype=bool)
-    r = 0
-    while left.any():
-        front = left & (count == 0)
-        rank[front] = r
-        left &= ~front
-        count = count - dominates[front].sum(axis=0)
-        r += 1
-    return rank
-
-
 @dataclass
 class _History:
     """The history as arrays, in trial-number order (proposals of the current batch appended)."""
@@ -453,12 +434,22 @@ class TPE(Strategy):
             else:
                 yf = y[feas]
                 ranks = np.argsort(np.argsort(yf, axis=0, kind="stable"), axis=0, kind="stable").sum(axis=1)
-                key[feas] = _front_ranks(yf) + ranks / (len(yf) * y.shape[1] + 1.0)
+                key[feas] = front_ranks(yf) + ranks / (len(yf) * y.shape[1] + 1.0)
         brk = tier_a == _BREAKS
         if brk.any():
             viol = np.where(np.isnan(excess[brk]), np.inf, np.maximum(excess[brk], 0.0)).sum(axis=1)
             key[brk] = viol
         return _History(x, tier_a, key, excess)
+
+    def ranked(self, space: Space, history: Sequence[Trial]) -> list[Trial]:
+        """The trials of ``history`` in the order the good/bad split takes them (module doc), best
+        first, in the context bound with ``bind``: trials with a finite objective that satisfy the
+        constraints, then those that break one (least violation first), then those without a
+        finite objective, then the live ones; ties in trial-number order; retried trials are left
+        out. The good trials of the next proposal are the first ``gamma(n)`` with a value."""
+        kept = sorted((t for t in history if not t.retried), key=lambda t: t.number)
+        hist = self._history(space, kept)
+        return [kept[i] for i in np.lexsort((hist.order_key, hist.tier))]
 
     # -- proposing ---------------------------------------------------------------------------------
     def propose(
@@ -496,7 +487,7 @@ class TPE(Strategy):
         # Constant liar: pending trials are bad points at the resolution of the good model.
         liars = _Parzen(dims, hist.x[live], 0.0, floor, bandwidths_of=l_est) if live.any() else None
         constrained = bool(np.any(hist.tier == _BREAKS))
-        cost = self._cost_weight()
+        cost = self.cost_weight()
 
         def score(params: list[dict[str, ParamValue]], x: np.ndarray) -> np.ndarray:
             log_g = g_est.log_pdf(x)
@@ -558,8 +549,9 @@ class TPE(Strategy):
         return params
 
     # -- cost-aware search -----------------------------------------------------------------------
-    def _cost_weight(self) -> float | None:
-        """CArBO's cost-cooling exponent, or ``None`` when cost-aware search is off."""
+    def cost_weight(self) -> float | None:
+        """CArBO's cost-cooling exponent ``c`` (module doc) in the context bound with ``bind``, or
+        ``None`` when cost-aware search is off there."""
         ctx = self.context
         model = ctx.cost_model
         if self.cost_aware is False or model is None or not getattr(model, "is_fitted", True):

@@ -5,7 +5,7 @@ Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races 
 1. **Snapshot** (:meth:`~thrifty.storage.base.Storage.snapshot`, one read transaction): the
    study's status (budget, ledger, next trial number, breaker), counts per state, the trials
    settled since this object's last snapshot and every unfinished one. The history log
-   (:mod:`thrifty._history`) folds the delta in, so reading the history does not grow with the
+   (:mod:`thrifty.history`) folds the delta in, so reading the history does not grow with the
    study.
 2. **Decide** (:meth:`Asker.decide`, pure: the snapshot, the settings and the seed): the completion
    criteria; the scheduler's plan (a paused trial to resume first); the hard limits and the
@@ -32,8 +32,8 @@ import random
 import time
 from collections.abc import Sequence
 
-from thrifty._history import History
 from thrifty.errors import StorageError, StudyExhausted
+from thrifty.history import History
 from thrifty.ranking import judged
 from thrifty.storage import AskLimits
 from thrifty.storage.base import Snapshot, Started, StartRequest

@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 
-from thrifty._history import History, TrialLog
+from thrifty.history import History, TrialLog
 from thrifty.storage import Storage, StudyRecord
 from thrifty.study._settings import StudySettings
 from thrifty.trial import Trial, TrialState
@@ -70,6 +70,6 @@ class StudyState:
 
     def read_history(self) -> History:
         """The history as of now, with the delta since this object's last read (what schedulers
-        keep their state from: :mod:`thrifty._history`)."""
+        keep their state from: :mod:`thrifty.history`)."""
         fresh = self.storage.get_trials(self.study_id, finished_after=self.log.seen)
         return self.log.read(self.label_all(fresh))

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from thrifty._history import History
 from thrifty.checkpoints import clean_checkpoints
 from thrifty.cost.budget import Budget, BudgetStop, Usage
 from thrifty.cost.forecast import CostModel
@@ -24,6 +23,7 @@ from thrifty.cost.pricing import Pricing
 from thrifty.criteria import Criterion
 from thrifty.errors import ThriftyError, ValidationError
 from thrifty.handle import TrialHandle
+from thrifty.history import History
 from thrifty.objectives import CostUtility
 from thrifty.ranking import infeasibility, rank, ranked_fronts
 from thrifty.schedulers import Scheduler
@@ -306,7 +306,7 @@ class Study:
 
     def read_history(self) -> History:
         """:meth:`history` as the schedulers read it: a sequence of trials that also carries the
-        delta since this object's previous read (see :mod:`thrifty._history`)."""
+        delta since this object's previous read (see :mod:`thrifty.history`)."""
         return self._state.read_history()
 
     # -- best and Pareto front ----------------------------------------------------------------

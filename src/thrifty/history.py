@@ -9,6 +9,9 @@ much of it this read covers (``n_settled``) and the live trials. Schedulers keep
 way (:mod:`thrifty.schedulers._index`); anything else may treat a History as a plain sequence.
 
 The rule of the architecture holds: the history is the stored one; the log is a cache of it.
+
+Public: :meth:`thrifty.study.Study.read_history` returns a :class:`History`, and a scheduler
+given one (rather than a plain list) catches up from its delta.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ Rules (they hold for ``optimize``'s own process and for every worker process it 
   worker stops as if its parent had sent SIGTERM, and :func:`stop_reason` says the parent is gone.
 - A stop signal that lands inside a database transaction or a fork takes effect when it has ended
   (:func:`stop_signals_deferred`): a transaction is never cut in half, nor a stop lost.
+
+Public: the runners (``optimize``'s supervisor and workers) and the SQL storage use these rules,
+and so may code that runs its own ``ask``/``tell`` loop and wants the same stops
+(:func:`stop_signals_raise`, :func:`stop_signals_deferred`, :func:`interrupt_at`,
+:func:`install_worker_handlers`, :func:`stop_reason`, :func:`signal_name`).
 """
 
 from __future__ import annotations
