@@ -18,11 +18,12 @@ Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races 
    since). A reap of dead workers' trials, when due, rides in this transaction.
 
 On a conflict a new snapshot is read and the decision made again, up to
-:data:`MAX_START_ATTEMPTS` times with a short random pause; after the k-th conflict a cheap
-strategy also proposes for the 2^k - 1 numbers after its snapshot's next one (at most
-:data:`MAX_AHEAD`), so that a worker racing many others on one study still lands (each number's
-proposal is the one the strategy makes for that number, as a single worker would); then
-:class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
+:data:`MAX_START_ATTEMPTS` times (from the third, after a short random pause). A cheap strategy
+also proposes for a few numbers after its snapshot's next one, so that a worker racing many
+others on one study still lands: each number's proposal is the one the strategy makes for that
+number, as a single worker would. How many grows with each conflict (``2k + 1``, at most
+:data:`MAX_AHEAD`) and halves after an ask that started at once, so a lone worker proposes only
+for its own number. At the bound :class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
 (:class:`~thrifty.errors.StudyExhausted`).
 """
 
@@ -71,6 +72,10 @@ class Asker:
         self._cost = cost
         self._heartbeats = heartbeats
         self._prepared = False
+        #: How many numbers past the next one a cheap strategy proposes for: grows with each
+        #: conflict (other workers took the number), halves after an ask without one, so a lone
+        #: worker never proposes more than it starts.
+        self._ahead = 0
 
     def ask(self, limits: AskLimits) -> Trial:
         """Start a trial (see the module docstring) and return it, RUNNING under this object's
@@ -83,16 +88,20 @@ class Asker:
         for attempt in range(MAX_START_ATTEMPTS):
             snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
             history = state.log.read(state.label_all(list(snapshot.trials)))
-            request = self.decide(snapshot, history, limits, ahead=min(2 ** attempt - 1, MAX_AHEAD))
+            request = self.decide(snapshot, history, limits, ahead=self._ahead)
             now = time.time()
             result = state.storage.start(
                 state.study_id, request, worker_id=state.worker_id, now=now, limits=limits,
                 resources=state.settings.resources, reap=self._heartbeats.reap_due(now),
             )
             if isinstance(result, Started):
+                if attempt == 0:
+                    self._ahead //= 2
                 return result.trial
             conflict = result.reason
-            time.sleep(random.uniform(0.0, min(0.001 * 2 ** attempt, 0.05)))
+            self._ahead = min(2 * self._ahead + 1, MAX_AHEAD)
+            if attempt >= 2:  # the first retries go at once: proposing ahead is what makes them land
+                time.sleep(random.uniform(0.0, min(0.001 * 2 ** attempt, 0.05)))
         raise StorageError(
             f"study {state.name!r}: no trial could be started in {MAX_START_ATTEMPTS} attempts: each time another "
             f"worker had changed the study since this one read it (last: {conflict}); ask again"
