@@ -193,24 +193,6 @@ def test_a_wall_time_budget_counts_only_while_trials_run(kind, tmp_path):
     assert info.value.reason == "wall_s"
 
 
-def test_a_wall_time_budget_stops_optimize_at_the_report_that_reaches_it():
-    clock = th.ManualClock()
-    study = th.Study.create(SPACE, "max", storage="memory", budget=th.Budget(wall_s=6.0), clock=clock)
-
-    def objective(trial):
-        for step in range(1, 21):
-            clock.advance(1.0)
-            trial.report(trial.params["x"], step=step)
-        return trial.params["x"]
-
-    result = study.optimize(objective, n_trials=5, progress=False)
-    assert result.reason == "wall_s", result
-    [t] = study.trials  # 20 steps of 1 s would need 20 s; the breaker stops the trial at 6 s
-    assert t.state is th.TrialState.STOPPED and (t.stop_kind, t.stop_limit) == (th.StopKind.BUDGET, "wall_s")
-    assert [m.step for m in t.measurements] == [1, 2, 3, 4, 5, 6, 6]  # 6 reports, then the tell
-    assert study.usage().wall_s == 6.0
-
-
 # -- heartbeats and the reaper --------------------------------------------------------------------
 def test_the_reaper_fails_a_trial_whose_heartbeat_is_older_than_the_grace(sqlite_url):
     clock = th.ManualClock()
