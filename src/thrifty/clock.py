@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from thrifty.errors import ValidationError
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "SYSTEM_CLOCK"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock"]
 
 
 @runtime_checkable
