@@ -121,10 +121,12 @@ def test_a_handle_works_with_any_trial_host(tmp_path):
             self.reports: list[tuple[int, dict]] = []
 
         study = None
+        clock = th.ManualClock(start_s=1000.0)
         pricing = th.Pricing.parse({"local": 3600.0})  # a dollar a second
         default_metric = "value"
 
         def record_report(self, trial_id, measurement, now):
+            assert now == measurement.timestamp == self.clock.time()
             self.reports.append((trial_id, dict(measurement.metrics)))
             return th.StopReason(th.StopKind.BUDGET, "budget: usd limit reached", "usd") if len(self.reports) == 2 else None
 
@@ -151,6 +153,8 @@ def test_a_handle_works_with_any_trial_host(tmp_path):
     assert handle.artifact_dir == tmp_path / f"t{trial.number}" and handle.artifact_dir.is_dir()
     charge = handle.pending_charge(elapsed_s=4.0, cost_usd=0.5)
     assert (charge.elapsed_s, charge.cost_usd, charge.gpu_s) == (4.0, pytest.approx(4.5), 0.0)
+    host.clock.advance(7.0)  # measured on the host's clock, from the last report
+    assert handle.pending_charge().elapsed_s == 7.0 and handle.pending_charge().cost_usd == pytest.approx(7.0)
 
 
 def test_settings_comparable_is_plain_json():

@@ -1,8 +1,9 @@
 """thrifty: hyperparameter tuning for the least money.
 
 ``import thrifty as th`` gives the public API: :class:`Space` and its parameters, :class:`Study`,
-:class:`Budget`, :class:`Trial`, :class:`Measurement`, :class:`TrialState` and the errors. Heavy
-modules (numpy, SQLAlchemy) load on first use, so importing thrifty is fast.
+:class:`Budget`, :class:`Trial`, :class:`Measurement`, :class:`TrialState`, the errors, and
+:class:`ManualClock` (the clock for tests and simulations). Heavy modules (numpy, SQLAlchemy) load
+on first use, so importing thrifty is fast.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _LAZY = {
     "Pricing": "thrifty.cost.pricing",
     "Catalogue": "thrifty.cost.pricing",
     "CostModel": "thrifty.cost.forecast",
+    "Clock": "thrifty.clock",
+    "ManualClock": "thrifty.clock",
     "TargetReached": "thrifty.criteria",
     "NoImprovement": "thrifty.criteria",
     "ImprovementNotWorthCost": "thrifty.criteria",
@@ -55,6 +58,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.clock import Clock, ManualClock
     from thrifty.cost.budget import Budget, Usage
     from thrifty.cost.forecast import CostModel
     from thrifty.cost.pricing import Catalogue, Pricing

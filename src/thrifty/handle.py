@@ -7,7 +7,6 @@ through the study's internals.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +17,7 @@ from thrifty.errors import TrialStopped, ValidationError
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, check_cost, check_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.clock import Clock
     from thrifty.cost.pricing import Pricing
     from thrifty.study import Study
 
@@ -28,6 +28,12 @@ class TrialHost(Protocol):
     @property
     def study(self) -> Study:
         """The study the trial belongs to (what :attr:`TrialHandle.study` returns)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The study's clock (:mod:`thrifty.clock`): the handle measures its intervals with its
+        ``monotonic()`` and stamps its reports with its ``time()``."""
         ...
 
     @property
@@ -74,7 +80,8 @@ class TrialHandle:
     def __init__(self, host: TrialHost, trial: Trial) -> None:
         self._host = host
         self._trial = trial
-        self._last_mark = time.monotonic()
+        self._clock = host.clock
+        self._last_mark = self._clock.monotonic()
         # A resumed trial goes on from its last report; a clone from its parent's step.
         self._last_step: float | None = trial.last_step if trial.last_step is not None else trial.start_step
         reported = [m for m in trial.measurements if m.metrics]
@@ -164,14 +171,14 @@ class TrialHandle:
     def pending_charge(
         self, elapsed_s: float | None = None, cost_usd: float = 0.0, mono_now: float | None = None
     ) -> Charge:
-        """What the interval since the last report costs (up to ``mono_now``, a
-        ``time.monotonic()`` reading; ``elapsed_s`` instead gives its seconds), from the trial's
+        """What the interval since the last report costs (up to ``mono_now``, a reading of the
+        study's clock's ``monotonic()``, default: now; ``elapsed_s`` instead gives its seconds), from the trial's
         :class:`~thrifty.cost.meter.Meter`: the metered price of its resources for that time plus
         ``cost_usd`` the objective reports. Nothing is recorded: a report restarts the interval
         once recorded, so an interval that fails to be recorded (an invalid result, a refused
         tell) is charged with the next one, not lost."""
         if elapsed_s is None:
-            now = time.monotonic() if mono_now is None else mono_now
+            now = self._clock.monotonic() if mono_now is None else mono_now
             elapsed_s = max(now - self._last_mark, 0.0)
         return self._meter.charge(elapsed_s, cost_usd)
 
@@ -189,7 +196,7 @@ class TrialHandle:
         ``step``: the resource used so far (epochs, samples, ...); it must not decrease.
         ``cost_usd``: dollars spent since the previous report beyond the metered compute (e.g. API
         calls); the study's pricing adds the price of the trial's resources for the elapsed time.
-        ``elapsed_s``: seconds since the previous report (measured if omitted).
+        ``elapsed_s``: seconds since the previous report (measured on the study's clock if omitted).
 
         Raises :class:`~thrifty.errors.TrialStopped` (after recording this report) when a hard
         budget has been reached: the trial must end now; ``optimize`` records it as STOPPED.
@@ -200,9 +207,9 @@ class TrialHandle:
             raise ValidationError(
                 f"report(step={step}): steps must not decrease (the last report was at step {self._last_step})"
             )
-        mono = time.monotonic()
+        mono = self._clock.monotonic()
         charge = self.pending_charge(elapsed_s, cost_usd, mono)
-        now = time.time()
+        now = self._clock.time()
         m = Measurement(step=step, metrics=values, cost_usd=charge.cost_usd, elapsed_s=charge.elapsed_s,
                         gpu_s=charge.gpu_s, timestamp=now)
         stop = self._host.record_report(self.id, m, now)

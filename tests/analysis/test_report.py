@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 
@@ -197,20 +196,22 @@ def test_forecast_without_a_fitted_model_uses_the_mean_cost_and_the_dollars_left
 
 
 def test_breaker_trip_is_reported_with_its_limit_and_time(sqlite_url):
-    study = th.Study.create(SPACE, "max", storage=sqlite_url, budget=th.Budget(usd=1.0))
-    before = time.time()
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", storage=sqlite_url, budget=th.Budget(usd=1.0), clock=clock)
     t = study.ask()
     t.report(0.1, step=1, cost_usd=0.6, elapsed_s=1.0)
+    clock.advance(5.0)
     with pytest.raises(th.TrialStopped):
         t.report(0.2, step=2, cost_usd=0.6, elapsed_s=1.0)  # $1.20 >= $1.00: the breaker trips
+    tripped = clock.time()
+    clock.advance(5.0)
     study.tell(t, state="stopped", elapsed_s=0.0)
-    after = time.time()
 
     r = cost_report(study)
     b = r.budget
     assert b.breaker_tripped and b.breaker_limit == "usd"
     assert b.breaker_message.startswith("budget: ") and "$1.00" in b.breaker_message
-    assert before <= b.breaker_at <= after
+    assert b.breaker_at == tripped
     (usd,) = b.limits
     assert usd.used == pytest.approx(1.2) and usd.left == 0.0
     assert b.exhausted is not None and "$1.00" in b.exhausted

@@ -3,8 +3,6 @@ and the soft forecast check that refuses a trial the dollars left cannot pay for
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import thrifty as th
@@ -41,48 +39,53 @@ def test_gpu_hour_budget_trips_the_breaker(db_url):
 
 
 # -- active wall time -----------------------------------------------------------------------------
+# (time passes on a ManualClock the test advances: the arithmetic is exact, nothing sleeps)
 def test_wall_time_counts_only_while_trials_run(sqlite_url):
-    study = th.Study.create(SPACE, "max", name="active", storage=sqlite_url, budget=th.Budget(wall_s=3.0))
-    began = time.time()
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", name="active", storage=sqlite_url, budget=th.Budget(wall_s=30.0),
+                            clock=clock)
+    began = clock.time()
     t = study.ask()
-    time.sleep(1.0)
+    clock.advance(10.0)
     study.tell(t, 0.5)
-    used = study.usage().wall_s
-    assert 1.0 <= used < 1.3
-    time.sleep(1.5)  # idle: nothing runs
-    assert study.usage().wall_s == pytest.approx(used, abs=1e-9), "idle time is not charged"
+    assert study.usage().wall_s == 10.0
+    clock.advance(15.0)  # idle: nothing runs
+    assert study.usage().wall_s == 10.0, "idle time is not charged"
 
-    # Resumed (another Study object, as another process would): 2.5 s have passed, ~1 s was used.
-    resumed = th.Study.load("active", storage=sqlite_url)
-    assert resumed.usage().wall_s == pytest.approx(used, abs=1e-9)
+    # Resumed (another Study object, as another process would): 25 s have passed, 10 s were used.
+    resumed = th.Study.load("active", storage=sqlite_url, clock=clock)
+    assert resumed.usage().wall_s == 10.0
     a = resumed.ask()
     b = resumed.ask()  # two trials at once: the time they overlap counts once
-    time.sleep(0.5)
-    assert used + 0.5 <= resumed.usage().wall_s < used + 0.9  # the running period counts as it goes
+    clock.advance(5.0)
+    assert resumed.usage().wall_s == 15.0  # the running period counts as it goes
     resumed.tell(a, 0.1)
+    clock.advance(2.0)  # b alone
     resumed.tell(b, 0.2)
-    assert used + 0.5 <= resumed.usage().wall_s < used + 0.9, "overlapping trials count once"
-    # More than the 3 s budget has passed since the study started, less has been used: it goes on.
-    assert time.time() - began > 3.0 and resumed.usage().wall_s < 3.0
+    assert resumed.usage().wall_s == 17.0, "overlapping trials count once"
+    # More than the 30 s budget has passed since the study started, less has been used: it goes on.
+    assert clock.time() - began > 30.0 and resumed.usage().wall_s < 30.0
     resumed.tell(resumed.ask(), 0.3)
 
 
 def test_wall_time_budget_stops_running_trials(db_url):
-    study = th.Study.create(SPACE, "max", storage=db_url, budget=th.Budget(wall_s=0.6))
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", storage=db_url, budget=th.Budget(wall_s=6.0), clock=clock)
 
     def objective(trial):
         for step in range(1, 21):
-            time.sleep(0.05)
+            clock.advance(0.5)
             trial.report(trial.params["x"], step=step)
         return trial.params["x"]
 
     result = study.optimize(objective, n_trials=5, progress=False)
     assert result.reason == "wall_s", result
-    [t] = study.trials  # 20 x 0.05 s would need a second; the breaker stops it at 0.6 s
+    [t] = study.trials  # 20 x 0.5 s would need 10 s; the breaker stops it at 6 s
     assert t.state is STOPPED and (t.stop_kind, t.stop_limit) == (th.StopKind.BUDGET, "wall_s")
     assert "wall time" in t.reason
-    assert 3 <= len(t.measurements) <= 13  # the breaker trips at the first report at or after 0.6 s
-    assert 0.6 <= study.usage().wall_s < 1.0
+    assert [m.step for m in t.measurements] == list(range(1, 13)) + [12]  # tripped at the 12th report, then the tell
+    assert study.usage().wall_s == 6.0
+    assert study.budget_stop.at == clock.time()
 
 
 # -- soft budgets (hard=False) --------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Metering: a trial is charged its resources' price for the wall time it runs, plus what it
-reports; the ledger fills in cost objectives and cost utilities."""
+reports; the ledger fills in cost objectives and cost utilities.
+
+Measured intervals are measured on a :class:`thrifty.ManualClock` the test advances, so the
+arithmetic is checked exactly; one test charges a real child process its real wall time."""
 
 from __future__ import annotations
 
@@ -72,7 +75,8 @@ def test_two_of_eight_gpus_pay_a_quarter_of_the_instance_and_accrue_gpu_hours(db
     instance_per_h = th.Catalogue.builtin().instances[P4D].usd_per_hour
     assert instance_per_h == 32.773
     share_per_h = instance_per_h * 2 / 8
-    study = th.Study.create(SPACE, "max", storage=db_url, name="p4d", pricing=P4D, resources={"gpu": 2})
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", storage=db_url, name="p4d", pricing=P4D, resources={"gpu": 2}, clock=clock)
     assert study.pricing.usd_per_hour_for(study.resources) == pytest.approx(share_per_h)
 
     # Durations given explicitly: the exact arithmetic.
@@ -90,19 +94,21 @@ def test_two_of_eight_gpus_pay_a_quarter_of_the_instance_and_accrue_gpu_hours(db
     # Durations measured: every interval costs share/3600 per second and 2 GPU-seconds per second.
     def objective(trial):
         for step in (1, 2):
-            time.sleep(0.1)
+            clock.advance(600.0)
             trial.report(trial.params["x"], step=step)
+        clock.advance(300.0)
         return trial.params["x"]
 
     study.optimize(objective, n_trials=2, progress=False, gpus=[0, 1])  # nothing runs on them: any ids will do
     for trial in study.trials[1:]:
-        assert trial.elapsed_s >= 0.2
+        assert [m.elapsed_s for m in trial.measurements] == [600.0, 600.0, 300.0]
+        assert trial.cost_usd == pytest.approx(share_per_h * 1500.0 / 3600.0, rel=1e-12)
+        assert trial.gpu_s == 3000.0
         for m in trial.measurements:
             assert m.cost_usd == pytest.approx(m.elapsed_s * share_per_h / 3600.0, rel=1e-12)
             assert m.gpu_s == pytest.approx(2 * m.elapsed_s, rel=1e-12)
     _ledger_adds_up(study)
-    measured_s = sum(t.elapsed_s for t in study.trials[1:])
-    assert study.usage().gpu_hours == pytest.approx(1.5 + 2 * measured_s / 3600.0, rel=1e-9)
+    assert study.usage().gpu_hours == pytest.approx(1.5 + 2 * 3000.0 / 3600.0, rel=1e-12)
     assert th.Study.load("p4d", storage=db_url).usage().gpu_hours == pytest.approx(study.usage().gpu_hours)
 
 
@@ -122,7 +128,8 @@ def test_explicit_costs_add_to_metering():
 
 
 def test_an_early_stopped_trial_is_charged_exactly_its_measurements(sqlite_url):
-    study = th.Study.create(SPACE, "max", storage=sqlite_url, pricing={"local": 36.0})
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", storage=sqlite_url, pricing={"local": 36.0}, clock=clock)
 
     def objective(trial):
         for step in range(1, 11):
@@ -130,6 +137,7 @@ def test_an_early_stopped_trial_is_charged_exactly_its_measurements(sqlite_url):
             if step == 3:
                 trial.study.stop_trial(trial.number)
             if trial.should_stop():
+                clock.advance(2.0)  # cleaning up before returning: metered by the tell
                 return None
         return trial.params["x"]
 
@@ -139,15 +147,14 @@ def test_an_early_stopped_trial_is_charged_exactly_its_measurements(sqlite_url):
     assert len(t.measurements) == 4  # 3 reports, then the tell's metered interval
     assert [m.step for m in t.measurements] == [1, 2, 3, 3]
     tail = t.measurements[-1]
-    assert tail.metrics == {} and tail.cost_usd == pytest.approx(tail.elapsed_s * 0.01, rel=1e-12)
-    assert tail.elapsed_s < 0.5
-    assert t.cost_usd == pytest.approx(0.45 + tail.cost_usd, abs=1e-12)  # not the 10 planned steps
+    assert tail.metrics == {} and tail.elapsed_s == 2.0 and tail.cost_usd == pytest.approx(0.02, rel=1e-12)
+    assert t.cost_usd == pytest.approx(0.47, abs=1e-12)  # not the 10 planned steps
     assert dict(t.metrics) == {"value": pytest.approx(t.params["x"] * 3)}  # its last report
     _ledger_adds_up(study)
 
 
 def test_a_failed_trials_cost_is_in_the_ledger(db_url):
-    study = th.Study.create(SPACE, "max", storage=db_url, pricing={"local": 36.0})
+    study = th.Study.create(SPACE, "max", storage=db_url, pricing={"local": 36.0}, clock=th.ManualClock())
 
     def objective(trial):
         trial.report(0.1, step=1, elapsed_s=20.0, cost_usd=0.3)  # $0.50
@@ -158,7 +165,7 @@ def test_a_failed_trials_cost_is_in_the_ledger(db_url):
     assert [t.state for t in trials] == [FAILED, FAILED]
     for t in trials:
         assert "CUDA out of memory" in t.error
-        assert t.cost_usd >= 0.5 and t.cost_usd == pytest.approx(0.5, abs=0.005)
+        assert t.cost_usd == pytest.approx(0.5, rel=1e-12)  # the report; no time passed after it
     failed = study.tell(study.ask(), state="failed", error="OOM", cost_usd=0.25, elapsed_s=1.0)
     assert failed.cost_usd == pytest.approx(0.26)
     _ledger_adds_up(study)
@@ -227,36 +234,39 @@ def test_cost_utility_stores_acc_squared_per_dollar_and_best_maximizes_it(db_url
 def test_a_measured_interval_starts_at_the_previous_report_even_a_given_one():
     """``elapsed_s`` is "seconds since the previous report": after a report that gave its
     duration, the next measured interval starts at that report, not at the one before."""
-    study = th.Study.create(SPACE, "max", storage="memory", pricing={"local": 36.0})
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", storage="memory", pricing={"local": 36.0}, clock=clock)
     t = study.ask()
-    time.sleep(0.5)
+    clock.advance(50.0)
     t.report(0.1, step=1, elapsed_s=5.0)
-    time.sleep(0.1)
+    clock.advance(10.0)
     t.report(0.2, step=2)
     given, measured = t.snapshot().measurements
     assert given.elapsed_s == 5.0
-    assert 0.1 <= measured.elapsed_s < 0.45, "the 0.5 s before the first report were counted twice"
-    assert measured.cost_usd == pytest.approx(measured.elapsed_s * 0.01, rel=1e-12)
+    assert measured.elapsed_s == 10.0, "the 50 s before the first report were counted twice"
+    assert measured.cost_usd == pytest.approx(0.1, rel=1e-12)
 
 
 def test_time_before_an_invalid_result_is_still_charged(sqlite_url):
     """A refused tell records nothing; the trial's time must still reach the ledger when it is
     then recorded as failed."""
-    study = th.Study.create(SPACE, {"acc": "max"}, storage=sqlite_url, pricing={"local": 36.0})
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, {"acc": "max"}, storage=sqlite_url, pricing={"local": 36.0}, clock=clock)
 
     def objective(trial):
-        time.sleep(0.4)
+        clock.advance(40.0)
         return {"wrong_name": 1.0}
 
     study.optimize(objective, n_trials=1, progress=False, max_consecutive_failures=None)
     [t] = study.trials
     assert t.state is FAILED and "needs ['acc']" in t.error
-    assert t.elapsed_s >= 0.4 and t.cost_usd >= 0.004
+    assert t.elapsed_s == 40.0 and t.cost_usd == pytest.approx(0.4, rel=1e-12)
     assert study.cost_usd == pytest.approx(t.cost_usd, abs=1e-12)
     # The same through ask/tell: a refused tell, then the failure, charges the time once.
     h = study.ask()
-    time.sleep(0.2)
+    clock.advance(20.0)
     with pytest.raises(th.ValidationError):
         study.tell(h, {"wrong_name": 1.0})
     done = study.tell(h, state="failed", error="bad result")
-    assert 0.2 <= done.elapsed_s < 1.0 and len(done.measurements) == 1
+    assert done.elapsed_s == 20.0 and len(done.measurements) == 1
+    assert study.cost_usd == pytest.approx(0.6, rel=1e-12)

@@ -120,8 +120,11 @@ def test_a_full_disk_is_said_once_not_once_per_worker(sqlite_url, caplog):
     assert len(said) == 1, said
     assert "database or disk is full" in said[0] and "heartbeat" in said[0]
     study.storage.reap = real_reap
-    time.sleep(1.1)
-    study.reap(force=True)  # the space is back: the trials are failed (and retried) on the next look
+    # The space is back: the trials are failed (and retried) on the next look, once their last
+    # heartbeats are older than the grace (a reaper whose clock reads 1.1 s later: no sleeping).
+    running = sorted(t.number for t in study.trials if t.state is th.TrialState.RUNNING)
+    later = th.Study.load("full", storage=sqlite_url, clock=th.ManualClock(start_s=time.time() + 1.1))
+    assert sorted(later.reap(force=True)) == running
     assert not [t for t in study.trials if t.state is th.TrialState.RUNNING]
 
 

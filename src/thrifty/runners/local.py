@@ -30,6 +30,12 @@ The supervisor of a multi-process run owns its workers (rules, each with its tes
   ``optimize`` returns within ``timeout_s + stop_grace_s`` plus a few seconds. In a single-worker
   run without ``trial_timeout_s`` the objective runs in this process and is interrupted by an
   exception at that time (code stuck inside a C call is interrupted only when it returns).
+- **Supervision keeps real time; the study keeps its clock**: the deadlines above, kills, back-offs
+  and polling read the system clock (they act on real processes), while what the study records
+  (metered intervals, timestamps, heartbeats, active wall time) comes from the study's clock
+  (:mod:`thrifty.clock`). Worker processes open the study with the system clock, so a study whose
+  clock is not the system clock (a :class:`~thrifty.clock.ManualClock`, which moves only in this
+  process) is refused with ``n_workers > 1`` or ``trial_timeout_s``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from thrifty.clock import SystemClock
 from thrifty.cost.budget import BudgetGuard, Moment
 from thrifty.errors import (
     StopSignal,
@@ -202,6 +209,12 @@ def run_optimize(
 ) -> RunResult:
     check_run_args(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
                    max_worker_deaths)
+    if (n_workers > 1 or trial_timeout_s is not None) and not isinstance(study.clock, SystemClock):
+        what = "n_workers > 1" if n_workers > 1 else "trial_timeout_s (each trial runs in a worker process)"
+        raise ValidationError(
+            f"{what} with clock={study.clock!r}: worker processes read the system clock; "
+            "a study with its own clock runs its trials in this process (n_workers=1, no trial_timeout_s)"
+        )
     slots = plan_slots(study.resources, n_workers, gpus)
     if len(slots) < n_workers:
         log.warning("this machine has room for %d trials at once with resources %s; running %d workers, not %d",

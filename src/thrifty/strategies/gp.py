@@ -178,8 +178,13 @@ _CONTROLLER: list[Any] = []
 
 
 def _blas_controller() -> Any:
-    """A cached ``threadpoolctl.ThreadpoolController`` (finding the libraries takes milliseconds)."""
+    """A cached ``threadpoolctl.ThreadpoolController`` (finding the libraries takes milliseconds).
+
+    It knows only the BLAS libraries loaded when it is made, and scipy brings its own: scipy is
+    imported first, so that its BLAS is limited too whatever the process imported before (a
+    proposal's numbers must not depend on the import order)."""
     if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401 - loads scipy's BLAS before the controller looks
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER.append(ThreadpoolController())

@@ -89,7 +89,7 @@ class Asker:
             snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
             history = state.log.read(state.label_all(list(snapshot.trials)))
             request = self.decide(snapshot, history, limits, ahead=self._ahead)
-            now = time.time()
+            now = state.clock.time()
             result = state.storage.start(
                 state.study_id, request, worker_id=state.worker_id, now=now, limits=limits,
                 resources=state.settings.resources, reap=self._heartbeats.reap_due(now),
@@ -101,6 +101,7 @@ class Asker:
             conflict = result.reason
             self._ahead = min(2 * self._ahead + 1, MAX_AHEAD)
             if attempt >= 2:  # the first retries go at once: proposing ahead is what makes them land
+                # A real pause, whatever the study's clock: it lets the racing worker's transaction end.
                 time.sleep(random.uniform(0.0, min(0.001 * 2 ** attempt, 0.05)))
         raise StorageError(
             f"study {state.name!r}: no trial could be started in {MAX_START_ATTEMPTS} attempts: each time another "
@@ -125,7 +126,7 @@ class Asker:
         status = snapshot.status
         if status.budget.usd is not None:
             cost.refresh(snapshot, history)
-        check_start("new", status.budget, status.usage(time.time()), limits, snapshot.run_started)
+        check_start("new", status.budget, status.usage(self._state.clock.time()), limits, snapshot.run_started)
         pending = snapshot.pending
         if pending is not None:
             cost.admit(pending.params, status)

@@ -5,15 +5,17 @@ since the last fit (every new finished trial up to 50, then every 10% more), whe
 budget has a dollar limit or the strategy wants the model. The admission, part of the ask's
 decision, refuses a trial whose forecast median dollars exceed the dollars left in that snapshot.
 Both read only the snapshot: no per-process state decides anything.
+
+:mod:`thrifty.cost.forecast` (and scipy with it) is imported at the first fit, not with the study,
+so ``import thrifty`` and every ``thrifty`` command that fits no model start fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget
-from thrifty.cost.forecast import CostModel
 from thrifty.errors import StudyExhausted
 from thrifty.ranking import measured
 from thrifty.strategies import Strategy
@@ -21,6 +23,9 @@ from thrifty.storage.base import Snapshot, StudyStatus
 from thrifty.strategies.base import Context
 from thrifty.study._state import StudyState
 from thrifty.trial import Trial, TrialState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.forecast import CostModel
 
 #: The trial states a cost model learns from.
 FINISHED_STATES = [TrialState.COMPLETED, TrialState.STOPPED, TrialState.FAILED, TrialState.INFEASIBLE]
@@ -43,6 +48,8 @@ class CostGate:
 
     def fit(self) -> CostModel:
         """A cost model fitted on the study's finished trials now (not cached)."""
+        from thrifty.cost.forecast import CostModel  # scipy: loaded when a model is first fitted
+
         history = self._state.storage.get_trials(self._state.study_id, FINISHED_STATES)
         return CostModel(self._state.settings.space).fit(history)
 
@@ -54,6 +61,8 @@ class CostGate:
             seen = self._model[0]
             if finished == seen or (seen > 50 and finished < seen * 1.1):
                 return
+        from thrifty.cost.forecast import CostModel  # scipy: loaded when a model is first fitted
+
         done = [t for t in trials if t.is_finished]
         self._model = (finished, CostModel(self._state.settings.space).fit(done), full_resource(done))
 

@@ -12,7 +12,6 @@ stop is set on the trial's handle.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -75,7 +74,7 @@ def budget_snapshot(state: StudyState) -> BudgetSnapshot:
     """The study's budget as a scheduler's decision reads it (dollars left, trials running)."""
     record = state.storage.study_status(state.study_id)
     usd = Budget.from_dict(record.budget).usd
-    left = None if usd is None else usd - record.usage(time.time()).usd
+    left = None if usd is None else usd - record.usage(state.clock.time()).usd
     return BudgetSnapshot(usd_left=left, n_running=record.n_running)
 
 
@@ -85,7 +84,7 @@ def start_successor(state: StudyState, successor: Successor) -> Trial:
     s = state.settings
     params = s.space.validate(successor.params)
     clone = state.label(state.storage.enqueue(
-        state.study_id, params, time.time(), resources=s.resources or None,
+        state.study_id, params, state.clock.time(), resources=s.resources or None,
         parent=successor.parent, start_step=float(successor.start_step),
     ))
     copy_checkpoint(state, successor.parent, clone.number)

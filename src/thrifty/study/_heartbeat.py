@@ -5,12 +5,15 @@ of its RUNNING trials every ``min(heartbeat_grace_s / 4, 10 s)`` (at least 0.05 
 counts as a heartbeat. The reaper fails RUNNING trials whose heartbeat is older than
 ``heartbeat_grace_s`` (re-enqueued while ``max_retries`` allows); ``ask`` runs it at most every
 ``min(heartbeat_grace_s / 4, 5 s)``.
+
+Times come from the study's clock (:mod:`thrifty.clock`): the heartbeats written, the reaper's
+"now" and its every-few-seconds rule. The thread still waits in real time between beats (a
+:class:`~thrifty.clock.ManualClock` that stands still makes its beats write the same time again).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Protocol
 
 from thrifty.storage import RetryPolicy
@@ -35,7 +38,7 @@ class Heartbeats:
         self._active: dict[int, Live] = {}
         self._lock = threading.Lock()
         self._thread: _Beat | None = None
-        self._last_reap = 0.0
+        self._last_reap: float | None = None  #: when this object last reaped (the clock's time)
 
     def track(self, trial: Live) -> None:
         """Keep ``trial``'s heartbeat fresh until :meth:`untrack` (starts the thread if needed)."""
@@ -60,7 +63,7 @@ class Heartbeats:
         if not ids:
             return
         try:
-            self._state.storage.heartbeat(ids, time.time())
+            self._state.storage.heartbeat(ids, self._state.clock.time())
         except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
             pass
 
@@ -80,18 +83,22 @@ class Heartbeats:
         """The retry policy when a reap is due at ``now`` (epoch seconds; at most every
         ``min(grace / 4, 5 s)``), marking it done: the caller runs it (an ask lets it ride in its
         start transaction); ``None`` when not due."""
-        if now - self._last_reap < min(self._state.settings.heartbeat_grace_s / 4, 5.0):
+        if not self._reap_due(now):
             return None
         self._last_reap = now
         return self.retry_policy()
+
+    def _reap_due(self, now: float) -> bool:
+        every = min(self._state.settings.heartbeat_grace_s / 4, 5.0)
+        return self._last_reap is None or now - self._last_reap >= every
 
     def reap(self, force: bool = False, worker_id: str | None = None, reason: str | None = None) -> list[int]:
         """Fail (and, if allowed, re-enqueue) RUNNING trials whose heartbeat is too old, at most
         every ``min(grace / 4, 5 s)`` unless ``force``; with ``worker_id``, every RUNNING trial of
         that worker at once (``reason`` says why). Returns the failed trial numbers."""
-        now = time.time()
+        now = self._state.clock.time()
         if worker_id is None:
-            if not force and now - self._last_reap < min(self._state.settings.heartbeat_grace_s / 4, 5.0):
+            if not force and not self._reap_due(now):
                 return []
             self._last_reap = now
             return self._state.storage.reap(self._state.study_id, self.retry_policy(), now)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from thrifty.checkpoints import trial_dir
+from thrifty.clock import Clock
 from thrifty.cost.pricing import Pricing
 from thrifty.handle import TrialHandle
 from thrifty.study._decisions import should_stop
@@ -29,6 +30,10 @@ class HandleHost:
     @property
     def study(self) -> Study:
         return self._study
+
+    @property
+    def clock(self) -> Clock:
+        return self._state.clock
 
     @property
     def pricing(self) -> Pricing:

@@ -1,5 +1,5 @@
 """What the parts of one ``Study`` object share: its storage, its stored record, its settings, the
-worker id it starts trials under, and its reads of the trials.
+worker id it starts trials under, the clock it reads the time from, and its reads of the trials.
 
 One :class:`StudyState` per ``Study`` object; the facade and its private siblings (ask, tell,
 decisions, cost, heartbeats) each take it instead of reaching into one another.
@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 
+from thrifty.clock import SYSTEM_CLOCK, Clock
 from thrifty.history import History, TrialLog
 from thrifty.storage import Storage, StudyRecord
 from thrifty.study._settings import StudySettings
@@ -26,13 +27,16 @@ def new_worker_id() -> str:
 
 @dataclasses.dataclass
 class StudyState:
-    """One study object's storage, record (as loaded), settings and worker id, and the log of the
-    settled trials it has read (so a history read fetches only what changed)."""
+    """One study object's storage, record (as loaded), settings and worker id, the log of the
+    settled trials it has read (so a history read fetches only what changed), and its clock: every
+    time the study's parts read or write (timestamps, heartbeats, the reaper's now, metered
+    intervals, active wall time) comes from ``clock`` (:mod:`thrifty.clock`)."""
 
     storage: Storage
     record: StudyRecord
     settings: StudySettings
     worker_id: str
+    clock: Clock = SYSTEM_CLOCK
     log: TrialLog = dataclasses.field(default_factory=TrialLog)
 
     @property

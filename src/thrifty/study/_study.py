@@ -3,22 +3,20 @@
 It validates and delegates: settings (:mod:`._settings`), create/load (:mod:`._create`), the ask
 flow (:mod:`._ask`), tell (:mod:`._tell`), the scheduler's decisions (:mod:`._decisions`, through
 the handles' host :mod:`._host`), heartbeats and the reaper (:mod:`._heartbeat`), the cost model
-and the soft budget admission (:mod:`._cost`). Rankings come from :mod:`thrifty.ranking`; trials
-run in :mod:`thrifty.runners`.
+and the soft budget admission (:mod:`._cost`), repeated evaluations (:mod:`._repeats`) and PBT
+lineages (:mod:`._lineage`). Rankings come from :mod:`thrifty.ranking`; trials run in
+:mod:`thrifty.runners`. Every time the study reads comes from its clock (:mod:`thrifty.clock`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.checkpoints import clean_checkpoints
+from thrifty.clock import Clock, check_clock
 from thrifty.cost.budget import Budget, BudgetStop, Usage
-from thrifty.cost.forecast import CostModel
 from thrifty.cost.pricing import Pricing
 from thrifty.criteria import Criterion
 from thrifty.errors import ThriftyError, ValidationError
@@ -35,6 +33,8 @@ from thrifty.study._cost import CostGate
 from thrifty.study._create import created_settings, find_study, insert_study
 from thrifty.study._heartbeat import Heartbeats
 from thrifty.study._host import HandleHost
+from thrifty.study._lineage import lineage
+from thrifty.study._repeats import reevaluate_top, robust_best
 from thrifty.study._settings import StudySettings, check_name, default_name, normalize_settings
 from thrifty.study._state import StudyState, new_worker_id
 from thrifty.study._tell import resolve, tell
@@ -43,6 +43,7 @@ from thrifty.trial import Trial, TrialState, check_metrics
 Objective = Callable[[TrialHandle], Any]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.cost.forecast import CostModel
     from thrifty.runners.local import RunResult
 
 
@@ -51,13 +52,14 @@ class Study:
     :meth:`load`; many processes and machines may work on one study at once."""
 
     def __init__(self, storage: Storage, record: StudyRecord, *, settings: StudySettings | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, clock: Clock | None = None) -> None:
         """A study object over ``record`` (as loaded from ``storage``). ``settings``: the record's
         (default: read back from it). ``worker_id``: the id its trials start under (default:
-        ``host:pid:random``, new for each object)."""
+        ``host:pid:random``, new for each object). ``clock``: see :meth:`create`."""
         self._storage = storage
         self._record = record
-        state = StudyState(storage, record, settings or StudySettings.of_record(record), worker_id or new_worker_id())
+        state = StudyState(storage, record, settings or StudySettings.of_record(record), worker_id or new_worker_id(),
+                           clock=check_clock(clock))
         self._state = state
         state.settings.scheduler.bind(state.settings.space)
         self._heartbeats = Heartbeats(state)
@@ -91,6 +93,7 @@ class Study:
         constraints: Mapping[str, Sequence[Any]] | None = None,
         warm_start: Sequence[str] | None = None,
         load_if_exists: bool = False,
+        clock: Clock | None = None,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
 
@@ -117,8 +120,13 @@ class Study:
             that report steps (default ``"auto"``: ASHA whose rungs are found from the
             history and judge only while the completed trials show their ranks predict the end,
             :mod:`thrifty.schedulers.auto`; ``None`` or ``"none"``: every trial runs to its end).
+        ``clock``: where this study object reads the time (metered intervals, timestamps,
+            heartbeats, active wall time); ``None``: the system clock. A
+            :class:`~thrifty.clock.ManualClock` makes time pass only when advanced (tests,
+            simulations); it is not stored with the study.
         """
         name = default_name() if name is None else check_name(name)
+        clock = check_clock(clock)
         wanted = normalize_settings(
             space, objective, strategy=strategy, scheduler=scheduler, seed=seed, budget=budget,
             max_retries=max_retries, heartbeat_grace_s=heartbeat_grace_s, pricing=pricing, resources=resources,
@@ -128,7 +136,7 @@ class Study:
         store = open_storage(storage)
         existing = find_study(store, name) if load_if_exists else None
         if existing is not None:
-            return cls(store, existing)
+            return cls(store, existing, clock=clock)
         sources = []
         if warm_start:
             from thrifty.warm_start import load_sources
@@ -136,8 +144,8 @@ class Study:
             sources = load_sources(warm_start, wanted.objectives, lambda source: cls.load(source, storage=store))
         record, created = insert_study(store, name, wanted, load_if_exists)
         if not created:
-            return cls(store, record)
-        study = cls(store, record, settings=created_settings(record, wanted))
+            return cls(store, record, clock=clock)
+        study = cls(store, record, settings=created_settings(record, wanted), clock=clock)
         study._created = True
         if sources:
             from thrifty.warm_start import seed as seed_from
@@ -146,11 +154,14 @@ class Study:
         return study
 
     @classmethod
-    def load(cls, name: str, storage: str | Storage = DEFAULT_STORAGE, *, worker_id: str | None = None) -> Study:
+    def load(cls, name: str, storage: str | Storage = DEFAULT_STORAGE, *, worker_id: str | None = None,
+             clock: Clock | None = None) -> Study:
         """Open an existing study; it continues where it stopped. ``worker_id``: the id its trials
-        start under (``optimize``'s worker processes pass theirs; default: a new one)."""
+        start under (``optimize``'s worker processes pass theirs; default: a new one). ``clock``:
+        as in :meth:`create` (default: the system clock)."""
+        clock = check_clock(clock)
         store = open_storage(storage)
-        return cls(store, store.load_study(check_name(name)), worker_id=worker_id)
+        return cls(store, store.load_study(check_name(name)), worker_id=worker_id, clock=clock)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -174,6 +185,11 @@ class Study:
     def worker_id(self) -> str:
         """The id the trials this object starts are recorded under (``Trial.worker_id``)."""
         return self._state.worker_id
+
+    @property
+    def clock(self) -> Clock:
+        """Where this study object reads the time (:mod:`thrifty.clock`)."""
+        return self._state.clock
 
     @property
     def created(self) -> bool:
@@ -394,7 +410,7 @@ class Study:
     def enqueue(self, params: Mapping[str, Any], *, user_attrs: Mapping[str, Any] | None = None) -> Trial:
         """Add a trial with given params (expert guesses, warm starts); the next ``ask`` runs it."""
         valid = self.space.validate(params)
-        return self._state.label(self._storage.enqueue(self._record.id, valid, time.time(), user_attrs))
+        return self._state.label(self._storage.enqueue(self._record.id, valid, self.clock.time(), user_attrs))
 
     def add_trial(
         self, params: Mapping[str, Any], value: float | Mapping[str, float], *,
@@ -413,46 +429,18 @@ class Study:
         why = infeasible or infeasibility(metrics, self.constraints)
         trial = Trial(number=0, state=TrialState.INFEASIBLE if why else TrialState.COMPLETED, params=valid,
                       metrics=metrics, error=why, user_attrs=dict(user_attrs or {}))
-        return self._state.label(self._storage.add_trial(self._record.id, trial, time.time()))
+        return self._state.label(self._storage.add_trial(self._record.id, trial, self.clock.time()))
 
     def reevaluate_top(self, k: int = 3, repeats: int = 2) -> list[Trial]:
         """Enqueue the best ``k`` distinct configurations ``repeats`` more times each (e.g. other
         seeds of a noisy training), tagged ``user_attrs["repeat_of"]``; see :meth:`robust_best`."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValidationError(f"reevaluate_top(k={k!r}): expected an integer >= 1")
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise ValidationError(f"reevaluate_top(repeats={repeats!r}): expected an integer >= 1")
-        out: list[Trial] = []
-        seen: set[str] = set()
-        for t in self.ranked():
-            key = json.dumps(sorted(t.params.items()), default=str)
-            if key in seen:
-                continue
-            seen.add(key)
-            out += [self.enqueue(t.params, user_attrs={"repeat_of": t.number}) for _ in range(repeats)]
-            if len(seen) == k:
-                break
-        return out
+        return reevaluate_top(self.ranked(), k, repeats, lambda p, n: self.enqueue(p, user_attrs={"repeat_of": n}))
 
     def robust_best(self) -> tuple[dict[str, Any], float, float, int]:
         """The configuration with the best *mean* objective over its evaluations that
         :meth:`ranked` counts (repeats of the same params, see :meth:`reevaluate_top`):
         ``(params, mean, std, n)``. Ties: more evaluations, then the configuration evaluated first."""
-        metric, direction = next(iter(self.objectives.items()))
-        groups: dict[str, list[Trial]] = {}
-        for t in sorted(self.ranked(), key=lambda t: t.number):
-            groups.setdefault(json.dumps(sorted(t.params.items()), default=str), []).append(t)
-        if not groups:
-            raise ThriftyError(f"study {self.name!r} has no completed trial with a finite objective value yet")
-        sign = 1.0 if direction == "max" else -1.0
-        stats = []
-        for ts in groups.values():
-            vals = [t.metrics[metric] for t in ts]
-            mean = math.fsum(vals) / len(vals)
-            std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-            stats.append((sign * mean, len(vals), ts[0].params, mean, std))
-        best = max(stats, key=lambda x: (x[0], x[1]))
-        return dict(best[2]), best[3], best[4], best[1]
+        return robust_best(self.ranked(), self.objectives, self.name)
 
     def stop_trial(self, number: int) -> None:
         """Ask a running trial to stop: its ``should_stop()`` becomes true."""
@@ -462,7 +450,7 @@ class Study:
     # -- budgets and forecasts ----------------------------------------------------------------
     def usage(self) -> Usage:
         """What the study has consumed so far (trials started, dollars, GPU-hours, active wall s)."""
-        return self._storage.study_status(self._record.id).usage(time.time())
+        return self._storage.study_status(self._record.id).usage(self.clock.time())
 
     @property
     def budget_stop(self) -> BudgetStop | None:
@@ -483,13 +471,7 @@ class Study:
         """Trial ``number`` and the trials whose checkpoints it continues (population-based
         training's clones), root first. See :func:`thrifty.schedulers.pbt.schedule` for the
         hyperparameter schedule they make up."""
-        by_number = {t.number: t for t in self.get_trials()}
-        if number not in by_number:
-            raise ValidationError(f"study {self.name!r} has no trial number {number}")
-        chain = [by_number[number]]
-        while chain[-1].parent is not None and chain[-1].parent in by_number and len(chain) <= len(by_number):
-            chain.append(by_number[chain[-1].parent])
-        return chain[::-1]
+        return lineage(self.get_trials(), number, self.name)
 
     def close(self) -> None:
         """Stop the heartbeat thread and release database connections."""

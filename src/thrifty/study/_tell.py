@@ -11,7 +11,6 @@ trial whose handle has reported ends STOPPED with its last report. The ledger me
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 
 from thrifty.cost.meter import Meter
@@ -122,14 +121,15 @@ def tell(
         stop = StopReason(StopKind.USER, reason) if stop is None else dataclasses.replace(stop, text=reason)
     if st not in (TrialState.STOPPED, TrialState.PAUSED):
         stop = None
+    now = state.clock.time()
     measurement = None
     if metrics is not None or cost > 0 or elapsed > 0:
         step = handle.last_step if handle is not None else None
         measurement = Measurement(
             step=step, metrics=metrics if (metrics is not None and value is not None) else {},
-            cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=time.time(),
+            cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now,
         )
-    finished = state.storage.finish(state.study_id, trial_id, st, metrics, measurement, error, time.time(),
+    finished = state.storage.finish(state.study_id, trial_id, st, metrics, measurement, error, now,
                                     stop=stop)
     if handle is not None:
         handle.finished = True
