@@ -31,6 +31,8 @@ class TrialLog:
         self.by_id: dict[int, Trial] = {}
         #: The largest ``finish_order`` read: the next read asks for the trials settled after it.
         self.seen = 0
+        #: How many of the trials in ``by_id`` are finished (a paused trial is settled, not finished).
+        self.n_finished = 0
 
     def read(self, fresh: Iterable[Trial]) -> History:
         """Add a read's trials (the unsettled ones and those settled since ``seen``) and return
@@ -39,22 +41,26 @@ class TrialLog:
         for t in fresh:
             assert t.id is not None
             if t.state.is_settled:  # finished or paused: changes only by being resumed (then live)
+                before = self.by_id.get(t.id)
+                self.n_finished += int(t.is_finished) - int(before is not None and before.is_finished)
                 self.settled.append(t)
                 self.by_id[t.id] = t
                 self.seen = max(self.seen, t.finish_order or 0)
             else:
                 live[t.id] = t
-        return History(self, len(self.settled), live)
+        return History(self, len(self.settled), live, self.n_finished)
 
 
 class History(Sequence[Trial]):
     """The trials of a study as of one read, in number order (built on first use), with the
     delta a consumer can catch up from: ``log.settled[:n_settled]`` and ``live`` (by id)."""
 
-    def __init__(self, log: TrialLog, n_settled: int, live: dict[int, Trial]) -> None:
+    def __init__(self, log: TrialLog, n_settled: int, live: dict[int, Trial], n_finished: int = 0) -> None:
         self.log = log
         self.n_settled = n_settled
         self.live = live
+        #: How many trials are finished (COMPLETED, STOPPED, FAILED, INFEASIBLE) as of this read.
+        self.n_finished = n_finished
         self._trials: list[Trial] | None = None
 
     def trial(self, trial_id: int) -> Trial | None:

@@ -135,8 +135,11 @@ def test_the_history_read_from_its_delta_is_the_whole_history(db_url):
             study.tell(h, h.params["x"])
             open_.remove(h)
         assert study.history() == study.trials
+        finished = sum(t.is_finished for t in study.trials)
+        assert study.read_history().n_finished == finished, "the count the cost model refits by"
         if i % 5 == 0:
             assert other.history() == other.trials
+            assert other.read_history().n_finished == finished
     states = {t.state for t in study.trials}
     assert {th.TrialState.PAUSED, th.TrialState.COMPLETED} <= states
     assert any(t.start_step for t in study.trials)  # resumed

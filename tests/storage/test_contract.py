@@ -370,7 +370,7 @@ def test_a_due_reap_rides_in_the_start_and_makes_it_a_conflict(store: Storage) -
     assert isinstance(result, Conflict) and "reaped" in result.reason
     # The reap was written; the snapshot now shows the retry to claim first.
     snap = store.snapshot(sid)
-    assert snap.counts[TrialState.FAILED] == 1 and snap.pending is not None and snap.pending.number == 1
+    assert store.count_trials(sid)[TrialState.FAILED] == 1 and snap.pending is not None and snap.pending.number == 1
     # Nothing stale: the reap finds nothing and the start goes through.
     claimed = store.start(sid, StartRequest.claim(1), worker_id="w2", now=T0 + 101, reap=policy)
     assert isinstance(claimed, Started)
@@ -480,7 +480,7 @@ def test_snapshot_returns_what_changed_since_the_last_one(store: Storage) -> Non
     first = store.snapshot(sid)
     assert [(t.number, t.state) for t in first.trials] == [
         (0, TrialState.RUNNING), (1, TrialState.RUNNING), (2, TrialState.PENDING)]
-    assert first.counts == {TrialState.RUNNING: 2, TrialState.PENDING: 1}
+    assert store.count_trials(sid) == {TrialState.RUNNING: 2, TrialState.PENDING: 1}
     assert first.status.n_settled == 0 and first.status.next_number == 3
     assert b.id is not None
     store.report(sid, b.id, _m(1.0, 0.5), T0 + 1)
@@ -501,7 +501,7 @@ def test_snapshot_returns_what_changed_since_the_last_one(store: Storage) -> Non
     fifth = store.snapshot(sid, since=fourth.status.n_settled)
     assert [(t.number, t.state, t.finish_order) for t in fifth.trials] == [
         (1, TrialState.COMPLETED, 3), (2, TrialState.PENDING, None)]
-    assert fifth.counts == {TrialState.COMPLETED: 2, TrialState.PENDING: 1}
+    assert store.count_trials(sid) == {TrialState.COMPLETED: 2, TrialState.PENDING: 1}
 
 
 def test_unknown_study_is_an_error_everywhere(store: Storage) -> None:

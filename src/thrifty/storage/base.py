@@ -4,8 +4,8 @@ Every operation that must be atomic across processes and machines is one storage
 storage call ever calls back into the study. Starting a trial is two of them:
 
 1. :meth:`Storage.snapshot`: one read of everything a decision needs (the study's status and
-   budget, counts per state, the trials settled since the caller's last snapshot and every
-   unsettled one);
+   budget, the trials settled since the caller's last snapshot and every unsettled one; its cost
+   does not grow with the study's settled trials);
 2. the caller decides outside any lock (scheduler plan, strategy proposal, admission), then
    :meth:`Storage.start` writes its :class:`StartRequest` (a new trial, a claimed enqueued one or a
    resumed paused one) in one conditional transaction that checks the limits and either starts the
@@ -102,7 +102,6 @@ class Snapshot:
 
     study_id: int
     status: StudyStatus
-    counts: Mapping[TrialState, int]
     trials: tuple[Trial, ...]
     #: Trials started under the ``run_tag`` the caller gave (a retried trial counts once), else ``None``.
     run_started: int | None = None
@@ -267,8 +266,8 @@ class Storage(abc.ABC):
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod
     def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
-        """Read the study in one read transaction (a consistent view): its status, counts per
-        state, and the trials unsettled or settled with a ``finish_order`` above ``since`` (pass the
+        """Read the study in one read transaction (a consistent view): its status and the
+        trials unsettled or settled with a ``finish_order`` above ``since`` (pass the
         largest ``finish_order`` of the previous snapshot, 0 the first time); with ``run_tag``, how
         many trials have started under it. Writes nothing."""
 

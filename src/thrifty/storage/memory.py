@@ -366,7 +366,7 @@ class MemoryStorage(Storage):
         with self._lock:
             st = self._study(study_id)
             trials = self._delta(st, since)
-            return Snapshot(study_id, st.status(), {s: n for s, n in st.counts.items() if n}, tuple(trials),
+            return Snapshot(study_id, st.status(), tuple(trials),
                             st.run_counts[run_tag] if run_tag is not None else None)
 
     def _delta(self, st: _StudyState, since: int) -> list[Trial]:

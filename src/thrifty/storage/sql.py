@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -170,21 +170,27 @@ _SEL_STUDY = sa.select(
     studies.c.gpu_s, studies.c.n_running, studies.c.active_s, studies.c.active_since, studies.c.budget_stop,
     studies.c.budget_stop_at, studies.c.budget_stop_limit, studies.c.n_finished,
 ).where(studies.c.id == _B("p_sid"))
-_SEL_STUDY_FOR_UPDATE = _SEL_STUDY.with_for_update()
-_SEL_ANY_PENDING = (
-    sa.select(trials.c.number)
+# The oldest enqueued trial's number (by ix_thrifty_trials_state), read with the study lock so a
+# start needs no statement of its own for the rule "enqueued trials start first".
+_PENDING_NUMBER = (
+    sa.select(sa.func.min(trials.c.number))
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _PENDING)
-    .order_by(trials.c.number)
-    .limit(1)
+    .scalar_subquery()
+    .label("pending_number")
 )
+# Under the study lock on PostgreSQL, the transaction id comes with the locked row (see _attempt:
+# it resolves a COMMIT whose answer was lost), so it costs no round trip of its own.
+_XID_COLUMN = sa.func.txid_current().label("xid")
+_LOCK_STUDY = {"sqlite": _SEL_STUDY, "postgresql": _SEL_STUDY.add_columns(_XID_COLUMN).with_for_update()}
+_LOCK_STUDY_TO_START = {
+    "sqlite": _SEL_STUDY.add_columns(_PENDING_NUMBER),
+    "postgresql": _SEL_STUDY.add_columns(_PENDING_NUMBER, _XID_COLUMN).with_for_update(of=studies),
+}
 _SEL_IN_STATE = sa.select(trials.c.id, trials.c.resources).where(
     trials.c.study_id == _B("p_sid"), trials.c.number == _B("p_number"), trials.c.state == _B("p_state"))
 # Trials created since a snapshot whose next number was p_number (the duplicate rule of a start).
 _SEL_PARAMS_SINCE = sa.select(trials.c.params).where(trials.c.study_id == _B("p_sid"),
                                                      trials.c.number >= _B("p_number"))
-_COUNT_STATES = (
-    sa.select(trials.c.state, sa.func.count()).where(trials.c.study_id == _B("p_sid")).group_by(trials.c.state)
-)
 _CLAIM = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"))
@@ -218,6 +224,9 @@ _COUNT_FINISHED = (
         active_since=sa.case((studies.c.n_running == 1, sa.null()), else_=studies.c.active_since),
     )
 )
+# The same, adding the last interval's charge to the ledgers (tell: one statement for both).
+_COUNT_FINISHED_CHARGED = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
+                                                 gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
 _INSERT_TRIAL = sa.insert(trials)
 _INSERT_MEASUREMENT = sa.insert(measurements)
 _ADD_USAGE = (
@@ -251,6 +260,7 @@ _FINISH = (
             stop_limit=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_limit")),
                                (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()),
             finish_order=_B("p_order"))
+    .returning(*trials.c)
 )
 _BREAK_CIRCUIT = (
     sa.update(trials)
@@ -337,6 +347,8 @@ class _CommitUnknown(Exception):
 
 # PostgreSQL: the id of the current transaction (NULL if it wrote nothing), and a transaction's fate.
 _CURRENT_XID = "SELECT txid_current_if_assigned()"
+# Where a study lock leaves its transaction's id for _attempt (the DBAPI connection's info dict).
+_XID_KEY = "thrifty_xid"
 _XID_STATUS = sa.text("SELECT txid_status(:xid)")
 
 
@@ -384,7 +396,9 @@ class SQLStorage(Storage):
                 self._install_sqlite_hooks(busy_timeout_s, writable=not read_only_file)
             else:
                 connect_args = {"options": "-c default_transaction_read_only=on"} if read_only_file else {}
-                self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                # No pre-ping (a round trip per transaction): a connection the server dropped fails its
+                # first statement, is discarded, and _run retries on a new one.
+                self.engine = sa.create_engine(sa_url, pool_size=2, max_overflow=4,
                                                connect_args=connect_args)
             if not self._memory:
                 _fork.GATE.register(self.engine)
@@ -420,7 +434,7 @@ class SQLStorage(Storage):
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
-    def _attempt(self, fn: Callable[[Connection], T], write: bool) -> T:
+    def _attempt(self, fn: Callable[[Connection], T], write: bool, isolation: str | None = None) -> T:
         """Run ``fn`` in one transaction and commit it. Write transactions on SQLite take the
         database's write lock first; on PostgreSQL their id is read before COMMIT, so that a lost
         answer to the COMMIT raises :class:`_CommitUnknown` (resolved by :meth:`_committed`)."""
@@ -429,13 +443,19 @@ class SQLStorage(Storage):
         try:
             # A stop signal (SIGTERM, Ctrl-C) takes effect once the transaction has ended.
             with process.stop_signals_deferred(), _fork.GATE.transaction(), self.engine.connect() as conn:
+                conn.info.pop(_XID_KEY, None)
                 if self.dialect == "sqlite" and not write:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
+                elif isolation is not None and self.dialect == "postgresql":
+                    # psycopg opens the transaction with it ("BEGIN ISOLATION LEVEL ..."): no round trip
+                    conn = conn.execution_options(isolation_level=isolation)
                 trans = conn.begin()
                 try:
                     result = fn(conn)
                     tracked = write and self.dialect == "postgresql"
-                    xid = conn.exec_driver_sql(_CURRENT_XID).scalar() if tracked else None
+                    xid = conn.info.pop(_XID_KEY, None) if tracked else None
+                    if tracked and xid is None:  # no study lock took it (see _lock_study)
+                        xid = conn.exec_driver_sql(_CURRENT_XID).scalar()
                 except BaseException:
                     trans.rollback()
                     raise
@@ -450,10 +470,11 @@ class SQLStorage(Storage):
             if self._lock is not None:
                 self._lock.release()
 
-    def _run(self, fn: Callable[[Connection], T], write: bool = True) -> T:
+    def _run(self, fn: Callable[[Connection], T], write: bool = True, isolation: str | None = None) -> T:
         """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files) a few
         times and a lost connection for up to ``reconnect_timeout_s`` (see the module docstring:
-        a transaction is never applied twice). Then a one-line :class:`StorageError`."""
+        a transaction is never applied twice). Then a one-line :class:`StorageError`.
+        ``isolation``: a PostgreSQL isolation level for this transaction (default READ COMMITTED)."""
         if write and self.read_only:
             raise StorageError(f"storage {self.url} was opened read-only; it cannot be written through this object")
         delay = 0.01
@@ -461,7 +482,7 @@ class SQLStorage(Storage):
         lost_since: float | None = None
         while True:
             try:
-                return self._attempt(fn, write)
+                return self._attempt(fn, write, isolation)
             except _CommitUnknown as unknown:
                 cause = unknown.__cause__
                 assert isinstance(cause, DBAPIError)
@@ -580,11 +601,17 @@ class SQLStorage(Storage):
         self.engine.dispose()
 
     # -- locking helpers ----------------------------------------------------------------------
-    def _lock_study(self, conn: Connection, study_id: int) -> sa.Row[Any]:
-        q = _SEL_STUDY_FOR_UPDATE if self.dialect == "postgresql" else _SEL_STUDY
+    def _lock_study(self, conn: Connection, study_id: int, to_start: bool = False) -> sa.Row[Any]:
+        """Lock and read the study row (``_SEL_STUDY``'s columns; ``to_start``: also
+        ``pending_number``, the oldest enqueued trial's). SQLite's ``BEGIN IMMEDIATE`` already holds
+        the database's write lock; PostgreSQL takes the row's, and the row brings the transaction
+        id along (see :meth:`_attempt`)."""
+        q = (_LOCK_STUDY_TO_START if to_start else _LOCK_STUDY)[self.dialect]
         row = conn.execute(q, {"p_sid": study_id}).first()
         if row is None:
             raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+        if self.dialect == "postgresql":
+            conn.info[_XID_KEY] = row.xid
         return row
 
     # -- studies ------------------------------------------------------------------------------
@@ -764,23 +791,19 @@ class SQLStorage(Storage):
     # -- trials -------------------------------------------------------------------------------
     def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
         """One read transaction (``REPEATABLE READ`` on PostgreSQL, so its three reads agree; a
-        SQLite read transaction sees one state of the file): the study row, counts per state and
-        the history's delta (unsettled trials and those settled after ``since``, by the index on
+        SQLite read transaction sees one state of the file): the study row and the history's delta (unsettled trials and those settled after ``since``, by the index on
         ``(study_id, finish_order)``, with their measurements)."""
         def txn(conn: Connection) -> Snapshot:
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             st = conn.execute(_SEL_STUDY, {"p_sid": study_id}).first()
             if st is None:
                 raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
-            counts = {TrialState(state): n for state, n in conn.execute(_COUNT_STATES, {"p_sid": study_id})}
             delta = self._select_trials(conn, study_id, finished_after=since)
             run_started = None
             if run_tag is not None:
                 run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one()
-            return Snapshot(study_id, _status(st), counts, tuple(delta), run_started)
+            return Snapshot(study_id, _status(st), tuple(delta), run_started)
 
-        return self._run(txn, write=False)
+        return self._run(txn, write=False, isolation="REPEATABLE READ")
 
     def start(
         self,
@@ -796,7 +819,7 @@ class SQLStorage(Storage):
         """See :meth:`Storage.start`: under the study lock, the reap (if asked), the limits, then
         the request's condition, and the trial is started or the answer is a conflict."""
         def txn(conn: Connection) -> Started | Conflict:
-            st = self._lock_study(conn, study_id)
+            st = self._lock_study(conn, study_id, to_start=True)
             if reap is not None:
                 reaped = self._reap_locked(conn, st, study_id, reap, now, None, None)
                 if reaped:
@@ -810,13 +833,12 @@ class SQLStorage(Storage):
             if request.kind == "claim":
                 return self._claim_locked(conn, study_id, request.number, worker_id, limits.run_tag, now, resources)
             assert request.params is not None
-            pending = conn.execute(_SEL_ANY_PENDING, {"p_sid": study_id}).first()
-            if pending is not None:
-                return Conflict(f"trial {pending.number} is enqueued: enqueued trials start first")
+            if st.pending_number is not None:
+                return Conflict(f"trial {st.pending_number} is enqueued: enqueued trials start first")
             params = request.params_for(st.next_number)
             if params is None:
                 return Conflict(f"the next trial number is {st.next_number}, not {request.number}")
-            if not request.exact or st.next_number != request.number:
+            if st.next_number != request.number:  # else no trial was created since: none can be a duplicate
                 for row in conn.execute(_SEL_PARAMS_SINCE, {"p_sid": study_id, "p_number": request.number}):
                     if json.loads(row.params) == params:
                         return Conflict("a trial with the same params started since the snapshot")
@@ -973,16 +995,18 @@ class SQLStorage(Storage):
         return TrialNotRunning(f"cannot {what} trial {row.number}: it is already {row.state}{why}")
 
     def _insert_measurement(
-        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float
+        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float,
+        charged: bool = False,
     ) -> StopReason | None:
-        """Record a measurement and add it to the study's ledgers; trip the circuit breaker if a
-        hard budget is now reached (in this same transaction)."""
+        """Record a measurement and add it to the study's ledgers (unless the caller has:
+        ``charged``); trip the circuit breaker if a hard budget is now reached (in this same
+        transaction). ``st`` is the study row as locked, before this measurement."""
         conn.execute(
             _INSERT_MEASUREMENT,
             {"trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
              "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp},
         )
-        if m.cost_usd or m.gpu_s:
+        if (m.cost_usd or m.gpu_s) and not charged:
             conn.execute(_ADD_USAGE, {"p_sid": study_id, "p_cost": m.cost_usd, "p_gpu_s": m.gpu_s})
         return self._maybe_break_circuit(conn, st, study_id, now, m.cost_usd, m.gpu_s)
 
@@ -1046,14 +1070,18 @@ class SQLStorage(Storage):
                     "p_limit": stop.limit if stop is not None else None, "p_order": st.n_finished + 1,
                 },
             )
-            if res.rowcount == 0:
+            row = res.first()
+            if row is None:
                 raise self._not_running(conn, trial_id, "finish")
-            conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
-            if measurement is not None:
-                self._insert_measurement(conn, st, study_id, trial_id, measurement, now)
+            if measurement is not None:  # the counts and the ledgers in one statement
+                conn.execute(_COUNT_FINISHED_CHARGED, {"p_sid": study_id, "p_now": now,
+                                                       "p_cost": measurement.cost_usd, "p_gpu_s": measurement.gpu_s})
+                self._insert_measurement(conn, st, study_id, trial_id, measurement, now, charged=True)
             else:
+                conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
                 self._maybe_break_circuit(conn, st, study_id, now)
-            return self._select_trials(conn, None, trial_id=trial_id)[0]
+            taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
+            return _trial_of(row, taken)
 
         return self._run(txn)
 
@@ -1201,20 +1229,7 @@ class SQLStorage(Storage):
                     )
                 for m in conn.execute(mq):
                     by_trial.setdefault(m.trial_id, []).append(_measurement(m))
-        return [
-            Trial(
-                id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
-                metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(by_trial.get(r.id, ())),
-                error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
-                heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
-                cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
-                stop_kind=StopKind(r.stop_kind) if r.stop_kind else None, stop_limit=r.stop_limit,
-                finish_order=r.finish_order, parent=r.parent, start_step=r.start_step,
-                resources=json.loads(r.resources) if r.resources else {},
-                user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
-            )
-            for r in rows
-        ]
+        return [_trial_of(r, by_trial.get(r.id, ())) for r in rows]
 
     def count_run(self, study_id: int, run_tag: str) -> int:
         """Trials started under ``run_tag`` (a retried trial counts once)."""
@@ -1285,6 +1300,21 @@ def _kind(kind: StopKind | None) -> str | None:
 
 def _budget(st: sa.Row[Any]) -> Budget:
     return Budget.from_dict(json.loads(st.budget) if st.budget else None)
+
+
+def _trial_of(r: sa.Row[Any], taken: Iterable[Measurement]) -> Trial:
+    """A trial row (every column of ``trials``) with its measurements as a :class:`Trial`."""
+    return Trial(
+        id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
+        metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(taken),
+        error=r.error, created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at,
+        heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
+        cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
+        stop_kind=StopKind(r.stop_kind) if r.stop_kind else None, stop_limit=r.stop_limit,
+        finish_order=r.finish_order, parent=r.parent, start_step=r.start_step,
+        resources=json.loads(r.resources) if r.resources else {},
+        user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
+    )
 
 
 def _measurement(row: sa.Row[Any]) -> Measurement:

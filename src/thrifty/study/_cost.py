@@ -12,11 +12,12 @@ so ``import thrifty`` and every ``thrifty`` command that fits no model start fas
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget
 from thrifty.errors import StudyExhausted
+from thrifty.history import History
 from thrifty.ranking import measured
 from thrifty.strategies import Strategy
 from thrifty.storage.base import Snapshot, StudyStatus
@@ -53,10 +54,10 @@ class CostGate:
         history = self._state.storage.get_trials(self._state.study_id, FINISHED_STATES)
         return CostModel(self._state.settings.space).fit(history)
 
-    def refresh(self, snapshot: Snapshot, trials: Iterable[Trial]) -> None:
+    def refresh(self, snapshot: Snapshot, trials: History) -> None:
         """Refit the cached model on the snapshot's finished ``trials`` when trials have finished
         since the last fit (every new trial up to 50, then every 10% more)."""
-        finished = sum(n for st, n in snapshot.counts.items() if st.is_finished)
+        finished = trials.n_finished
         if self._model is not None:
             seen = self._model[0]
             if finished == seen or (seen > 50 and finished < seen * 1.1):
@@ -90,7 +91,7 @@ class CostGate:
         return Context(objectives=dict(s.objectives), constraints=dict(s.constraints),
                        budget_trials=Budget.from_dict(self._state.record.budget).trials)
 
-    def proposal_context(self, strategy: Strategy, snapshot: Snapshot, trials: Iterable[Trial]) -> Context:
+    def proposal_context(self, strategy: Strategy, snapshot: Snapshot, trials: History) -> Context:
         """The :class:`~thrifty.strategies.base.Context` of a proposal made from ``snapshot``: with
         the cost model when the strategy wants it or the study has a dollar budget, and the
         dollars spent."""
