@@ -224,10 +224,31 @@ _COUNT_FINISHED = (
         active_since=sa.case((studies.c.n_running == 1, sa.null()), else_=studies.c.active_since),
     )
 )
-# The same, adding the last interval's charge to the ledgers (tell: one statement for both).
-_COUNT_FINISHED_CHARGED = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
-                                                 gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
-_INSERT_TRIAL = sa.insert(trials)
+# Tell, once the trial is written: the counts, the last interval's charge (p_cost, p_gpu_s) and
+# the trial's finish order, which is the study's new n_finished. The study row's lock comes last
+# in the transaction, so it is held for the shortest time; on PostgreSQL the two updates are one
+# statement (a data-modifying CTE) that returns the study row after them, with the transaction id.
+_SETTLE_STUDY = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
+                                       gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
+_SET_FINISH_ORDER = sa.update(trials).where(trials.c.id == _B("p_tid")).values(finish_order=_B("p_order"))
+_SETTLED = _SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns, _XID_COLUMN).cte("settled")
+_SETTLE = {
+    "sqlite": (_SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns), _SET_FINISH_ORDER),
+    "postgresql": (
+        sa.update(trials).where(trials.c.id == _B("p_tid"), trials.c.study_id == _SETTLED.c.id)
+        .values(finish_order=_SETTLED.c.n_finished)
+        .returning(*_SETTLED.c),
+        None,
+    ),
+}
+_NEW_TRIAL_COLUMNS = ("study_id", "number", "state", "params", "created_at", "started_at", "heartbeat_at", "worker_id",
+                      "run_tag", "attempt", "retried", "stop_requested", "cost_usd", "elapsed_s", "gpu_s", "resources")
+_INSERT_RUNNING = (sa.insert(trials).values({c: _B("p_" + c, type_=trials.c[c].type) for c in _NEW_TRIAL_COLUMNS})
+                   .returning(trials.c.id))
+# A new trial and its count in the study row: on PostgreSQL one statement (a round trip less while
+# the study's lock is held).
+_INSERT_NEW = {"sqlite": (_COUNT_NEW, _INSERT_RUNNING),
+               "postgresql": (None, _INSERT_RUNNING.add_cte(_COUNT_NEW.cte("counted")))}
 _INSERT_MEASUREMENT = sa.insert(measurements)
 _ADD_USAGE = (
     sa.update(studies)
@@ -258,8 +279,7 @@ _FINISH = (
                               (_KEEPS_STOP, sa.func.coalesce(trials.c.stop_kind, StopKind.USER.value)),
                               else_=sa.null()),
             stop_limit=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_limit")),
-                               (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()),
-            finish_order=_B("p_order"))
+                               (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()))
     .returning(*trials.c)
 )
 _BREAK_CIRCUIT = (
@@ -295,6 +315,24 @@ _COUNT_RUN = (
     .select_from(trials)
     .where(trials.c.study_id == _B("p_sid"), trials.c.run_tag == _B("p_run_tag"), trials.c.retried.is_(False))
 )
+# A snapshot in one statement (one round trip, consistent by itself: no transaction needed): the
+# study row joined with the history's delta (each side of the union by ix_thrifty_trials_finish,
+# so the read does not grow with the study's settled trials) and the delta's measurements, one
+# row per measurement (a trial without any: one row with NULLs); the study's columns keep their
+# names, the trial's are prefixed "t_", the measurement's "m_".
+_DELTA_ROWS = sa.union_all(
+    sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order.is_(None)),
+    sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order > _B("p_after")),
+).subquery("delta")
+_SNAPSHOT = (
+    sa.select(*_SEL_STUDY.selected_columns, *(c.label("t_" + c.name) for c in _DELTA_ROWS.c),
+              *(c.label("m_" + c.name) for c in measurements.c))
+    .select_from(studies.outerjoin(_DELTA_ROWS, sa.true())
+                 .outerjoin(measurements, measurements.c.trial_id == _DELTA_ROWS.c.id))
+    .where(studies.c.id == _B("p_sid"))
+    .order_by(_DELTA_ROWS.c.number, measurements.c.id)
+)
+_SNAPSHOT_IN_RUN = _SNAPSHOT.add_columns(_COUNT_RUN.scalar_subquery().label("run_started"))
 
 
 def _dumps(obj: Any) -> str:
@@ -790,20 +828,29 @@ class SQLStorage(Storage):
 
     # -- trials -------------------------------------------------------------------------------
     def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
-        """One read transaction (``REPEATABLE READ`` on PostgreSQL, so its three reads agree; a
-        SQLite read transaction sees one state of the file): the study row and the history's delta (unsettled trials and those settled after ``since``, by the index on
-        ``(study_id, finish_order)``, with their measurements)."""
+        """One statement (``_SNAPSHOT``; on PostgreSQL without a transaction around it, so one round
+        trip): the study row, the history's delta (unsettled trials and those settled after
+        ``since``) with their measurements, and the trials started under ``run_tag``."""
         def txn(conn: Connection) -> Snapshot:
-            st = conn.execute(_SEL_STUDY, {"p_sid": study_id}).first()
-            if st is None:
+            if run_tag is None:
+                rows = conn.execute(_SNAPSHOT, {"p_sid": study_id, "p_after": since}).all()
+            else:
+                rows = conn.execute(_SNAPSHOT_IN_RUN, {"p_sid": study_id, "p_after": since, "p_run_tag": run_tag}).all()
+            if not rows:
                 raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
-            delta = self._select_trials(conn, study_id, finished_after=since)
-            run_started = None
-            if run_tag is not None:
-                run_started = conn.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one()
-            return Snapshot(study_id, _status(st), tuple(delta), run_started)
+            delta: dict[int, tuple[Any, list[Measurement]]] = {}  # in number order, as read
+            for r in rows:
+                if r.t_id is None:
+                    continue
+                entry = delta.get(r.t_id)
+                if entry is None:
+                    entry = delta[r.t_id] = (_Prefixed(r, "t_"), [])
+                if r.m_id is not None:
+                    entry[1].append(_measurement(_Prefixed(r, "m_")))
+            trials_read = tuple(_trial_of(t, taken) for t, taken in delta.values())
+            return Snapshot(study_id, _status(rows[0]), trials_read, rows[0].run_started if run_tag else None)
 
-        return self._run(txn, write=False, isolation="REPEATABLE READ")
+        return self._run(txn, write=False, isolation="AUTOCOMMIT")
 
     def start(
         self,
@@ -853,19 +900,18 @@ class SQLStorage(Storage):
     ) -> Trial:
         """Insert a new RUNNING trial with the study's next number (counted as started)."""
         number = st.next_number
-        conn.execute(_COUNT_NEW, {"p_sid": study_id, "p_now": now})
-        res = conn.execute(
-            _INSERT_TRIAL,
-            {
-                "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params),
-                "created_at": now, "started_at": now, "heartbeat_at": now, "worker_id": worker_id,
-                "run_tag": run_tag, "attempt": 0, "retried": False, "stop_requested": False,
-                "cost_usd": 0.0, "elapsed_s": 0.0, "gpu_s": 0.0,
-                "resources": _dumps(dict(resources)) if resources else None,
-            },
-        )
+        count, insert = _INSERT_NEW[self.dialect]
+        if count is not None:
+            conn.execute(count, {"p_sid": study_id, "p_now": now})
+        values = {
+            "study_id": study_id, "number": number, "state": _RUNNING, "params": _dumps(params), "created_at": now,
+            "started_at": now, "heartbeat_at": now, "worker_id": worker_id, "run_tag": run_tag, "attempt": 0,
+            "retried": False, "stop_requested": False, "cost_usd": 0.0, "elapsed_s": 0.0, "gpu_s": 0.0,
+            "resources": _dumps(dict(resources)) if resources else None,
+        }
+        res = conn.execute(insert, {"p_sid": study_id, "p_now": now, **{"p_" + k: v for k, v in values.items()}})
         return Trial(
-            id=int(res.inserted_primary_key[0]), number=number, state=TrialState.RUNNING, params=params,
+            id=int(res.scalar_one()), number=number, state=TrialState.RUNNING, params=params,
             created_at=now, started_at=now, heartbeat_at=now, worker_id=worker_id, resources=resources or {},
         )
 
@@ -995,18 +1041,13 @@ class SQLStorage(Storage):
         return TrialNotRunning(f"cannot {what} trial {row.number}: it is already {row.state}{why}")
 
     def _insert_measurement(
-        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float,
-        charged: bool = False,
+        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float
     ) -> StopReason | None:
-        """Record a measurement and add it to the study's ledgers (unless the caller has:
-        ``charged``); trip the circuit breaker if a hard budget is now reached (in this same
-        transaction). ``st`` is the study row as locked, before this measurement."""
-        conn.execute(
-            _INSERT_MEASUREMENT,
-            {"trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
-             "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp},
-        )
-        if (m.cost_usd or m.gpu_s) and not charged:
+        """Record a measurement and add it to the study's ledgers; trip the circuit breaker if a
+        hard budget is now reached (in this same transaction). ``st`` is the study row as locked,
+        before this measurement."""
+        conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, m))
+        if m.cost_usd or m.gpu_s:
             conn.execute(_ADD_USAGE, {"p_sid": study_id, "p_cost": m.cost_usd, "p_gpu_s": m.gpu_s})
         return self._maybe_break_circuit(conn, st, study_id, now, m.cost_usd, m.gpu_s)
 
@@ -1056,32 +1097,36 @@ class SQLStorage(Storage):
         stop: StopReason | None = None,
     ) -> Trial:
         def txn(conn: Connection) -> Trial:
-            st = self._lock_study(conn, study_id)
-            res = conn.execute(
+            cost = measurement.cost_usd if measurement is not None else 0.0
+            gpu_s = measurement.gpu_s if measurement is not None else 0.0
+            row = conn.execute(  # the trial's row (locked), still without its finish order
                 _FINISH,
                 {
                     "p_tid": trial_id, "p_state": state.value, "p_now": now, "p_error": error,
-                    "p_metrics": _dumps(dict(metrics)) if metrics is not None else None,
-                    "p_cost": measurement.cost_usd if measurement is not None else 0.0,
-                    "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0,
-                    "p_gpu_s": measurement.gpu_s if measurement is not None else 0.0,
+                    "p_metrics": _dumps(dict(metrics)) if metrics is not None else None, "p_cost": cost,
+                    "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0, "p_gpu_s": gpu_s,
                     "p_reason": stop.text if stop is not None else None,
                     "p_kind": _kind(stop.kind) if stop is not None else None,
-                    "p_limit": stop.limit if stop is not None else None, "p_order": st.n_finished + 1,
+                    "p_limit": stop.limit if stop is not None else None,
                 },
-            )
-            row = res.first()
+            ).first()
             if row is None:
+                self._lock_study(conn, study_id)  # a deleted study says so
                 raise self._not_running(conn, trial_id, "finish")
-            if measurement is not None:  # the counts and the ledgers in one statement
-                conn.execute(_COUNT_FINISHED_CHARGED, {"p_sid": study_id, "p_now": now,
-                                                       "p_cost": measurement.cost_usd, "p_gpu_s": measurement.gpu_s})
-                self._insert_measurement(conn, st, study_id, trial_id, measurement, now, charged=True)
-            else:
-                conn.execute(_COUNT_FINISHED, {"p_sid": study_id, "p_now": now})
-                self._maybe_break_circuit(conn, st, study_id, now)
+            if measurement is not None:
+                conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, measurement))
             taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
-            return _trial_of(row, taken)
+            # The study's lock, last: counts, ledgers and the finish order (see _SETTLE).
+            settle, set_order = _SETTLE[self.dialect]
+            params = {"p_sid": study_id, "p_tid": trial_id, "p_now": now, "p_cost": cost, "p_gpu_s": gpu_s}
+            st = conn.execute(settle, params).one()
+            if set_order is not None:
+                conn.execute(set_order, {"p_tid": trial_id, "p_order": st.n_finished})
+            else:
+                conn.info[_XID_KEY] = st.xid
+            # The breaker, from the study as it is now (this charge included).
+            self._maybe_break_circuit(conn, st, study_id, now)
+            return _trial_of(row, taken, finish_order=st.n_finished)
 
         return self._run(txn)
 
@@ -1302,8 +1347,27 @@ def _budget(st: sa.Row[Any]) -> Budget:
     return Budget.from_dict(json.loads(st.budget) if st.budget else None)
 
 
-def _trial_of(r: sa.Row[Any], taken: Iterable[Measurement]) -> Trial:
-    """A trial row (every column of ``trials``) with its measurements as a :class:`Trial`."""
+class _Prefixed:
+    """The columns of a row whose names start with ``prefix``, by their names without it."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: sa.Row[Any], prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
+def _measurement_values(trial_id: int, m: Measurement) -> dict[str, Any]:
+    """The parameters of ``_INSERT_MEASUREMENT``."""
+    return {"trial_id": trial_id, "step": m.step, "metrics": _dumps(dict(m.metrics)), "cost_usd": m.cost_usd,
+            "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp}
+
+
+def _trial_of(r: Any, taken: Iterable[Measurement], finish_order: int | None = None) -> Trial:
+    """A trial row (every column of ``trials``) with its measurements as a :class:`Trial`
+    (``finish_order``: the one it gets in this transaction, if not yet in the row)."""
     return Trial(
         id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
         metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(taken),
@@ -1311,13 +1375,13 @@ def _trial_of(r: sa.Row[Any], taken: Iterable[Measurement]) -> Trial:
         heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
         cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
         stop_kind=StopKind(r.stop_kind) if r.stop_kind else None, stop_limit=r.stop_limit,
-        finish_order=r.finish_order, parent=r.parent, start_step=r.start_step,
-        resources=json.loads(r.resources) if r.resources else {},
+        finish_order=r.finish_order if finish_order is None else finish_order, parent=r.parent,
+        start_step=r.start_step, resources=json.loads(r.resources) if r.resources else {},
         user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
     )
 
 
-def _measurement(row: sa.Row[Any]) -> Measurement:
+def _measurement(row: Any) -> Measurement:
     return Measurement(step=row.step, metrics=json.loads(row.metrics), cost_usd=row.cost_usd,
                        elapsed_s=row.elapsed_s, gpu_s=row.gpu_s, timestamp=row.timestamp)
 
