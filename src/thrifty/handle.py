@@ -96,6 +96,9 @@ class TrialHandle:
         #: records it as PAUSED, to be resumed from its checkpoint later.
         self.pausing = False
         self.finished = False
+        #: True from a report whose transaction found no stop requested until the next
+        #: ``should_stop``, which then needs no read of its own to know that.
+        self.stop_checked = False
 
     @property
     def number(self) -> int:
@@ -219,6 +222,7 @@ class TrialHandle:
         if step is not None:
             self._last_step = float(step)
         self._last_metrics = values
+        self.stop_checked = stop is None
         if stop is not None:
             self.stop = stop
             if stop.kind is StopKind.BUDGET:
@@ -232,7 +236,10 @@ class TrialHandle:
         """
         if self.stop is not None:
             return True
-        return self._host.should_stop(self)
+        try:
+            return self._host.should_stop(self)
+        finally:
+            self.stop_checked = False
 
     @property
     def artifact_dir(self) -> Path:

@@ -77,3 +77,6 @@ def test_ask_report_tell_floor(db_url: str) -> None:
     assert counts["ask"] <= 2 * N_TRIALS, counts
     assert counts["report"] == n_reports, counts
     assert counts["tell"] == N_TRIALS, counts
+    # A scheduler's decision reads once: the history's delta, the stop request and the budget
+    # come in one snapshot.
+    assert counts["should_stop"] <= n_reports, counts

@@ -20,7 +20,8 @@ from thrifty.cost.budget import Budget
 from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping
 from thrifty.schedulers.base import Successor
 from thrifty.study._state import StudyState
-from thrifty.trial import StopKind, StopReason, Trial
+from thrifty.storage.base import StudyStatus
+from thrifty.trial import StopKind, StopReason, Trial, TrialState
 
 
 class Stoppable(Protocol):
@@ -28,6 +29,8 @@ class Stoppable(Protocol):
 
     stop: StopReason | None
     pausing: bool
+    #: The last report's transaction found no stop requested (and nothing was asked since).
+    stop_checked: bool
 
     @property
     def id(self) -> int: ...
@@ -39,21 +42,23 @@ def should_stop(state: StudyState, handle: Stoppable) -> bool:
     """Whether ``handle``'s trial should end now (see the module docstring); sets its typed
     ``stop`` (and ``pausing``) when so."""
     scheduler = state.settings.scheduler
-    if state.storage.stop_requested(handle.id):
-        return True
-    if isinstance(scheduler, NoStopping):
-        return False
     history: Sequence[Trial]
-    if scheduler.needs_history:
-        history = state.read_history()
+    status: StudyStatus | None = None
+    if scheduler.needs_history:  # one read: the trial's stop request comes with the history
+        snapshot, history = state.read_snapshot()
+        status = snapshot.status
         current = history.trial(handle.id)
-        if current is None:
-            return True
+        if current is None or current.state is not TrialState.RUNNING or current.stop_kind is not None:
+            return True  # gone, ended elsewhere (reaped), or a stop was requested
     else:
+        if not handle.stop_checked and state.storage.stop_requested(handle.id):
+            return True
+        if isinstance(scheduler, NoStopping):
+            return False
         history, current = [], handle.snapshot()
     objectives = state.settings.objectives
     verdict = scheduler.verdict(current, history, objectives,
-                                budget_snapshot(state) if scheduler.needs_budget else None)
+                                budget_snapshot(state, status) if scheduler.needs_budget else None)
     said = f"scheduler: {scheduler.name}"
     if verdict.decision is Decision.STOP:
         handle.stop = StopReason(StopKind.SCHEDULER, said if verdict.note is None else f"{said}: {verdict.note}")
@@ -70,12 +75,17 @@ def should_stop(state: StudyState, handle: Stoppable) -> bool:
     return False
 
 
-def budget_snapshot(state: StudyState) -> BudgetSnapshot:
-    """The study's budget as a scheduler's decision reads it (dollars left, trials running)."""
-    record = state.storage.study_status(state.study_id)
-    usd = Budget.from_dict(record.budget).usd
-    left = None if usd is None else usd - record.usage(state.clock.time()).usd
-    return BudgetSnapshot(usd_left=left, n_running=record.n_running)
+def budget_snapshot(state: StudyState, status: StudyStatus | None = None) -> BudgetSnapshot:
+    """The study's budget as a scheduler's decision reads it (dollars left, trials running), from
+    a snapshot's ``status`` (else read now)."""
+    if status is None:
+        record = state.storage.study_status(state.study_id)
+        usd = Budget.from_dict(record.budget).usd
+        left = None if usd is None else usd - record.usage(state.clock.time()).usd
+        return BudgetSnapshot(usd_left=left, n_running=record.n_running)
+    usd = status.budget.usd
+    left = None if usd is None else usd - status.usage(state.clock.time()).usd
+    return BudgetSnapshot(usd_left=left, n_running=status.n_running)
 
 
 def start_successor(state: StudyState, successor: Successor) -> Trial:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from thrifty.clock import SYSTEM_CLOCK, Clock
 from thrifty.history import History, TrialLog
 from thrifty.storage import Storage, StudyRecord
+from thrifty.storage.base import Snapshot
 from thrifty.study._settings import StudySettings
 from thrifty.trial import Trial, TrialState
 
@@ -75,5 +76,10 @@ class StudyState:
     def read_history(self) -> History:
         """The history as of now, with the delta since this object's last read (what schedulers
         keep their state from: :mod:`thrifty.history`)."""
-        fresh = self.storage.get_trials(self.study_id, finished_after=self.log.seen)
-        return self.log.read(self.label_all(fresh))
+        return self.read_snapshot()[1]
+
+    def read_snapshot(self) -> tuple[Snapshot, History]:
+        """One snapshot of the study (its status and the history's delta since this object's last
+        read; one storage read) and the history as of it."""
+        snapshot = self.storage.snapshot(self.study_id, since=self.log.seen)
+        return snapshot, self.log.read(self.label_all(snapshot.trials))
