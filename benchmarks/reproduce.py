@@ -14,6 +14,11 @@ Usage, from the repository root::
     .venv/bin/python benchmarks/reproduce.py            # compare with the baseline (exit 1 on any change)
     .venv/bin/python benchmarks/reproduce.py --record   # write the baseline from this source tree
 
+The baseline also records the versions of Python and the numerical packages it was made with
+(``_environment``): another numpy or scipy changes last digits, and then every cell may differ
+with no change of thrifty's; the comparison says so, and the remedy is to record the baseline
+again from the commit before the change, in this environment, and compare.
+
 It imports thrifty from this tree's ``src/`` (as the benchmarks do). LCBench data:
 ``$THRIFTY_BENCHDATA/lcbench`` (default ``../shared/benchdata``); without it the multi-fidelity part
 is reported missing and the exit status is 2.
@@ -41,6 +46,23 @@ BB_FUNCTIONS = ("branin", "hartmann6")
 BB_SEEDS = (0, 1)
 BB_EVALS = 30
 COST_VARIANTS: tuple[tuple[str, bool | None], ...] = (("random", None), ("gp", True), ("tpe", True))
+
+
+ENV_KEY = "_environment"
+ENV_PACKAGES = ("numpy", "scipy", "scikit-learn", "onnxruntime")
+
+
+def environment() -> dict[str, str]:
+    """The versions the decisions' last digits depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ENV_PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:
@@ -82,10 +104,16 @@ def main() -> int:
     args = ap.parse_args()
     got = json.loads(json.dumps(run_all()))  # the same float/tuple normalisation as the stored file
     if args.record:
+        got[ENV_KEY] = environment()
         BASELINE.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
         print(f"wrote {BASELINE.relative_to(HERE.parent)} ({len(got)} cells)")
         return 0
     want = json.loads(BASELINE.read_text())
+    recorded_env, env = want.pop(ENV_KEY, None), environment()
+    if recorded_env != env:
+        print(f"note: the baseline was recorded with {recorded_env}, this run has {env}: differences may come "
+              "from the packages, not from thrifty; record the baseline again from the commit before the change "
+              "(--record) and compare")
     bad = 0
     for cell in sorted(set(want) | set(got)):
         if want.get(cell) != got.get(cell):

@@ -224,23 +224,6 @@ _COUNT_FINISHED = (
         active_since=sa.case((studies.c.n_running == 1, sa.null()), else_=studies.c.active_since),
     )
 )
-# Tell, once the trial is written: the counts, the last interval's charge (p_cost, p_gpu_s) and
-# the trial's finish order, which is the study's new n_finished. The study row's lock comes last
-# in the transaction, so it is held for the shortest time; on PostgreSQL the two updates are one
-# statement (a data-modifying CTE) that returns the study row after them, with the transaction id.
-_SETTLE_STUDY = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
-                                       gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
-_SET_FINISH_ORDER = sa.update(trials).where(trials.c.id == _B("p_tid")).values(finish_order=_B("p_order"))
-_SETTLED = _SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns, _XID_COLUMN).cte("settled")
-_SETTLE = {
-    "sqlite": (_SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns), _SET_FINISH_ORDER),
-    "postgresql": (
-        sa.update(trials).where(trials.c.id == _B("p_tid"), trials.c.study_id == _SETTLED.c.id)
-        .values(finish_order=_SETTLED.c.n_finished)
-        .returning(*_SETTLED.c),
-        None,
-    ),
-}
 _NEW_TRIAL_COLUMNS = ("study_id", "number", "state", "params", "created_at", "started_at", "heartbeat_at", "worker_id",
                       "run_tag", "attempt", "retried", "stop_requested", "cost_usd", "elapsed_s", "gpu_s", "resources")
 _INSERT_RUNNING = (sa.insert(trials).values({c: _B("p_" + c, type_=trials.c[c].type) for c in _NEW_TRIAL_COLUMNS})
@@ -282,6 +265,22 @@ _FINISH = (
                                (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()))
     .returning(*trials.c)
 )
+# Tell: the study row's counts, the last interval's charge (p_cost, p_gpu_s), then the trial,
+# which gets the study's new n_finished as its finish order. The study's lock comes first, as
+# everywhere (lock order study -> trial: no deadlock), and late in the transaction, so it is held
+# briefly; on PostgreSQL both updates are one statement (a data-modifying CTE) that returns the
+# trial's columns and the study's after it (prefixed "s_"), with the transaction id.
+_SETTLE_STUDY = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
+                                       gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
+_SETTLED = _SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns, _XID_COLUMN).cte("settled")
+_SETTLE = {
+    "sqlite": (_SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns), _FINISH.values(finish_order=_B("p_order"))),
+    "postgresql": (
+        None,
+        _FINISH.values(finish_order=_SETTLED.c.n_finished).where(trials.c.study_id == _SETTLED.c.id)
+        .returning(*(c.label("s_" + c.name) for c in _SETTLED.c)),
+    ),
+}
 _BREAK_CIRCUIT = (
     sa.update(trials)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _RUNNING)
@@ -1099,34 +1098,36 @@ class SQLStorage(Storage):
         def txn(conn: Connection) -> Trial:
             cost = measurement.cost_usd if measurement is not None else 0.0
             gpu_s = measurement.gpu_s if measurement is not None else 0.0
-            row = conn.execute(  # the trial's row (locked), still without its finish order
-                _FINISH,
-                {
-                    "p_tid": trial_id, "p_state": state.value, "p_now": now, "p_error": error,
-                    "p_metrics": _dumps(dict(metrics)) if metrics is not None else None, "p_cost": cost,
-                    "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0, "p_gpu_s": gpu_s,
-                    "p_reason": stop.text if stop is not None else None,
-                    "p_kind": _kind(stop.kind) if stop is not None else None,
-                    "p_limit": stop.limit if stop is not None else None,
-                },
-            ).first()
-            if row is None:
+            # Before any lock: the trial's measurements so far (only its own worker adds any).
+            taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
+            params = {
+                "p_sid": study_id, "p_tid": trial_id, "p_state": state.value, "p_now": now, "p_error": error,
+                "p_metrics": _dumps(dict(metrics)) if metrics is not None else None, "p_cost": cost,
+                "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0, "p_gpu_s": gpu_s,
+                "p_reason": stop.text if stop is not None else None,
+                "p_kind": _kind(stop.kind) if stop is not None else None,
+                "p_limit": stop.limit if stop is not None else None,
+            }
+            settle, finish = _SETTLE[self.dialect]  # the study's lock, then the trial's (see _SETTLE)
+            st: Any = None
+            if settle is not None:
+                st = conn.execute(settle, params).first()
+                if st is None:
+                    raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+                params["p_order"] = st.n_finished
+            row = conn.execute(finish, params).first()
+            if row is None:  # nothing was written that this rollback does not undo
                 self._lock_study(conn, study_id)  # a deleted study says so
                 raise self._not_running(conn, trial_id, "finish")
+            if st is None:
+                st = _Prefixed(row, "s_")
+                conn.info[_XID_KEY] = st.xid
             if measurement is not None:
                 conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, measurement))
-            taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
-            # The study's lock, last: counts, ledgers and the finish order (see _SETTLE).
-            settle, set_order = _SETTLE[self.dialect]
-            params = {"p_sid": study_id, "p_tid": trial_id, "p_now": now, "p_cost": cost, "p_gpu_s": gpu_s}
-            st = conn.execute(settle, params).one()
-            if set_order is not None:
-                conn.execute(set_order, {"p_tid": trial_id, "p_order": st.n_finished})
-            else:
-                conn.info[_XID_KEY] = st.xid
+                taken.append(measurement)
             # The breaker, from the study as it is now (this charge included).
             self._maybe_break_circuit(conn, st, study_id, now)
-            return _trial_of(row, taken, finish_order=st.n_finished)
+            return _trial_of(row, taken)
 
         return self._run(txn)
 
@@ -1365,9 +1366,8 @@ def _measurement_values(trial_id: int, m: Measurement) -> dict[str, Any]:
             "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp}
 
 
-def _trial_of(r: Any, taken: Iterable[Measurement], finish_order: int | None = None) -> Trial:
-    """A trial row (every column of ``trials``) with its measurements as a :class:`Trial`
-    (``finish_order``: the one it gets in this transaction, if not yet in the row)."""
+def _trial_of(r: Any, taken: Iterable[Measurement]) -> Trial:
+    """A trial row (every column of ``trials``) with its measurements as a :class:`Trial`."""
     return Trial(
         id=r.id, number=r.number, state=TrialState(r.state), params=json.loads(r.params),
         metrics=json.loads(r.metrics) if r.metrics else {}, measurements=tuple(taken),
@@ -1375,7 +1375,7 @@ def _trial_of(r: Any, taken: Iterable[Measurement], finish_order: int | None = N
         heartbeat_at=r.heartbeat_at, worker_id=r.worker_id, retry_of=r.retry_of, retried=bool(r.retried),
         cost_usd=r.cost_usd, elapsed_s=r.elapsed_s, gpu_s=r.gpu_s, reason=r.reason,
         stop_kind=StopKind(r.stop_kind) if r.stop_kind else None, stop_limit=r.stop_limit,
-        finish_order=r.finish_order if finish_order is None else finish_order, parent=r.parent,
+        finish_order=r.finish_order, parent=r.parent,
         start_step=r.start_step, resources=json.loads(r.resources) if r.resources else {},
         user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
     )
