@@ -238,6 +238,9 @@ _ADD_USAGE = (
     .where(studies.c.id == _B("p_sid"))
     .values(spent_usd=studies.c.spent_usd + _B("p_cost"), gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
 )
+# A report's first statement: the study's lock and the charge, returning the row after it.
+_CHARGE_STUDY = {"sqlite": _ADD_USAGE.returning(*_SEL_STUDY.selected_columns),
+                 "postgresql": _ADD_USAGE.returning(*_SEL_STUDY.selected_columns, _XID_COLUMN)}
 _REPORT = (
     sa.update(trials)
     .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
@@ -1039,25 +1042,12 @@ class SQLStorage(Storage):
         why = f" ({row.error})" if row.error else ""
         return TrialNotRunning(f"cannot {what} trial {row.number}: it is already {row.state}{why}")
 
-    def _insert_measurement(
-        self, conn: Connection, st: sa.Row[Any], study_id: int, trial_id: int, m: Measurement, now: float
-    ) -> StopReason | None:
-        """Record a measurement and add it to the study's ledgers; trip the circuit breaker if a
-        hard budget is now reached (in this same transaction). ``st`` is the study row as locked,
-        before this measurement."""
-        conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, m))
-        if m.cost_usd or m.gpu_s:
-            conn.execute(_ADD_USAGE, {"p_sid": study_id, "p_cost": m.cost_usd, "p_gpu_s": m.gpu_s})
-        return self._maybe_break_circuit(conn, st, study_id, now, m.cost_usd, m.gpu_s)
-
-    def _maybe_break_circuit(
-        self, conn: Connection, st: sa.Row[Any], study_id: int, now: float, added_usd: float = 0.0,
-        added_gpu_s: float = 0.0,
-    ) -> StopReason | None:
-        """Trip the breaker if the guard says a limit is reached: returns the reason if it tripped now."""
+    def _maybe_break_circuit(self, conn: Connection, st: Any, study_id: int, now: float) -> StopReason | None:
+        """Trip the breaker if the guard says a limit is reached by the study as it is now (``st``:
+        its row after this transaction's charge): returns the reason if it tripped now."""
         if st.budget_stop is not None:
             return None
-        hit = rules.breaker_stop(_budget(st), _usage(st, now, added_usd, added_gpu_s))
+        hit = rules.breaker_stop(_budget(st), _usage(st, now))
         if hit is None:
             return None
         stop = hit.stop_reason()
@@ -1068,15 +1058,20 @@ class SQLStorage(Storage):
 
     def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:
         def txn(conn: Connection) -> StopReason | None:
-            st = self._lock_study(conn, study_id)
-            row = conn.execute(
-                _REPORT,
-                {"p_tid": trial_id, "p_cost": measurement.cost_usd, "p_elapsed": measurement.elapsed_s,
-                 "p_gpu_s": measurement.gpu_s, "p_now": now},
-            ).first()
-            if row is None:
+            params = {"p_sid": study_id, "p_tid": trial_id, "p_cost": measurement.cost_usd,
+                      "p_elapsed": measurement.elapsed_s, "p_gpu_s": measurement.gpu_s, "p_now": now}
+            # The study's lock and its ledgers in one statement, returning the row after the charge.
+            st = conn.execute(_CHARGE_STUDY[self.dialect], params).first()
+            if st is None:
+                raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+            if self.dialect == "postgresql":
+                conn.info[_XID_KEY] = st.xid
+            row = conn.execute(_REPORT, params).first()
+            if row is None:  # the rollback undoes the charge
                 raise self._not_running(conn, trial_id, "report to")
-            tripped = self._insert_measurement(conn, st, study_id, trial_id, measurement, now)
+            conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, measurement))
+            # The breaker: trip it if a hard budget is now reached (in this same transaction).
+            tripped = self._maybe_break_circuit(conn, st, study_id, now)
             if row.stop_requested:
                 return StopReason(StopKind(row.stop_kind or StopKind.USER.value), row.reason or "stop requested",
                                   row.stop_limit)
@@ -1307,10 +1302,9 @@ def _check_columns(conn: Connection, url: str) -> None:
             )
 
 
-def _usage(st: sa.Row[Any], now: float, added_usd: float = 0.0, added_gpu_s: float = 0.0) -> Usage:
-    """What the study (a locked study row) has consumed, plus a measurement being added."""
-    return rules.usage_of(st.n_started, st.spent_usd, st.gpu_s, st.n_running, st.active_s, st.active_since, now,
-                           added_usd, added_gpu_s)
+def _usage(st: Any, now: float) -> Usage:
+    """What the study (a locked study row) has consumed."""
+    return rules.usage_of(st.n_started, st.spent_usd, st.gpu_s, st.n_running, st.active_s, st.active_since, now)
 
 
 def _status(st: sa.Row[Any]) -> StudyStatus:
