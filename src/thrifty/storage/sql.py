@@ -472,7 +472,8 @@ class SQLStorage(Storage):
         @event.listens_for(self.engine, "begin")
         def _on_begin(conn: Connection) -> None:
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            if mode is not None:  # None: autocommit, for a read that is one statement
+                conn.exec_driver_sql(f"BEGIN {mode}")
 
     def _attempt(self, fn: Callable[[Connection], T], write: bool, isolation: str | None = None) -> T:
         """Run ``fn`` in one transaction and commit it. Write transactions on SQLite take the
@@ -485,7 +486,7 @@ class SQLStorage(Storage):
             with process.stop_signals_deferred(), _fork.GATE.transaction(), self.engine.connect() as conn:
                 conn.info.pop(_XID_KEY, None)
                 if self.dialect == "sqlite" and not write:
-                    conn = conn.execution_options(sqlite_begin="DEFERRED")
+                    conn = conn.execution_options(sqlite_begin=None if isolation == "AUTOCOMMIT" else "DEFERRED")
                 elif isolation is not None and self.dialect == "postgresql":
                     # psycopg opens the transaction with it ("BEGIN ISOLATION LEVEL ..."): no round trip
                     conn = conn.execution_options(isolation_level=isolation)
@@ -514,7 +515,9 @@ class SQLStorage(Storage):
         """Run ``fn`` in a transaction, retrying transient conflicts (deadlocks, busy files) a few
         times and a lost connection for up to ``reconnect_timeout_s`` (see the module docstring:
         a transaction is never applied twice). Then a one-line :class:`StorageError`.
-        ``isolation``: a PostgreSQL isolation level for this transaction (default READ COMMITTED)."""
+        ``isolation``: a PostgreSQL isolation level for this transaction (default READ COMMITTED);
+        ``"AUTOCOMMIT"`` (both databases) for a read that is a single statement: no transaction
+        around it, since one statement sees one state of the database."""
         if write and self.read_only:
             raise StorageError(f"storage {self.url} was opened read-only; it cannot be written through this object")
         delay = 0.01
