@@ -248,8 +248,8 @@ _REPORT = (
             gpu_s=trials.c.gpu_s + _B("p_gpu_s"), heartbeat_at=_B("p_now"))
     .returning(trials.c.stop_requested, trials.c.reason, trials.c.stop_kind, trials.c.stop_limit)
 )
-_STOP_STATES = [TrialState.STOPPED.value, TrialState.PAUSED.value]
-_KEEPS_STOP = _B("p_state").in_(_STOP_STATES)
+_STOP_STATES = (TrialState.STOPPED, TrialState.PAUSED)
+_KEEPS_STOP = _B("p_keeps_stop", type_=sa.Boolean)  # the new state is one of _STOP_STATES
 _GIVEN_STOP = _B("p_kind", type_=sa.String).is_not(None)
 _FINISH = (
     sa.update(trials)
@@ -1099,7 +1099,8 @@ class SQLStorage(Storage):
             # Before any lock: the trial's measurements so far (only its own worker adds any).
             taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
             params = {
-                "p_sid": study_id, "p_tid": trial_id, "p_state": state.value, "p_now": now, "p_error": error,
+                "p_sid": study_id, "p_tid": trial_id, "p_state": state.value, "p_keeps_stop": state in _STOP_STATES,
+                "p_now": now, "p_error": error,
                 "p_metrics": _dumps(dict(metrics)) if metrics is not None else None, "p_cost": cost,
                 "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0, "p_gpu_s": gpu_s,
                 "p_reason": stop.text if stop is not None else None,
