@@ -97,10 +97,8 @@ def stop_signals_deferred() -> Iterator[None]:
         yield
         return
     if _Held.depth == 0:
-        _Held.previous = {s: signal.getsignal(s) for s in _HELD_SIGNALS}
         _Held.pending = []
-        for s in _HELD_SIGNALS:
-            signal.signal(s, _defer)
+        _Held.previous = {s: signal.signal(s, _defer) for s in _HELD_SIGNALS}  # returns the handler replaced
     _Held.depth += 1
     try:
         yield

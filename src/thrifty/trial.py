@@ -227,6 +227,14 @@ class Trial:
         object.__setattr__(self, "resources", MappingProxyType(dict(self.resources)))
         object.__setattr__(self, "measurements", tuple(self.measurements))
 
+    def named(self, objective: str) -> Trial:
+        """This trial with its objective metric named ``objective``: a copy made without checking
+        its fields again (they were checked when this one was made)."""
+        copy = object.__new__(Trial)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__["objective"] = objective
+        return copy
+
     @property
     def last_step(self) -> float | None:
         """The largest step reported so far, or ``None``."""

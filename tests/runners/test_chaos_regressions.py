@@ -201,7 +201,8 @@ def test_a_worker_stopped_while_it_starts_exits_without_a_traceback(sqlite_url, 
 
 
 @pytest.mark.parametrize("when", ["before_cursor_execute", "after_cursor_execute"])
-@pytest.mark.parametrize("statement", ["SELECT THRIFTY_STUDIES", "UPDATE THRIFTY_TRIALS"])
+# The report's first statement (the study's lock and its charge) and a later one.
+@pytest.mark.parametrize("statement", ["UPDATE THRIFTY_STUDIES", "UPDATE THRIFTY_TRIALS"])
 def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_url, statement, when):
     """SIGTERM landing inside a storage transaction raised StopSignal there; SQLAlchemy dropped the
     connection as dead, and a SQLite connection dropped with a statement still active keeps the
@@ -225,7 +226,7 @@ def test_a_stop_signal_inside_a_transaction_leaves_the_database_usable(sqlite_ur
     sent = []
 
     def sigterm_here(conn, cursor, text, *_args):
-        text = text.upper().replace("SELECT THRIFTY_STUDIES.ID", "SELECT THRIFTY_STUDIES")
+        text = text.upper()
         if not sent and text.startswith(statement):
             sent.append(text)
             os.kill(os.getpid(), signal.SIGTERM)

@@ -56,7 +56,7 @@ class StudyState:
     def label(self, trial: Trial) -> Trial:
         """The trial with its ``objective`` metric named (a single-objective study's trials name it)."""
         if len(self.settings.objectives) == 1 and trial.objective is None:
-            return dataclasses.replace(trial, objective=self.settings.default_metric)
+            return trial.named(self.settings.default_metric)
         return trial
 
     def label_all(self, trials: Sequence[Trial]) -> list[Trial]:
