@@ -2,8 +2,8 @@
 
 Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races it:
 
-1. **Snapshot** (:meth:`~thrifty.storage.base.Storage.snapshot`, one read transaction): the
-   study's status (budget, ledger, next trial number, breaker), counts per state, the trials
+1. **Snapshot** (:meth:`~thrifty.storage.base.Storage.snapshot`, one read; on SQL one
+   statement): the study's status (budget, ledger, next trial number, breaker), the trials
    settled since this object's last snapshot and every unfinished one. The history log
    (:mod:`thrifty.history`) folds the delta in, so reading the history does not grow with the
    study.
