@@ -94,14 +94,38 @@ def _lose_next_commit(monkeypatch, storage: SQLStorage, admin_url: str, applied:
     return state
 
 
+def _lose_next_tell(monkeypatch, storage: SQLStorage, admin_url: str, applied: bool) -> dict:
+    """Make the next tell's statement (on PostgreSQL one statement, committed by the server as it
+    ends) lose its connection: after the server applied it (``applied``), or before it ran."""
+    dialect = storage.engine.dialect
+    real_execute = dialect.do_execute
+    state = {"armed": True, "fired": False, "runs": 0}
+
+    def do_execute(cursor, statement, parameters, context=None):
+        if "finished AS" in statement:
+            state["runs"] += 1
+        if not state["armed"] or "finished AS" not in statement:
+            return real_execute(cursor, statement, parameters, context)
+        state.update(armed=False, fired=True)
+        if applied:
+            real_execute(cursor, statement, parameters, context)  # applied; its answer never arrives
+        _terminate(admin_url, "", pid=cursor.connection.info.backend_pid)
+        return real_execute(cursor, statement, parameters, context)  # fails: the connection is gone
+
+    monkeypatch.setattr(dialect, "do_execute", do_execute)
+    return state
+
+
 @pytest.mark.parametrize("applied", [True, False], ids=["committed", "not-committed"])
-def test_a_commit_whose_answer_is_lost_is_applied_exactly_once(applied, pg_url, postgres_server, monkeypatch):
+def test_a_write_whose_answer_is_lost_is_applied_exactly_once(applied, pg_url, postgres_server, monkeypatch):
+    """A report (a transaction: its COMMIT's answer is lost) and a tell (one statement: its answer
+    is lost), each either applied or not by the server: each is recorded once."""
     study = th.Study.create(SPACE, name="once", storage=pg_url, strategy="random")
     storage = study.storage
     assert isinstance(storage, SQLStorage)
     handle = study.ask()
     state = _lose_next_commit(monkeypatch, storage, postgres_server, applied)
-    # Each lost commit is looked up on a new connection (PostgreSQL's txid_status): seen here
+    # A lost commit is looked up on a new connection (PostgreSQL's txid_status): seen here
     # through SQLAlchemy's public event hook on the storage's engine.
     lookups = []
 
@@ -111,11 +135,12 @@ def test_a_commit_whose_answer_is_lost_is_applied_exactly_once(applied, pg_url, 
 
     event.listen(storage.engine, "before_cursor_execute", seen)
     handle.report(0.5, step=1, cost_usd=0.25)
-    assert state["fired"]
-    state["armed"] = True
-    study.tell(handle, 0.75, cost_usd=0.5)
-    assert state["fired"] and not state["armed"]
-    assert len(lookups) == 2, "both lost commits were looked up"
+    assert state["fired"] and len(lookups) == 1, "the lost commit was looked up"
+    state["armed"] = False
+    told = _lose_next_tell(monkeypatch, storage, postgres_server, applied)
+    trial = study.tell(handle, 0.75, cost_usd=0.5)
+    assert told["fired"] and told["runs"] == 2, "the tell's statement ran again on a new connection"
+    assert trial.state is th.TrialState.COMPLETED and trial.value == 0.75
     event.remove(storage.engine, "before_cursor_execute", seen)
     again = th.Study.load("once", storage=pg_url)
     (trial,) = again.trials
@@ -123,7 +148,8 @@ def test_a_commit_whose_answer_is_lost_is_applied_exactly_once(applied, pg_url, 
     # The report and the final result (at the last step): each recorded once, and paid for once.
     assert [(m.step, m.cost_usd) for m in trial.measurements] == [(1, 0.25), (1, 0.5)]
     assert trial.cost_usd == pytest.approx(0.75) and again.cost_usd == pytest.approx(0.75)
-    assert again.storage.study_status(again.id).n_running == 0
+    status = again.storage.study_status(again.id)
+    assert status.n_running == 0 and trial.finish_order == 1
 
 
 class _Proxy:

@@ -14,7 +14,10 @@ Lost connections (PostgreSQL): a statement that fails because the server closed 
 that had not reached COMMIT cannot have been applied, so it is simply run again. A COMMIT whose
 answer was lost may or may not have been applied: the transaction's id (taken before COMMIT) is
 looked up with ``txid_status`` on a new connection, and the transaction is run again only if the
-server says it aborted. So a report or a finish is applied exactly once.
+server says it aborted. A tell on PostgreSQL is one statement outside a transaction (the study's
+lock is then held only while the server runs it); a lost answer to it is resolved by running it
+again, since a trial is ended only once (see ``_FINISH_AT_ONCE``). So a report or a finish is
+applied exactly once.
 
 Read-only opening (``read_only=True``, the CLI's read commands): nothing is ever created. A SQLite
 file is opened with ``mode=ro``; a missing file is "no database at PATH", a file without thrifty's
@@ -181,10 +184,17 @@ _PENDING_NUMBER = (
 # Under the study lock on PostgreSQL, the transaction id comes with the locked row (see _attempt:
 # it resolves a COMMIT whose answer was lost), so it costs no round trip of its own.
 _XID_COLUMN = sa.func.txid_current().label("xid")
+# The params of the trials numbered p_number or later (PostgreSQL; the duplicate rule of a start).
+_PARAMS_SINCE = (
+    sa.select(sa.func.array_agg(trials.c.params))
+    .where(trials.c.study_id == _B("p_sid"), trials.c.number >= _B("p_number"))
+    .scalar_subquery()
+    .label("params_since")
+)
 _LOCK_STUDY = {"sqlite": _SEL_STUDY, "postgresql": _SEL_STUDY.add_columns(_XID_COLUMN).with_for_update()}
 _LOCK_STUDY_TO_START = {
     "sqlite": _SEL_STUDY.add_columns(_PENDING_NUMBER),
-    "postgresql": _SEL_STUDY.add_columns(_PENDING_NUMBER, _XID_COLUMN).with_for_update(of=studies),
+    "postgresql": _SEL_STUDY.add_columns(_PENDING_NUMBER, _XID_COLUMN, _PARAMS_SINCE).with_for_update(of=studies),
 }
 _SEL_IN_STATE = sa.select(trials.c.id, trials.c.resources).where(
     trials.c.study_id == _B("p_sid"), trials.c.number == _B("p_number"), trials.c.state == _B("p_state"))
@@ -268,22 +278,12 @@ _FINISH = (
                                (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()))
     .returning(*trials.c)
 )
-# Tell: the study row's counts, the last interval's charge (p_cost, p_gpu_s), then the trial,
-# which gets the study's new n_finished as its finish order. The study's lock comes first, as
-# everywhere (lock order study -> trial: no deadlock), and late in the transaction, so it is held
-# briefly; on PostgreSQL both updates are one statement (a data-modifying CTE) that returns the
-# trial's columns and the study's after it (prefixed "s_"), with the transaction id.
+# Tell on SQLite: the study row's counts and the last interval's charge (p_cost, p_gpu_s), then the
+# trial, which gets the study's new n_finished (p_order) as its finish order. (The write lock is the
+# file's, taken by BEGIN IMMEDIATE.)
 _SETTLE_STUDY = _COUNT_FINISHED.values(spent_usd=studies.c.spent_usd + _B("p_cost"),
                                        gpu_s=studies.c.gpu_s + _B("p_gpu_s"))
-_SETTLED = _SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns, _XID_COLUMN).cte("settled")
-_SETTLE = {
-    "sqlite": (_SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns), _FINISH.values(finish_order=_B("p_order"))),
-    "postgresql": (
-        None,
-        _FINISH.values(finish_order=_SETTLED.c.n_finished).where(trials.c.study_id == _SETTLED.c.id)
-        .returning(*(c.label("s_" + c.name) for c in _SETTLED.c)),
-    ),
-}
+_SETTLE = (_SETTLE_STUDY.returning(*_SEL_STUDY.selected_columns), _FINISH.values(finish_order=_B("p_order")))
 _BREAK_CIRCUIT = (
     sa.update(trials)
     .where(trials.c.study_id == _B("p_sid"), trials.c.state == _RUNNING)
@@ -326,15 +326,53 @@ _DELTA_ROWS = sa.union_all(
     sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order.is_(None)),
     sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order > _B("p_after")),
 ).subquery("delta")
-_SNAPSHOT = (
-    sa.select(*_SEL_STUDY.selected_columns, *(c.label("t_" + c.name) for c in _DELTA_ROWS.c),
-              *(c.label("m_" + c.name) for c in measurements.c))
-    .select_from(studies.outerjoin(_DELTA_ROWS, sa.true())
-                 .outerjoin(measurements, measurements.c.trial_id == _DELTA_ROWS.c.id))
-    .where(studies.c.id == _B("p_sid"))
-    .order_by(_DELTA_ROWS.c.number, measurements.c.id)
+
+
+def _snapshot_statement(lateral: bool) -> sa.Select[Any]:
+    """The snapshot (see above). ``lateral`` (PostgreSQL): the measurements are joined per delta
+    trial (LATERAL), so the planner cannot read the whole measurements table to hash-join a delta
+    it expects to be small."""
+    taken: Any = measurements
+    on = measurements.c.trial_id == _DELTA_ROWS.c.id
+    if lateral:
+        taken = sa.select(measurements).where(on).offset(0).lateral("taken")  # OFFSET 0: not flattened
+        on = sa.true()
+    return (
+        sa.select(*_SEL_STUDY.selected_columns, *(c.label("t_" + c.name) for c in _DELTA_ROWS.c),
+                  *(c.label("m_" + c.name) for c in taken.c))
+        .select_from(studies.outerjoin(_DELTA_ROWS, sa.true()).outerjoin(taken, on))
+        .where(studies.c.id == _B("p_sid"))
+        .order_by(_DELTA_ROWS.c.number, taken.c.id)
+    )
+
+
+_SNAPSHOT = {"sqlite": _snapshot_statement(lateral=False), "postgresql": _snapshot_statement(lateral=True)}
+_SNAPSHOT_IN_RUN = {d: q.add_columns(_COUNT_RUN.scalar_subquery().label("run_started")) for d, q in _SNAPSHOT.items()}
+
+# Tell on PostgreSQL: one statement, run outside a transaction (the server commits it as it ends), so
+# the study row's lock is held only while the server runs it, never while a client waits for the
+# CPU between two statements. Lock order study -> trial as everywhere: "locked" takes the study
+# row's lock; "finished" ends the trial if it is RUNNING, with finish order n_finished + 1;
+# "settled" updates the study's counts and ledgers only if the trial was ended (it reads
+# "finished"); "measured" adds the last interval (if p_has_m). One row: the trial's columns and
+# the study's after the charge (prefixed "s_"); none: the trial was not running, nothing changed.
+# Ending a trial happens once (RUNNING -> finished under the trial row's lock), so running the
+# statement again after a lost answer cannot apply it twice (see SQLStorage._finish_at_once).
+_LOCKED = sa.select(studies.c.id, studies.c.n_finished).where(studies.c.id == _B("p_sid")).with_for_update().cte("locked")
+_FINISHED = _FINISH.values(finish_order=_LOCKED.c.n_finished + 1).where(trials.c.study_id == _LOCKED.c.id).cte("finished")
+_SETTLED = (_SETTLE_STUDY.where(studies.c.id == _FINISHED.c.study_id)
+            .returning(*_SEL_STUDY.selected_columns).cte("settled"))
+_MEASURED = sa.insert(measurements).from_select(
+    ["trial_id", "step", "metrics", "cost_usd", "elapsed_s", "gpu_s", "timestamp"],
+    sa.select(_FINISHED.c.id, _B("p_m_step", type_=sa.Float), _B("p_m_metrics", type_=sa.Text), _B("p_cost"),
+              _B("p_elapsed"), _B("p_gpu_s"), _B("p_m_timestamp", type_=sa.Float))
+    .where(_B("p_has_m", type_=sa.Boolean)),
+).cte("measured")
+_FINISH_AT_ONCE = (
+    sa.select(*_FINISHED.c, *(c.label("s_" + c.name) for c in _SETTLED.c))
+    .select_from(_FINISHED.join(_SETTLED, sa.true()))
+    .add_cte(_MEASURED)
 )
-_SNAPSHOT_IN_RUN = _SNAPSHOT.add_columns(_COUNT_RUN.scalar_subquery().label("run_started"))
 
 
 def _dumps(obj: Any) -> str:
@@ -493,7 +531,7 @@ class SQLStorage(Storage):
                 trans = conn.begin()
                 try:
                     result = fn(conn)
-                    tracked = write and self.dialect == "postgresql"
+                    tracked = write and self.dialect == "postgresql" and isolation != "AUTOCOMMIT"
                     xid = conn.info.pop(_XID_KEY, None) if tracked else None
                     if tracked and xid is None:  # no study lock took it (see _lock_study)
                         xid = conn.exec_driver_sql(_CURRENT_XID).scalar()
@@ -644,13 +682,15 @@ class SQLStorage(Storage):
         self.engine.dispose()
 
     # -- locking helpers ----------------------------------------------------------------------
-    def _lock_study(self, conn: Connection, study_id: int, to_start: bool = False) -> sa.Row[Any]:
+    def _lock_study(self, conn: Connection, study_id: int, to_start: int | None = None) -> sa.Row[Any]:
         """Lock and read the study row (``_SEL_STUDY``'s columns; ``to_start``: also
         ``pending_number``, the oldest enqueued trial's). SQLite's ``BEGIN IMMEDIATE`` already holds
         the database's write lock; PostgreSQL takes the row's, and the row brings the transaction
         id along (see :meth:`_attempt`)."""
-        q = (_LOCK_STUDY_TO_START if to_start else _LOCK_STUDY)[self.dialect]
-        row = conn.execute(q, {"p_sid": study_id}).first()
+        if to_start is None:
+            row = conn.execute(_LOCK_STUDY[self.dialect], {"p_sid": study_id}).first()
+        else:
+            row = conn.execute(_LOCK_STUDY_TO_START[self.dialect], {"p_sid": study_id, "p_number": to_start}).first()
         if row is None:
             raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
         if self.dialect == "postgresql":
@@ -838,9 +878,9 @@ class SQLStorage(Storage):
         ``since``) with their measurements, and the trials started under ``run_tag``."""
         def txn(conn: Connection) -> Snapshot:
             if run_tag is None:
-                rows = conn.execute(_SNAPSHOT, {"p_sid": study_id, "p_after": since}).all()
+                rows = conn.execute(_SNAPSHOT[self.dialect], {"p_sid": study_id, "p_after": since}).all()
             else:
-                rows = conn.execute(_SNAPSHOT_IN_RUN, {"p_sid": study_id, "p_after": since, "p_run_tag": run_tag}).all()
+                rows = conn.execute(_SNAPSHOT_IN_RUN[self.dialect], {"p_sid": study_id, "p_after": since, "p_run_tag": run_tag}).all()
             if not rows:
                 raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
             delta: dict[int, tuple[Any, list[Measurement]]] = {}  # in number order, as read
@@ -871,7 +911,7 @@ class SQLStorage(Storage):
         """See :meth:`Storage.start`: under the study lock, the reap (if asked), the limits, then
         the request's condition, and the trial is started or the answer is a conflict."""
         def txn(conn: Connection) -> Started | Conflict:
-            st = self._lock_study(conn, study_id, to_start=True)
+            st = self._lock_study(conn, study_id, to_start=request.number)
             if reap is not None:
                 reaped = self._reap_locked(conn, st, study_id, reap, now, None, None)
                 if reaped:
@@ -891,9 +931,13 @@ class SQLStorage(Storage):
             if params is None:
                 return Conflict(f"the next trial number is {st.next_number}, not {request.number}")
             if st.next_number != request.number:  # else no trial was created since: none can be a duplicate
-                for row in conn.execute(_SEL_PARAMS_SINCE, {"p_sid": study_id, "p_number": request.number}):
-                    if json.loads(row.params) == params:
-                        return Conflict("a trial with the same params started since the snapshot")
+                if self.dialect == "postgresql":  # read with the lock
+                    since = st.params_since or ()
+                else:
+                    since = [r.params for r in conn.execute(_SEL_PARAMS_SINCE, {"p_sid": study_id,
+                                                                                "p_number": request.number})]
+                if any(json.loads(taken) == params for taken in since):
+                    return Conflict("a trial with the same params started since the snapshot")
             return Started(self._insert_running(conn, st, study_id, dict(params), worker_id, limits.run_tag,
                                                 now, resources))
 
@@ -1093,42 +1137,73 @@ class SQLStorage(Storage):
         now: float,
         stop: StopReason | None = None,
     ) -> Trial:
+        m = measurement
+        params = {
+            "p_sid": study_id, "p_tid": trial_id, "p_state": state.value, "p_keeps_stop": state in _STOP_STATES,
+            "p_now": now, "p_error": error, "p_metrics": _dumps(dict(metrics)) if metrics is not None else None,
+            "p_cost": m.cost_usd if m is not None else 0.0, "p_elapsed": m.elapsed_s if m is not None else 0.0,
+            "p_gpu_s": m.gpu_s if m is not None else 0.0,
+            "p_reason": stop.text if stop is not None else None, "p_kind": _kind(stop.kind) if stop is not None else None,
+            "p_limit": stop.limit if stop is not None else None,
+        }
+        if self.dialect == "postgresql":
+            return self._finish_at_once(study_id, trial_id, params, m, now)
+
         def txn(conn: Connection) -> Trial:
-            cost = measurement.cost_usd if measurement is not None else 0.0
-            gpu_s = measurement.gpu_s if measurement is not None else 0.0
-            # Before any lock: the trial's measurements so far (only its own worker adds any).
-            taken = [_measurement(m) for m in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
-            params = {
-                "p_sid": study_id, "p_tid": trial_id, "p_state": state.value, "p_keeps_stop": state in _STOP_STATES,
-                "p_now": now, "p_error": error,
-                "p_metrics": _dumps(dict(metrics)) if metrics is not None else None, "p_cost": cost,
-                "p_elapsed": measurement.elapsed_s if measurement is not None else 0.0, "p_gpu_s": gpu_s,
-                "p_reason": stop.text if stop is not None else None,
-                "p_kind": _kind(stop.kind) if stop is not None else None,
-                "p_limit": stop.limit if stop is not None else None,
-            }
-            settle, finish = _SETTLE[self.dialect]  # the study's lock, then the trial's (see _SETTLE)
-            st: Any = None
-            if settle is not None:
-                st = conn.execute(settle, params).first()
-                if st is None:
-                    raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
-                params["p_order"] = st.n_finished
-            row = conn.execute(finish, params).first()
-            if row is None:  # nothing was written that this rollback does not undo
-                self._lock_study(conn, study_id)  # a deleted study says so
-                raise self._not_running(conn, trial_id, "finish")
+            # Before the lock: the trial's measurements so far (only its own worker adds any).
+            taken = [_measurement(r) for r in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
+            settle, finish = _SETTLE  # the study's lock, then the trial's
+            st = conn.execute(settle, params).first()
             if st is None:
-                st = _Prefixed(row, "s_")
-                conn.info[_XID_KEY] = st.xid
-            if measurement is not None:
-                conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, measurement))
-                taken.append(measurement)
+                raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+            row = conn.execute(finish, {**params, "p_order": st.n_finished}).first()
+            if row is None:  # nothing was written that this rollback does not undo
+                raise self._not_running(conn, trial_id, "finish")
+            if m is not None:
+                conn.execute(_INSERT_MEASUREMENT, _measurement_values(trial_id, m))
+                taken.append(m)
             # The breaker, from the study as it is now (this charge included).
             self._maybe_break_circuit(conn, st, study_id, now)
             return _trial_of(row, taken)
 
         return self._run(txn)
+
+    def _finish_at_once(
+        self, study_id: int, trial_id: int, params: dict[str, Any], m: Measurement | None, now: float
+    ) -> Trial:
+        """PostgreSQL's tell: ``_FINISH_AT_ONCE``, one statement without a transaction around it,
+        then the breaker (in a transaction of its own, only when the charge reached a hard limit:
+        until it trips, the next report or start sees the limit reached as well).
+
+        A lost connection leaves unknown whether the statement was applied; it is run again. A
+        trial is ended only once, so a second run finds it not running: if it is ended as this
+        call ends it (state, time, metrics, error), the first run was applied and its trial is the
+        answer; else :class:`TrialNotRunning`."""
+        params = {**params, "p_has_m": m is not None, "p_m_step": m.step if m is not None else None,
+                  "p_m_metrics": _dumps(dict(m.metrics)) if m is not None else None,
+                  "p_m_timestamp": m.timestamp if m is not None else None}
+        runs = 0
+
+        def txn(conn: Connection) -> tuple[Trial, Any]:
+            nonlocal runs
+            runs += 1
+            taken = [_measurement(r) for r in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
+            row = conn.execute(_FINISH_AT_ONCE, params).first()
+            if row is not None:
+                return _trial_of(row, taken + ([m] if m is not None else [])), _Prefixed(row, "s_")
+            self._lock_study(conn, study_id)  # a deleted study says so
+            if runs > 1:  # perhaps the first run's answer was lost
+                done = conn.execute(_SEL_TRIAL, {"p_tid": trial_id}).first()
+                if done is not None and (done.state, done.finished_at, done.metrics, done.error) == (
+                        params["p_state"], params["p_now"], params["p_metrics"], params["p_error"]):
+                    st = conn.execute(_SEL_STUDY, {"p_sid": study_id}).first()
+                    return _trial_of(done, taken), st
+            raise self._not_running(conn, trial_id, "finish")
+
+        trial, st = self._run(txn, isolation="AUTOCOMMIT")
+        if st.budget_stop is None and rules.breaker_stop(_budget(st), _usage(st, now)) is not None:
+            self._run(lambda conn: self._maybe_break_circuit(conn, self._lock_study(conn, study_id), study_id, now))
+        return trial
 
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None:
         if not trial_ids:
