@@ -16,6 +16,8 @@ single "best"). Logs are never deleted.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -52,7 +54,12 @@ class CheckpointOwner(ArtifactOwner, Protocol):
 
 def study_dir(study: ArtifactOwner) -> Path:
     """The study's artifact folder (not created here)."""
-    return Path(study.artifact_root) / re.sub(r"[^A-Za-z0-9._-]", "_", study.name)
+    return _study_folder(study.artifact_root, study.name)
+
+
+@functools.lru_cache(maxsize=64)
+def _study_folder(artifact_root: str, name: str) -> Path:
+    return Path(artifact_root) / re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def trial_dir(study: ArtifactOwner, number: int) -> Path:
@@ -80,7 +87,7 @@ def clean_checkpoints(study: CheckpointOwner, keep: int) -> list[int]:
     """Delete checkpoint folders of finished trials outside the best ``keep`` (see the module
     docstring). Returns the trial numbers whose checkpoints were deleted."""
     folder = study_dir(study)
-    if len(study.objectives) != 1 or not folder.is_dir():
+    if len(study.objectives) != 1 or not os.path.isdir(folder):  # after every tell: the cheapest stat
         return []
     present: dict[int, Path] = {}
     for entry in folder.iterdir():

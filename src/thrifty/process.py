@@ -20,6 +20,7 @@ and so may code that runs its own ``ask``/``tell`` loop and wants the same stops
 
 from __future__ import annotations
 
+import _signal
 import ctypes
 import ctypes.util
 import os
@@ -38,6 +39,9 @@ _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Held by stop_signals_deferred: the stop signals and the time limit of interrupt_at.
 _HELD_SIGNALS = _STOP_SIGNALS + ((signal.SIGALRM,) if hasattr(signal, "SIGALRM") else ())
+_HELD_SIGNAL_NUMBERS = tuple(int(s) for s in _HELD_SIGNALS)
+#: ``signal.signal`` without its enum conversions (ten times cheaper; same C function underneath).
+_c_signal = _signal.signal
 
 
 def signal_name(signum: int) -> str:
@@ -76,8 +80,34 @@ def _defer(signum: int, _frame: FrameType | None) -> None:
     _Held.pending.append(signum)
 
 
-@contextmanager
-def stop_signals_deferred() -> Iterator[None]:
+class _Deferred:
+    """The context manager of :func:`stop_signals_deferred` (one instance serves every block: its
+    state is :class:`_Held`). A class rather than a generator, and the C functions of ``_signal``
+    rather than ``signal``'s enum wrappers: it runs around every database transaction."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        if threading.get_ident() != threading.main_thread().ident:
+            return
+        if _Held.depth == 0:
+            _Held.pending = []
+            _Held.previous = {s: _c_signal(s, _defer) for s in _HELD_SIGNAL_NUMBERS}  # the handlers replaced
+        _Held.depth += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        if threading.get_ident() != threading.main_thread().ident:
+            return
+        _Held.depth -= 1
+        if _Held.depth == 0:
+            _restore(_Held.previous)
+            _resend()
+
+
+_DEFERRED = _Deferred()
+
+
+def stop_signals_deferred() -> _Deferred:
     """A stop signal (or the SIGALRM of :func:`interrupt_at`) landing in the block takes effect
     when the block ends (re-sent to this process: the handler in place then acts on it). Two kinds
     of blocks need it:
@@ -93,25 +123,13 @@ def stop_signals_deferred() -> Iterator[None]:
 
     Blocks nest. Outside the main thread (where Python runs no signal handler) nothing changes.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if _Held.depth == 0:
-        _Held.pending = []
-        _Held.previous = {s: signal.signal(s, _defer) for s in _HELD_SIGNALS}  # returns the handler replaced
-    _Held.depth += 1
-    try:
-        yield
-    finally:
-        _Held.depth -= 1
-        if _Held.depth == 0:
-            _restore(_Held.previous)
-            _resend()
+    return _DEFERRED
 
 
 def _restore(handlers: dict[int, Any]) -> None:
     for s, h in handlers.items():
-        signal.signal(s, h if h is not None else signal.SIG_DFL)
+        # None: a handler not set from Python; SIG_DFL and SIG_IGN as the plain ints _signal takes
+        _c_signal(s, _signal.SIG_DFL if h is None else int(h) if isinstance(h, int) else h)
 
 
 def _resend() -> None:
