@@ -22,8 +22,9 @@ On a conflict a new snapshot is read and the decision made again, up to
 also proposes for a few numbers after its snapshot's next one, so that a worker racing many
 others on one study still lands: each number's proposal is the one the strategy makes for that
 number, as a single worker would. How many grows with each conflict (``2k + 1``, at most
-:data:`MAX_AHEAD`) and halves after an ask that started at once, so a lone worker proposes only
-for its own number. At the bound :class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
+:data:`MAX_AHEAD`); after a start it is twice how far the number had moved since the snapshot, or
+one less than before if that is more, so workers racing on one study keep proposing as far ahead as
+they race, and a lone worker proposes only for its own number. At the bound :class:`~thrifty.errors.StorageError` says so. Nothing is written when no trial may start
 (:class:`~thrifty.errors.StudyExhausted`).
 """
 
@@ -72,9 +73,9 @@ class Asker:
         self._cost = cost
         self._heartbeats = heartbeats
         self._prepared = False
-        #: How many numbers past the next one a cheap strategy proposes for: grows with each
-        #: conflict (other workers took the number), halves after an ask without one, so a lone
-        #: worker never proposes more than it starts.
+        #: How many numbers past the next one a cheap strategy proposes for: doubles with each
+        #: conflict (other workers took the number); after a start, twice how far the number had
+        #: moved, or one less than before, so a lone worker never proposes more than it starts.
         self._ahead = 0
 
     def ask(self, limits: AskLimits) -> Trial:
@@ -95,8 +96,10 @@ class Asker:
                 resources=state.settings.resources, reap=self._heartbeats.reap_due(now),
             )
             if isinstance(result, Started):
-                if attempt == 0:
-                    self._ahead //= 2
+                # How far the number moved while this worker decided: keep proposing twice as far
+                # ahead; without a race (a lone worker: 0) the margin shrinks one number per ask.
+                moved = result.trial.number - request.number
+                self._ahead = min(max(2 * moved, self._ahead - 1), MAX_AHEAD)
                 return result.trial
             conflict = result.reason
             self._ahead = min(2 * self._ahead + 1, MAX_AHEAD)
