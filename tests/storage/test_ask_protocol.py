@@ -74,6 +74,23 @@ def test_a_cheap_strategy_that_lost_its_number_takes_its_proposal_for_the_number
     assert len({t.number for t in me.trials}) == 3
 
 
+def test_after_a_race_the_ask_proposes_as_far_ahead_as_the_number_moved_then_narrows(tmp_path) -> None:
+    """Workers racing on one study keep proposing for as many numbers as were taken while they
+    decided (twice that), so they land at once; without a race the margin shrinks by one number
+    per ask, down to a lone worker's single proposal."""
+    other, me = _two_workers(tmp_path)
+    me.strategy = Racing([0.1], lambda: other.ask(), races=2, slow=False)
+    handle = me.ask()
+    assert handle.number == 2  # 0 and 1 were taken while it decided: the number moved by one after its snapshot
+    calls = me.strategy.calls  # type: ignore[attr-defined]
+    per_ask = []
+    for _ in range(4):
+        before = len(calls)
+        me.tell(me.ask(), 0.5)
+        per_ask.append([number for number, _ in calls[before:]])
+    assert per_ask == [[3, 4, 5], [4, 5], [5], [6]]
+
+
 def test_a_model_proposal_survives_a_race_unless_it_duplicates(tmp_path) -> None:
     other, me = _two_workers(tmp_path)
     # The other worker starts a trial with different params: the model's proposal still holds.
