@@ -19,6 +19,10 @@ lock is then held only while the server runs it); a lost answer to it is resolve
 again, since a trial is ended only once (see ``_FINISH_AT_ONCE``). So a report or a finish is
 applied exactly once.
 
+The ask/tell path's statements are SQLAlchemy Core constants run on the driver's connection (see
+:func:`_rows`); transactions are SQLAlchemy's. On PostgreSQL the planner's statistics are refreshed
+as a study grows (:meth:`SQLStorage._refresh_statistics`).
+
 Read-only opening (``read_only=True``, the CLI's read commands): nothing is ever created. A SQLite
 file is opened with ``mode=ro``; a missing file is "no database at PATH", a file without thrifty's
 tables is "PATH holds no thrifty studies"; PostgreSQL sessions are ``default_transaction_read_only``.
