@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -377,8 +378,19 @@ _MEASURED = sa.insert(measurements).from_select(
               _B("p_elapsed"), _B("p_gpu_s"), _B("p_m_timestamp", type_=sa.Float))
     .where(_B("p_has_m", type_=sa.Boolean)),
 ).cte("measured")
+# The trial's measurements before this statement (a statement sees the database as it was when it
+# began: "measured" is not among them), as JSON [[step, metrics, cost_usd, elapsed_s, gpu_s,
+# timestamp], ...] in the order they were taken: no round trip of their own.
+_TAKEN_BEFORE = (
+    sa.select(sa.func.json_agg(aggregate_order_by(
+        sa.func.json_build_array(measurements.c.step, measurements.c.metrics, measurements.c.cost_usd,
+                                 measurements.c.elapsed_s, measurements.c.gpu_s, measurements.c.timestamp),
+        measurements.c.id)))
+    .where(measurements.c.trial_id == _FINISHED.c.id)
+    .scalar_subquery()
+)
 _FINISH_AT_ONCE = (
-    sa.select(*_FINISHED.c, *(c.label("s_" + c.name) for c in _SETTLED.c))
+    sa.select(*_FINISHED.c, *(c.label("s_" + c.name) for c in _SETTLED.c), _TAKEN_BEFORE.label("taken_before"))
     .select_from(_FINISHED.join(_SETTLED, sa.true()))
     .add_cte(_MEASURED)
 )
@@ -1217,11 +1229,14 @@ class SQLStorage(Storage):
         def txn(conn: Connection) -> tuple[Trial, Any]:
             nonlocal runs
             runs += 1
-            taken = [_measurement(r) for r in conn.execute(_SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
-            row = conn.execute(_FINISH_AT_ONCE, params).first()
-            if row is not None:
+            found = _rows(conn, _FINISH_AT_ONCE, params)
+            if found:
+                row = found[0]
+                taken = [Measurement(step=e[0], metrics=json.loads(e[1]), cost_usd=e[2], elapsed_s=e[3], gpu_s=e[4],
+                                     timestamp=e[5]) for e in (row.taken_before or ())]
                 return _trial_of(row, taken + ([m] if m is not None else [])), _prefixed(row, "s_")
             self._lock_study(conn, study_id)  # a deleted study says so
+            taken = [_measurement(r) for r in _rows(conn, _SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
             if runs > 1:  # perhaps the first run's answer was lost
                 done = conn.execute(_SEL_TRIAL, {"p_tid": trial_id}).first()
                 if done is not None and (done.state, done.finished_at, done.metrics, done.error) == (
@@ -1513,8 +1528,8 @@ def _rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
     columns by name as attributes.
 
     The statement (a module-level constant: compiled once per dialect and set of parameter names)
-    runs on the DBAPI connection itself, inside the transaction SQLAlchemy began (or none, in
-    autocommit); its rows are named tuples. SQLAlchemy's per-statement work (parameters, result
+    runs on a cursor of the DBAPI connection itself (through the dialect's ``do_execute``), inside
+    the transaction SQLAlchemy began (or none, in autocommit); its rows are named tuples. SQLAlchemy's per-statement work (parameters, result
     set-up: psycopg builds a column description per execution, ~50 columns for a snapshot) was a
     sixth of an ask+tell on SQLite and a third of the client's time on PostgreSQL. A driver error is
     raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError`, as from ``conn.execute``; a
@@ -1528,7 +1543,8 @@ def _rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
     args = plan.args(params)
     driver = conn.connection.driver_connection
     try:
-        cursor = driver.execute(plan.sql, args)  # type: ignore[union-attr]
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        dialect.do_execute(cursor, plan.sql, args, None)
         found = cursor.fetchall() if plan.returns_rows else []
     except plan.errors as exc:
         broken = dialect.is_disconnect(exc, driver, None)
