@@ -288,7 +288,10 @@ class _GP:
         """Mean and variance of a new observation's y (``ks`` from :meth:`cross`), mixed over the
         hyperparameter samples."""
         mean = np.einsum("smn,sn->sm", ks, post.alpha)
-        var = (self.amp + _CONST_VAR + self.noise)[:, None] - np.einsum("smn,snk,smk->sm", ks, post.kinv, ks)
+        # ks K^-1 ks' per candidate, as a batched product (BLAS) then a row sum: the one-call
+        # three-operand einsum ran as a plain loop, 70% of an ask under a dollar budget.
+        quad = np.sum(np.matmul(ks, post.kinv) * ks, axis=-1)
+        var = (self.amp + _CONST_VAR + self.noise)[:, None] - quad
         var = np.maximum(var, 1e-10) * post.scale[:, None]
         mix_mean = mean.mean(axis=0)
         mix_var = var.mean(axis=0) + mean.var(axis=0)
