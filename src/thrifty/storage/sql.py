@@ -965,7 +965,8 @@ class SQLStorage(Storage):
                                                 now, resources))
 
         result = self._run(txn)
-        if self.dialect == "postgresql" and isinstance(result, Started) and _grown(result.trial.number):
+        if (self.dialect == "postgresql" and request.kind == "new" and isinstance(result, Started)
+                and _grown(result.trial.number)):
             self._refresh_statistics()
         return result
 
@@ -1232,8 +1233,7 @@ class SQLStorage(Storage):
             found = _rows(conn, _FINISH_AT_ONCE, params)
             if found:
                 row = found[0]
-                taken = [Measurement(step=e[0], metrics=json.loads(e[1]), cost_usd=e[2], elapsed_s=e[3], gpu_s=e[4],
-                                     timestamp=e[5]) for e in (row.taken_before or ())]
+                taken = [_measurement(_TakenBefore._make(e)) for e in (row.taken_before or ())]
                 return _trial_of(row, taken + ([m] if m is not None else [])), _prefixed(row, "s_")
             self._lock_study(conn, study_id)  # a deleted study says so
             taken = [_measurement(r) for r in _rows(conn, _SEL_TRIAL_MEASUREMENTS, {"p_tid": trial_id})]
@@ -1512,6 +1512,10 @@ def _trial_of(r: Any, taken: Iterable[Measurement]) -> Trial:
     )
 
 
+#: An entry of ``_TAKEN_BEFORE``'s JSON array, with the column names ``_measurement`` reads.
+_TakenBefore = collections.namedtuple("_TakenBefore", ["step", "metrics", "cost_usd", "elapsed_s", "gpu_s", "timestamp"])
+
+
 def _measurement(row: Any) -> Measurement:
     return Measurement(step=row.step, metrics=json.loads(row.metrics), cost_usd=row.cost_usd,
                        elapsed_s=row.elapsed_s, gpu_s=row.gpu_s, timestamp=row.timestamp)
@@ -1529,8 +1533,9 @@ def _rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
 
     The statement (a module-level constant: compiled once per dialect and set of parameter names)
     runs on a cursor of the DBAPI connection itself (through the dialect's ``do_execute``), inside
-    the transaction SQLAlchemy began (or none, in autocommit); its rows are named tuples. SQLAlchemy's per-statement work (parameters, result
-    set-up: psycopg builds a column description per execution, ~50 columns for a snapshot) was a
+    the transaction SQLAlchemy began (or none, in autocommit); its rows are named tuples.
+    SQLAlchemy's per-statement work (parameters, result set-up: psycopg builds a column
+    description per execution, ~50 columns for a snapshot) was a
     sixth of an ask+tell on SQLite and a third of the client's time on PostgreSQL. A driver error is
     raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError`, as from ``conn.execute``; a
     connection that broke is invalidated (the pool drops it). Booleans read on SQLite are 0/1."""
@@ -1546,6 +1551,9 @@ def _rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
         cursor = driver.cursor()  # type: ignore[union-attr]
         dialect.do_execute(cursor, plan.sql, args, None)
         found = cursor.fetchall() if plan.returns_rows else []
+        if found and plan.row is None:
+            plan.row = collections.namedtuple("_Row", [d[0] for d in cursor.description], rename=True)._make  # type: ignore[misc]
+        cursor.close()
     except plan.errors as exc:
         broken = dialect.is_disconnect(exc, driver, None)
         if broken:
@@ -1553,8 +1561,7 @@ def _rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
         raise DBAPIError.instance(plan.sql, args, exc, plan.errors, connection_invalidated=broken) from exc
     if not found:
         return found
-    if plan.row is None:
-        plan.row = collections.namedtuple("_Row", [d[0] for d in cursor.description], rename=True)._make  # type: ignore[misc]
+    assert plan.row is not None
     return [plan.row(r) for r in found]
 
 
