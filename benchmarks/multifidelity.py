@@ -92,6 +92,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import thrifty as th  # noqa: E402
+from thrifty.encoding import encoder_of
 from _report import write_results  # noqa: E402
 from cost import LCBENCH_SPACE, TASKS, machine  # noqa: E402
 from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
@@ -120,6 +121,7 @@ METHODS = {
     "thrifty-auto-asha": ("thrifty auto+ASHA (measured rungs)", "thrifty"),
     "thrifty-gp": ("thrifty GP (no stopping)", "thrifty"),
     "thrifty-defaults": ("thrifty defaults (auto strategy, auto scheduler)", "thrifty"),
+    "thrifty-defaults-usd": ("thrifty defaults with the budget given to thrifty (usd = units)", "thrifty"),
     "thrifty-mfgp-asha": ("thrifty GP over (configuration, epoch)+ASHA (measured rungs)", "thrifty"),
     "optuna-random-median": ("Optuna random+MedianPruner", "optuna"),
     "optuna-random-hyperband": ("Optuna random+HyperbandPruner", "optuna"),
@@ -207,6 +209,8 @@ class Ledger:
         self.best = -math.inf
         self.finds: list[tuple[float, float]] = []  # (units spent when found, best accuracy so far)
         self.ignored = 0  # epochs a method trained after the line (none should: they are not counted)
+        self.near_duplicates = 0  # full trainings of a near-duplicate of a configuration trained to 52 before
+        self._full_points: list[np.ndarray] = []  # encoded configurations trained to epoch 52
         self.log: list[list] = []  # [params, epochs trained] per trial, to re-check the ledger at the end
 
     @property
@@ -219,7 +223,7 @@ class Ledger:
         acc, cum = learning_curve(self.task, params, self.unit)
         return Run(self, acc, cum, len(self.log) - 1)
 
-    def charge(self, units: float, epoch: int, acc: float) -> bool:
+    def charge(self, units: float, epoch: int, acc: float, params: dict | None = None) -> bool:
         """Charge one trained epoch; returns False (and counts nothing) if the line was already crossed."""
         if self.exhausted:
             self.ignored += 1
@@ -228,10 +232,21 @@ class Ledger:
         self.epochs += 1
         if epoch == MAX_EPOCH:
             self.full += 1
+            if params is not None:
+                self._count_near_duplicate(params)
             if acc > self.best:
                 self.best = acc
                 self.finds.append((min(self.spent, self.budget), acc))
         return True
+
+    def _count_near_duplicate(self, params: dict) -> None:
+        """Count a full training of a near-duplicate (``thrifty.encoding.NEAR``: every parameter
+        within 1% of its range, log scale where log) of a configuration already trained to 52."""
+        enc = encoder_of(LCBENCH_SPACE)
+        x = enc.snap(enc.encode([{k: params[k] for k in LCBENCH_SPACE}]))
+        if self._full_points and enc.near_duplicates(x, np.vstack(self._full_points))[0]:
+            self.near_duplicates += 1
+        self._full_points.append(x)
 
     def recheck(self) -> float:
         """|ledger - cost recomputed from scratch from each trial's params and epochs trained|, in units."""
@@ -247,6 +262,7 @@ class Ledger:
     def record(self) -> dict:
         return {"task": self.task, "reference": self.ref, "unit_s": self.unit, "spent_units": self.spent,
                 "epochs": self.epochs, "trials": self.trials, "full_trainings": self.full,
+                "near_duplicate_full_trainings": self.near_duplicates,
                 "finds": [[round(u, 5), a] for u, a in self.finds], "epochs_ignored": self.ignored,
                 "final_regret": self.regret(self.best) if self.finds else None}
 
@@ -265,7 +281,7 @@ class Run:
         inc = float(self.cum[e] - (self.cum[e - 1] if e else 0.0))
         self.epoch += 1
         acc = float(self.acc[e])
-        if self.ledger.charge(inc, self.epoch, acc):
+        if self.ledger.charge(inc, self.epoch, acc, self.ledger.log[self.index][0]):
             self.ledger.log[self.index][1] = self.epoch
         return acc, inc
 
@@ -295,26 +311,30 @@ def thrifty_scheduler(key: str, seed: int):
         "thrifty-auto-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
         "thrifty-gp": lambda: None,
         "thrifty-defaults": lambda: AutoStopping(),  # what Study.create gives without a scheduler argument
+        "thrifty-defaults-usd": lambda: AutoStopping(),
         "thrifty-mfgp-asha": lambda: ASHA(min_resource=MIN_R, max_resource=MAX_R, reduction_factor=ETA),
     }[key]()
 
 
 THRIFTY_STRATEGY = {"thrifty-tpe": "tpe", "thrifty-bohb-adaptive": "bohb", "thrifty-auto": "auto",
-                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto", "thrifty-gp": "gp", "thrifty-defaults": "auto",
+                    "thrifty-tpe-asha": "tpe", "thrifty-auto-asha": "auto", "thrifty-gp": "gp", "thrifty-defaults": "auto", "thrifty-defaults-usd": "auto",
                     "thrifty-mfgp-asha": "mfgp"}
 
 
 def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
     study = th.Study.create(LCBENCH_SPACE, {"val_acc": "max"}, name=f"mf-{ledger.task}-{seed}-{key}",
                             storage="memory", strategy=THRIFTY_STRATEGY.get(key, "random"),
-                            scheduler=thrifty_scheduler(key, seed), seed=seed)
+                            scheduler=thrifty_scheduler(key, seed), seed=seed,
+                            budget={"usd": ledger.budget} if key.endswith("-usd") else None)
     stopped = 0
+    ended = ""  # why thrifty ended the study itself (a budgeted study may, before the ledger's line)
     runs: dict[int, Run] = {}  # paused trials keep their model state: a resume pays only new epochs
     try:
         while not ledger.exhausted:
             try:
                 t = study.ask()
-            except th.StudyExhausted:
+            except th.StudyExhausted as exc:
+                ended = str(exc)
                 break
             if t.start_step:
                 run = runs[t.number]
@@ -337,7 +357,7 @@ def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
         drift = abs(study.cost_usd - ledger.spent)
     finally:
         study.close()
-    return {"stopped_by_scheduler": stopped, "ledger_drift_units": drift}
+    return {"stopped_by_scheduler": stopped, "ledger_drift_units": drift, "ended": ended}
 
 
 # -- Optuna ---------------------------------------------------------------------------------------
@@ -453,7 +473,7 @@ def run_ray(key: str, ledger: Ledger, seed: int) -> dict:
             if epoch > epoch0:  # a new epoch (the duplicate final result of a finished trial is not)
                 if epoch != epoch0 + 1:
                     raise RuntimeError(f"Ray skipped epochs {epoch0 + 1}..{epoch - 1} of {trial_id}")
-                if ledger.charge(cum - cum0, epoch, float(result["val_acc"])):
+                if ledger.charge(cum - cum0, epoch, float(result["val_acc"]), ledger.log[self.index[trial_id]][0]):
                     ledger.log[self.index[trial_id]][1] = epoch
                 self.last[trial_id] = (epoch, cum)
             return False
@@ -621,7 +641,37 @@ def summarize(recs: list[dict]) -> dict:
         "mean_trials": float(np.mean([r["trials"] for r in recs])),
         "mean_full": float(np.mean([r["full_trainings"] for r in recs])),
         "mean_wall_s": float(np.mean([r["wall_s"] for r in recs])),
+        "tail_at": tail_at(recs),
+        "near_duplicates": int(sum(r.get("near_duplicate_full_trainings", 0) for r in recs)),
+        "runs_above_5pct": int(np.sum(finals > 0.05)),
     }
+
+
+def tail_at(recs: list[dict]) -> dict[int, dict[str, float]]:
+    """Per unit mark of REPORT_AT: the median, 90th percentile and worst regret over runs (each run
+    its own regret then; inf for a run that had found nothing yet)."""
+    curves = np.vstack([regret_curve(r) for r in recs])
+    out = {}
+    for u in REPORT_AT:
+        col = np.sort(curves[:, np.searchsorted(GRID, u)])
+        # The 90th percentile as the value 90% of runs are at or below (nearest rank: no blending
+        # with an inf), so "p90 1.2%" reads "nine runs in ten end within 1.2%".
+        p90 = float(col[max(math.ceil(0.9 * len(col)) - 1, 0)])
+        out[u] = {"median": float(np.median(col)), "p90": p90, "worst": float(col[-1])}
+    return out
+
+
+def tail_table(summ: dict[str, dict], keys: list[str]) -> list[str]:
+    """The tail over runs (issue 13): median / 90th percentile / worst regret at 10, 25 and 50 units,
+    runs ending above 5% regret and near-duplicate full trainings."""
+    head = " | ".join(f"@{u} u median / p90 / worst" for u in REPORT_AT)
+    lines = [f"| method | {head} | runs > 5% @50 u | near-duplicate full trainings |",
+             "|---|" + "---|" * len(REPORT_AT) + "---|---|"]
+    for k in keys:
+        s = summ[k]
+        cells = [" / ".join(pct(s["tail_at"][u][q]) for q in ("median", "p90", "worst")) for u in REPORT_AT]
+        lines.append(f"| {METHODS[k][0]} | " + " | ".join(cells) + f" | {s['runs_above_5pct']} | {s['near_duplicates']} |")
+    return lines
 
 
 def pct(x: float) -> str:
@@ -808,7 +858,9 @@ def main() -> int:
         fr = rec["final_regret"]
         print(f"[{len(recs)}/{len(cells) + len(ray_cells)}] {rec['method']:24s} task {rec['task']:>6s} seed "
               f"{rec['seed']}: regret {pct(fr if fr is not None else math.inf):>7s}, {rec['trials']} trials, "
-              f"{rec['full_trainings']} full, {rec['spent_units']:.2f} u, {rec['wall_s']:.1f} s", flush=True)
+              f"{rec['full_trainings']} full, {rec['spent_units']:.2f} u, {rec['wall_s']:.1f} s"
+              + (f", {rec['near_duplicate_full_trainings']} near-duplicate full" if rec.get("near_duplicate_full_trainings") else "")
+              + (f"; ended: {rec['ended']}" if rec.get("ended") else ""), flush=True)
 
     if args.jobs > 1 and len(cells) > 1:
         with mp.get_context("fork").Pool(args.jobs, initializer=_pool_init, maxtasksperchild=20) as pool:
@@ -860,6 +912,12 @@ def main() -> int:
                   f"{max(summ[k]['mean_wall_s'] for k in keys_run if k != 'ray-asha'):.0f} s at most for the "
                   "others). Its row covers those seeds; the second table compares every method on them.", ""]
     lines += table(summ, keys_run)
+    tail_note = ("The tail over runs: each run's regret at 10, 25 and 50 units (—: nothing trained to epoch 52 "
+                 "yet); a near-duplicate full training is a configuration trained to epoch 52 within 1% of each "
+                 "parameter's range (log scale where log; `thrifty.encoding.NEAR`) of one trained to 52 before "
+                 "in the same run:")
+    lines += ["", tail_note, ""]
+    lines += tail_table(summ, keys_run)
     if floor is not None:
         a, b = summ[FLOOR[0]], summ[FLOOR[1]]
         lines += ["", f"Floor (issue 4): thrifty random+ASHA at least matches Optuna random+Hyperband on the share "

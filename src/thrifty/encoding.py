@@ -62,6 +62,15 @@ class Column:
 _Condition = tuple[str, "np.ndarray | bool"]
 
 
+#: Two configurations are *near-duplicates* when every active numeric column (float or int, unit
+#: cube, log scale where the parameter is log) differs by at most this much, every categorical is
+#: the same choice and the same parameters are active: 1% of each parameter's range. Ints whose
+#: cells are wider than that must be equal. Used by the model-based strategies (never propose a
+#: near-duplicate of an observed point on a deterministic objective) and by the benchmarks' count
+#: of full trainings paid twice.
+NEAR = 0.01
+
+
 class Encoder:
     """Encodes and decodes parameter sets of one space, many at a time (see the module doc)."""
 
@@ -293,6 +302,26 @@ class Encoder:
                         v[i] = (math.log(c) - lo) / (hi - lo)
                         out.append(v)
         return np.array(out) if out else np.empty((0, self.n_dims))
+
+    def near_duplicates(self, x: np.ndarray, points: np.ndarray, tol: float = NEAR) -> np.ndarray:
+        """For each snapped row of ``x``, whether some snapped row of ``points`` is its
+        near-duplicate (:data:`NEAR`: every active numeric column within ``tol``, every categorical
+        the same choice, the same columns active). Shapes ``(m, d)``, ``(n, d)``; ``(m,)`` booleans."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        points = np.asarray(points, dtype=float).reshape(-1, self.n_dims)
+        out = np.zeros(len(x), dtype=bool)
+        if not len(x) or not len(points):
+            return out
+        width = np.full(self.n_dims, tol + 1e-12)
+        width[self.categorical] = 1e-9  # a categorical is the same choice or not
+        p_nan = np.isnan(points)
+        p_val = np.nan_to_num(points, nan=-1.0)
+        for start in range(0, len(x), 256):  # (256, n, d) at a time: bounded memory
+            xb = x[start:start + 256]
+            close = np.abs(np.nan_to_num(xb, nan=-1.0)[:, None, :] - p_val[None, :, :]) <= width
+            same_active = np.isnan(xb)[:, None, :] == p_nan[None, :, :]
+            out[start:start + 256] = np.any(np.all(close & same_active, axis=2), axis=1)
+        return out
 
     def all_points(self, limit: int) -> np.ndarray | None:
         """Every snapped point of an all-discrete space (in the order of the product of the

@@ -21,9 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.space import Space
 
 
-def arg(default: Any = dataclasses.MISSING, rule: Rule | None = None) -> Any:
-    """A spec field with its default and rule (no default: the argument is required)."""
-    return dataclasses.field(default=default, metadata={"rule": rule})
+def arg(default: Any = dataclasses.MISSING, rule: Rule | None = None, *, added: bool = False) -> Any:
+    """A spec field with its default and rule (no default: the argument is required). ``added``:
+    an argument added after specs were first stored; :meth:`Spec.params` leaves it out while it
+    holds its default, so specs stored before it existed store back unchanged."""
+    return dataclasses.field(default=default, metadata={"rule": rule, "added": added})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +70,15 @@ class Spec:
         """Rules between arguments (each field is already valid); raise ``ValidationError``."""
 
     def params(self) -> dict[str, Any]:
-        """The arguments as stored (plain JSON data: tuples become lists), in constructor order."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        """The arguments as stored (plain JSON data: tuples become lists), in constructor order;
+        an ``added`` argument only when it differs from its default."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.metadata.get("added") and v == f.default:
+                continue
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
 
     def misfit(self, study: StudyShape) -> str | None:
         """Why this algorithm cannot serve ``study`` (one line that says what fits), or ``None``.

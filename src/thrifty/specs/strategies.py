@@ -127,6 +127,7 @@ class BOHBSpec(StrategySpec):
     min_points: int | None = arg(None, integer(2).or_none("dims + 2"))
     inner: str | dict[str, Any] = arg("tpe", _STRATEGY)
     impute_stopped: bool = arg(True, BOOLEAN)
+    random_fraction: float = arg(0.0, PROBABILITY, added=True)
 
 
 @dataclass(frozen=True)

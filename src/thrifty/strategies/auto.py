@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import AutoSpec
@@ -39,6 +40,8 @@ log = logging.getLogger("thrifty.auto")
 TINY = 10
 GP_MAX_DIMS = 12
 GP_MAX_TRIALS = 300
+#: The share of ``bohb`` proposals that are space-filling (Sobol') points (rule 4).
+RANDOM_FRACTION = 1 / 3
 
 
 class Auto(Strategy):
@@ -84,7 +87,8 @@ class Auto(Strategy):
             from thrifty.strategies import make_strategy
 
             base, _, inner = name.partition("+")
-            self._strategies[name] = make_strategy({"name": base, "inner": inner} if inner else base)
+            spec: Any = {"name": base, "inner": inner, "random_fraction": RANDOM_FRACTION} if inner else base
+            self._strategies[name] = make_strategy(spec)
         return self._strategies[name]
 
     def bind(self, context: Context) -> None:

@@ -39,15 +39,18 @@ class BOHB(Strategy):
     slow = True
 
     def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, min_points: int | None = None,
-                 inner: str | dict[str, Any] = "tpe", impute_stopped: bool = True) -> None:
+                 inner: str | dict[str, Any] = "tpe", impute_stopped: bool = True,
+                 random_fraction: float = 0.0) -> None:
         from thrifty.strategies import make_strategy
 
-        self.spec = spec = BOHBSpec(min_resource, reduction_factor, min_points, inner, impute_stopped)
+        self.spec = spec = BOHBSpec(min_resource, reduction_factor, min_points, inner, impute_stopped,
+                                       random_fraction)
         self.min_resource = spec.min_resource
         self.reduction_factor = spec.reduction_factor
         self.min_points = spec.min_points
         self.inner_spec = spec.inner
         self.impute_stopped = spec.impute_stopped
+        self.random_fraction = spec.random_fraction
         try:
             self.inner = make_strategy(spec.inner)
         except ValidationError as exc:
@@ -83,6 +86,30 @@ class BOHB(Strategy):
         self.inner.bind(self.context)
         if level is None:  # too little data at any level: the inner strategy's own start-up
             return self.inner.propose(space, history, seed=seed, number=number, n=n)
+        spread = [self._space_filling(seed, number + j) for j in range(n)]
+        if any(spread):
+            out = self._model_propose(space, history, level, values, seed=seed, number=number,
+                                      n=n - sum(spread)) if not all(spread) else []
+            from thrifty.strategies.sobol import SobolSearch
+
+            sobol = SobolSearch()
+            for j, flag in enumerate(spread):
+                if flag:
+                    out.insert(j, sobol.propose(space, (), seed=seed, number=number + j)[0])
+            return out
+        return self._model_propose(space, history, level, values, seed=seed, number=number, n=n)
+
+    def _space_filling(self, seed: int, number: int) -> bool:
+        """Whether trial ``number``'s proposal is a space-filling (Sobol') point instead of the
+        model's: a seeded draw with probability ``random_fraction``, the same on every worker."""
+        if self.random_fraction <= 0.0:
+            return False
+        import numpy as np
+
+        return bool(np.random.default_rng([int(seed) & 0xFFFFFFFF, number, 0xB0B]).random() < self.random_fraction)
+
+    def _model_propose(self, space: Space, history: Sequence[Trial], level: float, values: dict[int, float], *,
+                       seed: int, number: int, n: int) -> list[dict[str, ParamValue]]:
         metric = next(iter(self.context.objectives))
         worst = (min if self.context.objectives[metric] == "max" else max)(values.values())
         view = []

@@ -100,6 +100,26 @@ N_REFINE = 5
 NOISY = 1e-3
 #: Candidates whose cost is forecast in cost-aware mode (the best by EI).
 COST_POOL = 256
+#: Hyperparameters are refitted at every proposal up to this many observations, then each time
+#: the observations grow by ``REFIT_GROWTH`` (:meth:`_Model._hyperparameters`).
+REFIT_ALL = 24
+REFIT_GROWTH = 1.15
+#: Memoised hyperparameter fits: (seed, anchor, parameter names, points, targets) -> theta.
+_FITS: dict[tuple[Any, ...], Any] = {}
+
+
+def refit_anchor(n: int) -> int:
+    """The number of observations the hyperparameters are fitted on when there are ``n``: ``n`` up
+    to ``REFIT_ALL``, then the largest of ``REFIT_ALL``, ``ceil(REFIT_ALL * REFIT_GROWTH)``, ...
+    (each the ceiling of the previous times ``REFIT_GROWTH``) not above ``n``."""
+    if n <= REFIT_ALL:
+        return n
+    a = REFIT_ALL
+    while True:
+        nxt = math.ceil(a * REFIT_GROWTH)
+        if nxt > n:
+            return a
+        a = nxt
 
 
 class GP(Strategy):
@@ -225,6 +245,7 @@ class _Proposer:
         self.points = self.enc.snap(self.enc.encode([t.params for t in history])) if history \
             else np.empty((0, space.n_dims))
         self.taken = set(self.enc.keys(self.points))
+        self.batch: list[Any] = []  # this call's proposals so far (canonical points)
         # Pinned dimensions (propose_pinned): canonical columns and their values.
         self.pin_cols = np.array([space.dim_names.index(name) for name in pinned or {}], dtype=int)
         ref = {**space.decode(np.full(space.n_dims, 0.5)), **(pinned or {})}
@@ -232,6 +253,12 @@ class _Proposer:
         if len(also_taken):
             extra = self.enc.snap(self.enc.encode([{**q, **(pinned or {})} for q in also_taken]))
             self.taken.update(self.enc.keys(extra))
+
+    def known_points(self) -> Any:
+        """Canonical points of every trial in the history and of this batch's proposals so far."""
+        if self.batch:
+            return self.np.vstack([self.points, self.np.array(self.batch)])
+        return self.points
 
     def pin(self, x: Any) -> Any:
         """``x`` (unit-cube or canonical points, one per row) with the pinned columns set."""
@@ -258,6 +285,7 @@ class _Proposer:
                 x = self._quasi_random(k)
             key = self.enc.keys(x[None, :])[0]
             self.taken.add(key)
+            self.batch.append(x)
             data.pending.append(x)
             out.append(self.space.decode(self.np.nan_to_num(x, nan=0.5)))
         return out
@@ -377,7 +405,7 @@ class _Model:
         self.feasible = data.feasible[idx]
         self.real_ok = ~data.failed[idx]
         self.gp = GaussianProcess(self.feat)
-        self.theta = self._fit(self.gp, self.y, rng)
+        self.theta = self._hyperparameters(data, rng)
         self.gp.condition(self.theta, self.f, self.y)
         self.cons = []  # (GP model, standardised values, standardised bound)
         for v, b in data.cons:
@@ -385,7 +413,7 @@ class _Model:
             mu, sd = float(np.mean(vv)), float(np.std(vv)) or 1.0
             cy = (vv - mu) / sd
             cgp = GaussianProcess(self.feat)
-            th = self._fit(cgp, cy, rng, warm=self.theta, small=True)
+            th = self._fit(cgp, self.f, cy, rng, warm=self.theta, small=True)
             cgp.condition(th, self.f, cy)
             self.cons.append((cgp, cy, th, (b - mu) / sd))
         # The incumbent's candidates: feasible successes at the pinned values (any, while none is).
@@ -413,20 +441,42 @@ class _Model:
         chosen.update(rng.choice(rest, size=cap - len(chosen), replace=False).tolist())
         return np.array(sorted(chosen))
 
-    def _fit(self, gp: Any, y: Any, rng: Any, warm: Any = None, small: bool = False) -> Any:
+    def _hyperparameters(self, data: _Data, rng: Any) -> Any:
+        """The GP's hyperparameters: fitted on every model point while there are at most
+        ``REFIT_ALL`` observations; beyond, fitted on the first ``a`` observations (history order),
+        ``a`` the largest refit anchor (``REFIT_ALL`` times powers of ``REFIT_GROWTH``) not above
+        their number, so they are refitted each time the data grow by that factor. A function of
+        the history alone (any worker fits the same); the fit is memoised on its data, so the
+        proposals between two anchors only condition the GP on all points."""
+        n = len(data.y)
+        a = refit_anchor(n)
+        if a >= n:
+            return self._fit(self.gp, self.f, self.y, rng)
+        x = data.x[:a]
+        y = _standardise(data.y[:a])
+        key = (self.p.seed, a, self.feat.encoder.names, x.tobytes(), y.tobytes())
+        theta = _FITS.get(key)
+        if theta is None:
+            theta = self._fit(self.gp, self.feat.features(x), y, self.p.rng(1, a))
+            _FITS[key] = theta
+            while len(_FITS) > 16:
+                _FITS.pop(next(iter(_FITS)))
+        return theta
+
+    def _fit(self, gp: Any, f: Any, y: Any, rng: Any, warm: Any = None, small: bool = False) -> Any:
         np = self.np
         n = len(y)
         starts = gp.default_starts() if warm is None else [warm, gp.default_starts()[0]]
         if warm is None:
             starts.append(gp.random_start(rng))
         if n <= FIT_SMALL:
-            return gp.fit(self.f, y, starts)
+            return gp.fit(f, y, starts)
         sub = np.sort(rng.choice(n, size=FIT_SMALL, replace=False))
-        theta = gp.fit(self.f[sub], y[sub], starts)
+        theta = gp.fit(f[sub], y[sub], starts)
         if small:
             return theta
         sub = np.sort(rng.choice(n, size=min(n, FIT_MAX), replace=False))
-        return gp.fit(self.f[sub], y[sub], [theta], maxiter=50)
+        return gp.fit(f[sub], y[sub], [theta], maxiter=50)
 
     # -- one proposal -------------------------------------------------------------------------
     def propose(self, k: int, pending: list[Any]) -> Any:
@@ -464,15 +514,39 @@ class _Model:
             u, x, score = self._refine(u, x, score, rng)
         if self.cost is not None:
             score = self.cost.final(x, score)
-        best = int(np.argmax(score))
-        if not np.isfinite(score[best]):  # everything known too well: drop that rule
+        best = self._best_new(x, score)
+        if best is None:  # everything known too well: drop that rule
             score = self._score(x, guard=False)
             if self.cost is not None:
                 score = self.cost.final(x, score)
-            best = int(np.argmax(score))
-            if not np.isfinite(score[best]):
+            best = self._best_new(x, score)
+            if best is None:
                 return p._untaken(x)
         return x[best]
+
+    def _best_new(self, x: Any, score: Any) -> int | None:
+        """The index of the best-scoring candidate that is worth a trial, or None: a finite score
+        and not a near-duplicate (:data:`thrifty.encoding.NEAR`: every parameter within 1% of its
+        range) of a point already tried or proposed in this batch. On a deterministic objective
+        measuring it again returns what is known; on a noisy one a point 1% away teaches the model
+        about as much as a repeat. Without this rule a model drawn to a corner of the space (or one
+        that reads an objective as mostly noise, as ``bohb``'s level views with imputed stopped
+        trials often do) pays for the same answer over and over. Enumerated spaces keep only the
+        exact-duplicate rule."""
+        np = self.np
+        order = np.argsort(-score, kind="stable")
+        order = order[np.isfinite(score[order])]
+        if not len(order):
+            return None
+        if self.p.all_points is not None:
+            return int(order[0])
+        known = self.p.known_points()
+        for start in range(0, len(order), 64):
+            chunk = order[start:start + 64]
+            fresh = chunk[~self.enc.near_duplicates(x[chunk], known)]
+            if len(fresh):
+                return int(fresh[0])
+        return None
 
     def _score(self, x: Any, guard: bool = True) -> Any:
         """Acquisition at canonical points; ``-inf`` for points already in the history and

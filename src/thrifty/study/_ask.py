@@ -10,7 +10,8 @@ Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races 
 2. **Decide** (:meth:`Asker.decide`, pure: the snapshot, the settings and the seed): the completion
    criteria; the scheduler's plan (a paused trial to resume first); the hard limits and the
    caller's run limit (:func:`thrifty.storage.rules.check_start`); the oldest enqueued trial, else
-   the strategy's proposal; both pass the soft budget check (:class:`~thrifty.study._cost.CostGate`).
+   the strategy's proposal; both pass the soft budget check (:class:`~thrifty.study._cost.CostGate`:
+a proposal forecast to cost more than the dollars left gives way to the nearest affordable one).
 3. **Start** (:meth:`~thrifty.storage.base.Storage.start`, one write transaction): the storage
    re-checks the hard limits under the study's lock and starts what was decided, or answers
    "conflict" when another worker changed what the decision rests on (a new trial under a cheap
@@ -143,14 +144,14 @@ class Asker:
         # without a scheduler plan, criteria or a dollar budget does not).
         seen = history.trials() if (strategy.slow or strategy.needs_history) else []
         params = strategy.propose(s.space, seen, seed=s.seed, number=number, n=1)[0]
-        cost.admit(params, status)
+        params = cost.admit_or_cheaper(params, status, s.space, seed=s.seed, number=number)
         if strategy.slow:  # a model's proposal holds at any number (see StartRequest)
             return StartRequest.new(params, number, exact=False)
         later = []  # a cheap strategy's holds only at its own number: propose for the next ones too
         for n in range(number + 1, number + 1 + ahead):
             try:
                 proposal = strategy.propose(s.space, seen, seed=s.seed, number=n, n=1)[0]
-                cost.admit(proposal, status)
+                proposal = cost.admit_or_cheaper(proposal, status, s.space, seed=s.seed, number=n)
             except StudyExhausted:
                 break
             later.append(proposal)

@@ -3,7 +3,9 @@
 The model is refitted from an ask's snapshot, outside any transaction, when trials have finished
 since the last fit (every new finished trial up to 50, then every 10% more), whenever the stored
 budget has a dollar limit or the strategy wants the model. The admission, part of the ask's
-decision, refuses a trial whose forecast median dollars exceed the dollars left in that snapshot.
+decision, refuses a proposal whose forecast median dollars exceed the dollars left in that
+snapshot, and starts instead the affordable configuration nearest to it
+(:meth:`CostGate.admit_or_cheaper`); the study ends only when nothing affordable is found.
 Both read only the snapshot: no per-process state decides anything.
 
 :mod:`thrifty.cost.forecast` (and scipy with it) is imported at the first fit, not with the study,
@@ -12,13 +14,16 @@ so ``import thrifty`` and every ``thrifty`` command that fits no model start fas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget
+from thrifty.encoding import encoder_of
 from thrifty.errors import StudyExhausted
 from thrifty.history import History
 from thrifty.ranking import measured
+from thrifty.space import Space
 from thrifty.strategies import Strategy
 from thrifty.storage.base import Snapshot, StudyStatus
 from thrifty.strategies.base import Context
@@ -27,6 +32,11 @@ from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
+
+log = logging.getLogger("thrifty.budget")
+
+#: How many quasi-random configurations the admission searches for an affordable one.
+CHEAPER_CANDIDATES = 512
 
 #: The trial states a cost model learns from.
 FINISHED_STATES = [TrialState.COMPLETED, TrialState.STOPPED, TrialState.FAILED, TrialState.INFEASIBLE]
@@ -71,18 +81,61 @@ class CostGate:
         """The soft budget check, from a snapshot's ``status``: refuse a trial whose forecast cost
         (the cost model's median dollars for these params at the full resource: as likely to be
         above as below) exceeds the dollars left."""
-        budget = status.budget
-        if budget.usd is None or self._model is None or not self._model[1].is_fitted:
-            return
-        _, model, resource = self._model
-        forecast = model.predict(params, resource).median_usd
-        left = budget.usd - status.spent_usd
-        if forecast > left * (1 + 1e-9):
+        forecast, left = self._forecast(params, status)
+        if forecast is not None and forecast > left * (1 + 1e-9):
+            budget = status.budget
             raise StudyExhausted(
                 f"the next trial's forecast cost ${forecast:,.4f} exceeds the ${left:,.4f} left of the "
                 f"${budget.usd:,.2f} budget (${status.spent_usd:,.4f} spent)",
                 "usd",
             )
+
+    def _forecast(self, params: Mapping[str, Any], status: StudyStatus) -> tuple[float | None, float]:
+        """(forecast median dollars of ``params`` at the full resource, or None without a dollar
+        budget or a fitted model; dollars left)."""
+        budget = status.budget
+        if budget.usd is None or self._model is None or not self._model[1].is_fitted:
+            return None, 0.0
+        _, model, resource = self._model
+        return model.predict(params, resource).median_usd, budget.usd - status.spent_usd
+
+    def admit_or_cheaper(self, params: dict[str, Any], status: StudyStatus, space: Space, *, seed: int,
+                         number: int) -> dict[str, Any]:
+        """``params`` if :meth:`admit` lets them start; else the affordable configuration nearest
+        to them: among :data:`CHEAPER_CANDIDATES` quasi-random configurations (scrambled Sobol',
+        seeded by the study's seed and the trial number, so every worker finds the same), those
+        whose forecast fits in the dollars left, the one closest to ``params`` in the space's unit
+        cube. A refused proposal does not end the study while something cheaper fits: only when
+        none does is :class:`~thrifty.errors.StudyExhausted` raised, naming the cheapest."""
+        forecast, left = self._forecast(params, status)
+        if forecast is None or forecast <= left * (1 + 1e-9):
+            return params
+        import numpy as np
+        from scipy.stats import qmc
+
+        assert self._model is not None
+        _, model, resource = self._model
+        enc = encoder_of(space)
+        engine = qmc.Sobol(d=max(space.n_dims, 1), scramble=True,
+                           seed=np.random.default_rng([int(seed) & 0xFFFFFFFF, int(number), 0xC057]))
+        u = enc.snap(engine.random(CHEAPER_CANDIDATES)[:, :space.n_dims])
+        configs = enc.decode(u)
+        median = np.exp(model.predict_log(configs, resource)[0])
+        fits = np.flatnonzero(median <= left * (1 + 1e-9))
+        budget = status.budget
+        if not len(fits):
+            raise StudyExhausted(
+                f"the next trial's forecast cost ${forecast:,.4f} exceeds the ${left:,.4f} left of the "
+                f"${budget.usd:,.2f} budget (${status.spent_usd:,.4f} spent), and so does every one of "
+                f"{CHEAPER_CANDIDATES} other configurations (the cheapest: ${float(np.min(median)):,.4f})",
+                "usd",
+            )
+        own = np.nan_to_num(enc.snap(enc.encode([params])), nan=0.5)
+        dist = np.sum((np.nan_to_num(u[fits], nan=0.5) - own) ** 2, axis=1)
+        pick = int(fits[int(np.argmin(dist))])
+        log.info("admission: trial %d's proposal is forecast at $%.4f, more than the $%.4f left: the nearest "
+                 "affordable configuration instead (forecast $%.4f)", number, forecast, left, float(median[pick]))
+        return dict(configs[pick])
 
     def basic_context(self) -> Context:
         """The strategy's :class:`~thrifty.strategies.base.Context` before any proposal: the

@@ -4,7 +4,8 @@ At each ``should_stop`` of a trial: a stop requested in storage (the budget's ci
 user) stops it; otherwise the study's scheduler decides from the stored history. STOP may come
 with a successor (population-based training's exploit: a clone of a better trial that continues
 its checkpoint with new params, enqueued here and its checkpoint copied at once); PAUSE marks the
-trial pausing (``optimize`` tells it PAUSED). A scheduler that reads the budget (the
+trial pausing (``optimize`` tells it PAUSED). Under a dollar budget, when the scheduler says
+continue, the spending rules of :mod:`thrifty.cost.spend` may still stop the trial. A scheduler that reads the budget (the
 :class:`~thrifty.schedulers.budget_aware.BudgetAware` wrapper, built by ``budget_aware=True``) gets
 a :class:`~thrifty.schedulers.base.BudgetSnapshot` with its decision. The typed reason of each
 stop is set on the trial's handle.
@@ -17,6 +18,7 @@ from typing import Protocol
 
 from thrifty.checkpoints import copy_checkpoint
 from thrifty.cost.budget import Budget
+from thrifty.cost.spend import spending_verdict
 from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping
 from thrifty.schedulers.base import Successor
 from thrifty.study._state import StudyState
@@ -44,7 +46,9 @@ def should_stop(state: StudyState, handle: Stoppable) -> bool:
     scheduler = state.settings.scheduler
     history: Sequence[Trial]
     status: StudyStatus | None = None
-    if scheduler.needs_history:  # one read: the trial's stop request comes with the history
+    # Under a dollar budget the spending rules read the history and the budget too.
+    spending = Budget.from_dict(state.record.budget).usd is not None
+    if scheduler.needs_history or spending:  # one read: the trial's stop request comes with the history
         snapshot, history = state.read_snapshot()
         status = snapshot.status
         current = history.trial(handle.id)
@@ -72,6 +76,14 @@ def should_stop(state: StudyState, handle: Stoppable) -> bool:
         handle.stop = StopReason(StopKind.SCHEDULER, f"{said}: paused at step {current.last_step:g}")
         handle.pausing = True
         return True
+    if status is not None and status.budget.usd is not None:
+        money = budget_snapshot(state, status)
+        assert money.usd_left is not None
+        why = spending_verdict(current, history, objectives, budget_usd=status.budget.usd,
+                               usd_left=money.usd_left, n_running=money.n_running)
+        if why is not None:
+            handle.stop = StopReason(StopKind.SCHEDULER, f"spending rule: {why}")
+            return True
     return False
 
 
