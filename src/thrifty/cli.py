@@ -589,6 +589,10 @@ def _print_report(report: Any, top: int) -> None:
                       f"{escape(saved.note)}")
     else:
         table.add_row("saved by early stopping", f"$0 ({escape(saved.note)})")
+    if report.near_duplicate_full_trainings:
+        table.add_row("paid twice", f"{report.near_duplicate_full_trainings} completed trial"
+                      f"{'s' if report.near_duplicate_full_trainings != 1 else ''} within 1% of an earlier one's "
+                      f"configuration ({_usd(report.near_duplicate_usd)})")
     fc = report.forecast_to_finish
     if fc.usd is not None:
         text = f"~{_usd(fc.usd)} for {fc.remaining_trials} more trial{'s' if fc.remaining_trials != 1 else ''}"

@@ -105,3 +105,18 @@ def test_bohb_space_filling_share_is_validated_and_stored_only_when_set():
     assert spec["random_fraction"] == 0.25 and make_strategy(spec).random_fraction == 0.25
     with pytest.raises(ValidationError, match="random_fraction"):
         make_strategy({"name": "bohb", "random_fraction": 1.5})
+
+
+def test_the_cost_report_counts_the_money_paid_twice_for_one_answer():
+    from thrifty.analysis.report import cost_report
+
+    study = th.Study.create(SPACE, {"v": "max"}, storage="memory", strategy="random", seed=0)
+    base = {"x0": 0.2, "x1": 0.4, "x2": 0.6, "x3": 0.8}
+    for params, cost in ((base, 1.0), ({**base, "x0": 0.205}, 2.0), ({**base, "x0": 0.25}, 4.0), (base, 8.0)):
+        study.enqueue(params)
+        t = study.ask()
+        study.tell(t, {"v": decoy(t.params)}, cost_usd=cost)
+    report = cost_report(study)
+    # The second (0.5% away) and the fourth (the same) repeat the first; the third is 5% away.
+    assert report.near_duplicate_full_trainings == 2
+    assert report.near_duplicate_usd == pytest.approx(10.0)

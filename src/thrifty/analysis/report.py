@@ -218,6 +218,11 @@ class CostReport(_ToDict):
     best: BestSoFar | None
     trials: tuple[TrialCost, ...]
     notes: tuple[str, ...] = ()
+    #: Completed trials whose configuration is a near-duplicate (:data:`thrifty.encoding.NEAR`:
+    #: every parameter within 1% of its range, the same choices) of an earlier completed trial's,
+    #: and the dollars they cost: on a deterministic objective, money paid twice for one answer.
+    near_duplicate_full_trainings: int = 0
+    near_duplicate_usd: float = 0.0
 
     def most_expensive(self, n: int | None = None) -> list[TrialCost]:
         """The ledger sorted by cost, most expensive first (ties: lower number first)."""
@@ -448,6 +453,7 @@ def cost_report(study: Study) -> CostReport:
     if abs(attributed - usage.usd) > 1e-9 * max(1.0, usage.usd):
         notes.append(f"the trials add up to ${attributed:,.6f} but the study's ledger holds ${usage.usd:,.6f}")
     full = full_resource(trials)
+    twice, twice_usd = near_duplicate_completions(study.space, trials)
     model, why_not = _fit(study)
     best, best_note = _best(study)
     if best_note:
@@ -469,7 +475,29 @@ def cost_report(study: Study) -> CostReport:
         best=best,
         trials=ledger,
         notes=tuple(notes),
+        near_duplicate_full_trainings=twice,
+        near_duplicate_usd=twice_usd,
     )
+
+
+def near_duplicate_completions(space: Space, trials: Sequence[Trial]) -> tuple[int, float]:
+    """(how many completed trials, in number order, are near-duplicates of an earlier completed
+    trial, and the dollars they cost)."""
+    import numpy as np
+
+    from thrifty.encoding import encoder_of
+
+    done = [t for t in trials if t.state is TrialState.COMPLETED]
+    if len(done) < 2 or space.n_dims == 0:
+        return 0, 0.0
+    enc = encoder_of(space)
+    x = enc.snap(enc.encode([t.params for t in done]))
+    count, usd = 0, 0.0
+    for i in range(1, len(done)):
+        if enc.near_duplicates(x[i:i + 1], x[:i])[0]:
+            count += 1
+            usd += done[i].cost_usd
+    return count, usd
 
 
 # -- forecasting new trials -------------------------------------------------------------------

@@ -294,6 +294,8 @@ class RunResult:
     propose) or ``"timeout"``. ``message`` says it in words, with the numbers. ``counts``: this
     call's trials by the state they ended in (those its workers finished or paused; a trial another
     process ran is not counted). ``all_failed``: this call ran trials and every one FAILED.
+    ``near_duplicates``: the study's completed trials whose configuration is within 1% of an earlier
+    completed one's (:data:`thrifty.encoding.NEAR`): on a deterministic objective, paid twice.
     """
 
     reason: str
@@ -302,6 +304,7 @@ class RunResult:
     spent_usd: float
     best: Trial | None
     counts: Mapping[TrialState, int] = field(default_factory=dict)
+    near_duplicates: int = 0
 
     @property
     def all_failed(self) -> bool:
@@ -352,8 +355,11 @@ def _result(study: Study, run_tag: str, why: StudyExhausted | None, began: float
         if t.state.is_settled and (t.finished_at or 0.0) >= began and t.worker_id is not None and (
                 t.worker_id == ours or t.worker_id.startswith(ours + "/")):
             counts[t.state] += 1
+    from thrifty.analysis.report import near_duplicate_completions  # numpy: only when a run ends
+
+    twice, _ = near_duplicate_completions(study.space, study.get_trials(with_measurements=False))
     return RunResult(reason=reason, message=message, n_trials=n, spent_usd=study.cost_usd, best=best,
-                     counts=dict(counts))
+                     counts=dict(counts), near_duplicates=twice)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -14,6 +14,11 @@ them, proposes the same doomed region again and again (on LCBench: a hundred tri
 epoch 3 in one run, 44 of its 50 units). ``impute_stopped=False`` leaves them out, as BOHB does. It pairs with ``scheduler="asha"``, ``"hyperband"`` or
 ``"adaptive"``: the scheduler decides how long each trial runs, this strategy which trials start.
 One objective only: ``Study.create`` refuses it for several (its levels rank one metric).
+
+``random_fraction`` (default 0; ``auto`` uses 1/3, as BOHB does): the share of proposals, once the
+model is in use, that are space-filling Sobol' points instead of the model's (point ``number`` of
+the study's scrambled sequence; whether trial ``number`` gets one is a seeded draw, so every worker
+agrees). It is what keeps a model that is wrong about a region from never looking there again.
 """
 
 from __future__ import annotations

@@ -34,7 +34,12 @@ the best 5 candidates by L-BFGS-B on their active continuous dimensions (analyti
 by one-step moves of the discrete parameters (every other choice of a categorical, the next int up
 and down). Points already in the history (any state) are never proposed again; an all-discrete
 space with at most 4096 combinations is enumerated instead, and when every combination has been
-tried the strategy is exhausted. On a measurably noisy objective (fitted noise variance at least
+tried the strategy is exhausted. Nor is a *near-duplicate* of a point in the history (or of one
+already proposed in the batch) proposed: every parameter within 1% of its range and the same
+choices (:data:`thrifty.encoding.NEAR`); the best-scoring candidate that is not one wins. A
+deterministic objective would return what is known, and a noisy one learns about as much 1%
+away; without the rule a model drawn to a corner of the space (or one reading a ``bohb`` level
+view as mostly noise) trained the same configuration to the end over and over. On a measurably noisy objective (fitted noise variance at least
 ``NOISY`` = 0.1% of the data's), nor are points where the posterior variance is already below the
 noise variance (capped at 1% of the data's variance) proposed, unless nothing else is left:
 otherwise EI may resample the incumbent's immediate neighbourhood over and over for noise-sized
@@ -62,9 +67,13 @@ the scored candidates; the final choice uses the cost model itself.
 
 **Speed.** Up to ``max_points`` (300) finished trials the model uses all of them. Beyond that it
 uses a subset: the best third (by objective), the most recent third and a seeded random third of
-the rest. Hyperparameters are fitted on all points up to 60; beyond that, from 3 starts on a random
-60 (cheap), then refined by a short L-BFGS-B run on a random 150 starting from that fit: the warm
-start comes from the data, not from a previous proposal, so the strategy stays stateless.
+the rest. Hyperparameters are fitted at every proposal while there are at most ``REFIT_ALL`` (24)
+observations; beyond, on the first ``a`` observations in trial order, ``a`` the largest *refit
+anchor* (24, then each 15% more) not above their number, so they change when the data have grown
+by 15%; the fit is memoised on its data, so the proposals in between only condition the GP on every
+point. Any worker computes the same fit from the same history: the strategy stays stateless. A fit
+uses all its points up to 60; beyond that, from 3 starts on a random 60 (cheap), then refined by a
+short L-BFGS-B run on a random 150 starting from that fit.
 Proposals run with one BLAS thread. Measured (``study.ask()``, in-memory storage, 2-core machine
 under load): about 30 ms per proposal at 40 trials, 50-70 ms at 100 and 100-165 ms (median wall
 time) at 300 and 500 trials, on 2- to 10-dimensional spaces.
