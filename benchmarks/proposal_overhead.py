@@ -24,8 +24,14 @@ Protocol.
   ``--threads`` threads (default 1: the machine has 2 cores that other work shares; multi-threaded
   torch under that contention measured 4× slower). The 1-minute load average at the start of each
   row is recorded.
+- Trials with step reports (issue 13): ``thrifty-steps`` is a study with the defaults (``auto``,
+  which picks ``bohb`` around a GP once trials report steps, and ``scheduler="auto"``) whose N
+  trials are enqueued at the same points and each report steps 1..9 of a curve ending at the
+  problem's value, those worse than the median at step 3 told STOPPED there; the timed asks are the
+  defaults' own proposals (each then runs its steps the same way, untimed). N = 100, 500, 1000.
 - Floors: thrifty tpe ≤ Optuna multivariate TPE at 1,000 trials (median ms per proposal); thrifty gp
-  < 250 ms per proposal at 500 trials.
+  < 250 ms per proposal at 500 trials; thrifty's defaults with step reports < 100 ms per proposal
+  at 1,000 trials (issue 13).
 """
 
 from __future__ import annotations
@@ -55,11 +61,15 @@ from cost import machine  # noqa: E402
 
 SECTION = "## Proposal overhead: time per ask of model-based strategies (benchmarks/proposal_overhead.py)"
 PROBLEM = "ackley5"
-METHODS = ("thrifty-tpe", "optuna-tpe", "thrifty-gp", "optuna-gp")
+METHODS = ("thrifty-tpe", "optuna-tpe", "thrifty-gp", "optuna-gp", "thrifty-steps")
 LABELS = {"thrifty-tpe": "thrifty tpe", "optuna-tpe": "Optuna TPE (multivariate)", "thrifty-gp": "thrifty gp",
-          "optuna-gp": "Optuna GPSampler"}
-SIZES = {"tpe": (100, 500, 1000), "gp": (100, 300, 500, 1000)}
-QUICK_SIZES = {"tpe": (50, 200), "gp": (50, 200)}
+          "optuna-gp": "Optuna GPSampler",
+          "thrifty-steps": "thrifty defaults, trials with step reports (auto: bohb+gp)"}
+SIZES = {"tpe": (100, 500, 1000), "gp": (100, 300, 500, 1000), "steps": (100, 500, 1000)}
+QUICK_SIZES = {"tpe": (50, 200), "gp": (50, 200), "steps": (50, 200)}
+#: Trials with step reports (issue 13): each reports steps 1..STEPS of a curve ending at the
+#: problem's value; those worse than the median so far at step 3 stop there, as a scheduler would.
+STEPS = 9
 GP_SKIP_S = 2.0  # GP rows at N = 1000 stop after 3 timed proposals whose median is longer
 
 
@@ -84,7 +94,40 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
                            "loadavg_1min_at_start": os.getloadavg()[0]}
     try:
         t0 = time.perf_counter()
-        if method.startswith("thrifty"):
+        if method == "thrifty-steps":
+            import thrifty as th
+
+            study = th.Study.create(space, {"y": "min"}, storage="memory", seed=0)  # the defaults
+            at3: list[float] = []
+
+            def run_steps(t: Any) -> None:
+                """Report the trial's curve (steps 1..STEPS); stop it at step 3 when it is worse
+                than the median of the trials seen there."""
+                end = float(problem.f(t.params))
+                for step in range(1, STEPS + 1):
+                    v = end * (1.0 + 2.0 / step)
+                    t.report({"y": v}, step=step)
+                    if step == 3:
+                        at3.append(v)
+                        if v > float(np.median(at3)):
+                            study.tell(t, state="stopped")
+                            return
+                study.tell(t, {"y": v})
+
+            for p in points:  # enqueued: the history is built without proposals
+                study.enqueue(p)
+                run_steps(study.ask())
+
+            def ask() -> tuple[float, Any]:
+                s = time.perf_counter()
+                t = study.ask()
+                return time.perf_counter() - s, t
+
+            def tell(t: Any) -> float:
+                s = time.perf_counter()
+                run_steps(t)
+                return time.perf_counter() - s
+        elif method.startswith("thrifty"):
             import thrifty as th
 
             study = th.Study.create(space, {"y": "min"}, storage="memory", strategy=method.split("-")[1], seed=0)
@@ -153,7 +196,7 @@ def availability(method: str) -> str | None:
         from thrifty.strategies import make_strategy
 
         try:
-            make_strategy(method.split("-")[1])
+            make_strategy("auto" if method == "thrifty-steps" else method.split("-")[1])
         except Exception as exc:  # noqa: BLE001
             return f"`strategy={method.split('-')[1]!r}` cannot be built: {type(exc).__name__}: {exc}"
         return None
@@ -217,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIPPED {m}: {why}", flush=True)
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
-    for kind in ("tpe", "gp"):
+    for kind in ("tpe", "gp", "steps"):
         for n in sizes[kind]:
             for m in (f"thrifty-{kind}", f"optuna-{kind}"):
                 if m not in methods or m in skipped:
@@ -255,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     a = get("thrifty-gp", gp_n)
     label = f"thrifty gp < 250 ms per proposal at {gp_n:,} trials"
     floors.append((label, ("PASS" if a["p50_ms"] < 250 else "FAIL") if a else "FAIL (not measured)",
+                   f"{a['p50_ms']:.1f} ms" if a else "the row is missing: see the table"))
+    steps_n = max(sizes["steps"])
+    a = get("thrifty-steps", steps_n)
+    label = f"thrifty's defaults with step reports < 100 ms per proposal at {steps_n:,} trials (issue 13)"
+    floors.append((label, ("PASS" if a["p50_ms"] < 100 else "FAIL") if a else "FAIL (not measured)",
                    f"{a['p50_ms']:.1f} ms" if a else "the row is missing: see the table"))
     if args.quick:
         floors = [(lab + " [quick run: sizes differ from the floor's]", v, d) for lab, v, d in floors]
