@@ -156,10 +156,12 @@ def test_a_scheduler_without_the_rule_is_not_given_a_snapshot() -> None:
 def test_a_budget_aware_study_records_a_typed_scheduler_stop(db_url: str) -> None:
     study = th.Study.create(SPACE, "max", storage=db_url, budget=th.Budget(usd=12.0),
                             scheduler=ASHA(1, 10, 3, budget_aware=True, check_rungs=False))
-    study.optimize(_steps([0.5] * 10, cost_usd=1.0), n_trials=1, progress=False)
+    # The first trial spends $2.50, under the quarter of the budget an unproven trial may spend
+    # (thrifty.cost.spend), so it completes; the second then needs $9 more with $8.50 left.
+    study.optimize(_steps([0.5] * 10, cost_usd=0.25), n_trials=1, progress=False)
     t = study.ask()
     t.report(0.9, step=1, cost_usd=1.0, elapsed_s=0.0)  # the best at rung 1: ASHA alone would continue
     assert t.should_stop()
     stopped = study.tell(t, state="stopped", elapsed_s=0.0)
     assert (stopped.stop_kind, stopped.stop_limit) == (K.SCHEDULER, None)
-    assert stopped.reason == "scheduler: asha: budget-aware: cannot reach 10 within its share of the $1.0000 left"
+    assert stopped.reason == "scheduler: asha: budget-aware: cannot reach 10 within its share of the $8.5000 left"
