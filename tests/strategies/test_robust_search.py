@@ -120,3 +120,17 @@ def test_the_cost_report_counts_the_money_paid_twice_for_one_answer():
     # The second (0.5% away) and the fourth (the same) repeat the first; the third is 5% away.
     assert report.near_duplicate_full_trainings == 2
     assert report.near_duplicate_usd == pytest.approx(10.0)
+
+
+def test_the_space_filling_share_skips_points_already_tried():
+    from thrifty.strategies import make_strategy
+    from thrifty.strategies.sobol import SobolSearch
+
+    space = th.Space({"a": th.Float(0.0, 1.0), "b": th.Float(0.0, 1.0)})
+    bohb = make_strategy({"name": "bohb", "random_fraction": 1.0})
+    sobol_7 = SobolSearch().propose(space, (), seed=3, number=7)[0]
+    assert bohb._fresh_sobol(space, [], [], seed=3, number=7) == sobol_7  # nothing tried: the sequence's point
+    enc = encoder_of(space)
+    tried = {"a": sobol_7["a"] + 0.004, "b": sobol_7["b"]}  # within 1% of it
+    fresh = bohb._fresh_sobol(space, [], [tried], seed=3, number=7)
+    assert not enc.near_duplicates(enc.snap(enc.encode([fresh])), enc.snap(enc.encode([tried])))[0]

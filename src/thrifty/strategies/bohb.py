@@ -17,8 +17,8 @@ One objective only: ``Study.create`` refuses it for several (its levels rank one
 
 ``random_fraction`` (default 0; ``auto`` uses 1/3, as BOHB does): the share of proposals, once the
 model is in use, that are space-filling Sobol' points instead of the model's (point ``number`` of
-the study's scrambled sequence; whether trial ``number`` gets one is a seeded draw, so every worker
-agrees). It is what keeps a model that is wrong about a region from never looking there again.
+the study's scrambled sequence, or the next one that is not a near-duplicate of a tried point;
+whether trial ``number`` gets one is a seeded draw, so every worker agrees). It is what keeps a model that is wrong about a region from never looking there again.
 """
 
 from __future__ import annotations
@@ -96,14 +96,36 @@ class BOHB(Strategy):
         if any(spread):
             out = self._model_propose(space, history, level, values, seed=seed, number=number,
                                       n=n - sum(spread)) if not all(spread) else []
-            from thrifty.strategies.sobol import SobolSearch
-
-            sobol = SobolSearch()
             for j, flag in enumerate(spread):
                 if flag:
-                    out.insert(j, sobol.propose(space, (), seed=seed, number=number + j)[0])
+                    out.insert(j, self._fresh_sobol(space, history, out, seed=seed, number=number + j))
             return out
         return self._model_propose(space, history, level, values, seed=seed, number=number, n=n)
+
+    @staticmethod
+    def _fresh_sobol(space: Space, history: Sequence[Trial], taken: Sequence[dict[str, ParamValue]], *,
+                     seed: int, number: int) -> dict[str, ParamValue]:
+        """Point ``number`` of the study's scrambled Sobol' sequence, or the first after it (of 64)
+        that is not a near-duplicate (:data:`thrifty.encoding.NEAR`) of a trial in the history or
+        of ``taken``: the space-filling share must not pay twice for one answer either."""
+        import warnings
+
+        import numpy as np
+        from scipy.stats import qmc
+
+        from thrifty.encoding import encoder_of
+
+        enc = encoder_of(space)
+        engine = qmc.Sobol(d=space.n_dims, scramble=True, seed=np.random.default_rng(int(seed) & 0xFFFFFFFF))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # balance warnings: points taken from the middle on purpose
+            if number:
+                engine.fast_forward(number)
+            pts = enc.snap(engine.random(64))
+        known = [t.params for t in history] + list(taken)
+        near = enc.near_duplicates(pts, enc.snap(enc.encode(known))) if known else np.zeros(len(pts), dtype=bool)
+        pick = int(np.argmin(near))  # the first fresh point (the first point if none is)
+        return enc.decode(np.nan_to_num(pts[pick:pick + 1], nan=0.5))[0]
 
     def _space_filling(self, seed: int, number: int) -> bool:
         """Whether trial ``number``'s proposal is a space-filling (Sobol') point instead of the
