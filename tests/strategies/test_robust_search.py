@@ -123,14 +123,22 @@ def test_the_cost_report_counts_the_money_paid_twice_for_one_answer():
 
 
 def test_the_space_filling_share_skips_points_already_tried():
+    from _toys import finished
+
     from thrifty.strategies import make_strategy
+    from thrifty.strategies.base import Context
     from thrifty.strategies.sobol import SobolSearch
 
     space = th.Space({"a": th.Float(0.0, 1.0), "b": th.Float(0.0, 1.0)})
-    bohb = make_strategy({"name": "bohb", "random_fraction": 1.0})
-    sobol_7 = SobolSearch().propose(space, (), seed=3, number=7)[0]
-    assert bohb._fresh_sobol(space, [], [], seed=3, number=7) == sobol_7  # nothing tried: the sequence's point
     enc = encoder_of(space)
-    tried = {"a": sobol_7["a"] + 0.004, "b": sobol_7["b"]}  # within 1% of it
-    fresh = bohb._fresh_sobol(space, [], [tried], seed=3, number=7)
-    assert not enc.near_duplicates(enc.snap(enc.encode([fresh])), enc.snap(enc.encode([tried])))[0]
+    bohb = make_strategy({"name": "bohb", "random_fraction": 1.0})  # every proposal space-filling
+    bohb.bind(Context(objectives={"v": "max"}))
+    rng = np.random.default_rng(0)
+    history = [finished(i, [0.1, 0.2, 0.3], {"a": float(u[0]), "b": float(u[1])})
+               for i, u in enumerate(rng.random((6, 2)))]
+    sobol_9 = SobolSearch().propose(space, (), seed=3, number=9)[0]
+    assert bohb.propose(space, history, seed=3, number=9)[0] == sobol_9  # nothing near it: the sequence's point
+    history.append(finished(6, [0.1, 0.2, 0.3], {"a": sobol_9["a"] + 0.004, "b": sobol_9["b"]}))  # within 1%
+    fresh = bohb.propose(space, history, seed=3, number=9)[0]
+    points = enc.snap(enc.encode([t.params for t in history]))
+    assert not enc.near_duplicates(enc.snap(enc.encode([fresh])), points)[0]
