@@ -117,16 +117,7 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
             for p in points:  # enqueued: the history is built without proposals
                 study.enqueue(p)
                 run_steps(study.ask())
-
-            def ask() -> tuple[float, Any]:
-                s = time.perf_counter()
-                t = study.ask()
-                return time.perf_counter() - s, t
-
-            def tell(t: Any) -> float:
-                s = time.perf_counter()
-                run_steps(t)
-                return time.perf_counter() - s
+            finish = run_steps
         elif method.startswith("thrifty"):
             import thrifty as th
 
@@ -134,6 +125,10 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
             for p in points:
                 study.add_trial(p, {"y": float(problem.f(p))})
 
+            def finish(t: Any) -> None:
+                study.tell(t, {"y": float(problem.f(t.params))})
+        if method.startswith("thrifty"):
+
             def ask() -> tuple[float, Any]:
                 s = time.perf_counter()
                 t = study.ask()
@@ -141,7 +136,7 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
 
             def tell(t: Any) -> float:
                 s = time.perf_counter()
-                study.tell(t, {"y": float(problem.f(t.params))})
+                finish(t)
                 return time.perf_counter() - s
         else:
             import optuna
