@@ -56,7 +56,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import thrifty as th  # noqa: E402
-from _report import write_results  # noqa: E402
+from _report import floor_verdict, pct, tail_summary, write_results  # noqa: E402
 from cost import machine  # noqa: E402
 from thrifty.encoding import encoder_of  # noqa: E402
 
@@ -251,39 +251,11 @@ def regret_at(rec: dict, units: float) -> float:
 
 
 def summarize(recs: list[dict]) -> dict:
-    finals = np.array([regret_at(r, BUDGET) for r in recs])
-    tail = {}
-    for u in REPORT_AT:
-        col = np.sort([regret_at(r, u) for r in recs])
-        tail[u] = {"median": float(np.median(col)), "p90": float(col[max(math.ceil(0.9 * len(col)) - 1, 0)]),
-                   "worst": float(col[-1])}
-    return {"runs": len(recs), "share_1pct": float(np.mean(finals <= 0.01)),
-            "share_05pct": float(np.mean(finals <= 0.005)), "tail_at": tail,
+    return {**tail_summary(recs, regret_at, REPORT_AT, BUDGET),
             "near_duplicates": int(sum(r["near_duplicate_full_trainings"] for r in recs)),
             "mean_trials": float(np.mean([r["trials"] for r in recs])),
             "mean_full": float(np.mean([r["full_trainings"] for r in recs])),
             "mean_wall_s": float(np.mean([r["wall_s"] for r in recs]))}
-
-
-def pct(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{100 * x:.2f}%"
-
-
-def floor_line(name: str, summ: dict[str, dict]) -> str | None:
-    """Issue 13's floor for another benchmark family: the defaults beat the best peer of the run on
-    the share reaching 1% and on the 90th-percentile regret at 50 units."""
-    peers = [k for k in PEERS if k in summ]
-    if "thrifty-defaults" not in summ or not peers:
-        return None
-    a = summ["thrifty-defaults"]
-    share_peer = max(peers, key=lambda k: summ[k]["share_1pct"])
-    p90_peer = min(peers, key=lambda k: summ[k]["tail_at"][50]["p90"])
-    ok_share = a["share_1pct"] > summ[share_peer]["share_1pct"] or a["share_1pct"] == 1.0
-    ok_p90 = a["tail_at"][50]["p90"] < summ[p90_peer]["tail_at"][50]["p90"] or a["tail_at"][50]["p90"] <= 0.0
-    return (f"Floor (issue 13), {name}: reach 1% {100 * a['share_1pct']:.0f}% vs {METHODS[share_peer]} "
-            f"{100 * summ[share_peer]['share_1pct']:.0f}% ({'ok' if ok_share else 'no'}); p90 regret at 50 units "
-            f"{pct(a['tail_at'][50]['p90'])} vs {METHODS[p90_peer]} {pct(summ[p90_peer]['tail_at'][50]['p90'])} "
-            f"({'ok' if ok_p90 else 'no'}): **{'PASS' if ok_share and ok_p90 else 'FAIL'}**.")
 
 
 def main() -> int:
@@ -330,7 +302,7 @@ def main() -> int:
             lines.append(f"| {METHODS[k]} | {100 * s['share_1pct']:.0f}% | {100 * s['share_05pct']:.0f}% | "
                          + " | ".join(cells_) + f" | {s['near_duplicates']} | {s['mean_trials']:.0f} | "
                          f"{s['mean_full']:.1f} | {s['mean_wall_s']:.1f} |")
-        line = floor_line(n, summ[n])
+        line = floor_verdict(n, summ[n], PEERS, METHODS)
         lines += ["", line, ""] if line else [""]
     section = "\n".join(lines) + "\n"
     print("\n" + section)

@@ -67,7 +67,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from _report import write_results
+from _report import floor_verdict, pct, tail_summary, write_results
 from cost import machine
 
 import thrifty as th
@@ -298,41 +298,13 @@ def regret_at(rec: dict[str, Any], units: float, median: float, best: float) -> 
 
 
 def summarize(recs: list[dict[str, Any]], median: float, best: float) -> dict[str, Any]:
-    finals = np.array([regret_at(r, BUDGET, median, best) for r in recs])
-    tail = {}
-    for u in REPORT_AT:
-        col = np.sort([regret_at(r, u, median, best) for r in recs])
-        tail[u] = {"median": float(np.median(col)), "p90": float(col[max(math.ceil(0.9 * len(col)) - 1, 0)]),
-                   "worst": float(col[-1])}
-    return {"runs": len(recs), "share_1pct": float(np.mean(finals <= 0.01)),
-            "share_05pct": float(np.mean(finals <= 0.005)), "tail_at": tail,
+    return {**tail_summary(recs, lambda r, u: regret_at(r, u, median, best), REPORT_AT, BUDGET),
             "none_trained": int(sum(1 for r in recs if not r["finds"])),
             "near_duplicates": int(sum(r["near_duplicate_full_trainings"] for r in recs)),
             "max_unspent_units": float(max(r["unspent_units"] for r in recs)),
             "mean_trials": float(np.mean([r["trials"] for r in recs])),
             "mean_full": float(np.mean([r["full_trainings"] for r in recs])),
             "mean_wall_s": float(np.mean([r["wall_s"] for r in recs]))}
-
-
-def pct(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{100 * x:.2f}%"
-
-
-def floor_line(task: str, summ: dict[str, dict]) -> str | None:
-    """Issue 13's floor for another benchmark family: the defaults beat the best peer of the run on
-    the share reaching 1% and on the 90th-percentile regret at 50 units."""
-    peers = [k for k in PEERS if k in summ]
-    if "thrifty-defaults" not in summ or not peers:
-        return None
-    a = summ["thrifty-defaults"]
-    share_peer = max(peers, key=lambda k: summ[k]["share_1pct"])
-    p90_peer = min(peers, key=lambda k: summ[k]["tail_at"][50]["p90"])
-    ok_share = a["share_1pct"] > summ[share_peer]["share_1pct"] or a["share_1pct"] == 1.0
-    ok_p90 = a["tail_at"][50]["p90"] < summ[p90_peer]["tail_at"][50]["p90"] or a["tail_at"][50]["p90"] <= 0.0
-    return (f"Floor (issue 13), {task}: reach 1% {100 * a['share_1pct']:.0f}% vs {METHODS[share_peer]} "
-            f"{100 * summ[share_peer]['share_1pct']:.0f}% ({'ok' if ok_share else 'no'}); p90 regret at 50 units "
-            f"{pct(a['tail_at'][50]['p90'])} vs {METHODS[p90_peer]} {pct(summ[p90_peer]['tail_at'][50]['p90'])} "
-            f"({'ok' if ok_p90 else 'no'}): **{'PASS' if ok_share and ok_p90 else 'FAIL'}**.")
 
 
 def main() -> int:
@@ -394,7 +366,7 @@ def main() -> int:
                          + " | ".join(cells_) + f" | {s['none_trained']} | {s['near_duplicates']} | "
                          f"{s['max_unspent_units']:.2f} | {s['mean_trials']:.0f} | {s['mean_full']:.1f} | "
                          f"{s['mean_wall_s']:.1f} |")
-        line = floor_line(n, summ[n])
+        line = floor_verdict(n, summ[n], PEERS, METHODS)
         lines += ["", line, ""] if line else [""]
     section = "\n".join(lines) + "\n"
     print("\n" + section)
