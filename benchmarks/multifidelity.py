@@ -14,7 +14,9 @@ Protocol (``shared/BENCHMARKING.md``, issue 4). Data: ``$THRIFTY_BENCHDATA/lcben
 ``../shared/benchdata``).
 
 - Tasks 3945, 7593, 34539, 126025, 126026, 126029, 146212, 167104, 167149, 167152; seeds 0..9.
-- Quality of a configuration = its epoch-52 ``val_accuracy``. Only configurations trained to epoch 52
+- Quality of a configuration = its epoch-52 ``val_accuracy`` (``--objective`` picks another output of
+  the surrogate: ``val_balanced_accuracy``, or ``val_cross_entropy``, which every method then
+  maximises negated, and whose regret is (found - reference) / reference). Only configurations trained to epoch 52
   count as found (by whichever method: the ledger below records every configuration that reaches
   epoch 52, whatever the method calls it).
 - Reference = the best epoch-52 ``val_accuracy`` of 10,000 uniform random configurations (log-uniform
@@ -99,6 +101,10 @@ from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
 
 BUDGET = 50.0
 REF_N, REF_SEED = 10_000, 12345
+#: ``--objective``: the surrogate output each method optimises, and its sign (+1: maximised as is;
+#: -1: a loss, maximised negated). Every method sees the signed value as ``val_acc`` (to maximise).
+OBJECTIVES = {"val_accuracy": 1.0, "val_balanced_accuracy": 1.0, "val_cross_entropy": -1.0}
+OBJECTIVE = "val_accuracy"  # set by --objective before any worker forks
 MIN_R, MAX_R, ETA = 1, MAX_EPOCH, 3
 GRID = np.round(np.arange(0.0, BUDGET + 1e-9, 0.25), 2)
 REPORT_AT = (10, 25, 50)
@@ -179,19 +185,19 @@ def surrogate(task: str) -> LCBench:
 
 @functools.lru_cache(maxsize=None)
 def reference(task: str) -> tuple[float, float]:
-    """(reference accuracy, unit in seconds) of ``task``: the best epoch-52 val_accuracy and the
-    median epoch-52 time of 10,000 seeded uniform random configurations."""
+    """(reference score, unit in seconds) of ``task``: the best epoch-52 signed ``OBJECTIVE`` and
+    the median epoch-52 time of 10,000 seeded uniform random configurations."""
     bench = surrogate(task)
     configs = bench.sample(np.random.default_rng(REF_SEED), REF_N)
     out = bench.evaluate(configs, [MAX_EPOCH])
-    return float(np.max(out["val_accuracy"][:, 0])), float(np.median(out["time"][:, 0]))
+    return float(np.max(OBJECTIVES[OBJECTIVE] * out[OBJECTIVE][:, 0])), float(np.median(out["time"][:, 0]))
 
 
 def learning_curve(task: str, params: dict, unit: float) -> tuple[np.ndarray, np.ndarray]:
-    """(val_accuracy at epochs 1..52, cumulative cost in units at epochs 1..52, a running max)."""
+    """(signed ``OBJECTIVE`` at epochs 1..52, cumulative cost in units at epochs 1..52, a running max)."""
     cfg = {k: float(params[k]) for k in LCBENCH_SPACE}
     out = surrogate(task).evaluate([cfg], np.arange(1, MAX_EPOCH + 1))
-    return out["val_accuracy"][0], out["time"][0] / unit
+    return OBJECTIVES[OBJECTIVE] * out[OBJECTIVE][0], out["time"][0] / unit
 
 
 # -- the ledger: one per (task, seed, method) run ----------------------------------------------
@@ -257,7 +263,7 @@ class Ledger:
         return abs(total - self.spent)
 
     def regret(self, acc: float) -> float:
-        return (self.ref - acc) / self.ref
+        return (self.ref - acc) / abs(self.ref)
 
     def record(self) -> dict:
         return {"task": self.task, "reference": self.ref, "unit_s": self.unit, "spent_units": self.spent,
@@ -795,6 +801,7 @@ def _pool_init() -> None:
 
 
 def main() -> int:
+    global OBJECTIVE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 2 seeds")
     ap.add_argument("--tasks", help="comma-separated task ids (default: the 10 of issue 4)")
@@ -804,6 +811,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for the non-Ray cells")
     ap.add_argument("--no-write", action="store_true", help="print only; write no JSON, PNG or RESULTS.md")
     ap.add_argument("--list", action="store_true", help="list the method keys and exit")
+    ap.add_argument("--objective", choices=list(OBJECTIVES), default=OBJECTIVE,
+                    help="the surrogate output to optimise (default val_accuracy)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--tag", help="a supplementary run (letters, digits, '-'): its own RESULTS.md section and "
                                   "benchmarks/multifidelity-TAG.json/.png")
@@ -811,6 +820,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.tag is not None and not all(c.isalnum() or c == "-" for c in args.tag):
         ap.error(f"--tag {args.tag!r}: use letters, digits and '-' (it names files); put words in --title")
+    OBJECTIVE = args.objective
     stem = "multifidelity" + (f"-{args.tag}" if args.tag else "")
     section_title = SECTION + (f", {args.title or args.tag}" if args.tag else "")
     if args.list:
@@ -903,7 +913,7 @@ def main() -> int:
              f"task's median full-training time), enforced by the benchmark's own ledger for every method; "
              f"ASHA/Hyperband with min 1, max 52 epochs, reduction factor 3 everywhere. Regret @u: mean over seeds "
              f"per task, then the median over tasks (— where a task's seeds had not all found a fully trained "
-             f"configuration yet). \"Reach 1%\": share of (task, seed) runs whose best configuration trained to "
+             f"configuration yet). Objective: epoch-52 `{OBJECTIVE}`. \"Reach 1%\": share of (task, seed) runs whose best configuration trained to "
              f"epoch 52 within the budget has regret ≤ 1%.", ""]
     if ray_cells and len(ray_seeds) < len(seeds):
         lines += [f"**Deviation**: Ray Tune ASHA ran on seeds {', '.join(map(str, ray_seeds))} only (about a "

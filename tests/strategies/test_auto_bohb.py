@@ -21,7 +21,7 @@ def decide(space, history=(), **ctx):
 
 def test_the_decision_rule():
     assert decide(SMALL, objectives={"a": "max", "b": "min"})[0] == "nsga2"
-    assert decide(SMALL, [finished(0, [0.1, 0.2])])[0] == "bohb+gp"
+    assert decide(SMALL, [finished(0, [0.1, 0.2])])[0] == "mfgp"
     assert decide(SMALL, budget_trials=8)[0] == "sobol"
     assert decide(SMALL, budget_trials=50) == ("gp", "a small unconditional space (2 dimensions)")
     cond = th.Space({"opt": th.Categorical(["a", "b"]), "m": th.Float(0, 1, when={"opt": "a"})})
@@ -30,9 +30,9 @@ def test_the_decision_rule():
     assert decide(wide)[0] == "tpe"
     many = [finished(i, [0.1]) for i in range(301)]
     assert decide(SMALL, many)[0] == "tpe"
-    # A resource: BOHB around the same model (its GP sees only the trials at its level, so the
-    # trial-count switch does not apply); a conditional space gets TPE inside.
-    assert decide(SMALL, many + [finished(301, [0.1, 0.2])])[0] == "bohb+gp"
+    # A resource: the GP over (configuration, resource) for a small unconditional space (it
+    # subsamples, so the trial-count switch does not apply); a conditional space gets BOHB + TPE.
+    assert decide(SMALL, many + [finished(301, [0.1, 0.2])])[0] == "mfgp"
     assert decide(cond, [finished(0, [0.1, 0.2], params={"opt": "b"})])[0] == "bohb+tpe"
 
 
@@ -46,10 +46,10 @@ def test_auto_says_what_it_chose_and_why(caplog):
     assert caplog.text.count("auto: sobol") == 1  # said once, when it changed
 
 
-def test_auto_with_steps_runs_bohb_around_a_gp():
+def test_auto_with_steps_runs_the_gp_over_configuration_and_resource():
     study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="auto", seed=3,
                                            scheduler={"name": "asha", "max_resource": 9}), 20)
-    assert study.strategy.choice == "bohb+gp"
+    assert study.strategy.choice == "mfgp"
     assert study.best.value > 0.8  # the optimum is 1.0 at x=1, y=0.3
 
 

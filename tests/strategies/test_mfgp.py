@@ -38,6 +38,30 @@ def test_every_level_a_trial_reached_is_an_observation():
     assert rule.observations(SMALL, [finished(0, [0.4])]) is None
 
 
+def test_the_memoised_view_is_the_view_a_fresh_worker_builds():
+    """observations() memoises each trial's rows; a worker that has seen earlier histories (the
+    trial running then, stopped now; the full resource grown) must see what a fresh one sees."""
+    study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="mfgp", seed=1,
+                                           scheduler={"name": "asha", "max_resource": 9}), 12)
+    trials = study.trials
+    warm = bound(MFGP())
+    # The stopped trials alone: no trial completed, so the full resource is a lower one.
+    assert warm.observations(SMALL, [t for t in trials if t.state.value == "stopped"]) is not None
+    for k in range(2, len(trials)):
+        warm.observations(SMALL, trials[:k])  # earlier histories, seen in passing
+    # The last trials while they ran, with every report they have now.
+    running = [th.Trial(number=t.number, state="running", params=t.params, measurements=t.measurements)
+               for t in trials[-3:]]
+    warm.observations(SMALL, trials[:-3] + running)
+
+    def view(rule):
+        return [(t.number, t.state, dict(t.params), dict(t.metrics)) for t in rule.observations(SMALL, trials)]
+
+    assert view(warm) == view(bound(MFGP()))
+    seen = dict(seed=4, number=len(trials))
+    assert warm.propose(SMALL, trials, **seen) == bound(MFGP()).propose(SMALL, trials, **seen)
+
+
 def test_finds_the_optimum_of_a_stepped_toy_and_is_deterministic():
     def run(seed):
         return run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="mfgp", seed=seed,

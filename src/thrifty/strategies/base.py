@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from thrifty.space import ParamValue, Space
@@ -110,3 +111,19 @@ def params_key(params: Mapping[str, Any]) -> str:
     import json
 
     return json.dumps(sorted(params.items()), default=str)
+
+
+def restated(trial: Trial, **changes: Any) -> Trial:
+    """A copy of ``trial`` (a valid, frozen record) with ``changes`` (field name -> new value), for
+    a model's view of the history (``bohb``'s values at a level, ``mfgp``'s trials per level).
+    Mappings are frozen as :class:`Trial` freezes them. ``dataclasses.replace`` would validate
+    every field again: a tenth of a proposal's time at 1,000 trials, for values already valid."""
+    out = object.__new__(Trial)
+    out.__dict__.update(trial.__dict__)
+    for name, value in changes.items():
+        if name not in Trial.__dataclass_fields__:
+            raise TypeError(f"restated: Trial has no field {name!r}")
+        if isinstance(value, Mapping):
+            value = MappingProxyType(dict(value))
+        object.__setattr__(out, name, value)
+    return out

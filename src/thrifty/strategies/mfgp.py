@@ -23,7 +23,6 @@ several (use ``gp``, whose ParEGO scalarisation models several, or ``nsga2``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +32,7 @@ from thrifty.ranking import measured
 from thrifty.schedulers.curves import curve, first_at_or_after
 from thrifty.space import Float, ParamValue, Space
 from thrifty.specs.strategies import MFGPSpec
-from thrifty.strategies.base import Context, Strategy
+from thrifty.strategies.base import Context, Strategy, restated
 from thrifty.strategies.gp import GP
 from thrifty.trial import Trial, TrialState
 
@@ -56,6 +55,10 @@ class MFGP(Strategy):
         self.gp = GP(n_startup=spec.n_startup, cost_aware=False, n_candidates=spec.n_candidates,
                      max_points=spec.max_points)
         self._spaces: dict[Space, Space] = {}
+        # Memos of observations(): curves by (number, reports), rows by what they depend on.
+        self._memo_metric: str | None = None
+        self._curves: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        self._rows: dict[tuple[Any, ...], list[Trial]] = {}
 
     def bind(self, context: Context) -> None:
         super().bind(context)
@@ -82,41 +85,61 @@ class MFGP(Strategy):
 
     def observations(self, space: Space, history: Sequence[Trial]) -> list[Trial] | None:
         """The history as trials of the augmented space (one per trial and level; in-flight,
-        failed and infeasible ones at the full resource), or None without steps to learn from."""
+        failed and infeasible ones at the full resource), or None without steps to learn from.
+        Trial ``k``'s rows are numbered ``k * 64 + j``. Each trial's curve and rows are memoised
+        on what they depend on (its number, state and count of reports, and the full resource), so
+        a proposal at 1,000 trials rebuilds only what changed."""
         if len(self.context.objectives) != 1:
             return None
         metric = next(iter(self.context.objectives))
-        curves = {t.number: curve(t, metric, 1.0) for t in history}
+        if metric != self._memo_metric or len(self._curves) > 4 * len(history) + 64:
+            self._curves, self._rows, self._memo_metric = {}, {}, metric
+        curves = {}
+        for t in history:
+            key = (t.number, len(t.measurements))
+            pts = self._curves.get(key)
+            if pts is None:
+                pts = self._curves[key] = curve(t, metric, 1.0)
+            curves[t.number] = pts
         if not any(len(pts) >= 2 for pts in curves.values()):
             return None
         done = [pts[-1][0] for t in history if measured(t) and (pts := curves[t.number])]
         top = max(done) if done else max(pts[-1][0] for pts in curves.values() if pts)
         if top <= self.min_resource:
             return None
+        if len(self._rows) > 4 * len(history) + 64:
+            self._rows = {}
+        out: list[Trial] = []
+        for t in history:
+            key = (t.number, t.state, len(t.measurements), t.retried, top)
+            rows = self._rows.get(key)
+            if rows is None:
+                rows = self._rows[key] = self._rows_of(t, curves[t.number], metric, top)
+            out.extend(rows)
+        return out
+
+    def _rows_of(self, t: Trial, pts: list[tuple[float, float]], metric: str, top: float) -> list[Trial]:
+        """Trial ``t``'s rows of the augmented space (see :meth:`observations`)."""
         span = math.log(top / self.min_resource)
-        levels = self.levels(top)
         out: list[Trial] = []
 
-        def add(t: Trial, u: float, **changes: Any) -> None:
+        def add(u: float, **changes: Any) -> None:
             params = {**t.params, RESOURCE: min(max(u, 0.0), 1.0)}
-            out.append(dataclasses.replace(t, number=len(out), params=params, **changes))
+            out.append(restated(t, number=t.number * 64 + len(out), params=params, **changes))
 
-        for t in history:
-            pts = curves[t.number]
-            if t.state in (TrialState.RUNNING, TrialState.PENDING, TrialState.PAUSED):
-                add(t, 1.0, state=TrialState.RUNNING, measurements=(), metrics={})
-            elif t.state is TrialState.FAILED or (t.state is TrialState.INFEASIBLE and not measured(t)):
-                if not (t.state is TrialState.FAILED and t.retried):
-                    add(t, 1.0, measurements=())
-            elif pts:
-                last_r = pts[-1][0]
-                seen = [(level, first_at_or_after(pts, level)) for level in levels if level < last_r]
-                seen.append((last_r, pts[-1][1]))
-                for level, value in seen:
-                    if value is not None and math.isfinite(value):
-                        u = 1.0 if level >= top else math.log(level / self.min_resource) / span
-                        add(t, u, state=TrialState.COMPLETED, metrics={metric: value},
-                            measurements=())
+        if t.state in (TrialState.RUNNING, TrialState.PENDING, TrialState.PAUSED):
+            add(1.0, state=TrialState.RUNNING, measurements=(), metrics={})
+        elif t.state is TrialState.FAILED or (t.state is TrialState.INFEASIBLE and not measured(t)):
+            if not (t.state is TrialState.FAILED and t.retried):
+                add(1.0, measurements=())
+        elif pts:
+            last_r = pts[-1][0]
+            seen = [(level, first_at_or_after(pts, level)) for level in self.levels(top) if level < last_r]
+            seen.append((last_r, pts[-1][1]))
+            for level, value in seen:
+                if value is not None and math.isfinite(value):
+                    u = 1.0 if level >= top else math.log(level / self.min_resource) / span
+                    add(u, state=TrialState.COMPLETED, metrics={metric: value}, measurements=())
         return out
 
     def propose(self, space: Space, history: Sequence[Trial], *, seed: int, number: int,
@@ -128,3 +151,4 @@ class MFGP(Strategy):
         got = self.gp.propose_pinned(wide, view, seed=seed, number=number, n=n, pinned={RESOURCE: 1.0},
                                      also_taken=[dict(t.params) for t in history])
         return [{k: v for k, v in params.items() if k != RESOURCE} for params in got]
+
