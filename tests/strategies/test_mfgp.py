@@ -90,6 +90,20 @@ def test_never_proposes_a_configuration_tried_at_any_resource():
     assert any(t.state.value == "stopped" for t in study.trials)  # low resources were in the history
 
 
+def test_never_proposes_a_near_duplicate_of_a_configuration_stopped_early():
+    """A configuration the scheduler stopped at a low resource is not proposed again nearby: the
+    GP's near-duplicate rule compares configurations, not (configuration, resource) pairs."""
+    from thrifty.encoding import encoder_of
+
+    study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="mfgp", seed=0,
+                                           scheduler={"name": "asha", "max_resource": 9, "check_rungs": False}), 40)
+    assert sum(t.state.value == "stopped" for t in study.trials) >= 10
+    enc = encoder_of(SMALL)
+    x = enc.snap(enc.encode([t.params for t in study.trials]))
+    repeats = [i for i in range(1, len(x)) if enc.near_duplicates(x[i:i + 1], x[:i])[0]]
+    assert repeats == []
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match=r"MFGP\(min_resource=0\)"):
         MFGP(min_resource=0)

@@ -31,6 +31,7 @@ from thrifty.errors import ValidationError
 from thrifty.schedulers.curves import curve, first_at_or_after
 from thrifty.space import ParamValue, Space
 from thrifty.specs.strategies import BOHBSpec
+from thrifty.strategies._spread import with_spread
 from thrifty.strategies.base import Context, Strategy, restated
 from thrifty.trial import Trial, TrialState
 
@@ -90,49 +91,9 @@ class BOHB(Strategy):
         self.inner.bind(self.context)
         if level is None:  # too little data at any level: the inner strategy's own start-up
             return self.inner.propose(space, history, seed=seed, number=number, n=n)
-        spread = [self._space_filling(seed, number + j) for j in range(n)]
-        if any(spread):
-            out = self._model_propose(space, history, level, values, seed=seed, number=number,
-                                      n=n - sum(spread)) if not all(spread) else []
-            for j, flag in enumerate(spread):
-                if flag:
-                    out.insert(j, self._fresh_sobol(space, history, out, seed=seed, number=number + j))
-            return out
-        return self._model_propose(space, history, level, values, seed=seed, number=number, n=n)
-
-    @staticmethod
-    def _fresh_sobol(space: Space, history: Sequence[Trial], taken: Sequence[dict[str, ParamValue]], *,
-                     seed: int, number: int) -> dict[str, ParamValue]:
-        """Point ``number`` of the study's scrambled Sobol' sequence, or the first after it (of 64)
-        that is not a near-duplicate (:data:`thrifty.encoding.NEAR`) of a trial in the history or
-        of ``taken``: the space-filling share must not pay twice for one answer either."""
-        import warnings
-
-        import numpy as np
-        from scipy.stats import qmc
-
-        from thrifty.encoding import encoder_of
-
-        enc = encoder_of(space)
-        engine = qmc.Sobol(d=space.n_dims, scramble=True, seed=np.random.default_rng(int(seed) & 0xFFFFFFFF))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # balance warnings: points taken from the middle on purpose
-            if number:
-                engine.fast_forward(number)
-            pts = enc.snap(engine.random(64))
-        known = [t.params for t in history] + list(taken)
-        near = enc.near_duplicates(pts, enc.snap(enc.encode(known))) if known else np.zeros(len(pts), dtype=bool)
-        pick = int(np.argmin(near))  # the first fresh point (the first point if none is)
-        return enc.decode(np.nan_to_num(pts[pick:pick + 1], nan=0.5))[0]
-
-    def _space_filling(self, seed: int, number: int) -> bool:
-        """Whether trial ``number``'s proposal is a space-filling (Sobol') point instead of the
-        model's: a seeded draw with probability ``random_fraction``, the same on every worker."""
-        if self.random_fraction <= 0.0:
-            return False
-        import numpy as np
-
-        return bool(np.random.default_rng([int(seed) & 0xFFFFFFFF, number, 0xB0B]).random() < self.random_fraction)
+        return with_spread(
+            lambda k: self._model_propose(space, history, level, values, seed=seed, number=number, n=k),
+            self.random_fraction, space, history, seed=seed, number=number, n=n)
 
     def _model_propose(self, space: Space, history: Sequence[Trial], level: float, values: dict[int, float], *,
                        seed: int, number: int, n: int) -> list[dict[str, ParamValue]]:

@@ -10,10 +10,18 @@ low-resource value says something about the end. A trial contributes its first r
 beyond each level ``min_resource * reduction_factor**k`` (below its last report) and its last
 report. Proposals maximise log expected improvement *at the full resource* (``u = 1``, held fixed
 during the search: :meth:`thrifty.strategies.gp.GP.propose_pinned`), against the best value a
-completed trial reached; a configuration already tried at any resource is never proposed again.
+completed trial reached; a configuration already tried at any resource, or a near-duplicate of
+one (:data:`thrifty.encoding.NEAR`: every parameter within 1% of its range), is never proposed
+again: without that rule the GP proposed the same configuration again and again at a low resource
+where the scheduler stopped it each time (a held-out LCBench task, four near-identical trials in a
+row).
 Running, pending and paused trials are in flight at ``u = 1`` (kriging believer); failed ones and
 infeasible ones without metrics count as the worst value at ``u = 1`` (a trial recorded
 INFEASIBLE for breaking a constraint contributes its curve like a completed one).
+
+``random_fraction`` (default 0): the share of proposals, once the model is in use, that are
+space-filling Sobol' points instead of the model's (:mod:`thrifty.strategies._spread`, as
+``bohb``'s).
 
 Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
 trial runs, this strategy which configurations start. Without steps in the history (no trial
@@ -32,6 +40,7 @@ from thrifty.ranking import measured
 from thrifty.schedulers.curves import curve, first_at_or_after
 from thrifty.space import Float, ParamValue, Space
 from thrifty.specs.strategies import MFGPSpec
+from thrifty.strategies._spread import with_spread
 from thrifty.strategies.base import Context, Strategy, restated
 from thrifty.strategies.gp import GP
 from thrifty.trial import Trial, TrialState
@@ -48,8 +57,10 @@ class MFGP(Strategy):
     slow = True
 
     def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, n_startup: int | None = None,
-                 n_candidates: int = 1024, max_points: int = 300) -> None:
-        self.spec = spec = MFGPSpec(min_resource, reduction_factor, n_startup, n_candidates, max_points)
+                 n_candidates: int = 1024, max_points: int = 300, random_fraction: float = 0.0) -> None:
+        self.spec = spec = MFGPSpec(min_resource, reduction_factor, n_startup, n_candidates, max_points,
+                                    random_fraction)
+        self.random_fraction = spec.random_fraction
         self.min_resource = spec.min_resource
         self.reduction_factor = spec.reduction_factor
         self.gp = GP(n_startup=spec.n_startup, cost_aware=False, n_candidates=spec.n_candidates,
@@ -148,7 +159,11 @@ class MFGP(Strategy):
         if view is None:
             return self.gp.propose(space, history, seed=seed, number=number, n=n)
         wide = self.augmented(space)
-        got = self.gp.propose_pinned(wide, view, seed=seed, number=number, n=n, pinned={RESOURCE: 1.0},
-                                     also_taken=[dict(t.params) for t in history])
-        return [{k: v for k, v in params.items() if k != RESOURCE} for params in got]
+
+        def model(k: int) -> list[dict[str, ParamValue]]:
+            got = self.gp.propose_pinned(wide, view, seed=seed, number=number, n=k, pinned={RESOURCE: 1.0},
+                                         also_taken=[dict(t.params) for t in history])
+            return [{name: v for name, v in params.items() if name != RESOURCE} for params in got]
+
+        return with_spread(model, self.random_fraction, space, history, seed=seed, number=number, n=n)
 
