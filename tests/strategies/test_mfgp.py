@@ -8,6 +8,7 @@ import pytest
 
 import thrifty as th
 from thrifty.strategies.base import Context
+from thrifty.strategies.bohb import BOHB
 from thrifty.strategies.gp import GP
 from thrifty.strategies.mfgp import MFGP, RESOURCE
 
@@ -90,18 +91,18 @@ def test_never_proposes_a_configuration_tried_at_any_resource():
     assert any(t.state.value == "stopped" for t in study.trials)  # low resources were in the history
 
 
-def test_never_proposes_a_near_duplicate_of_a_configuration_stopped_early():
-    """A configuration the scheduler stopped at a low resource is not proposed again nearby: the
-    GP's near-duplicate rule compares configurations, not (configuration, resource) pairs."""
-    from thrifty.encoding import encoder_of
-
-    study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="mfgp", seed=0,
-                                           scheduler={"name": "asha", "max_resource": 9, "check_rungs": False}), 40)
-    assert sum(t.state.value == "stopped" for t in study.trials) >= 10
-    enc = encoder_of(SMALL)
-    x = enc.snap(enc.encode([t.params for t in study.trials]))
-    repeats = [i for i in range(1, len(x)) if enc.near_duplicates(x[i:i + 1], x[:i])[0]]
-    assert repeats == []
+def test_the_space_filling_share_is_bohbs_and_stored_only_when_set():
+    study = run_with_steps(th.Study.create(SMALL, {"v": "max"}, storage="memory", strategy="mfgp", seed=1,
+                                           scheduler={"name": "asha", "max_resource": 9}), 12)
+    trials = study.trials
+    mine = bound(MFGP(random_fraction=1.0))
+    spread = bound(BOHB(inner="gp", min_points=2, random_fraction=1.0))
+    modelled = bound(MFGP())
+    at = dict(seed=7, number=len(trials), n=3)
+    assert mine.propose(SMALL, trials, **at) == spread.propose(SMALL, trials, **at)  # one Sobol' sequence
+    assert mine.propose(SMALL, trials, **at) != modelled.propose(SMALL, trials, **at)
+    assert "random_fraction" not in MFGP().spec.params()  # specs stored before it store back unchanged
+    assert MFGP(random_fraction=0.25).spec.params()["random_fraction"] == 0.25
 
 
 def test_bad_arguments_are_rejected():

@@ -50,8 +50,6 @@ GP_MAX_DIMS = 12
 GP_MAX_TRIALS = 300
 #: The share of ``bohb`` proposals that are space-filling (Sobol') points (rule 4).
 RANDOM_FRACTION = 1 / 3
-#: The share of ``mfgp`` proposals that are space-filling (rule 4).
-MFGP_RANDOM_FRACTION = 0.0
 
 
 class Auto(Strategy):
@@ -100,8 +98,6 @@ class Auto(Strategy):
 
             base, _, inner = name.partition("+")
             spec: Any = {"name": base, "inner": inner, "random_fraction": RANDOM_FRACTION} if inner else base
-            if name == "mfgp" and MFGP_RANDOM_FRACTION:
-                spec = {"name": "mfgp", "random_fraction": MFGP_RANDOM_FRACTION}
             self._strategies[name] = make_strategy(spec)
         return self._strategies[name]
 

@@ -188,10 +188,10 @@ class GP(Strategy):
         """:meth:`propose` with the float parameters of ``pinned`` held at the given values: no
         candidate moves them, and the incumbent of expected improvement is the best observation at
         those values (any observation while there is none). ``also_taken``: further parameter sets
-        (``pinned`` filled in) never to propose. A near-duplicate (:data:`thrifty.encoding.NEAR`) of
-        a point in the history is judged on the other parameters alone: the pinned ones count as
-        equal. This is how ``mfgp`` asks a GP over (configuration, resource) for a configuration at
-        the full resource, never one near a configuration tried at any resource."""
+        (``pinned`` filled in) never to propose. The near-duplicate rule compares every parameter,
+        the pinned ones included: for ``mfgp``, which asks a GP over (configuration, resource) for a
+        configuration at the full resource this way, a near-duplicate is one of a configuration
+        already trained to (about) the full resource."""
         for name in pinned:
             if name not in space or not isinstance(space[name], Float):
                 raise ValidationError(f"GP.propose_pinned: {name!r} is not a float parameter of the space")
@@ -551,7 +551,7 @@ class _Model:
             return None
         if self.p.all_points is not None:
             return int(order[0])
-        known = self.p.pin(self.p.known_points())  # pinned columns compare equal (propose_pinned)
+        known = self.p.known_points()
         for start in range(0, len(order), 64):
             chunk = order[start:start + 64]
             fresh = chunk[~self.enc.near_duplicates(x[chunk], known)]

@@ -10,11 +10,13 @@ low-resource value says something about the end. A trial contributes its first r
 beyond each level ``min_resource * reduction_factor**k`` (below its last report) and its last
 report. Proposals maximise log expected improvement *at the full resource* (``u = 1``, held fixed
 during the search: :meth:`thrifty.strategies.gp.GP.propose_pinned`), against the best value a
-completed trial reached; a configuration already tried at any resource, or a near-duplicate of
-one (:data:`thrifty.encoding.NEAR`: every parameter within 1% of its range), is never proposed
-again: without that rule the GP proposed the same configuration again and again at a low resource
-where the scheduler stopped it each time (a held-out LCBench task, four near-identical trials in a
-row).
+completed trial reached; a configuration already tried at any resource is never proposed again,
+nor a near-duplicate (:data:`thrifty.encoding.NEAR`: every parameter within 1% of its range) of
+one trained to the full resource. A near-duplicate of a configuration the scheduler stopped early
+may be proposed: it gives a configuration stopped at an unreliable low rung another chance.
+Forbidding it too was measured (LCBench, ten tasks, seeds 10..29, the defaults): 84% of runs
+reached 1% regret against 88%; it also removed cheap repeats (four near-identical trials stopped
+at epoch 3 in a row on a held-out task).
 Running, pending and paused trials are in flight at ``u = 1`` (kriging believer); failed ones and
 infeasible ones without metrics count as the worst value at ``u = 1`` (a trial recorded
 INFEASIBLE for breaking a constraint contributes its curve like a completed one).
