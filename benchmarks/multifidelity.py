@@ -348,7 +348,12 @@ def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict:
                 run = runs[t.number] = ledger.start(dict(t.params))
             for epoch in range(run.epoch + 1, MAX_EPOCH + 1):
                 acc, inc = run.train_epoch()
-                t.report({"val_acc": acc}, step=epoch, cost_usd=inc, elapsed_s=0.0)
+                try:
+                    t.report({"val_acc": acc}, step=epoch, cost_usd=inc, elapsed_s=0.0)
+                except th.TrialStopped as exc:  # thrifty's own hard budget (the -usd variant): spent
+                    study.tell(t, state="stopped", reason=exc.reason, elapsed_s=0.0)
+                    ended = str(exc)
+                    break
                 if epoch == MAX_EPOCH:
                     study.tell(t, {"val_acc": acc}, elapsed_s=0.0)
                 elif ledger.exhausted:

@@ -232,7 +232,12 @@ def run_thrifty(key: str, ledger: Ledger, seed: int) -> dict[str, Any]:
                     study.tell(t, state="stopped", reason="benchmark: budget line")
                     break
                 loss, units = out
-                t.report({"loss": loss}, step=step, cost_usd=units)
+                try:
+                    t.report({"loss": loss}, step=step, cost_usd=units)
+                except th.TrialStopped as exc:  # thrifty's own hard budget (the -usd variant): spent
+                    study.tell(t, state="stopped", reason=exc.reason)
+                    ended = str(exc)
+                    break
                 if step == STEPS:
                     study.tell(t, {"loss": loss})
                 elif ledger.exhausted:
