@@ -25,7 +25,7 @@ Protocol.
   torch under that contention measured 4× slower). The 1-minute load average at the start of each
   row is recorded.
 - Trials with step reports (issue 13): ``thrifty-steps`` is a study with the defaults (``auto``,
-  which picks ``bohb`` around a GP once trials report steps, and ``scheduler="auto"``) whose N
+  which picks ``mfgp`` once trials report steps, and ``scheduler="auto"``) whose N
   trials are enqueued at the same points and each report steps 1..9 of a curve ending at the
   problem's value, those worse than the median at step 3 told STOPPED there; the timed asks are the
   defaults' own proposals (each then runs its steps the same way, untimed). N = 100, 500, 1000.
@@ -64,7 +64,7 @@ PROBLEM = "ackley5"
 METHODS = ("thrifty-tpe", "optuna-tpe", "thrifty-gp", "optuna-gp", "thrifty-steps")
 LABELS = {"thrifty-tpe": "thrifty tpe", "optuna-tpe": "Optuna TPE (multivariate)", "thrifty-gp": "thrifty gp",
           "optuna-gp": "Optuna GPSampler",
-          "thrifty-steps": "thrifty defaults, trials with step reports (auto: bohb+gp)"}
+          "thrifty-steps": "thrifty defaults, trials with step reports (auto: mfgp)"}
 SIZES = {"tpe": (100, 500, 1000), "gp": (100, 300, 500, 1000), "steps": (100, 500, 1000)}
 QUICK_SIZES = {"tpe": (50, 200), "gp": (50, 200), "steps": (50, 200)}
 #: Trials with step reports (issue 13): each reports steps 1..STEPS of a curve ending at the
