@@ -625,7 +625,7 @@ def regret_curve(rec: dict) -> np.ndarray:
     """Regret at each point of GRID (inf before the first find)."""
     out = np.full(len(GRID), np.inf)
     for u, acc in rec["finds"]:
-        out[GRID >= u - 1e-12] = (rec["reference"] - acc) / rec["reference"]
+        out[GRID >= u - 1e-12] = (rec["reference"] - acc) / abs(rec["reference"])
     return out
 
 
