@@ -92,3 +92,39 @@ def test_bad_arguments_are_rejected():
         AutoStopping(min_resource=0)
     with pytest.raises(ValueError, match=r"AutoStopping\(min_complete=2\)"):
         make_scheduler({"name": "auto", "min_complete": 2})
+
+
+def run_trial(study, values, cost_per_step):
+    """Report ``values`` at steps 1, 2, ... with ``cost_per_step`` dollars each until the study
+    says stop; returns (the step it stopped at or None, the trial's stop reason)."""
+    t = study.ask()
+    for step, v in enumerate(values, start=1):
+        t.report({"value": v}, step=step, cost_usd=cost_per_step)
+        if step < len(values) and t.should_stop():
+            study.tell(t, state="stopped")
+            return step, study.trials[t.number].reason
+    study.tell(t, values[-1])
+    return None, None
+
+
+def test_an_unproven_trial_may_not_outspend_the_rest_of_the_study():
+    """Rule 4, without any budget: the second trial costs 10 times the first per step. Better than
+    the first at every step but compared with one trial only, it stops once it has spent more than
+    the rest of the study and 3 times a completed trial's median (here both $0.90: at step 1)."""
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", storage="memory", seed=0)
+    assert run_trial(study, [0.1 * s for s in range(1, 10)], 0.1) == (None, None)  # $0.90, completed
+    step, reason = run_trial(study, [0.2 * s for s in range(1, 10)], 1.0)
+    assert step == 3, step  # $3.00 > 3 x $0.90
+    assert "more than the rest of the study ($0.9000)" in reason and reason.startswith("scheduler: auto"), reason
+
+
+def test_a_dear_trial_that_leads_two_others_goes_on_and_cheap_ones_are_never_judged_by_spend():
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", storage="memory", seed=0)
+    for q in (0.5, 0.6):
+        assert run_trial(study, [q * s / 9 for s in range(1, 10)], 0.1) == (None, None)
+    # Ten times dearer, and ahead of both others at every step: proven, so it runs to its end.
+    assert run_trial(study, [0.9 * s / 9 for s in range(1, 10)], 1.0) == (None, None)
+    # Trials without dollars (nothing reported or metered) are never stopped by rule 4.
+    free = th.Study.create({"x": th.Float(0, 1)}, "max", storage="memory", seed=0)
+    assert run_trial(free, [0.1 * s for s in range(1, 10)], 0.0) == (None, None)
+    assert run_trial(free, [0.2 * s for s in range(1, 10)], 0.0) == (None, None)

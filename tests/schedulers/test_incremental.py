@@ -45,19 +45,20 @@ def test_decisions_are_those_recorded_before_the_incremental_state(case, recorde
 
     def wrap(study: th.Study) -> None:
         rule = study.scheduler
-        decide = rule.decide
+        verdict = rule.verdict  # what the study acts on at each report
         fresh = make_scheduler(spec)
         fresh.bind(study.space)
 
-        def both(trial, history, objectives):
-            d = decide(trial, history, objectives)
+        def both(trial, history, objectives, budget):
+            v = verdict(trial, history, objectives, budget)
             checked["incremental"] += isinstance(history, History)
             if rule.needs_history:  # the same history as a plain list: read whole by a fresh rule
-                assert fresh.decide(trial, list(history), objectives) is d, (case, trial.number, trial.last_step)
+                again = fresh.verdict(trial, list(history), objectives, budget)
+                assert again == v, (case, trial.number, trial.last_step)
                 checked["whole"] += 1
-            return d
+            return v
 
-        rule.decide = both  # type: ignore[method-assign]
+        rule.verdict = both  # type: ignore[method-assign]
 
     got = run_case(case, on_study=wrap)
     want = recorded[case]

@@ -85,6 +85,8 @@ class CurveIndex:
         self._number_order = True
         self._broken = False
         self.first_min: float | None = None
+        #: Dollars of all the measurements read so far (every trial's).
+        self.spent_total = 0.0
         self._last_max = -math.inf
         self._last_max_stale = False
         #: The trials that ran to the end (:func:`~thrifty.ranking.measured`), in the order they were
@@ -159,6 +161,7 @@ class CurveIndex:
             if r is None or metric not in m.metrics:
                 continue
             pts.append((float(r), sign * m.metrics[metric]))
+        self.spent_total += spent - e.spent
         e.spent = spent
         if len(pts) == before:
             return
@@ -176,6 +179,30 @@ class CurveIndex:
                         break
 
     # -- what the rules ask ------------------------------------------------------------------
+    def median_measured_spent(self) -> float | None:
+        """The median dollars of the trials that ran to the end (``None`` while none has)."""
+        if not self.measured:
+            return None
+        costs = sorted(e.spent for e in self.measured.values())
+        k = len(costs)
+        return costs[k // 2] if k % 2 else 0.5 * (costs[k // 2 - 1] + costs[k // 2])
+
+    def leads(self, number: int, step: float, value: float, peers: int) -> bool:
+        """Whether ``value``, trial ``number``'s at ``step``, is at least as good as the value of
+        every other trial that reached ``step`` (its first at or after it), with at least ``peers``
+        such trials. Values are signed: larger is better."""
+        n = 0
+        for other, e in self.entries.items():
+            if other == number:
+                continue
+            v = first_at_or_after(e.points, step)
+            if v is None or not math.isfinite(v):
+                continue
+            if v > value:
+                return False
+            n += 1
+        return n >= peers
+
     def last_max(self) -> float:
         """The largest last resource any trial reported (``-inf`` if none)."""
         if self._last_max_stale:

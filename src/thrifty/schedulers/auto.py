@@ -13,7 +13,16 @@ measured rungs (:mod:`thrifty.schedulers.asha`) with the rungs found instead of 
    ``1/reduction_factor`` of the trials that reached them (ASHA: Li et al., MLSys 2020);
 3. from then on a rung judges only while Spearman's rank correlation between a trial's value
    there and its final value, over the completed trials that reached it, is at least ``rho_min``
-   (default 0.5); the other rungs stop nobody.
+   (default 0.5); the other rungs stop nobody;
+4. **no unproven trial outspends the rest of the study**: a trial whose measured dollars exceed
+   both everything the other trials have spent and ``OUTSPEND_TYPICAL`` (3) times the median
+   dollars of a completed trial stops, unless it has *proven* itself: at its latest step it is at
+   least as good as every other trial that reached that step, and at least ``PROOF_PEERS`` (2)
+   did. With or without a budget. Why: before any rung can judge, a configuration costing 30
+   typical trainings (the second trial of a study, say) ran to its end on a single comparison and
+   took two thirds of a 50-unit LCBench run; a budget's own rule (:mod:`thrifty.cost.spend`) only
+   exists when a budget is given. Trials without dollars (no cost reported nor metered) are never
+   stopped by this rule.
 
 Once a trial has completed, this decides exactly as ``ASHA(min_resource, max_resource=<the full
 resource>, reduction_factor)`` with its default measured rungs. On the LCBench surrogate a rung
@@ -27,14 +36,20 @@ schedule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from thrifty.schedulers.curves import curve, objective_of
 from thrifty.schedulers._index import CurveIndex, Indexed
 from thrifty.schedulers.asha import ASHA, open_levels, rung_decision, rungs
-from thrifty.schedulers.base import Decision, Scheduler
+from thrifty.schedulers.base import BudgetSnapshot, Decision, Scheduler, Verdict
+from thrifty.cost.spend import PROOF_PEERS
 from thrifty.specs.schedulers import AutoStoppingSpec
 from thrifty.trial import Trial
+
+
+#: Rule 4: an unproven trial may spend this many completed trials' median dollars in any case.
+OUTSPEND_TYPICAL = 3.0
 
 
 class AutoStopping(Indexed, Scheduler):
@@ -72,19 +87,50 @@ class AutoStopping(Indexed, Scheduler):
         return None if furthest <= low else (low, furthest)
 
     def decide(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]) -> Decision:
+        return self.verdict(trial, history, objectives, None).decision
+
+    def verdict(self, trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str],
+                budget: BudgetSnapshot | None) -> Verdict:
+        """The decision of rules 1-3 (the rungs) and, when they let the trial go on, rule 4 (with
+        its reason as the note)."""
         if self.metric is None and len(objectives) > 1:
-            return Decision.CONTINUE  # several objectives and no metric: no single ranking to judge by
+            return Verdict(Decision.CONTINUE)  # several objectives and no metric: no single ranking
         metric, sign = objective_of(objectives, self.metric, "AutoStopping")
         pts = curve(trial, metric, sign)
         if not pts:
-            return Decision.CONTINUE
+            return Verdict(Decision.CONTINUE)
         with self.indexed(history, metric, sign, "step") as index:
             span = self._span(index)
             if span is None:
-                return Decision.CONTINUE
+                return Verdict(Decision.CONTINUE)
             levels = rungs(span[0], span[1], self.reduction_factor)
 
             def opened() -> list[float]:
                 return open_levels(index, levels, self.min_complete, self.rho_min)
 
-            return rung_decision(trial.number, pts, index, levels, self.reduction_factor, open_levels=opened)
+            decision = rung_decision(trial.number, pts, index, levels, self.reduction_factor, open_levels=opened)
+            if decision is Decision.CONTINUE:
+                why = outspends(trial, pts, index)
+                if why is not None:
+                    return Verdict(Decision.STOP, why)
+            return Verdict(decision)
+
+
+def outspends(trial: Trial, pts: Sequence[tuple[float, float]], index: CurveIndex) -> str | None:
+    """Rule 4 of the module doc for ``trial`` (its signed curve ``pts``; ``index`` follows the
+    study's history): why it has spent more than the rest of the study and ``OUTSPEND_TYPICAL``
+    completed trials' median without having proven itself, or ``None`` if it has not."""
+    own = math.fsum(m.cost_usd for m in trial.measurements)
+    if own <= 0.0:
+        return None
+    entry = index.entries.get(trial.number)
+    rest = index.spent_total - (entry.spent if entry is not None else 0.0)
+    typical = index.median_measured_spent()
+    if typical is None or own <= rest or own <= OUTSPEND_TYPICAL * typical:
+        return None
+    step, value = pts[-1]
+    if index.leads(trial.number, step, value, PROOF_PEERS):
+        return None
+    return (f"spent ${own:,.4f}, more than the rest of the study (${rest:,.4f}) and {OUTSPEND_TYPICAL:g} times "
+            f"a completed trial's median (${typical:,.4f}), without leading at least {PROOF_PEERS} other "
+            f"trials at step {step:g}")

@@ -147,6 +147,7 @@ class MFGPSpec(StrategySpec):
     n_candidates: int = arg(1024, integer(16))
     max_points: int = arg(300, integer(20))
     random_fraction: float = arg(0.0, PROBABILITY, added=True)
+    cost_premium: bool = arg(True, BOOLEAN, added=True)
 
     def misfit(self, study: StudyShape) -> str | None:
         if self.RESOURCE in study.space:

@@ -22,11 +22,14 @@ The rule, applied before every proposal (so the choice follows the study as it g
    regret 88% against 78%, and 78% against 64% on the held-out tasks; on the multi-fidelity
    Branin and Hartmann functions it leads Optuna's TPE+Hyperband on every tail column. On real
    scikit-learn training (``benchmarks/sklearn_real.py``) the defaults still trail Optuna's TPE
-   (+Hyperband) on the tail: open in issue 13. Under a dollar budget
-   ``mfgp`` does not weigh predicted cost in its acquisition (``bohb+gp``'s inner GP did): the
-   admission of each proposal and the spending rules (:mod:`thrifty.cost.spend`) hold the budget,
-   and cost-weighted EI inside ``auto`` measured no better on LCBench (78% either way; worse on
-   the task whose good configurations cost twice the median). The study's default
+   (+Hyperband) on the tail: open in issue 13. ``mfgp`` weighs
+   predicted cost through its *cost premium* (a configuration pays in expected improvement only for
+   what it costs above the space's typical one), with or without a budget: plain EI per unit cost
+   (``bohb+gp``'s cost-aware inner GP) measured no better on LCBench (78% either way; worse on the
+   task whose good configurations cost twice the median), while the premium took the runs that
+   failed on dear configurations off them (numbers in :mod:`thrifty.strategies.mfgp`). Under a
+   dollar budget the admission of each proposal and the spending rules (:mod:`thrifty.cost.spend`)
+   hold the budget. The study's default
    scheduler (``"auto"``, :mod:`thrifty.schedulers.auto`) stops trials only where the study's data
    show a rung's ranks predict the end;
 5. otherwise the model of rule 3.
@@ -106,7 +109,9 @@ class Auto(Strategy):
 
     def bind(self, context: Context) -> None:
         super().bind(context)
-        self.wants_cost_model = context.budget_usd is not None
+        # The cost model comes with every proposal under a dollar budget, and for mfgp's cost premium.
+        chosen = self._strategies.get(self.choice) if self.choice is not None else None
+        self.wants_cost_model = context.budget_usd is not None or (chosen is not None and chosen.wants_cost_model)
 
     def propose(self, space: Space, history: Sequence[Trial], *, seed: int, number: int,
                 n: int = 1) -> list[dict[str, ParamValue]]:

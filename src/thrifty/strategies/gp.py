@@ -65,6 +65,12 @@ the full resource and ``alpha = (budget - spent) / budget`` goes from 1 to 0 as 
 spent (``alpha = 1`` without a budget). The gradient refinement uses a linear fit of log cost over
 the scored candidates; the final choice uses the cost model itself.
 
+**Cost premium** (how :mod:`~thrifty.strategies.mfgp` uses it): the same with ``log cost``
+replaced by ``max(0, log cost - log typical)``, ``typical`` the median forecast over 256 seeded
+Sobol' points of the space: a configuration pays in expected improvement only for what it costs
+above a typical one (ten times the typical cost needs ten times the EI), and cheap configurations
+get no bonus (plain EI per unit cost drifts to cheap, poor corners: measured in issue 13).
+
 **Speed.** Up to ``max_points`` (300) finished trials the model uses all of them. Beyond that it
 uses a subset: the best third (by objective), the most recent third and a seeded random third of
 the rest. Hyperparameters are fitted at every proposal while there are at most ``REFIT_ALL`` (24)
@@ -95,6 +101,9 @@ from thrifty.specs.strategies import GPSpec
 from thrifty.strategies.base import Strategy
 from thrifty.trial import Trial, TrialState
 
+#: The cost premium's typical configuration: the median forecast over this many Sobol' points.
+TYPICAL_SAMPLE = 256
+TYPICAL_SEED = 7
 #: Hyperparameters are fitted on all points up to this many; beyond, coarse-to-fine (module doc).
 FIT_SMALL = 60
 #: The fine hyperparameter fit uses at most this many points.
@@ -153,6 +162,10 @@ class GP(Strategy):
         self.n_candidates = spec.n_candidates
         self.max_points = spec.max_points
         self.wants_cost_model = spec.cost_aware is True
+        #: With ``cost_aware``: charge only the cost above the space's typical configuration
+        #: (``log EI - alpha * max(0, log cost - log typical)``; see "Cost premium" in the module
+        #: doc). Set by :class:`~thrifty.strategies.mfgp.MFGP`; not a spec argument of ``gp``.
+        self.cost_premium = False
         self._features: dict[Space, Any] = {}
 
     def prepare(self, space: Space) -> None:
@@ -694,7 +707,10 @@ class _Acquisition:
 
 
 class _CostTerm:
-    """``alpha * log cost`` for cost-aware search (CArBO's cost cooling)."""
+    """``alpha * log cost`` for cost-aware search (CArBO's cost cooling), or with
+    ``GP.cost_premium`` ``alpha * max(0, log cost - log typical)``: only what a configuration costs
+    above the space's typical one (the median forecast over :data:`TYPICAL_SAMPLE` seeded Sobol'
+    points of the space) is charged."""
 
     def __init__(self, p: _Proposer, feat: Any, alpha: float) -> None:
         np = p.np
@@ -702,6 +718,12 @@ class _CostTerm:
         self.cont_cols = feat.dim_col[feat.encoder.continuous]  # the continuous dims' feature columns
         self.slope = np.zeros(len(self.cont_cols))
         self.intercept = 0.0
+        self.typical: float | None = None  # log dollars of the typical configuration (premium only)
+        if p.s.cost_premium:
+            from scipy.stats import qmc
+
+            u = qmc.Sobol(d=p.enc.n_dims, scramble=True, seed=TYPICAL_SEED).random(TYPICAL_SAMPLE)
+            self.typical = float(np.median(self.raw_log_cost(p.enc.snap(p.pin(u)))))
 
     @staticmethod
     def make(p: _Proposer, feat: Any) -> _CostTerm | None:
@@ -720,6 +742,13 @@ class _CostTerm:
         return _CostTerm(p, feat, alpha)
 
     def log_cost(self, x: Any) -> Any:
+        """The charged log cost at canonical points ``x``: the forecast's log dollars, or with the
+        premium only their excess over the typical configuration's."""
+        raw = self.raw_log_cost(x)
+        return raw if self.typical is None else self.np.maximum(raw - self.typical, 0.0)
+
+    def raw_log_cost(self, x: Any) -> Any:
+        """The cost model's mean log dollars at canonical points ``x`` (full resource)."""
         np = self.np
         params = self.p.enc.decode(np.nan_to_num(x, nan=0.5))
         ctx = self.p.ctx

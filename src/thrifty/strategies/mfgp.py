@@ -25,6 +25,15 @@ INFEASIBLE for breaking a constraint contributes its curve like a completed one)
 space-filling Sobol' points instead of the model's (:mod:`thrifty.strategies._spread`, as
 ``bohb``'s).
 
+``cost_premium`` (default on): once the study's cost model is fitted, a configuration pays in
+expected improvement for what its forecast full training costs *above the space's typical
+configuration* (``log EI - alpha * max(0, log cost - log typical)``, "Cost premium" in
+:mod:`thrifty.strategies.gp`; ``alpha`` cools from 1 to 0 as a dollar budget is spent, and is 1
+without one). Why: without it the model, drawn to where the values are best so far, proposed
+configurations costing 10-37 typical trainings (largest nets, smallest batches) and trained them
+to the end; on LCBench most of the 50-unit budget of a failed run went to such trials (issue 13).
+Cheap configurations get no bonus: EI per unit cost drifts to cheap, poor corners.
+
 Pair it with an early-stopping scheduler (``scheduler="asha"``): the scheduler decides how long each
 trial runs, this strategy which configurations start. Without steps in the history (no trial
 reported two or more), it is the plain ``gp``. One objective only: ``Study.create`` refuses it for
@@ -59,14 +68,17 @@ class MFGP(Strategy):
     slow = True
 
     def __init__(self, min_resource: float = 1.0, reduction_factor: float = 3.0, n_startup: int | None = None,
-                 n_candidates: int = 1024, max_points: int = 300, random_fraction: float = 0.0) -> None:
+                 n_candidates: int = 1024, max_points: int = 300, random_fraction: float = 0.0,
+                 cost_premium: bool = True) -> None:
         self.spec = spec = MFGPSpec(min_resource, reduction_factor, n_startup, n_candidates, max_points,
-                                    random_fraction)
+                                    random_fraction, cost_premium)
         self.random_fraction = spec.random_fraction
         self.min_resource = spec.min_resource
         self.reduction_factor = spec.reduction_factor
-        self.gp = GP(n_startup=spec.n_startup, cost_aware=False, n_candidates=spec.n_candidates,
+        self.gp = GP(n_startup=spec.n_startup, cost_aware=spec.cost_premium, n_candidates=spec.n_candidates,
                      max_points=spec.max_points)
+        self.gp.cost_premium = spec.cost_premium
+        self.wants_cost_model = spec.cost_premium
         self._spaces: dict[Space, Space] = {}
         # Memos of observations(): curves by (number, reports), rows by what they depend on.
         self._memo_metric: str | None = None
