@@ -104,6 +104,8 @@ from thrifty.trial import Trial, TrialState
 #: The cost premium's typical configuration: the median forecast over this many Sobol' points.
 TYPICAL_SAMPLE = 256
 TYPICAL_SEED = 7
+#: (cost model, log dollars) of the typical configuration, by (model id, dims, pinned values).
+_TYPICAL_MEMO: dict[tuple[int, Any, bytes], tuple[Any, float]] = {}
 #: Hyperparameters are fitted on all points up to this many; beyond, coarse-to-fine (module doc).
 FIT_SMALL = 60
 #: The fine hyperparameter fit uses at most this many points.
@@ -720,10 +722,24 @@ class _CostTerm:
         self.intercept = 0.0
         self.typical: float | None = None  # log dollars of the typical configuration (premium only)
         if p.s.cost_premium:
-            from scipy.stats import qmc
+            self.typical = self._typical()
 
-            u = qmc.Sobol(d=p.enc.n_dims, scramble=True, seed=TYPICAL_SEED).random(TYPICAL_SAMPLE)
-            self.typical = float(np.median(self.raw_log_cost(p.enc.snap(p.pin(u)))))
+    def _typical(self) -> float:
+        """The typical configuration's log dollars, memoised on the cost model (it is refitted
+        only now and then) and the pinned values."""
+        from scipy.stats import qmc
+
+        p, model = self.p, self.p.ctx.cost_model
+        key = (id(model), p.enc.names, p.pin_vals.tobytes())
+        hit = _TYPICAL_MEMO.get(key)
+        if hit is not None and hit[0] is model:
+            return hit[1]
+        u = qmc.Sobol(d=p.enc.n_dims, scramble=True, seed=TYPICAL_SEED).random(TYPICAL_SAMPLE)
+        value = float(self.np.median(self.raw_log_cost(p.enc.snap(p.pin(u)))))
+        _TYPICAL_MEMO[key] = (model, value)
+        while len(_TYPICAL_MEMO) > 8:
+            _TYPICAL_MEMO.pop(next(iter(_TYPICAL_MEMO)))
+        return value
 
     @staticmethod
     def make(p: _Proposer, feat: Any) -> _CostTerm | None:
