@@ -190,7 +190,8 @@ class CurveIndex:
     def leads(self, number: int, step: float, value: float, peers: int) -> bool:
         """Whether ``value``, trial ``number``'s at ``step``, is at least as good as the value of
         every other trial that reached ``step`` (its first at or after it), with at least ``peers``
-        such trials. Values are signed: larger is better."""
+        such trials. Values are signed: larger is better. The index's form of
+        :func:`thrifty.cost.spend.proven` (which scans a history), for the auto scheduler's rule 4."""
         n = 0
         for other, e in self.entries.items():
             if other == number:

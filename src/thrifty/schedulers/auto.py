@@ -125,8 +125,10 @@ def outspends(trial: Trial, pts: Sequence[tuple[float, float]], index: CurveInde
         return None
     entry = index.entries.get(trial.number)
     rest = index.spent_total - (entry.spent if entry is not None else 0.0)
+    if own <= rest:  # the common case, checked first: this runs at every report
+        return None
     typical = index.median_measured_spent()
-    if typical is None or own <= rest or own <= OUTSPEND_TYPICAL * typical:
+    if typical is None or own <= OUTSPEND_TYPICAL * typical:
         return None
     step, value = pts[-1]
     if index.leads(trial.number, step, value, PROOF_PEERS):
