@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from builders import curve_trial
+from builders import curve_trial, trial
 
 import thrifty as th
 from thrifty.analysis.report import forecast_trials
+from thrifty.trial import Measurement
 
 SPACE = th.Space({
     "batch_size": th.Int(16, 512, log=True),
@@ -59,6 +60,27 @@ def test_forecast_at_a_lower_resource_scales_with_the_epochs():
     full = model.predict(p, EPOCHS).median_usd
     half = model.predict(p, EPOCHS / 2).median_usd
     assert half / full == pytest.approx(0.5, rel=0.15)
+
+
+def test_a_window_of_early_stopped_trials_still_forecasts_the_full_resource():
+    """The last ``max_trials`` trials all stopped at step 2 (a scheduler's first rung): the model
+    keeps earlier trials that reached the full resource, so its forecast there rests on measured
+    full costs, not on carrying two steps to twenty (the first step here also pays a start-up
+    cost three times a later step's, as loading data does)."""
+    rng = np.random.default_rng(5)
+    history = []
+    for i in range(80):
+        p = SPACE.decode(rng.random(SPACE.n_dims))
+        per = true_cost_per_epoch(p)
+        ms = tuple(Measurement(step=k + 1, metrics={}, cost_usd=per * (3.0 if k == 0 else 1.0))
+                   for k in range(EPOCHS if i < 20 else 2))
+        history.append(trial(i, state="completed" if i < 20 else "stopped", params=p, measurements=ms,
+                             cost_usd=math.fsum(m.cost_usd for m in ms)))
+    model = th.CostModel(SPACE, max_trials=50).fit(history)
+    configs = held_out()
+    truth = np.array([true_cost_per_epoch(p) * (EPOCHS + 2) for p in configs])
+    median = np.array([model.predict(p, EPOCHS).median_usd for p in configs])
+    assert np.mean(np.abs(median - truth) / truth) < 0.3
 
 
 def test_joint_draws_match_the_marginals_and_share_the_models_uncertainty():

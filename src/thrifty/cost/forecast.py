@@ -48,7 +48,9 @@ after 20 trials and by about a quarter after 50, and the 90% interval holds the 
 the time.
 
 Trials that never reported a step contribute their total cost at resource 1. Only the last
-``max_trials`` (200) trials with costs are used. With fewer than
+``max_trials`` (200) trials with costs are used, and, when none of those reached the furthest
+resource of any trial, the latest ``max_trials // 4`` earlier trials that did (so the reference
+resource stays the study's full resource). With fewer than
 ``min_trials`` trials with costs the model is not fitted and predicts the mean log cost seen so
 far, scaled in proportion to the resource.
 """
@@ -363,7 +365,8 @@ class CostModel:
                 continue
             params.append(t.params)
             obs_all.append(obs)
-        params, obs_all = params[-self.max_trials:], obs_all[-self.max_trials:]
+        keep = self._kept(obs_all)
+        params, obs_all = [params[i] for i in keep], [obs_all[i] for i in keep]
         n_trials = len(obs_all)
         self.n_trials = n_trials
         self.n_rows = sum(len(o) for o in obs_all)
@@ -397,6 +400,23 @@ class CostModel:
         # anchor's own data there.
         self._posts = [self._gp.condition(y, v, rescale=i < len(targets) - 1) for i, (y, v) in enumerate(targets)]
         return self
+
+    def _kept(self, obs_all: list[list[tuple[float, float]]]) -> list[int]:
+        """Indices of the trials fitted: the last ``max_trials``, and, when none of those reached
+        the furthest resource any trial reached, the latest ``max_trials // 4`` (at least one)
+        earlier trials that did. Why: the forecast at the full resource is the level at the
+        furthest resource fitted; a window of trials all stopped at epoch 3 made that resource 3,
+        and carrying 3 epochs to 52 forecast 2,000 times the true cost, which ended a budgeted
+        study with two thirds of its budget left (LCBench 126025, seed 2)."""
+        n = len(obs_all)
+        window = list(range(max(0, n - self.max_trials), n))
+        if not window:
+            return window
+        furthest = max(o[-1][0] for o in obs_all)
+        if max(obs_all[i][-1][0] for i in window) >= furthest:
+            return window
+        reached = [i for i in range(window[0]) if obs_all[i][-1][0] >= furthest]
+        return reached[-max(1, self.max_trials // 4):] + window
 
     @staticmethod
     def _anchor_levels(log_r: np.ndarray) -> np.ndarray:
