@@ -29,6 +29,9 @@ Protocol.
   trials are enqueued at the same points and each report steps 1..9 of a curve ending at the
   problem's value, those worse than the median at step 3 told STOPPED there; the timed asks are the
   defaults' own proposals (each then runs its steps the same way, untimed). N = 100, 500, 1000.
+- ``thrifty-steps-usd``: the same with each step reporting its dollars (1 cent at the centre of
+  the space, ten times dearer across the first dimension, three times across the second), so the
+  study's cost model is fitted and ``mfgp``'s cost premium is at work, as in a real run.
 - Floors: thrifty tpe ≤ Optuna multivariate TPE at 1,000 trials (median ms per proposal); thrifty gp
   < 250 ms per proposal at 500 trials; thrifty's defaults with step reports < 100 ms per proposal
   at 1,000 trials (issue 13).
@@ -61,16 +64,26 @@ from cost import machine  # noqa: E402
 
 SECTION = "## Proposal overhead: time per ask of model-based strategies (benchmarks/proposal_overhead.py)"
 PROBLEM = "ackley5"
-METHODS = ("thrifty-tpe", "optuna-tpe", "thrifty-gp", "optuna-gp", "thrifty-steps")
+METHODS = ("thrifty-tpe", "optuna-tpe", "thrifty-gp", "optuna-gp", "thrifty-steps", "thrifty-steps-usd")
 LABELS = {"thrifty-tpe": "thrifty tpe", "optuna-tpe": "Optuna TPE (multivariate)", "thrifty-gp": "thrifty gp",
           "optuna-gp": "Optuna GPSampler",
-          "thrifty-steps": "thrifty defaults, trials with step reports (auto: mfgp)"}
+          "thrifty-steps": "thrifty defaults, trials with step reports (auto: mfgp)",
+          "thrifty-steps-usd": "thrifty defaults, step reports with dollars (auto: mfgp + cost premium)"}
 SIZES = {"tpe": (100, 500, 1000), "gp": (100, 300, 500, 1000), "steps": (100, 500, 1000)}
-QUICK_SIZES = {"tpe": (50, 200), "gp": (50, 200), "steps": (50, 200)}
+SIZES["steps-usd"] = SIZES["steps"]
+QUICK_SIZES = {"tpe": (50, 200), "gp": (50, 200), "steps": (50, 200), "steps-usd": (50, 200)}
 #: Trials with step reports (issue 13): each reports steps 1..STEPS of a curve ending at the
 #: problem's value; those worse than the median so far at step 3 stop there, as a scheduler would.
 STEPS = 9
 GP_SKIP_S = 2.0  # GP rows at N = 1000 stop after 3 timed proposals whose median is longer
+
+
+def step_cost_usd(params: dict[str, float]) -> float:
+    """Dollars of one step in the ``-usd`` variant: 1 cent at the centre of the space, growing ten
+    times across the first dimension and three times across the second (log-linearly)."""
+    u0 = (params["x1"] + 32.768) / 65.536
+    u1 = (params["x2"] + 32.768) / 65.536
+    return 0.01 * 10.0 ** (u0 - 0.5) * 3.0 ** (u1 - 0.5)
 
 
 def history_points(n: int) -> list[dict[str, float]]:
@@ -94,7 +107,7 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
                            "loadavg_1min_at_start": os.getloadavg()[0]}
     try:
         t0 = time.perf_counter()
-        if method == "thrifty-steps":
+        if method in ("thrifty-steps", "thrifty-steps-usd"):
             import thrifty as th
 
             study = th.Study.create(space, {"y": "min"}, storage="memory", seed=0)  # the defaults
@@ -104,9 +117,10 @@ def measure(job: tuple[str, int, int, float | None]) -> dict[str, Any]:
                 """Report the trial's curve (steps 1..STEPS); stop it at step 3 when it is worse
                 than the median of the trials seen there."""
                 end = float(problem.f(t.params))
+                usd = step_cost_usd(t.params) if method == "thrifty-steps-usd" else 0.0
                 for step in range(1, STEPS + 1):
                     v = end * (1.0 + 2.0 / step)
-                    t.report({"y": v}, step=step)
+                    t.report({"y": v}, step=step, cost_usd=usd)
                     if step == 3:
                         at3.append(v)
                         if v > float(np.median(at3)):
@@ -191,7 +205,7 @@ def availability(method: str) -> str | None:
         from thrifty.strategies import make_strategy
 
         try:
-            make_strategy("auto" if method == "thrifty-steps" else method.split("-")[1])
+            make_strategy("auto" if method.startswith("thrifty-steps") else method.split("-")[1])
         except Exception as exc:  # noqa: BLE001
             return f"`strategy={method.split('-')[1]!r}` cannot be built: {type(exc).__name__}: {exc}"
         return None
@@ -255,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIPPED {m}: {why}", flush=True)
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
-    for kind in ("tpe", "gp", "steps"):
+    for kind in ("tpe", "gp", "steps", "steps-usd"):
         for n in sizes[kind]:
             for m in (f"thrifty-{kind}", f"optuna-{kind}"):
                 if m not in methods or m in skipped:
@@ -297,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     steps_n = max(sizes["steps"])
     a = get("thrifty-steps", steps_n)
     label = f"thrifty's defaults with step reports < 100 ms per proposal at {steps_n:,} trials (issue 13)"
+    floors.append((label, ("PASS" if a["p50_ms"] < 100 else "FAIL") if a else "FAIL (not measured)",
+                   f"{a['p50_ms']:.1f} ms" if a else "the row is missing: see the table"))
+    a = get("thrifty-steps-usd", steps_n)
+    label = (f"thrifty's defaults with step reports and dollars (the cost model and mfgp's premium at work) "
+             f"< 100 ms per proposal at {steps_n:,} trials (issue 13)")
     floors.append((label, ("PASS" if a["p50_ms"] < 100 else "FAIL") if a else "FAIL (not measured)",
                    f"{a['p50_ms']:.1f} ms" if a else "the row is missing: see the table"))
     if args.quick:
