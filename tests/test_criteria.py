@@ -255,3 +255,61 @@ def test_criterion_ends_optimize_with_several_workers(sqlite_url):
     # other worker, which may have checked the criterion just before, starts one more trial.
     hit_at = min(t.finished_at for t in trials if t.value >= 0.5)
     assert len([t for t in trials if t.started_at > hit_at]) <= 1
+
+
+# -- NoExpectedImprovement -----------------------------------------------------------------------
+PLANE = th.Space({"x": th.Float(0.0, 1.0), "y": th.Float(0.0, 1.0)})
+
+
+def _on_grid(f, xs):
+    return [builders.trial(i, params={"x": float(x), "y": float(y)}, metrics={"v": f(x, y)})
+            for i, (x, y) in enumerate(xs)]
+
+
+def test_no_expected_improvement_goes_on_while_the_model_sees_a_gain_and_stops_when_it_does_not():
+    rule = th.NoExpectedImprovement(min_improvement=0.001, min_trials=10, confirm_trials=0)
+    rng = __import__("numpy").random.default_rng(0)
+    slope = lambda x, y: 1.0 + x  # noqa: E731 - maximised: the best is at x = 1
+    left = rng.random((25, 2)) * [0.5, 1.0]  # only the left half seen: the model expects more at x > 0.5
+    assert rule.check(_on_grid(slope, left), "v", "max", space=PLANE) is None
+    # The whole square seen, the corner x = 1 among the trials: nothing left worth a trial.
+    grid = [(x, y) for x in (0.0, 0.25, 0.5, 0.75, 1.0) for y in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    why = rule.check(_on_grid(slope, grid), "v", "max", space=PLANE)
+    assert why is not None and "no expected improvement" in why and "25 completed trials" in why
+    # The grid's trials come in order of x, so the best rose over the last trials: a rule that wants
+    # the model's verdict confirmed by them goes on.
+    assert th.NoExpectedImprovement(min_improvement=0.001, min_trials=10, confirm_trials=5).check(
+        _on_grid(slope, grid), "v", "max", space=PLANE) is None
+    calm = grid[20:] + grid[:20]  # the x = 1 column first: the last 20 trials changed nothing
+    assert th.NoExpectedImprovement(min_improvement=0.001, min_trials=10, confirm_trials=5).check(
+        _on_grid(slope, calm), "v", "max", space=PLANE) is not None
+    # Too few completed trials: no judgement; without the space (no model): no judgement.
+    assert rule.check(_on_grid(slope, grid[:9]), "v", "max", space=PLANE) is None
+    assert rule.check(_on_grid(slope, grid), "v", "max") is None
+
+
+def test_no_expected_improvement_ends_a_study_near_the_optimum_and_round_trips(db_url):
+    crit = th.NoExpectedImprovement(min_improvement=1e-4, confirm_trials=5)
+    study = th.Study.create(PLANE, "min", name="eistop", storage=db_url, seed=3, stop_when=crit)
+
+    def bowl(trial):  # its minimum, 1, at (0.3, 0.7)
+        return 1.0 + (trial.params["x"] - 0.3) ** 2 + (trial.params["y"] - 0.7) ** 2
+
+    result = study.optimize(bowl, n_trials=100, progress=False)
+    assert result.reason == "criterion" and "no expected improvement" in result.message, result
+    assert len(study.trials) < 100 and study.best.value < 1.001
+    loaded = th.Study.load("eistop", storage=db_url)
+    assert [c.to_spec() for c in loaded.criteria] == [crit.to_spec()]
+    assert th.Study.create(PLANE, "min", storage=db_url, stop_when={"name": "no_expected_improvement",
+                                                                    "min_improvement": 0.01}).criteria[0] \
+        == th.NoExpectedImprovement(min_improvement=0.01)
+
+
+@pytest.mark.parametrize("make", [lambda: th.NoExpectedImprovement(min_improvement=0),
+                                  lambda: th.NoExpectedImprovement(min_improvement=-0.1),
+                                  lambda: th.NoExpectedImprovement(min_trials=2),
+                                  lambda: th.NoExpectedImprovement(confirm_trials=-1),
+                                  lambda: th.NoExpectedImprovement(relative="yes")])
+def test_no_expected_improvement_refuses_bad_arguments(make):
+    with pytest.raises(ValueError):
+        make()

@@ -30,6 +30,7 @@ _LAZY = {
     "TargetReached": "thrifty.criteria",
     "NoImprovement": "thrifty.criteria",
     "ImprovementNotWorthCost": "thrifty.criteria",
+    "NoExpectedImprovement": "thrifty.criteria",
     "CostUtility": "thrifty.objectives",
     "RunResult": "thrifty.runners.local",
     "Trial": "thrifty.trial",
@@ -62,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.budget import Budget, Usage
     from thrifty.cost.forecast import CostModel
     from thrifty.cost.pricing import Catalogue, Pricing
-    from thrifty.criteria import ImprovementNotWorthCost, NoImprovement, TargetReached
+    from thrifty.criteria import ImprovementNotWorthCost, NoExpectedImprovement, NoImprovement, TargetReached
     from thrifty.objectives import CostUtility
     from thrifty.runners.local import RunResult
     from thrifty.runners.script import ScriptObjective

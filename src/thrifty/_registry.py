@@ -56,6 +56,7 @@ CLASSES: dict[str, dict[str, str]] = {
         "target": "thrifty.criteria:TargetReached",
         "no_improvement": "thrifty.criteria:NoImprovement",
         "not_worth_cost": "thrifty.criteria:ImprovementNotWorthCost",
+        "no_expected_improvement": "thrifty.criteria:NoExpectedImprovement",
     },
 }
 #: How each kind is called in messages (the ``Study.create`` argument).

@@ -19,6 +19,14 @@ value after each trial is the running best over the trials :func:`thrifty.rankin
   progress); its worth is that gain times ``usd_per_unit`` (what one unit of the objective is
   worth to you, in dollars); the expected cost is the mean cost of those ``window`` trials. Stop
   when worth < cost. It needs ``window`` finished trials after the first completed one.
+- :class:`NoExpectedImprovement`: a Gaussian process fitted on the completed trials (the ``gp``
+  strategy's model) expects no configuration of the space to improve the best by
+  ``min_improvement`` or more (relative to ``|best|``, or absolute with ``relative=False``): the
+  largest expected improvement over seeded space-filling candidates and steps around the best
+  trials is below it (the stopping rule of Nguyen et al., ACML 2017, "Regret for expected
+  improvement over the best-observed value and stopping condition"). It needs ``min_trials``
+  completed trials. Unlike :class:`NoImprovement` it does not wait for a window without progress:
+  it stops once the model sees nothing left worth a trial, and keeps going while it does.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Any, ClassVar
 
 from thrifty.errors import ValidationError
 from thrifty.ranking import rank
+from thrifty.space import Space
 from thrifty.specs.base import Spec, arg
 from thrifty.specs.rules import BOOLEAN, POSITIVE, integer, number
 from thrifty.trial import Trial
@@ -46,8 +55,10 @@ class Criterion(Spec, abc.ABC):
     instead: ClassVar[str] = "drop stop_when, or use a single objective"
 
     @abc.abstractmethod
-    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
-        """Why the study is done, or ``None``. ``finished``: finished trials in number order."""
+    def check(self, finished: Sequence[Trial], metric: str, direction: str, *,
+              space: Space | None = None) -> str | None:
+        """Why the study is done, or ``None``. ``finished``: finished trials in number order;
+        ``space``: the study's search space (the criteria that model the objective need it)."""
 
     def to_spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
@@ -73,7 +84,8 @@ class TargetReached(Criterion):
 
     value: float = arg(rule=number())
 
-    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+    def check(self, finished: Sequence[Trial], metric: str, direction: str, *,
+              space: Space | None = None) -> str | None:
         best = running_best(finished, metric, direction)
         b = best[-1] if best else None
         if b is not None and (b >= self.value if direction == "max" else b <= self.value):
@@ -99,7 +111,8 @@ class NoImprovement(Criterion):
             raise ValidationError(f"NoImprovement(trials={self.trials!r}, usd={self.usd!r}): give exactly one "
                                   "window, trials=N or usd=X")
 
-    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+    def check(self, finished: Sequence[Trial], metric: str, direction: str, *,
+              space: Space | None = None) -> str | None:
         best = running_best(finished, metric, direction)
         if not best or best[-1] is None:
             return None
@@ -141,7 +154,8 @@ class ImprovementNotWorthCost(Criterion):
     usd_per_unit: float = arg(rule=POSITIVE)
     window: int = arg(10, integer(2))
 
-    def check(self, finished: Sequence[Trial], metric: str, direction: str) -> str | None:
+    def check(self, finished: Sequence[Trial], metric: str, direction: str, *,
+              space: Space | None = None) -> str | None:
         best = running_best(finished, metric, direction)
         first = next((i for i, b in enumerate(best) if b is not None), None)
         if first is None or len(finished) - 1 - first < self.window:
@@ -156,3 +170,83 @@ class ImprovementNotWorthCost(Criterion):
                     f"${worth:,.4f}, less than its expected cost ${cost:,.4f}")
         return None
 
+
+
+#: Candidates :class:`NoExpectedImprovement` scores: seeded Sobol' points of the unit cube, and
+#: Gaussian steps (``LOCAL_SD`` of the cube) around each of the ``LOCAL_AROUND`` best trials.
+GLOBAL_CANDIDATES = 1024
+LOCAL_AROUND, LOCAL_STEPS, LOCAL_SD = 5, 128, 0.05
+
+
+@dataclass(frozen=True)
+class NoExpectedImprovement(Criterion):
+    """Done when a Gaussian process fitted on the completed trials expects no configuration of
+    the space to improve the best by ``min_improvement`` or more, and the last ``confirm_trials``
+    finished trials bore it out (see the module docstring)."""
+
+    name: ClassVar[str] = "no_expected_improvement"
+    owner: ClassVar[str] = "NoExpectedImprovement"
+
+    min_improvement: float = arg(0.003, POSITIVE)
+    relative: bool = arg(True, BOOLEAN)
+    min_trials: int = arg(20, integer(3))
+    confirm_trials: int = arg(10, integer(0))
+
+    def check(self, finished: Sequence[Trial], metric: str, direction: str, *,
+              space: Space | None = None) -> str | None:
+        if space is None:
+            return None  # without the space there is no model (the study always passes it)
+        ranked = rank(finished, {metric: direction})
+        if len(ranked) < self.min_trials or len(finished) <= self.confirm_trials:
+            return None
+        best = ranked[0].metrics[metric]
+        scale = abs(best) if self.relative and best != 0 else 1.0
+        if self.confirm_trials:  # the cheap half first: has the best moved lately?
+            before = running_best(finished, metric, direction)[-1 - self.confirm_trials]
+            if before is None or abs(best - before) / scale >= self.min_improvement:
+                return None
+        gain = largest_expected_improvement(space, [t.params for t in ranked],
+                                            [t.metrics[metric] for t in ranked], direction)
+        if gain / scale < self.min_improvement:
+            kind = " (relative)" if self.relative and best != 0 else ""
+            lately = (f", and the last {self.confirm_trials} trials improved it by less" if self.confirm_trials
+                      else "")
+            return (f"no expected improvement: a Gaussian process on the {len(ranked)} completed trials expects "
+                    f"no configuration to improve the best {metric} by more than {gain / scale:.3g}{kind}, "
+                    f"less than {self.min_improvement:g}{lately}")
+        return None
+
+
+def largest_expected_improvement(space: Space, params: Sequence[dict[str, Any]], values: Sequence[float],
+                                 direction: str) -> float:
+    """The largest expected improvement on the best of ``values`` (in the objective's units) that
+    a Gaussian process on (``params``, ``values``) gives any of the candidates: the GP of the
+    ``gp`` strategy (:mod:`thrifty.numerics.gp`, MAP hyperparameters from its two default starts),
+    :data:`GLOBAL_CANDIDATES` seeded Sobol' points and :data:`LOCAL_STEPS` Gaussian steps around
+    each of the :data:`LOCAL_AROUND` best points. A function of its inputs alone (seeded)."""
+    import numpy as np
+    from scipy.stats import qmc
+
+    from thrifty.encoding import encoder_of
+    from thrifty.numerics.acquisition import log_ei
+    from thrifty.numerics.features import GroupFeatures
+    from thrifty.numerics.gp import GaussianProcess
+
+    enc = encoder_of(space)
+    feat = GroupFeatures(enc)
+    x = enc.snap(enc.encode(params))
+    y = np.asarray(values, dtype=float) * (-1.0 if direction == "max" else 1.0)  # minimised
+    mu, sd = float(np.mean(y)), float(np.std(y))
+    if sd <= 0.0:
+        return 0.0
+    ys = (y - mu) / sd
+    gp = GaussianProcess(feat)
+    f = feat.features(x)
+    gp.condition(gp.fit(f, ys, gp.default_starts()), f, ys)
+    rng = np.random.default_rng(0)
+    sobol = qmc.Sobol(d=enc.n_dims, scramble=True, seed=rng).random(GLOBAL_CANDIDATES)
+    around = np.nan_to_num(x[np.argsort(ys)[:LOCAL_AROUND]], nan=0.5)
+    steps = around[:, None, :] + LOCAL_SD * rng.standard_normal((len(around), LOCAL_STEPS, enc.n_dims))
+    cand = enc.snap(np.vstack([sobol, steps.reshape(-1, enc.n_dims)]))
+    mean, var = gp.predict(feat.features(cand))
+    return float(np.exp(np.max(log_ei(mean, var, float(np.min(ys)))))) * sd

@@ -61,7 +61,7 @@ def check_criteria(state: StudyState, finished: Sequence[Trial] | None = None) -
         finished = [t for t in state.storage.get_trials(state.study_id, with_measurements=False) if t.is_finished]
     judged_trials = [judged(t, state.settings.constraints) for t in finished]  # trials recorded before breakers
     for criterion in state.settings.criteria:
-        why = criterion.check(judged_trials, metric, direction)
+        why = criterion.check(judged_trials, metric, direction, space=state.settings.space)
         if why is not None:
             raise StudyExhausted(f"the study is complete: {why}", "criterion")
 
