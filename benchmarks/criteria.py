@@ -53,8 +53,8 @@ VARIANTS = {
     "none": lambda: None,
     "no_improvement(0.1% over 25 trials)": lambda: [th.NoImprovement(min_improvement=0.001, trials=25)],
     "no_improvement(0.1% over 40 trials)": lambda: [th.NoImprovement(min_improvement=0.001, trials=40)],
-    "no_expected_improvement (defaults: 0.3%, confirmed over 10 trials)": lambda: [th.NoExpectedImprovement()],
-    "no_expected_improvement(0.1%, confirmed over 10 trials)": lambda: [th.NoExpectedImprovement(0.001)],
+    "no_expected_improvement(0.3%, confirmed over 10 trials)": lambda: [th.NoExpectedImprovement(0.003)],
+    "no_expected_improvement(0.1%, confirmed over 10 trials: the defaults)": lambda: [th.NoExpectedImprovement()],
     "no_expected_improvement(0.1%, no confirmation)": lambda: [th.NoExpectedImprovement(0.001, confirm_trials=0)],
 }
 
