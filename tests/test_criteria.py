@@ -283,6 +283,10 @@ def test_no_expected_improvement_goes_on_while_the_model_sees_a_gain_and_stops_w
     calm = grid[20:] + grid[:20]  # the x = 1 column first: the last 20 trials changed nothing
     assert th.NoExpectedImprovement(min_improvement=0.001, min_trials=10, confirm_trials=5).check(
         _on_grid(slope, calm), "v", "max", space=PLANE) is not None
+    # A long study (more trials than the model is conditioned on): the same verdicts.
+    fine = [(x / 19, y / 19) for x in range(20) for y in range(20)]
+    assert rule.check(_on_grid(slope, fine), "v", "max", space=PLANE) is not None
+    assert rule.check(_on_grid(slope, [(x / 2, y) for x, y in fine]), "v", "max", space=PLANE) is None
     # Too few completed trials: no judgement; without the space (no model): no judgement.
     assert rule.check(_on_grid(slope, grid[:9]), "v", "max", space=PLANE) is None
     assert rule.check(_on_grid(slope, grid), "v", "max") is None

@@ -183,6 +183,10 @@ class ImprovementNotWorthCost(Criterion):
 #: Gaussian steps (``LOCAL_SD`` of the cube) around each of the ``LOCAL_AROUND`` best trials.
 GLOBAL_CANDIDATES = 1024
 LOCAL_AROUND, LOCAL_STEPS, LOCAL_SD = 5, 128, 0.05
+#: The model is conditioned on at most ``MODEL_POINTS`` completed trials and its hyperparameters fitted
+#: on at most ``FIT_POINTS`` (each time the best third and a seeded sample of the rest), so a check
+#: costs about a second at most (2 cores) however long the study.
+MODEL_POINTS, FIT_POINTS = 300, 100
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,9 @@ def largest_expected_improvement(space: Space, params: Sequence[dict[str, Any]],
     a Gaussian process on (``params``, ``values``) gives any of the candidates: the GP of the
     ``gp`` strategy (:mod:`thrifty.numerics.gp`, MAP hyperparameters from its two default starts),
     :data:`GLOBAL_CANDIDATES` seeded Sobol' points and :data:`LOCAL_STEPS` Gaussian steps around
-    each of the :data:`LOCAL_AROUND` best points. A function of its inputs alone (seeded)."""
+    each of the :data:`LOCAL_AROUND` best points; conditioned on at most :data:`MODEL_POINTS` trials
+    and fitted on at most :data:`FIT_POINTS` (the best third and a seeded sample of the rest). A
+    function of its inputs alone (seeded)."""
     import numpy as np
     from scipy.stats import qmc
 
@@ -241,15 +247,27 @@ def largest_expected_improvement(space: Space, params: Sequence[dict[str, Any]],
 
     enc = encoder_of(space)
     feat = GroupFeatures(enc)
-    x = enc.snap(enc.encode(params))
     y = np.asarray(values, dtype=float) * (-1.0 if direction == "max" else 1.0)  # minimised
+    sampler = np.random.default_rng(1)
+
+    def best_and_sample(v: Any, k: int) -> Any:
+        """Indices of the best third of ``k`` and a seeded sample of the rest (all if ``len(v) <= k``)."""
+        if len(v) <= k:
+            return np.arange(len(v))
+        order = np.argsort(v, kind="stable")
+        return np.sort(np.r_[order[:k // 3], sampler.choice(order[k // 3:], k - k // 3, replace=False)])
+
+    keep = best_and_sample(y, MODEL_POINTS)
+    params, y = [params[i] for i in keep], y[keep]
+    x = enc.snap(enc.encode(params))
     mu, sd = float(np.mean(y)), float(np.std(y))
     if sd <= 0.0:
         return 0.0
     ys = (y - mu) / sd
     gp = GaussianProcess(feat)
     f = feat.features(x)
-    gp.condition(gp.fit(f, ys, gp.default_starts()), f, ys)
+    fit = best_and_sample(ys, FIT_POINTS)
+    gp.condition(gp.fit(f[fit], ys[fit], gp.default_starts()), f, ys)
     rng = np.random.default_rng(0)
     sobol = qmc.Sobol(d=enc.n_dims, scramble=True, seed=rng).random(GLOBAL_CANDIDATES)
     around = np.nan_to_num(x[np.argsort(ys)[:LOCAL_AROUND]], nan=0.5)
