@@ -42,10 +42,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import thrifty as th  # noqa: E402
-from _report import machine, source_fingerprint, write_results  # noqa: E402
-from cost import LCBENCH_SPACE, TASKS, _reference  # noqa: E402
-from lcbench import MAX_EPOCH, BenchdataMissing, LCBench  # noqa: E402
+from _report import machine, source_fingerprint, write_results
+from cost import LCBENCH_SPACE, TASKS, _reference
+from lcbench import MAX_EPOCH, BenchdataMissing, LCBench
+
+import thrifty as th
 
 SECTION = "## Completion criteria: spend saved against regret (benchmarks/criteria.py)"
 MAX_TRIALS = 100
@@ -104,17 +105,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 tasks, seeds 0..1")
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
-    ap.add_argument("--variants", default=None, help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default=None, help=f"';'-separated subset of: {'; '.join(VARIANTS)}")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = ap.parse_args()
     tasks = TASKS[:2] if args.quick else TASKS
     seeds = list(range(2 if args.quick else args.seeds))
-    names = ["none"] + [v for v in (args.variants.split(",") if args.variants else VARIANTS) if v != "none"]
+    names = ["none"] + [v.strip() for v in (args.variants.split(";") if args.variants else VARIANTS) if v != "none"]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
-        ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+        ap.error(f"unknown variant(s) {unknown}; known: {'; '.join(VARIANTS)}")
     try:
         LCBench.load(tasks[0])
     except BenchdataMissing as exc:
@@ -133,13 +134,13 @@ def main() -> int:
     summ = summarise(rows)
     none = next(s for s in summ if s["variant"] == "none")
     lines = [SECTION, "",
-             f"- Date: {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; "
-             f"{(time.time() - t0) / 60:.1f} min; thrifty source {fp0} at the start, {source_fingerprint()} at the end.",
-             f"- {len(tasks)} LCBench tasks x seeds 0..{len(seeds) - 1}; thrifty's defaults (auto: gp), up to "
-             f"{MAX_TRIALS} full trainings per run; protocol in the script's docstring. Raw numbers: "
-             "`benchmarks/criteria.json`. No peer column (see the docstring).", "",
-             "| criterion | runs | mean trials | mean spend (units) | spend saved vs none | median regret | "
-             "mean regret | p90 regret | worst regret | extra median regret (points) | worst extra on one run |",
+             (f"- Date: {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; "
+              f"{(time.time() - t0) / 60:.1f} min; thrifty source {fp0} at the start, {source_fingerprint()} at the end."),
+             (f"- {len(tasks)} LCBench tasks x seeds 0..{len(seeds) - 1}; thrifty's defaults (auto: gp), up to "
+              f"{MAX_TRIALS} full trainings per run; protocol in the script's docstring. Raw numbers: "
+              "`benchmarks/criteria.json`. No peer column (see the docstring)."), "",
+             ("| criterion | runs | mean trials | mean spend (units) | spend saved vs none | median regret | "
+              "mean regret | p90 regret | worst regret | extra median regret (points) | worst extra on one run |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summ:
         lines.append(f"| {s['variant']} | {s['runs']} | {s['trials']:.0f} | {s['spend']:.1f} | {s['saved_pct']:.0f}% | "

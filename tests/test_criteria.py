@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import builders
+import numpy as np
 import pytest
 
 import thrifty as th
@@ -268,8 +269,10 @@ def _on_grid(f, xs):
 
 def test_no_expected_improvement_goes_on_while_the_model_sees_a_gain_and_stops_when_it_does_not():
     rule = th.NoExpectedImprovement(min_improvement=0.001, min_trials=10, confirm_trials=0)
-    rng = __import__("numpy").random.default_rng(0)
-    slope = lambda x, y: 1.0 + x  # noqa: E731 - maximised: the best is at x = 1
+    rng = np.random.default_rng(0)
+    def slope(x, y):  # maximised: the best is at x = 1
+        return 1.0 + x
+
     left = rng.random((25, 2)) * [0.5, 1.0]  # only the left half seen: the model expects more at x > 0.5
     assert rule.check(_on_grid(slope, left), "v", "max", space=PLANE) is None
     # The whole square seen, the corner x = 1 among the trials: nothing left worth a trial.

@@ -178,7 +178,6 @@ class ImprovementNotWorthCost(Criterion):
         return None
 
 
-
 #: Candidates :class:`NoExpectedImprovement` scores: seeded Sobol' points of the unit cube, and
 #: Gaussian steps (``LOCAL_SD`` of the cube) around each of the ``LOCAL_AROUND`` best trials.
 GLOBAL_CANDIDATES = 1024
