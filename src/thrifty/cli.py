@@ -784,9 +784,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace, cfg: dict[str, Any], study: Any, basis_name: str, name: str, storage: str,
               space: Any, dry: dict[str, Any] | None, notes: list[str]) -> int:
     import thrifty as th
-    from thrifty.analysis.report import error_gist, forecast_trials, full_resource
+    from thrifty.analysis.report import error_gist, forecast_trials
     from thrifty.cost.forecast import CostModel
-    from thrifty.ranking import measured  # a trial that broke a constraint ran: not a failure here
+    from thrifty.ranking import full_resource, measured  # measured: a trial that broke a constraint ran
 
     finished = study.get_trials(_FINISHED)
     with_cost = [t for t in finished if CostModel.observations(t)]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -70,6 +70,14 @@ def measured(trial: Trial) -> bool:
     trial's values are observations that strategies and schedulers learn from; an INFEASIBLE
     trial without metrics (the objective raised ``TrialInfeasible``) is not one."""
     return trial.state is TrialState.COMPLETED or (trial.state is TrialState.INFEASIBLE and bool(trial.metrics))
+
+
+def full_resource(trials: Sequence[Trial]) -> float | None:
+    """The resource a full trial reaches: the largest last step of a trial that ran to its end
+    (:func:`measured`), or ``None`` while none has (or none reported a step). The one definition
+    the cost model, the spending rules and the cost report share."""
+    steps = [t.last_step for t in trials if measured(t) and t.last_step is not None]
+    return float(max(steps)) if steps else None
 
 
 def objective_vector(trial: Trial, objectives: Mapping[str, str]) -> tuple[float, ...] | None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
 from thrifty.errors import ThriftyError, ValidationError
-from thrifty.ranking import measured
+from thrifty.ranking import full_resource
 from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -269,14 +269,6 @@ def error_gist(text: str | None) -> str | None:
     if lines[0].startswith("Traceback (most recent call last)"):
         return lines[-1]
     return lines[0]
-
-
-def full_resource(trials: Sequence[Trial]) -> float | None:
-    """The resource a full trial reaches: the largest step any trial that ran to its end
-    (:func:`thrifty.ranking.measured`: COMPLETED, or INFEASIBLE for breaking a constraint) reported
-    (``None`` if none reported a step)."""
-    steps = [t.last_step for t in trials if measured(t) and t.last_step is not None]
-    return float(max(steps)) if steps else None
 
 
 def random_configs(space: Space, n: int = N_RANDOM_CONFIGS, seed: int = 0) -> list[dict[str, Any]]:

@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from thrifty.ranking import full_resource
 from thrifty.schedulers.budget_aware import cannot_finish
 from thrifty.schedulers.curves import curve, first_at_or_after, objective_of
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import Trial
 
 #: The share of a dollar budget one trial may spend before it has proven itself (rule 1).
 UNPROVEN_SHARE = 0.25
@@ -56,13 +57,6 @@ def proven(trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str]
         peers += 1
         better += v > value  # curves are signed so that larger is better
     return peers >= PROOF_PEERS and better == 0
-
-
-def full_resource(history: Sequence[Trial]) -> float | None:
-    """The study's full resource: the largest last step of a trial that completed with steps
-    (``None`` until one has)."""
-    steps = [t.last_step for t in history if t.state is TrialState.COMPLETED and t.last_step is not None]
-    return float(max(steps)) if steps else None
 
 
 def spending_verdict(trial: Trial, history: Sequence[Trial], objectives: Mapping[str, str], *,

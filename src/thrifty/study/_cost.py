@@ -16,20 +16,20 @@ so ``import thrifty`` and every ``thrifty`` command that fits no model start fas
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget
 from thrifty.encoding import encoder_of
 from thrifty.errors import StudyExhausted
 from thrifty.history import History
-from thrifty.ranking import measured
+from thrifty.ranking import full_resource
 from thrifty.space import Space
-from thrifty.strategies import Strategy
 from thrifty.storage.base import Snapshot, StudyStatus
+from thrifty.strategies import Strategy
 from thrifty.strategies.base import Context
 from thrifty.study._state import StudyState
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import TrialState
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
@@ -52,13 +52,6 @@ MODEL_TRIALS = 100
 
 #: The trial states a cost model learns from.
 FINISHED_STATES = [TrialState.COMPLETED, TrialState.STOPPED, TrialState.FAILED, TrialState.INFEASIBLE]
-
-
-def full_resource(history: Sequence[Trial]) -> float:
-    """The resource a full trial reaches: the largest step of any trial that ran to its end
-    (:func:`thrifty.ranking.measured`; 1 if none)."""
-    steps = [t.last_step for t in history if measured(t) and t.last_step is not None]
-    return float(max(steps)) if steps else 1.0
 
 
 class CostGate:
@@ -88,7 +81,7 @@ class CostGate:
         from thrifty.cost.forecast import CostModel  # scipy: loaded when a model is first fitted
 
         done = [t for t in trials if t.is_finished]
-        self._model = (finished, CostModel(self._state.settings.space, max_trials=MODEL_TRIALS).fit(done), full_resource(done))
+        self._model = (finished, CostModel(self._state.settings.space, max_trials=MODEL_TRIALS).fit(done), full_resource(done) or 1.0)
 
     def admit(self, params: Mapping[str, Any], status: StudyStatus) -> None:
         """The soft budget check, from a snapshot's ``status``: refuse a trial whose forecast cost
