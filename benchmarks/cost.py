@@ -17,7 +17,7 @@ Three parts:
    predicts the epoch-52 cost of 200 held-out random configurations. Reported: mean absolute
    percentage error (MAPE) after 10, 20 and 50 trials, and the coverage of the 90% interval.
    Floor (issue 3): MAPE under 25% after 20 trials.
-3. **Completion criteria**: random search on LCBench tasks, up to 100 full trainings per run;
+3. **Completion criteria**: thrifty's default search (``auto``) on LCBench tasks, up to 100 full trainings per run;
    with and without ``NoImprovement`` / ``ImprovementNotWorthCost``. Reported: the share of spend
    saved and the final regret of both (quality is the epoch-52 validation accuracy).
 
@@ -152,6 +152,15 @@ def forecast_error(tasks: list[str], seeds: list[int], sizes=(10, 20, 50), n_tes
                 point = np.array([p.median_usd for p in preds])
                 spend = forecast_trials(model, LCBENCH_SPACE, n_spend, MAX_EPOCH, seed=seed)
                 actual = float(np.sum(test_true[:n_spend]))
+                # The same total when the next configurations are known (a queued list): the sum
+                # of their forecast means, and the 90% interval of the model's joint draws.
+                mu, sd = model.predict_log(test_cfg[:n_spend], MAX_EPOCH)
+                known = float(np.sum(np.exp(mu + sd**2 / 2)))
+                draws = np.exp(model.sample_log(test_cfg[:n_spend], MAX_EPOCH, 2000,
+                                                np.random.default_rng(seed))).sum(axis=1)
+                k_lo, k_hi = np.percentile(draws, [5.0, 95.0])
+                # The naive forecast: the mean cost of the n trials seen, times n_spend.
+                naive = n_spend * float(np.mean(times[:n, -1]))
                 lo = np.array([p.low_usd for p in preds])
                 hi = np.array([p.high_usd for p in preds])
                 rows.append({
@@ -160,8 +169,63 @@ def forecast_error(tasks: list[str], seeds: list[int], sizes=(10, 20, 50), n_tes
                     "coverage90": float(np.mean((test_true >= lo) & (test_true <= hi))),
                     "spend_ape": abs(spend.mean_usd - actual) / actual,
                     "spend_in90": bool(spend.low_usd <= actual <= spend.high_usd),
+                    "known_ape": abs(known - actual) / actual,
+                    "known_in90": bool(k_lo <= actual <= k_hi),
+                    "naive_ape": abs(naive - actual) / actual,
                     "fit_s": fit_s,
                 })
+    return rows
+
+
+def forecast_oracle(tasks: list[str], n_pool: int = 10_000, n_spend: int = 50, picks: int = 4000) -> list[dict]:
+    """What no forecaster of *random* trials can beat: one that knows every configuration's cost
+    (``n_pool`` seeded random configurations) and so the exact expected total of ``n_spend`` random
+    trials, but not which configurations will be drawn. Reported per task: the mean absolute
+    percentage error of that exact expectation against ``picks`` drawn totals, and the 90% interval
+    of the drawn totals relative to it."""
+    rows = []
+    for task in tasks:
+        bench = LCBench.load(task)
+        rng = np.random.default_rng(99)
+        configs = [LCBENCH_SPACE.decode(rng.random(LCBENCH_SPACE.n_dims)) for _ in range(n_pool)]
+        cost = bench.evaluate(configs, [MAX_EPOCH])["time"][:, 0]
+        expected = n_spend * float(np.mean(cost))
+        totals = cost[rng.integers(0, n_pool, size=(picks, n_spend))].sum(axis=1)
+        lo, hi = np.percentile(totals, [5.0, 95.0])
+        rows.append({"task": task, "ape": float(np.mean(np.abs(totals / expected - 1))),
+                     "low_rel": float(lo / expected), "high_rel": float(hi / expected)})
+    return rows
+
+
+def forecast_gp_baseline(tasks: list[str], seeds: list[int], sizes=(20, 50), n_test: int = 200) -> list[dict]:
+    """scikit-learn's Gaussian process (ARD Matérn-3/2 + constant + white noise, on log cost,
+    hyperparameters by maximum likelihood with 2 restarts) on exactly the data of
+    :func:`forecast_error`: a standard model to compare the cost model's per-configuration error
+    with."""
+    import warnings
+
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    rows = []
+    d = LCBENCH_SPACE.n_dims
+    for task in tasks:
+        bench = LCBench.load(task)
+        for seed in seeds:
+            rng = np.random.default_rng(1000 + seed)
+            configs = [LCBENCH_SPACE.decode(rng.random(d)) for _ in range(max(sizes) + n_test)]
+            y = np.log(bench.evaluate(configs, [MAX_EPOCH])["time"][:, 0])
+            x = np.array([LCBENCH_SPACE.encode(c) for c in configs])
+            for n in sizes:
+                kernel = (ConstantKernel(1.0) * Matern(np.full(d, 0.5), (0.02, 50.0), nu=1.5)
+                          + WhiteKernel(0.01, (1e-6, 2.0)))
+                gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # convergence notes at the length-scale bounds
+                    gp.fit(x[:n], y[:n])
+                pred = gp.predict(x[max(sizes):])
+                rows.append({"task": task, "seed": seed, "n": n,
+                             "mape": float(np.mean(np.abs(np.exp(pred - y[max(sizes):]) - 1)))})
     return rows
 
 
@@ -252,9 +316,12 @@ def main() -> int:
     print("2/3 forecast error ...", flush=True)
     fc = forecast_error(tasks, seeds)
     ceiling = forecast_ceiling(tasks)
+    gp_base = forecast_gp_baseline(tasks, seeds)
+    oracle = forecast_oracle(tasks)
     print("3/3 completion criteria ...", flush=True)
     crit = criteria_savings(tasks, seeds)
-    raw = {"overshoot": over, "forecast": fc, "forecast_ceiling": ceiling, "criteria": crit, "machine": machine(),
+    raw = {"overshoot": over, "forecast": fc, "forecast_ceiling": ceiling, "forecast_gp_baseline": gp_base,
+           "forecast_oracle": oracle, "criteria": crit, "machine": machine(),
            "date": time.strftime("%Y-%m-%d"), "command": cmd}
     (HERE / "cost.json").write_text(json.dumps(raw, indent=1))
 
@@ -283,21 +350,45 @@ def main() -> int:
     medians = {n: 100 * np.median([np.mean([x["mape"] for x in per_n[n]]) for per_n in by.values()]) for n in (10, 20, 50)}
     lines.append("| **mean** | " + " | ".join(f"**{means[n]:.1f}%**" for n in (10, 20, 50)) + " | |")
     lines.append("| median over tasks | " + " | ".join(f"{medians[n]:.1f}%" for n in (10, 20, 50)) + " | |")
+    sk = {n: 100 * np.mean([r["mape"] for r in gp_base if r["n"] == n]) for n in (20, 50)}
+    lines.append(f"| scikit-learn GP, same data (mean) | | {sk[20]:.1f}% | {sk[50]:.1f}% | |")
     verdict = "PASS" if means[20] < 25 else "FAIL"
-    lines += ["", f"Floor: MAPE under 25% after 20 trials (mean over tasks and seeds): **{verdict}** ({means[20]:.1f}%).", ""]
+    v13 = "PASS" if means[20] < 30 and means[50] < 20 else "FAIL"
+    lines += ["", (f"Floor (issue 3): MAPE under 25% after 20 trials (mean over tasks and seeds): **{verdict}** "
+                   f"({means[20]:.1f}%). Floor (issue 13, item 5): under 30% after 20 trials and under 20% after 50: "
+                   f"**{v13}** ({means[20]:.1f}%, {means[50]:.1f}%)."), ""]
     ceil = {m: 100 * np.mean([r["mape"] for r in ceiling if r["model"] == m]) for m in ("quadratic", "random forest")}
     lines += [f"Context, same tasks, fitted on {ceiling[0]['n_train']} random configurations (100x the data): a full "
               f"quadratic in the 7 encoded parameters gets {ceil['quadratic']:.1f}% MAPE, a random forest "
               f"{ceil['random forest']:.1f}%. The surrogate's training time is rugged in the hyperparameters; "
               "no smooth model fitted on 20 points reaches 25% here.", ""]
     lines += ["### Forecast of the study's spend (total cost of the next 50 random trials to epoch 52)", "",
-              "| after n trials | mean abs. % error of the total | actual total inside the 90% interval |", "|---|---|---|"]
+              ("`forecast_trials` (what `thrifty estimate` says) forecasts 50 trials of configurations not yet "
+               "drawn; 'known configurations' is the cost model's forecast of the total of the 50 configurations "
+               "that were then drawn (a queued list); 'naive' is 50 times the mean cost of the n trials seen."), "",
+              ("| after n trials | mean abs. % error of the total | actual total inside the 90% interval | "
+               "known configurations: error | known: inside 90% | naive: error |"), "|---|---|---|---|---|---|"]
     for n in (10, 20, 50):
         rs = [r for r in fc if r["n"] == n]
         lines.append(f"| {n} | {100 * np.mean([r['spend_ape'] for r in rs]):.1f}% | "
-                     f"{100 * np.mean([r['spend_in90'] for r in rs]):.0f}% |")
-    lines.append("")
-    lines += ["### Completion criteria (random search, up to 100 full trainings; cost in full-training units)", "",
+                     f"{100 * np.mean([r['spend_in90'] for r in rs]):.0f}% | "
+                     f"{100 * np.mean([r['known_ape'] for r in rs]):.1f}% | "
+                     f"{100 * np.mean([r['known_in90'] for r in rs]):.0f}% | "
+                     f"{100 * np.mean([r['naive_ape'] for r in rs]):.1f}% |")
+    o_ape = 100 * np.mean([r["ape"] for r in oracle])
+    worst = max(oracle, key=lambda r: r["ape"])
+    rs20 = [r for r in fc if r["n"] == 20]
+    ape20, in20 = 100 * np.mean([r["spend_ape"] for r in rs20]), 100 * np.mean([r["spend_in90"] for r in rs20])
+    v13 = "PASS" if ape20 < 15 and 85 <= in20 <= 95 else "FAIL"
+    within = ", ".join(f"{r['task']}: {r['low_rel']:.2f}-{r['high_rel']:.2f}" for r in oracle)
+    lines += ["", (f"What no forecaster of random trials can beat (`forecast_oracle`): one that knows the cost of each "
+                   f"of 10,000 configurations, and so the exact expected total, still misses the total of 50 random "
+                   f"trials by {o_ape:.1f}% on average over the tasks ({worst['ape'] * 100:.1f}% on {worst['task']}; "
+                   f"90% of totals within {within} of the expectation), before any error in estimating the "
+                   "expectation from n trials."), "",
+              (f"Floor (issue 13, item 5): error under 15% after 20 trials with the 90% interval holding 85-95% of "
+               f"actual totals: **{v13}** ({ape20:.1f}%, {in20:.0f}%)."), ""]
+    lines += ["### Completion criteria (the default search, up to 100 full trainings; the tail per criterion: `benchmarks/criteria.py`; cost in full-training units)", "",
               "| variant | mean spend (units) | spend saved vs none | median regret | mean regret |", "|---|---|---|---|---|"]
     base = {(r["task"], r["seed"]): r for r in crit if r["variant"] == "none"}
     for name in dict.fromkeys(r["variant"] for r in crit):
