@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.thrifty-installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "thrifty needs Python 3.11 or newer (set PYTHON=...)")'
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/thrifty run examples/digits.yaml
 
-test: $(STAMP)
+# Debian's Chromium and ChromeDriver for the tests that look at pages in a real browser.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	THRIFTY_TEST_THOROUGH=1 $(PY) -m pytest -m "slow or not slow"
 
 bench: $(STAMP)

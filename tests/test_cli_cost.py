@@ -131,6 +131,22 @@ def test_report_json(project, known_study):
     assert d["best"]["number"] == 2
 
 
+def test_report_html_writes_one_shareable_file(project, known_study):
+    _, url, cwd = project
+    p = thrifty("report", "ledger", "--html", "out/ledger.html", "--storage", url, cwd=cwd, check_rc=None)
+    assert_one_line_error(p, "--html out/ledger.html", "does not exist")
+    assert not (cwd / "out").exists()
+    (cwd / "out").mkdir()
+    p = thrifty("report", "ledger", "--html", "out/ledger.html", "--storage", url, cwd=cwd)
+    assert p.stdout.startswith("wrote out/ledger.html (") and "self-contained" in p.stdout
+    text = (cwd / "out" / "ledger.html").read_text(encoding="utf-8")
+    assert "<h1>Study ledger</h1>" in text and "$4.5500 in total" in text
+    assert "ValueError: boom" in text and "scheduler: asha" in text  # the ledger's notes
+    p = thrifty("report", "ledger", "--html", "x.html", "--json", "--storage", url, cwd=cwd, check_rc=None)
+    assert_one_line_error(p, "--html and --json")
+    assert not (cwd / "x.html").exists()
+
+
 # -- estimate -------------------------------------------------------------------------------------
 def test_estimate_from_an_existing_study(project):
     cfg_dir, url, cwd = project

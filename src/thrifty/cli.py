@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from thrifty import exitcodes
@@ -436,6 +437,90 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_importance(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from thrifty.analysis.importance import param_importances
+
+    if args.trees < 1:
+        raise ValidationError(f"--trees {args.trees}: expected at least 1 tree")
+    study = _open(args)
+    report = param_importances(study, objective=args.objective, n_trees=args.trees)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    table = Table(title=(f"parameter importance for {report.objective} (fANOVA on a random forest, "
+                         f"{report.n_trials} completed trials)"), title_justify="left")
+    table.add_column("parameter")
+    table.add_column("share of variance", justify="right")
+    table.add_column("+/- (sd over trees)", justify="right")
+    for i in report.importances:
+        table.add_row(i.param, f"{i.fraction:.1%}", f"{i.fraction_sd:.1%}")
+    table.add_row("[dim]interactions[/]", f"[dim]{report.interactions:.1%}[/]", "")
+    out = _console()
+    out.print(table)
+    for note in report.notes:
+        out.print(f"note: {note}")
+    return 0
+
+
+def cmd_suggest_space(args: argparse.Namespace) -> int:
+    import yaml
+    from rich.markup import escape
+    from rich.table import Table
+
+    from thrifty.analysis.space_reduction import suggest_space
+
+    target = Path(args.output)
+    if target.exists() and not args.force:
+        raise ValidationError(f"-o {args.output}: the file exists; choose another path or add --force")
+    if not target.parent.is_dir():
+        raise ValidationError(f"-o {args.output}: the folder {str(target.parent)!r} does not exist")
+    base = load_config(args.config, required=()) if args.config else {}
+    study = _open(args)
+    suggestion = suggest_space(study, objective=args.objective, min_importance=args.min_importance)
+    config = {**base, "name": f"{study.name}-smaller", "space": suggestion.space.to_dict()}
+    if "objective" not in config:
+        config["objective"] = dict(study.objectives)
+    header = [f"Suggested by `thrifty suggest-space {study.name}` from {suggestion.importance.n_trials} completed "
+              f"trials of {suggestion.importance.objective} (the {suggestion.n_good} best set the ranges).",
+              "Changes:"]
+    header += [f"  {c.param}: {c.action}" + (f" {c.before} -> {c.after}" if c.action != "kept" else "") + f" ({c.why})"
+               for c in suggestion.changes]
+    if not args.config:
+        header.append("Add `workload:` or `command:` (and a budget) before running it, or pass --config ORIGINAL.yaml.")
+    text = "".join(f"# {line}\n" for line in header) + yaml.safe_dump(config, sort_keys=False)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    table = Table(title=f"suggested space for {escape(study.name)}: written to {escape(str(target))}",
+                  title_justify="left")
+    for col in ("parameter", "change", "before", "after", "why"):
+        table.add_column(col)
+    for c in suggestion.changes:
+        table.add_row(escape(c.param), c.action, escape(c.before), escape(c.after), escape(c.why))
+    _console().print(table)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise ValidationError(f"--port {args.port}: expected a port from 1 to 65535")
+    try:
+        import uvicorn
+
+        from thrifty.server import create_app
+    except ImportError as exc:
+        raise ValidationError(f"thrifty dashboard needs its server packages ({exc.name} is missing): "
+                              "pip install 'thrifty[dashboard]'") from None
+    url = args.storage or DEFAULT_STORAGE
+    store = _read_storage(url)
+    app = create_app(store)
+    print(f"thrifty dashboard: http://{args.host}:{args.port}/ (storage {url}, read-only); Ctrl-C to stop", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _trial_dict(t: Any) -> dict[str, Any]:
     return {
         "number": t.number,
@@ -542,6 +627,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValidationError(f"--top {args.top}: expected at least 1 trial")
+    if args.html is not None:
+        if args.json:
+            raise ValidationError("--html and --json: choose one (the HTML file holds the same report)")
+        target = Path(args.html)
+        if not target.parent.is_dir():
+            raise ValidationError(f"--html {args.html}: the folder {str(target.parent)!r} does not exist")
+        from thrifty.plot import write_html_report
+
+        study = _open(args)
+        written = write_html_report(study, target, top=args.top)
+        print(f"wrote {written} ({written.stat().st_size / 1e6:,.1f} MB, self-contained): open it in a browser")
+        return 0
     study = _open(args)
     report = cost_report(study)
     if args.json:
@@ -923,6 +1020,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_best)
 
+    p = sub.add_parser("importance", parents=[common],
+                       help="which parameters matter: each one's share of the objective's variance (fANOVA)")
+    p.add_argument("study")
+    p.add_argument("--objective", default=None, help="the objective (needed with several)")
+    p.add_argument("--trees", type=int, default=64, metavar="N", help="trees in the random forest (default 64)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_importance)
+
+    p = sub.add_parser("suggest-space", parents=[common],
+                       help="write a config with a smaller space: unimportant parameters fixed, ranges narrowed")
+    p.add_argument("study")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the config file to write (YAML)")
+    p.add_argument("--config", "-c", default=None, metavar="CONFIG",
+                   help="the study's original config: its other keys (workload, budget, ...) are kept")
+    p.add_argument("--objective", default=None, help="the objective (needed with several)")
+    p.add_argument("--min-importance", type=float, default=0.02, metavar="SHARE",
+                   help="fix parameters explaining less than this share of the variance (default 0.02)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
+    p.set_defaults(func=cmd_suggest_space)
+
+    p = sub.add_parser("dashboard", parents=[common],
+                       help="a live, read-only dashboard of the storage's studies in the browser (and /metrics)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8788, help="port (default 8788)")
+    p.set_defaults(func=cmd_dashboard)
+
     p = sub.add_parser("export", parents=[common], help="export a study's trials as CSV or JSON")
     p.add_argument("study")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -932,6 +1055,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="where a study's money went: spend, budget, savings, forecast")
     p.add_argument("study")
     p.add_argument("--json", action="store_true", help="the full report as JSON")
+    p.add_argument("--html", metavar="FILE", default=None,
+                   help="write the report with its pictures to one self-contained HTML file, to share")
     p.add_argument("--top", type=int, default=20, metavar="N",
                    help="trials in the ledger, most expensive first (default 20)")
     p.set_defaults(func=cmd_report)

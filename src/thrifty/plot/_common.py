@@ -1,0 +1,91 @@
+"""What every picture shares: plotly's import, the choice of objective, and the study's progress
+in the order money was spent (a pure function of the trials)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from thrifty.errors import ThriftyError, ValidationError
+from thrifty.ranking import Constraints, is_feasible
+from thrifty.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    from thrifty.study import Study
+
+#: Colours by trial state, the same in every picture (and in the dashboard).
+STATE_COLOURS: Mapping[str, str] = {
+    "completed": "#1f77b4", "stopped": "#ff7f0e", "failed": "#d62728", "infeasible": "#9467bd",
+    "running": "#2ca02c", "paused": "#8c564b", "pending": "#7f7f7f",
+}
+
+
+def plotly_go() -> Any:
+    """``plotly.graph_objects``, or a one-line error saying how to install it."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError:  # pragma: no cover - plotly is installed with thrifty[plot] and in the tests
+        raise ThriftyError("thrifty.plot needs plotly: pip install 'thrifty[plot]'") from None
+    return go
+
+
+def objective_of(study: Study, objective: str | None) -> tuple[str, str]:
+    """(name, direction) of the objective a picture shows: ``objective``, or the study's only one."""
+    objectives = study.objectives
+    if objective is None:
+        if len(objectives) > 1:
+            raise ValidationError(f"study {study.name!r} has {len(objectives)} objectives "
+                                  f"({', '.join(objectives)}); pass objective=NAME")
+        objective = next(iter(objectives))
+    if objective not in objectives:
+        raise ValidationError(f"objective={objective!r}: study {study.name!r} has {', '.join(objectives)}")
+    return objective, objectives[objective]
+
+
+def value_of(trial: Trial, metric: str, constraints: Constraints) -> float | None:
+    """The trial's finite value of ``metric`` if it counts for the best (COMPLETED, every
+    constraint met), else ``None``."""
+    if trial.state is not TrialState.COMPLETED or (constraints and not is_feasible(trial, constraints)):
+        return None
+    v = trial.metrics.get(metric)
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def finish_sorted(trials: Sequence[Trial]) -> list[Trial]:
+    """The finished trials in the order they finished (``finish_order``; trials of an older store
+    without one: by finish time, then number)."""
+    done = [t for t in trials if t.state.is_finished]
+    return sorted(done, key=lambda t: (t.finish_order is None, t.finish_order or 0, t.finished_at or 0.0, t.number))
+
+
+@dataclass(frozen=True)
+class ProgressPoint:
+    """One finished trial in the order money was spent: ``finished`` (how many trials had
+    finished, this one included), ``spent_usd`` (dollars of every finished trial so far, whatever
+    its state), ``value`` (this trial's value if it counts, else ``None``) and ``best`` (the best
+    value so far, ``None`` before the first)."""
+
+    number: int
+    state: str
+    finished: int
+    spent_usd: float
+    value: float | None
+    best: float | None
+
+
+def progress(trials: Sequence[Trial], metric: str, direction: str,
+             constraints: Constraints | None = None) -> list[ProgressPoint]:
+    """The study's progress trial by trial, in finish order (see :class:`ProgressPoint`)."""
+    better = (lambda a, b: a < b) if direction == "min" else (lambda a, b: a > b)
+    out: list[ProgressPoint] = []
+    spent = 0.0
+    best: float | None = None
+    for i, t in enumerate(finish_sorted(trials), start=1):
+        spent += t.cost_usd
+        v = value_of(t, metric, constraints or {})
+        if v is not None and (best is None or better(v, best)):
+            best = v
+        out.append(ProgressPoint(t.number, t.state.value, i, spent, v, best))
+    return out

@@ -1,0 +1,221 @@
+"""`thrifty dashboard` as a user meets it: a real process serving real HTTP over a SQLite study
+file, read-only; its JSON API, /metrics and, in Debian's Chromium, the pages: the study list, the
+best-against-dollars chart with a point per completed trial, and a trial told while the page is
+open appearing without a reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import missing
+
+import thrifty as th
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("THRIFTY_TEST_ARTIFACTS", ROOT / ".test-artifacts"))
+TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9, in <module>\nRuntimeError: CUDA out of memory\n'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(base: str, path: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(base + path, timeout=30) as r:
+            return r.status, r.read(), r.headers.get("content-type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("content-type", "")
+
+
+def _json(base: str, path: str):  # type: ignore[no-untyped-def]
+    status, body, _ = _get(base, path)
+    assert status == 200, (path, status, body[:300])
+    return json.loads(body)
+
+
+def _fill(study: th.Study, n: int) -> None:
+    """n trials: most complete after 4 steps ($0.01 a step), every 4th is stopped at step 2, every
+    7th fails with a traceback."""
+    for i in range(n):
+        t = study.ask()
+        x = float(t.params["x"])
+        steps = 2 if i % 4 == 3 else 4
+        for step in range(1, steps + 1):
+            t.report(x * step, step=step, cost_usd=0.01, elapsed_s=0.0)
+        if i % 7 == 6:
+            study.tell(t, state="failed", error=TRACEBACK, elapsed_s=0.0)
+        elif steps == 2:
+            study.tell(t, state="stopped", reason="scheduler: asha", elapsed_s=0.0)
+        else:
+            study.tell(t, 4 * x, elapsed_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    folder = tmp_path_factory.mktemp("dash")
+    url = f"sqlite:///{folder}/studies.db"
+    study = th.Study.create({"x": th.Float(0, 1), "lr": th.Float(1e-4, 1e-1, log=True)}, "max", name="web",
+                            storage=url, strategy="random", seed=4, budget=th.Budget(usd=5.0))
+    _fill(study, 30)
+    study.close()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "thrifty", "dashboard", "--storage", url, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/studies", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the dashboard did not start: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.2)
+    try:
+        yield base, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_the_study_list_says_what_was_spent(served: tuple[str, str]) -> None:
+    base, url = served
+    [row] = _json(base, "/api/studies")
+    study = th.Study.load("web", storage=url)
+    assert row["name"] == "web" and row["trials"] == 30
+    assert row["spent_usd"] == pytest.approx(study.cost_usd)
+    assert row["budget"]["usd"] == 5.0 and row["budget"]["usd_left"] == pytest.approx(5.0 - study.cost_usd)
+    assert row["counts"]["completed"] == sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
+
+
+def test_trials_are_paged_and_sorted_on_the_server(served: tuple[str, str]) -> None:
+    base, url = served
+    study = th.Study.load("web", storage=url)
+    page = _json(base, "/api/studies/web/trials?offset=5&limit=10")
+    assert page["total"] == 30 and [t["number"] for t in page["trials"]] == list(range(5, 15))
+    newest = _json(base, "/api/studies/web/trials?limit=3&desc=true")
+    assert [t["number"] for t in newest["trials"]] == [29, 28, 27]
+    by_value = _json(base, "/api/studies/web/trials?limit=5&sort=value&desc=true")
+    best = sorted((t for t in study.trials if "value" in t.metrics), key=lambda t: -t.metrics["value"])[:5]
+    assert [t["number"] for t in by_value["trials"]] == [t.number for t in best]
+    status, body, _ = _get(base, "/api/studies/web/trials?sort=params")
+    assert status == 400 and b"sort='params'" in body
+
+
+def test_a_trial_detail_holds_its_curve_and_the_tail_of_its_error(served: tuple[str, str]) -> None:
+    base, _ = served
+    failed = _json(base, "/api/studies/web/trials/6")
+    assert failed["state"] == "failed" and "CUDA out of memory" in failed["error_tail"]
+    assert failed["note"] == "RuntimeError: CUDA out of memory"
+    done = _json(base, "/api/studies/web/trials/0")
+    assert [m["step"] for m in done["curve"] if m["step"] is not None][:4] == [1, 2, 3, 4]
+    assert _get(base, "/api/studies/web/trials/999")[0] == 404
+    assert _get(base, "/api/studies/nope/trials")[0] == 404
+    assert _get(base, "/study/nope")[0] == 404
+
+
+def test_figures_come_as_plotly_json_and_plotly_js_from_the_server(served: tuple[str, str]) -> None:
+    base, url = served
+    answer = _json(base, "/api/studies/web/figures/best_vs_cost")
+    completed = sum(1 for t in th.Study.load("web", storage=url).trials if t.state is th.TrialState.COMPLETED)
+    assert len(answer["figure"]["data"][0]["x"]) == completed
+    assert _get(base, "/api/studies/web/figures/nope")[0] == 404
+    status, body, ctype = _get(base, "/static/plotly.min.js")
+    assert status == 200 and "javascript" in ctype and len(body) > 1_000_000
+    _, page, _ = _get(base, "/study/web")
+    assert b'src="/static/plotly.min.js"' in page and b"cdn" not in page
+
+
+def test_metrics_speak_prometheus(served: tuple[str, str]) -> None:
+    base, url = served
+    status, body, ctype = _get(base, "/metrics")
+    text = body.decode()
+    study = th.Study.load("web", storage=url)
+    assert status == 200 and ctype.startswith("text/plain")
+    n_completed = sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
+    assert f'thrifty_trials{{state="completed",study="web"}} {float(n_completed)}' in text
+    assert 'thrifty_budget_usd{study="web"} 5.0' in text
+    spent = next(line for line in text.splitlines() if line.startswith('thrifty_spent_usd{study="web"}'))
+    assert float(spent.split()[-1]) == pytest.approx(study.cost_usd)
+    best = next(line for line in text.splitlines() if line.startswith("thrifty_best_value{"))
+    assert float(best.split()[-1]) == pytest.approx(study.best.value)
+
+
+def test_a_missing_database_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "thrifty", "dashboard", "--storage", f"sqlite:///{tmp_path}/none.db",
+                        "--port", str(_free_port())], capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 1 and p.stderr.startswith("thrifty: error: ") and len(p.stderr.strip().splitlines()) == 1
+    assert "no database" in p.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        missing("Debian's chromium and chromium-driver are not installed (make test installs them with apt-get)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2600"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    web = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield web
+    finally:
+        web.quit()
+
+
+def _wait(web, script: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = web.execute_script(script)
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) -> None:  # type: ignore[no-untyped-def]
+    base, url = served
+    browser.get(base + "/")
+    assert _wait(browser, "return document.body.dataset.loaded && document.querySelectorAll('tr.study').length")
+    assert browser.execute_script("return document.querySelector('tr.study').dataset.name") == "web"
+    browser.get(base + "/study/web")
+    study = th.Study.load("web", storage=url)
+    completed = sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
+    drawn = _wait(browser, "const d = document.getElementById('fig-best_vs_cost');"
+                           "return d && d.data ? d.data[0].x.length : 0;")
+    assert drawn == completed
+    assert _wait(browser, "return document.getElementById('trials').dataset.total") == "30"
+    # A worker tells one more trial while the page is open: it appears without a reload.
+    writer = th.Study.load("web", storage=url)
+    _fill(writer, 1)
+    writer.close()
+    assert _wait(browser, "return document.getElementById('trials').dataset.total === '31' && "
+                          "document.querySelector('#trials tr.trial').dataset.number === '30';", timeout_s=20)
+    assert _wait(browser, f"return document.getElementById('fig-best_vs_cost').data[0].x.length === {completed + 1};")
+    browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"6\"]').click();")
+    assert _wait(browser, "const d = document.getElementById('detail');"
+                          "return d.style.display === 'block' && d.textContent.includes('CUDA out of memory');")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard_study.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
