@@ -15,7 +15,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import _postgres  # noqa: E402
+import _browser
+import _postgres
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: ``make test-all`` sets THRIFTY_TEST_THOROUGH=1: property tests then try more examples.
@@ -81,3 +82,10 @@ def db_url(request, tmp_path) -> str:
 
 
 HELPERS = os.path.join(os.path.dirname(__file__), "helpers")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium through Selenium (see ``tests/_browser.py``), one per test: a page
+    left open by one test (polling a server that is gone) cannot log errors into the next."""
+    yield from _browser.chromium(missing)

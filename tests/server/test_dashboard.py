@@ -6,8 +6,6 @@ open appearing without a reload."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,12 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import missing
+from _browser import ARTIFACTS, severe_errors, wait_for
 
 import thrifty as th
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("THRIFTY_TEST_ARTIFACTS", ROOT / ".test-artifacts"))
 TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9, in <module>\nRuntimeError: CUDA out of memory\n'
 
 
@@ -164,58 +160,28 @@ def test_a_missing_database_is_one_line_and_creates_nothing(tmp_path: Path) -> N
     assert not (tmp_path / "none.db").exists()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        missing("Debian's chromium and chromium-driver are not installed (make test installs them with apt-get)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2600"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    web = webdriver.Chrome(service=Service(driver), options=options)
-    try:
-        yield web
-    finally:
-        web.quit()
-
-
-def _wait(web, script: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = web.execute_script(script)
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
 def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) -> None:  # type: ignore[no-untyped-def]
     base, url = served
     browser.get(base + "/")
-    assert _wait(browser, "return document.body.dataset.loaded && document.querySelectorAll('tr.study').length")
+    assert wait_for(browser, "return document.body.dataset.loaded && document.querySelectorAll('tr.study').length")
     assert browser.execute_script("return document.querySelector('tr.study').dataset.name") == "web"
     browser.get(base + "/study/web")
     study = th.Study.load("web", storage=url)
     completed = sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
-    drawn = _wait(browser, "const d = document.getElementById('fig-best_vs_cost');"
+    drawn = wait_for(browser, "const d = document.getElementById('fig-best_vs_cost');"
                            "return d && d.data ? d.data[0].x.length : 0;")
     assert drawn == completed
-    assert _wait(browser, "return document.getElementById('trials').dataset.total") == "30"
+    assert wait_for(browser, "return document.getElementById('trials').dataset.total") == "30"
     # A worker tells one more trial while the page is open: it appears without a reload.
     writer = th.Study.load("web", storage=url)
     _fill(writer, 1)
     writer.close()
-    assert _wait(browser, "return document.getElementById('trials').dataset.total === '31' && "
+    assert wait_for(browser, "return document.getElementById('trials').dataset.total === '31' && "
                           "document.querySelector('#trials tr.trial').dataset.number === '30';", timeout_s=20)
-    assert _wait(browser, f"return document.getElementById('fig-best_vs_cost').data[0].x.length === {completed + 1};")
+    assert wait_for(browser, f"return document.getElementById('fig-best_vs_cost').data[0].x.length === {completed + 1};")
     browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"6\"]').click();")
-    assert _wait(browser, "const d = document.getElementById('detail');"
+    assert wait_for(browser, "const d = document.getElementById('detail');"
                           "return d.style.display === 'block' && d.textContent.includes('CUDA out of memory');")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard_study.png"))
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    assert errors == []
+    assert severe_errors(browser) == []
