@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 #: Code of an inactive conditional parameter (below every active position, which are >= 0).
 INACTIVE = -1.0
 MIN_TRIALS = 8
+#: At most this many trials are fitted (a seeded sample beyond it).
+MAX_TRIALS = 2000
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,10 @@ def _tree_fractions(tree: Any, measures: list[_Measure]) -> np.ndarray | None:
         right_lo[f] = max(lo[f], cut)
         stack.append((int(t.children_left[node]), lo, left_hi))
         stack.append((int(t.children_right[node]), right_lo, hi))
-    masses = np.array([[measures[j].mass(lo[j], hi[j]) for j in range(d)] for lo, hi, _ in leaves])
+    lows = np.array([lo for lo, _, _ in leaves])
+    highs = np.array([hi for _, hi, _ in leaves])
     values = np.array([v for _, _, v in leaves])
+    masses = np.array([[measures[j].mass(lo[j], hi[j]) for j in range(d)] for lo, hi, _ in leaves])
     vol = masses.prod(axis=1)
     mean = float(vol @ values)
     total = float(vol @ (values - mean) ** 2)
@@ -160,18 +164,23 @@ def _tree_fractions(tree: Any, measures: list[_Measure]) -> np.ndarray | None:
             continue
         with np.errstate(invalid="ignore", divide="ignore"):
             others = np.where(masses[:, j] > 0, vol / masses[:, j], 0.0)
-        for lo_j, hi_j, w in measures[j].cuts(thresholds[j]):
-            inside = np.array([lo[j] <= lo_j and hi_j <= hi[j] for lo, hi, _ in leaves])
-            marginal = float(others[inside] @ values[inside])
-            out[j] += w * (marginal - mean) ** 2
+        pieces = measures[j].cuts(thresholds[j])
+        p_lo = np.array([a for a, _, _ in pieces])
+        p_hi = np.array([b for _, b, _ in pieces])
+        weight = np.array([w for _, _, w in pieces])
+        # pieces x leaves: the leaf's interval on column j holds the piece
+        inside = (lows[None, :, j] <= p_lo[:, None]) & (p_hi[:, None] <= highs[None, :, j])
+        marginal = inside.astype(float) @ (others * values)
+        out[j] = float(weight @ (marginal - mean) ** 2)
     return out / total
 
 
-def param_importances(study: Study, *, objective: str | None = None, n_trees: int = 64,
-                      seed: int = 0) -> ImportanceReport:
+def param_importances(study: Study, *, objective: str | None = None, n_trees: int = 64, seed: int = 0,
+                      trials: Sequence[Trial] | None = None) -> ImportanceReport:
     """fANOVA importance of each parameter for ``objective`` (default: the study's only one) over
     the study's counted trials (COMPLETED, constraints met, finite value); see the module doc.
-    Needs at least ``MIN_TRIALS`` (8) such trials and scikit-learn."""
+    Needs at least ``MIN_TRIALS`` (8) such trials and scikit-learn; beyond ``MAX_TRIALS`` (2,000) a
+    seeded sample of them is fitted. ``trials``: the study's trials if already read."""
     from thrifty.plot._common import objective_of
 
     try:
@@ -181,16 +190,23 @@ def param_importances(study: Study, *, objective: str | None = None, n_trees: in
     if isinstance(n_trees, bool) or not isinstance(n_trees, int) or n_trees < 1:
         raise ValidationError(f"n_trees={n_trees!r}: expected an integer >= 1")
     metric, _ = objective_of(study, objective)
-    counted = [t for _, t in eligible(study.trials, {metric: study.objectives[metric]}, study.constraints)]
+    every = study.trials if trials is None else trials
+    counted = [t for _, t in eligible(every, {metric: study.objectives[metric]}, study.constraints)]
     if len(counted) < MIN_TRIALS:
         raise NotEnoughData(f"parameter importance needs at least {MIN_TRIALS} completed trials with a finite "
                             f"{metric}; study {study.name!r} has {len(counted)}")
+    n_counted = len(counted)
+    if len(counted) > MAX_TRIALS:  # a seeded sample: the forest's cost grows with the trials
+        pick = np.random.default_rng(seed).choice(len(counted), MAX_TRIALS, replace=False)
+        counted = [counted[i] for i in sorted(pick)]
+        notes = [f"fitted on a seeded sample of {MAX_TRIALS} of the completed trials"]
+    else:
+        notes = []
     names, x, measures = _columns(study.space, counted)
     y = np.array([float(t.metrics[metric]) for t in counted])
     forest = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=None, bootstrap=True,
                                    random_state=seed, n_jobs=1).fit(x, y)
     per_tree = [f for f in (_tree_fractions(est, measures) for est in forest.estimators_) if f is not None]
-    notes: list[str] = []
     if not per_tree:
         fractions = sd = np.zeros(len(names))
         notes.append(f"every completed trial has the same {metric}: no parameter explains anything")
@@ -199,5 +215,5 @@ def param_importances(study: Study, *, objective: str | None = None, n_trees: in
         fractions, sd = stacked.mean(axis=0), stacked.std(axis=0)
     order = sorted(range(len(names)), key=lambda j: (-fractions[j], names[j]))
     items = tuple(Importance(names[j], float(fractions[j]), float(sd[j])) for j in order)
-    return ImportanceReport(metric, len(counted), items, max(0.0, 1.0 - float(np.sum(fractions))), n_trees,
+    return ImportanceReport(metric, n_counted, items, max(0.0, 1.0 - float(np.sum(fractions))), n_trees,
                             tuple(notes))

@@ -4,6 +4,7 @@ reason."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ValidationError
@@ -11,16 +12,19 @@ from thrifty.plot._common import STATE_COLOURS, plotly_go
 
 if TYPE_CHECKING:
     from thrifty.study import Study
+    from thrifty.trial import Trial
 
 
-def intermediate_values(study: Study, *, metric: str | None = None, max_trials: int = 1000) -> Any:
+def intermediate_values(study: Study, *, metric: str | None = None, max_trials: int = 1000,
+                        trials: Sequence[Trial] | None = None) -> Any:
     """The reports of each trial (``metric`` against step; default: the objective), one line per
     trial coloured by its state, and a cross at the last report of every STOPPED trial whose hover
     text is the stop's reason (who stopped it and why).
 
     Only the ``max_trials`` latest trials (by number) with a report of the metric are drawn, so a
     large study stays readable; the title says how many were left out. All the lines of one
-    state are one trace (gaps between trials), so the figure stays small at any size.
+    state are one trace (gaps between trials), so the figure stays small at any size. ``trials``:
+    the study's trials if already read.
     """
     if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
         raise ValidationError(f"max_trials={max_trials!r}: expected an integer >= 1")
@@ -28,7 +32,7 @@ def intermediate_values(study: Study, *, metric: str | None = None, max_trials: 
     if metric is None:
         metric = next(iter(study.objectives))  # the first objective
     with_curve = []
-    for t in study.trials:
+    for t in study.trials if trials is None else trials:
         pts = [(m.step, m.metrics[metric]) for m in t.measurements
                if m.step is not None and metric in m.metrics and math.isfinite(m.metrics[metric])]
         if pts:

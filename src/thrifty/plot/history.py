@@ -3,6 +3,7 @@ against trial numbers (the peers' usual one)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ValidationError
@@ -10,24 +11,27 @@ from thrifty.plot._common import STATE_COLOURS, objective_of, plotly_go, progres
 
 if TYPE_CHECKING:
     from thrifty.study import Study
+    from thrifty.trial import Trial
 
 AGAINST = ("usd", "trials")
 
 
-def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "usd") -> Any:
+def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "usd",
+                 trials: Sequence[Trial] | None = None) -> Any:
     """The best value so far against the dollars spent so far, one point per counted trial.
 
     Trials are taken in the order they finished; the x of a trial is the dollars of every trial
     finished up to it (stopped, failed and infeasible ones cost money too), or, with
     ``against="trials"``, the number of trials finished. Points: each COMPLETED trial that meets
     the constraints, at its own value; the line: the best so far. A toggle in the figure switches
-    between the two x axes. Returns a ``plotly.graph_objects.Figure``.
+    between the two x axes. ``trials``: the study's trials if already read (default: read them).
+    Returns a ``plotly.graph_objects.Figure``.
     """
     if against not in AGAINST:
         raise ValidationError(f"against={against!r}: expected 'usd' or 'trials'")
     go = plotly_go()
     metric, direction = objective_of(study, objective)
-    points = progress(study.trials, metric, direction, study.constraints)
+    points = progress(study.trials if trials is None else trials, metric, direction, study.constraints)
     counted = [p for p in points if p.value is not None]
     stepped = [p for p in points if p.best is not None]
     xs = {
@@ -61,15 +65,16 @@ def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "
     return fig
 
 
-def optimization_history(study: Study, *, objective: str | None = None) -> Any:
+def optimization_history(study: Study, *, objective: str | None = None, trials: Sequence[Trial] | None = None) -> Any:
     """Each counted trial's value against its trial number, and the best so far in number order
-    (the peers' picture: ``optuna.visualization.plot_optimization_history``)."""
+    (the peers' picture: ``optuna.visualization.plot_optimization_history``). ``trials``: as in
+    :func:`best_vs_cost`."""
     go = plotly_go()
     metric, direction = objective_of(study, objective)
     better = min if direction == "min" else max
     xs, ys, best_x, best_y = [], [], [], []
     best = None
-    for t in study.trials:
+    for t in study.trials if trials is None else trials:
         v = value_of(t, metric, study.constraints)
         if v is None:
             continue

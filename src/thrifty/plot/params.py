@@ -27,9 +27,9 @@ def _params_of(study: Study, params: Sequence[str] | None) -> list[str]:
     return list(params)
 
 
-def _counted(study: Study, metric: str) -> list[tuple[Trial, float]]:
+def _counted(study: Study, metric: str, trials: Sequence[Trial] | None) -> list[tuple[Trial, float]]:
     out = []
-    for t in study.trials:
+    for t in study.trials if trials is None else trials:
         v = value_of(t, metric, study.constraints)
         if v is not None:
             out.append((t, v))
@@ -60,37 +60,41 @@ def _axis(study: Study, name: str, trials: list[tuple[Trial, float]]) -> dict[st
     return dim
 
 
-def parallel_coordinate(study: Study, *, objective: str | None = None, params: Sequence[str] | None = None) -> Any:
+def parallel_coordinate(study: Study, *, objective: str | None = None, params: Sequence[str] | None = None,
+                        trials: Sequence[Trial] | None = None) -> Any:
     """One line per counted trial (COMPLETED, constraints met) through the objective and each
-    parameter, coloured by the objective (darker: better)."""
+    parameter, coloured by the objective (darker: better). ``trials``: the study's trials if
+    already read."""
     go = plotly_go()
     metric, direction = objective_of(study, objective)
     names = _params_of(study, params)
-    trials = _counted(study, metric)
-    values = [v for _, v in trials]
-    dims = [{"label": metric, "values": values}] + [_axis(study, n, trials) for n in names]
+    counted = _counted(study, metric, trials)
+    values = [v for _, v in counted]
+    dims = [{"label": metric, "values": values}] + [_axis(study, n, counted) for n in names]
     line = {"color": values, "colorscale": "Viridis", "reversescale": direction == "max", "showscale": True,
             "colorbar": {"title": {"text": metric}}} if values else {}
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
-    fig.update_layout(title=f"Parallel coordinates: {len(trials)} trials, {metric} ({direction})")
+    fig.update_layout(title=f"Parallel coordinates: {len(counted)} trials, {metric} ({direction})")
     return fig
 
 
-def slice_plot(study: Study, *, objective: str | None = None, params: Sequence[str] | None = None) -> Any:
+def slice_plot(study: Study, *, objective: str | None = None, params: Sequence[str] | None = None,
+               trials: Sequence[Trial] | None = None) -> Any:
     """One panel per parameter: each counted trial's value against the parameter's value (log
-    axes for log parameters), coloured by trial number (Viridis: later trials yellower)."""
+    axes for log parameters), coloured by trial number (Viridis: later trials yellower). ``trials``:
+    the study's trials if already read."""
     go = plotly_go()
     from plotly.subplots import make_subplots
 
     metric, direction = objective_of(study, objective)
     names = _params_of(study, params)
-    trials = _counted(study, metric)
+    counted = _counted(study, metric, trials)
     cols = max(1, min(len(names), 3))
     rows = max(1, math.ceil(len(names) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, shared_yaxes=True)
     for i, name in enumerate(names):
         r, c = divmod(i, cols)
-        shown = [(t, v) for t, v in trials if t.params.get(name) is not None]
+        shown = [(t, v) for t, v in counted if t.params.get(name) is not None]
         p = study.space[name]
         xs = [str(t.params[name]) if isinstance(p, Categorical) else t.params[name] for t, _ in shown]
         fig.add_trace(go.Scatter(

@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ValidationError
 from thrifty.plot._common import plotly_go
-from thrifty.ranking import eligible
+from thrifty.ranking import eligible, ranked_fronts
 
 if TYPE_CHECKING:
     from thrifty.study import Study
+    from thrifty.trial import Trial
 
 
-def pareto_front(study: Study, *, objectives: Sequence[str] | None = None) -> Any:
+def pareto_front(study: Study, *, objectives: Sequence[str] | None = None, trials: Sequence[Trial] | None = None) -> Any:
     """Every counted trial (COMPLETED, constraints met, finite values) in the space of two or
     three objectives; the trials of the study's Pareto front (:meth:`Study.pareto_front`, over
-    all its objectives) highlighted, the others grey."""
+    all its objectives) highlighted, the others grey. ``trials``: the study's trials if already
+    read."""
     go = plotly_go()
     names = list(objectives) if objectives is not None else list(study.objectives)
     unknown = [n for n in names if n not in study.objectives]
@@ -26,9 +28,10 @@ def pareto_front(study: Study, *, objectives: Sequence[str] | None = None) -> An
     if len(names) not in (2, 3):
         raise ValidationError(f"pareto_front shows 2 or 3 objectives; study {study.name!r} has {len(names)}: "
                               "pass objectives=[...] with 2 or 3 of them")
-    front = {t.number for t in study.pareto_front()}
+    every = study.trials if trials is None else trials
+    front = {t.number for t in next(iter(ranked_fronts(every, study.objectives, study.constraints)), [])}
     shown = {n: study.objectives[n] for n in names}
-    points = eligible(study.trials, shown, study.constraints)
+    points = eligible(every, shown, study.constraints)
     fig = go.Figure()
     for on_front, label, colour in ((False, "dominated", "#c7c7c7"), (True, "Pareto front", "#d62728")):
         pts = [(v, t) for v, t in points if (t.number in front) == on_front]

@@ -3,6 +3,7 @@ burn-down with the forecast to finish."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.plot._common import STATE_COLOURS, finish_sorted, plotly_go
@@ -10,24 +11,26 @@ from thrifty.plot._common import STATE_COLOURS, finish_sorted, plotly_go
 if TYPE_CHECKING:
     from thrifty.analysis.report import CostReport
     from thrifty.study import Study
+    from thrifty.trial import Trial
 
 
-def _report(study: Study, report: CostReport | None) -> CostReport:
+def _report(study: Study, report: CostReport | None, trials: Sequence[Trial] | None) -> CostReport:
     if report is not None:
         return report
     from thrifty.analysis.report import cost_report
 
-    return cost_report(study)
+    return cost_report(study, trials=trials)
 
 
-def spend_by_state(study: Study, *, report: CostReport | None = None) -> Any:
+def spend_by_state(study: Study, *, report: CostReport | None = None, trials: Sequence[Trial] | None = None) -> Any:
     """Dollars spent by the trials of each state (completed, stopped early, failed, infeasible,
     and running, paused or pending when there are any), each bar labelled with its trial count;
     beside them, hatched, the *estimate* of what early stopping saved (the cost model's forecast
     of running the stopped trials to the full resource, minus what they cost) with the range of
-    that estimate. ``report``: a :func:`~thrifty.analysis.report.cost_report` already made."""
+    that estimate. ``report``: a :func:`~thrifty.analysis.report.cost_report` already made;
+    ``trials``: the study's trials if already read."""
     go = plotly_go()
-    rep = _report(study, report)
+    rep = _report(study, report, trials)
     fig = go.Figure()
     fig.add_trace(go.Bar(
         x=[s.state for s in rep.by_state], y=[s.cost_usd for s in rep.by_state], name="spent",
@@ -49,14 +52,16 @@ def spend_by_state(study: Study, *, report: CostReport | None = None) -> Any:
     return fig
 
 
-def budget_burndown(study: Study, *, report: CostReport | None = None) -> Any:
+def budget_burndown(study: Study, *, report: CostReport | None = None, trials: Sequence[Trial] | None = None) -> Any:
     """Dollars spent against trials finished (in the order they finished), the dollar budget as a
     line, and, with a trial limit, the forecast to finish: the expected spend once the remaining
     trials have run (dashed) with the 90% interval of that total (the cost model's Monte Carlo over
-    random configurations at the full resource: :func:`~thrifty.analysis.report.forecast_trials`)."""
+    random configurations at the full resource: :func:`~thrifty.analysis.report.forecast_trials`).
+    ``report`` and ``trials``: as in :func:`spend_by_state`."""
     go = plotly_go()
-    rep = _report(study, report)
-    done = finish_sorted(study.trials)
+    every = study.trials if trials is None else trials
+    rep = _report(study, report, every)
+    done = finish_sorted(every)
     xs, ys, spent = [0], [0.0], 0.0
     for i, t in enumerate(done, start=1):
         spent += t.cost_usd
@@ -75,7 +80,7 @@ def budget_burndown(study: Study, *, report: CostReport | None = None) -> Any:
         end_x = len(done) + fc.remaining_trials
         end_y = spent + fc.usd
         low = high = None
-        interval = _interval(study, fc.remaining_trials)
+        interval = _interval(study, fc.remaining_trials, every)
         if interval is not None:
             low, high = spent + interval[0], spent + interval[1]
             if fc.capped:  # a hard dollar budget stops the study at its limit
@@ -94,16 +99,16 @@ def budget_burndown(study: Study, *, report: CostReport | None = None) -> Any:
     return fig
 
 
-def _interval(study: Study, remaining: int) -> tuple[float, float] | None:
+def _interval(study: Study, remaining: int, trials: Sequence[Trial]) -> tuple[float, float] | None:
     """The 90% interval of the remaining trials' total, or ``None`` without a fitted cost model."""
-    from thrifty.analysis.report import forecast_trials
+    from thrifty.analysis.report import fit_cost_model, forecast_trials
     from thrifty.ranking import full_resource
 
     try:
-        model = study.cost_model()
+        model = fit_cost_model(study, trials)
         if not model.is_fitted:
             return None
-        full = full_resource(study.trials) or 1.0
+        full = full_resource(trials) or 1.0
         f = forecast_trials(model, study.space, remaining, full, seed=study.seed)
     except Exception:  # noqa: BLE001 - a picture must not fail on an estimate
         return None

@@ -21,6 +21,8 @@ Contract:
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -32,6 +34,44 @@ from thrifty.server._pages import INDEX_HTML, STUDY_HTML
 from thrifty.storage.base import Storage
 
 POLL_MS = 2000
+
+
+class _Readers:
+    """One :class:`~thrifty.study.Study` per name, read incrementally: ``history()`` fetches only
+    the trials that are unfinished or finished since the previous read (finished trials never
+    change), so redrawing a 100,000-trial study reads what changed, not everything. One lock per
+    study (a reader is not shared between threads while it reads)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._studies: dict[str, tuple[Any, threading.Lock]] = {}
+        self._memo: dict[tuple[str, Any], tuple[tuple[Any, ...], Any]] = {}
+
+    def read(self, name: str) -> tuple[Any, list[Any]]:
+        import thrifty as th
+
+        record_id = self.storage.load_study(name).id  # StudyNotFound for an unknown (or deleted) one
+        with self._lock:
+            entry = self._studies.get(name)
+            if entry is None or entry[0].id != record_id:  # new, or deleted and created again
+                entry = (th.Study.load(name, storage=self.storage), threading.Lock())
+                self._studies[name] = entry
+        study, lock = entry
+        with lock:
+            return study, study.history()
+
+    def memo(self, name: str, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """``make()``, remembered for ``name`` while ``key`` stays the same (e.g. the cost report
+        while no trial finishes: the spend and burn-down pictures share it)."""
+        with self._lock:
+            hit = self._memo.get((name, key[0]))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = make()
+        with self._lock:
+            self._memo[(name, key[0])] = (key, value)
+        return value
 
 
 def _figure_makers() -> dict[str, Callable[..., Any]]:
@@ -59,6 +99,7 @@ def create_app(storage: Storage) -> Any:
 
     app = FastAPI(title="thrifty dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     makers = _figure_makers()
+    readers = _Readers(storage)
 
     def study(name: str) -> th.Study:
         try:
@@ -111,9 +152,27 @@ def create_app(storage: Storage) -> Any:
     def api_figure(name: str, kind: str) -> Response:
         if kind not in makers:
             raise HTTPException(404, f"no figure {kind!r}; known: {', '.join(makers)}")
-        s = study(name)
         try:
-            fig = makers[kind](s)
+            s, trials = readers.read(name)
+        except StudyNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        finished = sum(1 for t in trials if t.state.is_finished)
+        extra: dict[str, Any] = {}
+        try:
+            if kind in ("spend", "burndown"):
+                from thrifty.analysis.report import cost_report
+
+                extra["report"] = readers.memo(name, ("cost report", finished, len(trials)),
+                                               lambda: cost_report(s, trials=trials))
+            elif kind == "importance":
+                from thrifty.analysis.importance import param_importances
+
+                # Refitted as the completed trials grow by a tenth, not at every trial (a fit takes
+                # seconds on thousands of trials).
+                step = int(math.log(max(finished, 1)) / math.log(1.1))
+                extra["report"] = readers.memo(name, ("importance", step),
+                                               lambda: param_importances(s, trials=trials))
+            fig = makers[kind](s, trials=trials, **extra)
         except (NotEnoughData, ValidationError) as exc:
             return JSONResponse({"message": str(exc)})
         except ThriftyError as exc:
