@@ -227,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     config_dir = os.path.dirname(os.path.abspath(args.config))
-    storage = args.storage or cfg.get("storage", DEFAULT_STORAGE)
+    storage = storage_url(args, cfg)
     name = args.name or cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
     space = th.Space(cfg["space"])
     if "command" in cfg:
@@ -313,15 +313,23 @@ def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str |
     table.add_column(style="bold")
     table.add_column()
     table.add_row("trials", ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)))
-    table.add_row("this run", f"{new_trials} trials in {elapsed_s:.1f} s")
+    table.add_row("this run", f"{new_trials} trial{'s' if new_trials != 1 else ''} in {elapsed_s:.1f} s")
     if stopped:
-        table.add_row("stopped", stopped)
+        table.add_row("run ended", stopped)
     usage = study.usage()
     budget = study.budget
     spent = f"${usage.usd:,.4f} in total"
     if budget.usd is not None:
-        spent += f" of a ${budget.usd:,.2f} budget"
+        spent += f" of a ${budget.usd:,.2f} budget, ${max(budget.usd - usage.usd, 0.0):,.4f} left"
     table.add_row("spent", spent)
+    n_stopped = counts.get(TrialState.STOPPED, 0)
+    if n_stopped:
+        from thrifty.analysis.report import cost_report
+
+        saved = cost_report(study).saved_by_early_stopping
+        if saved.usd > 0:
+            table.add_row("early stopping", f"{n_stopped} trial{'s' if n_stopped != 1 else ''} stopped early saved about "
+                          f"${saved.usd:,.4f} (estimate: ${saved.low_usd:,.4f} to ${saved.high_usd:,.4f})")
     if study.is_multi_objective:
         front = study.pareto_front()
         table.add_row("pareto front", f"{len(front)} trials (thrifty best {study.name} lists them)")
@@ -334,6 +342,9 @@ def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str |
             metric = next(iter(study.objectives))
             table.add_row("best", f"{metric} = {_fmt(best.value)} ({study.objectives[metric]}imized), trial {best.number}")
             table.add_row("params", ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+    where = "" if study.storage_url == DEFAULT_STORAGE else f" --storage {study.storage_url}"
+    table.add_row("next", f"thrifty report {study.name}{where}\nthrifty report {study.name}{where} --html report.html"
+                          f"\nthrifty dashboard{where}")
     out.print(table)
 
 
@@ -345,11 +356,23 @@ def _read_storage(url: str) -> Any:
     return open_storage(url, read_only=True)
 
 
+def storage_url(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> str:
+    """The storage a command uses: ``--storage``, else the config's ``storage:`` (``cfg``, or the
+    file of ``-c CONFIG``), else ``$THRIFTY_STORAGE``, else the default."""
+    if getattr(args, "storage", None):
+        return str(args.storage)
+    if cfg is None and getattr(args, "config_file", None):
+        cfg = load_config(args.config_file, required=())
+    if cfg and cfg.get("storage"):
+        return str(cfg["storage"])
+    return os.environ.get("THRIFTY_STORAGE") or DEFAULT_STORAGE
+
+
 def _open(args: argparse.Namespace) -> Any:
     """The study a read command names, from a storage opened read-only."""
     import thrifty as th
 
-    url = args.storage or DEFAULT_STORAGE
+    url = storage_url(args)
     try:
         store = _read_storage(url)
     except th.NoDatabase as exc:
@@ -360,7 +383,7 @@ def _open(args: argparse.Namespace) -> Any:
 def cmd_studies(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    store = _read_storage(args.storage or DEFAULT_STORAGE)
+    store = _read_storage(storage_url(args))
     summaries = store.list_studies()
     if args.json:
         print(json.dumps([
@@ -476,7 +499,7 @@ def cmd_suggest_space(args: argparse.Namespace) -> int:
         raise ValidationError(f"-o {args.output}: the file exists; choose another path or add --force")
     if not target.parent.is_dir():
         raise ValidationError(f"-o {args.output}: the folder {str(target.parent)!r} does not exist")
-    base = load_config(args.config, required=()) if args.config else {}
+    base = load_config(args.config_file, required=()) if args.config_file else {}
     study = _open(args)
     suggestion = suggest_space(study, objective=args.objective, min_importance=args.min_importance)
     config = {**base, "name": f"{study.name}-smaller", "space": suggestion.space.to_dict()}
@@ -487,7 +510,7 @@ def cmd_suggest_space(args: argparse.Namespace) -> int:
               "Changes:"]
     header += [f"  {c.param}: {c.action}" + (f" {c.before} -> {c.after}" if c.action != "kept" else "") + f" ({c.why})"
                for c in suggestion.changes]
-    if not args.config:
+    if not args.config_file:
         header.append("Add `workload:` or `command:` (and a budget) before running it, or pass --config ORIGINAL.yaml.")
     text = "".join(f"# {line}\n" for line in header) + yaml.safe_dump(config, sort_keys=False)
     tmp = target.with_name(target.name + ".tmp")
@@ -513,7 +536,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ValidationError(f"thrifty dashboard needs its server packages ({exc.name} is missing): "
                               "pip install 'thrifty[dashboard]'") from None
-    url = args.storage or DEFAULT_STORAGE
+    url = storage_url(args)
     store = _read_storage(url)
     app = create_app(store)
     print(f"thrifty dashboard: http://{args.host}:{args.port}/ (storage {url}, read-only); Ctrl-C to stop", flush=True)
@@ -579,8 +602,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from thrifty.storage import open_storage
 
-    _open(args).close()  # read-only first: a mistyped path is "no database at PATH", nothing created
-    store = open_storage(args.storage or DEFAULT_STORAGE)
+    study = _open(args)  # read-only first: a mistyped path is "no database at PATH", nothing created
+    from thrifty.checkpoints import study_dir
+
+    folder = study_dir(study)
+    study.close()
+    store = open_storage(storage_url(args))
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"refusing to delete study {args.study!r} without confirmation; pass --yes")
@@ -590,6 +617,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
             return 1
     store.delete_study(args.study)
     _console().print(f"deleted study {args.study!r} from {store.url}")
+    if folder.is_dir():
+        import shutil
+
+        shutil.rmtree(folder)
+        _console().print(f"deleted its artifacts folder {folder}")
     return 0
 
 
@@ -850,7 +882,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.dry_run_trials < 1:
         raise ValidationError(f"--dry-run-trials {args.dry_run_trials}: expected at least 1 trial")
     cfg = load_config(args.config, required=("space",))
-    storage = args.storage or cfg.get("storage", DEFAULT_STORAGE)
+    storage = storage_url(args, cfg)
     name = cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
     basis_name = args.from_study or name
     space = th.Space(cfg["space"])
@@ -978,15 +1010,22 @@ def build_parser() -> argparse.ArgumentParser:
         # `thrifty --storage X studies`; so only the top level has defaults, subcommands SUPPRESS.
         p = argparse.ArgumentParser(add_help=False)
         p.add_argument("--storage", default=None if top else argparse.SUPPRESS,
-                       help=f"storage URL (default {DEFAULT_STORAGE})")
+                       help=f"storage URL (default: -c CONFIG's storage, $THRIFTY_STORAGE or {DEFAULT_STORAGE})")
         p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
                        help="show tracebacks")
         return p
 
     common = common_options(top=False)
+    # The read commands also find the storage in a config file's `storage:` (and $THRIFTY_STORAGE).
+    reads = argparse.ArgumentParser(add_help=False)
+    reads.add_argument("-c", "--config", dest="config_file", default=None, metavar="CONFIG",
+                       help="read the storage URL from this config file's `storage:`")
     parser = argparse.ArgumentParser(
         prog="thrifty", description="Hyperparameter tuning for the least money.", parents=[common_options(top=True)]
     )
+    from thrifty import __version__
+
+    parser.add_argument("--version", action="version", version=f"thrifty {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from thrifty.exitcodes import TABLE
@@ -1004,23 +1043,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "max_retries, heartbeat_grace_s, keep_checkpoints from now on (see below)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("studies", parents=[common], help="list the studies in a storage")
+    p = sub.add_parser("studies", parents=[common, reads], help="list the studies in a storage")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_studies)
 
-    p = sub.add_parser("trials", parents=[common], help="list a study's trials, a page at a time")
+    p = sub.add_parser("trials", parents=[common, reads], help="list a study's trials, a page at a time")
     p.add_argument("study")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--per-page", type=int, default=50)
     p.add_argument("--state", choices=[s for s in ("pending", "running", "completed", "stopped", "failed", "infeasible")])
     p.set_defaults(func=cmd_trials)
 
-    p = sub.add_parser("best", parents=[common], help="the best trial (or the Pareto front)")
+    p = sub.add_parser("best", parents=[common, reads], help="the best trial (or the Pareto front)")
     p.add_argument("study")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_best)
 
-    p = sub.add_parser("importance", parents=[common],
+    p = sub.add_parser("importance", parents=[common, reads],
                        help="which parameters matter: each one's share of the objective's variance (fANOVA)")
     p.add_argument("study")
     p.add_argument("--objective", default=None, help="the objective (needed with several)")
@@ -1032,27 +1071,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write a config with a smaller space: unimportant parameters fixed, ranges narrowed")
     p.add_argument("study")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the config file to write (YAML)")
-    p.add_argument("--config", "-c", default=None, metavar="CONFIG",
-                   help="the study's original config: its other keys (workload, budget, ...) are kept")
+    p.add_argument("--config", "-c", dest="config_file", default=None, metavar="CONFIG",
+                   help="the study's original config: its other keys (workload, budget, ...) are kept, its storage used")
     p.add_argument("--objective", default=None, help="the objective (needed with several)")
     p.add_argument("--min-importance", type=float, default=0.02, metavar="SHARE",
                    help="fix parameters explaining less than this share of the variance (default 0.02)")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
     p.set_defaults(func=cmd_suggest_space)
 
-    p = sub.add_parser("dashboard", parents=[common],
+    p = sub.add_parser("dashboard", parents=[common, reads],
                        help="a live, read-only dashboard of the storage's studies in the browser (and /metrics)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8788, help="port (default 8788)")
     p.set_defaults(func=cmd_dashboard)
 
-    p = sub.add_parser("export", parents=[common], help="export a study's trials as CSV or JSON")
+    p = sub.add_parser("export", parents=[common, reads], help="export a study's trials as CSV or JSON")
     p.add_argument("study")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("report", parents=[common], help="where a study's money went: spend, budget, savings, forecast")
+    p = sub.add_parser("report", parents=[common, reads], help="where a study's money went: spend, budget, savings, forecast")
     p.add_argument("study")
     p.add_argument("--json", action="store_true", help="the full report as JSON")
     p.add_argument("--html", metavar="FILE", default=None,
@@ -1071,7 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
-    p = sub.add_parser("delete", parents=[common], help="delete a study and its trials")
+    p = sub.add_parser("delete", parents=[common, reads], help="delete a study and its trials")
     p.add_argument("study")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_delete)

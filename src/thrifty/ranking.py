@@ -28,10 +28,25 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from thrifty.errors import ValidationError
 from thrifty.trial import Trial, TrialState
 
 #: ``{metric: (op, bound)}`` with op ``"<="`` or ``">="``.
 Constraints = Mapping[str, tuple[str, float]]
+
+
+def chosen_objective(objectives: Mapping[str, str], objective: str | None, study: str) -> tuple[str, str]:
+    """(name, direction) of the objective a view of study ``study`` shows: ``objective``, or the
+    only one; a one-line :class:`ValidationError` for an unknown name or a missing choice among
+    several."""
+    if objective is None:
+        if len(objectives) > 1:
+            raise ValidationError(f"study {study!r} has {len(objectives)} objectives "
+                                  f"({', '.join(objectives)}); pass objective=NAME")
+        objective = next(iter(objectives))
+    if objective not in objectives:
+        raise ValidationError(f"objective={objective!r}: study {study!r} has {', '.join(objectives)}")
+    return objective, objectives[objective]
 
 
 def violation(trial: Trial, constraints: Constraints) -> float:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thrifty.errors import NotEnoughData, ValidationError
-from thrifty.ranking import eligible
+from thrifty.ranking import chosen_objective, eligible
 from thrifty.space import Categorical, Fixed, Space
 
 if TYPE_CHECKING:
@@ -181,15 +181,13 @@ def param_importances(study: Study, *, objective: str | None = None, n_trees: in
     the study's counted trials (COMPLETED, constraints met, finite value); see the module doc.
     Needs at least ``MIN_TRIALS`` (8) such trials and scikit-learn; beyond ``MAX_TRIALS`` (2,000) a
     seeded sample of them is fitted. ``trials``: the study's trials if already read."""
-    from thrifty.plot._common import objective_of
-
     try:
         from sklearn.ensemble import RandomForestRegressor
     except ImportError:  # pragma: no cover - scikit-learn comes with thrifty[demo] and the tests
         raise ValidationError("parameter importance needs scikit-learn: pip install scikit-learn") from None
     if isinstance(n_trees, bool) or not isinstance(n_trees, int) or n_trees < 1:
         raise ValidationError(f"n_trees={n_trees!r}: expected an integer >= 1")
-    metric, _ = objective_of(study, objective)
+    metric, _ = chosen_objective(study.objectives, objective, study.name)
     every = study.trials if trials is None else trials
     counted = [t for _, t in eligible(every, {metric: study.objectives[metric]}, study.constraints)]
     if len(counted) < MIN_TRIALS:

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from thrifty.errors import ThriftyError, ValidationError
-from thrifty.ranking import Constraints, is_feasible
+from thrifty.errors import ThriftyError
+from thrifty.ranking import Constraints, chosen_objective, is_feasible
 from thrifty.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -33,15 +33,7 @@ def plotly_go() -> Any:
 
 def objective_of(study: Study, objective: str | None) -> tuple[str, str]:
     """(name, direction) of the objective a picture shows: ``objective``, or the study's only one."""
-    objectives = study.objectives
-    if objective is None:
-        if len(objectives) > 1:
-            raise ValidationError(f"study {study.name!r} has {len(objectives)} objectives "
-                                  f"({', '.join(objectives)}); pass objective=NAME")
-        objective = next(iter(objectives))
-    if objective not in objectives:
-        raise ValidationError(f"objective={objective!r}: study {study.name!r} has {', '.join(objectives)}")
-    return objective, objectives[objective]
+    return chosen_objective(study.objectives, objective, study.name)
 
 
 def value_of(trial: Trial, metric: str, constraints: Constraints) -> float | None:
