@@ -87,3 +87,18 @@ def test_delete_removes_the_artifacts_folder(tmp_path: Path) -> None:
     p = thrifty("delete", "qs", "--yes", "-c", config, cwd=cwd)
     assert "deleted its artifacts folder" in p.stdout
     assert not folder.exists() and (cwd / "arts").is_dir()
+
+
+def test_a_pipe_gets_one_line_per_finished_trial(tmp_path: Path) -> None:
+    config, url, cwd = _project(tmp_path)
+    p = thrifty("run", config, "--n-trials", "8", cwd=cwd)  # stdout is a pipe here
+    study = th.Study.load("qs", storage=url)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 8
+    for t in study.trials:
+        [line] = [x for x in lines if x.startswith(f"trial {t.number} ")]
+        assert line.startswith(f"trial {t.number} {t.state.value}") and f"${t.cost_usd:,.4f}" in line
+        if t.state is th.TrialState.STOPPED:
+            assert f"({t.reason})" in line
+    p = thrifty("run", config, "--n-trials", "2", "--no-progress", cwd=cwd)
+    assert not [line for line in p.stdout.splitlines() if line.startswith("trial ")]

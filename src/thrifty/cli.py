@@ -267,7 +267,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = None
     failure: str | None = None
     try:
-        result = study.optimize(objective_fn, progress=False if args.no_progress else None, **run_args)
+        # A terminal gets the live view, a pipe or a log one line per finished trial.
+        progress: bool | str = False if args.no_progress else (True if sys.stdout.isatty() else "lines")
+        result = study.optimize(objective_fn, progress=progress, **run_args)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (thrifty.errors.StopSignal): a clean stop
         _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before)
         term = getattr(exc, "signum", None) == signal.SIGTERM
@@ -1037,7 +1039,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="trials to start in this run")
     p.add_argument("--workers", type=int, help="worker processes")
     p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    p.add_argument("--no-progress", action="store_true", help="no live display")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress output (a live view in a terminal, a line per finished trial otherwise)")
     p.add_argument("--update", action="store_true",
                    help="resuming: apply the config's changed pricing, resources, strategy, scheduler, stop_when, "
                         "max_retries, heartbeat_grace_s, keep_checkpoints from now on (see below)")

@@ -125,3 +125,72 @@ class ProgressView:
         if len(trials) > limit:
             table.add_row("…", "", f"{len(trials) - limit} more running", "", "")
         return table
+
+
+class LineProgress:
+    """One line per trial as it finishes, for output that is not a terminal (pipes, CI logs):
+    ``trial 12 completed: accuracy=0.9712, $0.0031, 4.2 s`` (stopped: the reason; failed: the
+    error's gist). Polls the storage every ``interval_s`` for trials finished since the last poll
+    (``finished_after``: finished trials never change), in a daemon thread; :meth:`stop` prints
+    what finished since the last poll."""
+
+    def __init__(self, study: Study, stream: Any = None, interval_s: float = 0.5) -> None:
+        import sys
+
+        self.study = study
+        self.stream = stream if stream is not None else sys.stdout
+        self.interval_s = interval_s
+        self._seen = 0
+        self._thread: Any = None
+        self._stop: Any = None
+
+    def start(self) -> None:
+        import threading
+
+        done = self.study.storage.get_trials(self.study.id, with_measurements=False)
+        self._seen = max((t.finish_order or 0 for t in done), default=0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="thrifty-lines", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._safe_poll()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._safe_poll()
+
+    def _safe_poll(self) -> None:
+        """A poll that never stops the run: a failed read is said once on standard error (the
+        next poll catches up; the run's summary follows anyway)."""
+        import sys
+
+        try:
+            self._poll()
+        except Exception as exc:  # noqa: BLE001 - a progress line must never end a run
+            if not getattr(self, "_said", False):
+                self._said = True
+                print(f"thrifty: progress lines could not read the study ({exc}); trials go on", file=sys.stderr)
+
+    def _poll(self) -> None:
+        from thrifty.analysis.report import error_gist
+
+        new = [t for t in self.study.storage.get_trials(self.study.id, with_measurements=False,
+                                                        finished_after=self._seen)
+               if t.state.is_finished and t.finish_order is not None and t.finish_order > self._seen]
+        for t in sorted(new, key=lambda t: t.finish_order or 0):
+            metrics = ", ".join(f"{k}={_short(v)}" for k, v in t.metrics.items() if k in self.study.objectives)
+            line = f"trial {t.number} {t.state.value}"
+            if t.state is TrialState.STOPPED:
+                line += f" ({t.reason or 'no reason recorded'})"
+            if metrics:
+                line += f": {metrics}"
+            line += f", ${t.cost_usd:,.4f}, {t.elapsed_s:.1f} s"
+            if t.state in (TrialState.FAILED, TrialState.INFEASIBLE) and t.error:
+                line += f": {error_gist(t.error)}"
+            print(line, file=self.stream, flush=True)
+            self._seen = max(self._seen, t.finish_order or 0)

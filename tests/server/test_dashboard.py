@@ -134,7 +134,7 @@ def test_figures_come_as_plotly_json_and_plotly_js_from_the_server(served: tuple
     status, body, ctype = _get(base, "/static/plotly.min.js")
     assert status == 200 and "javascript" in ctype and len(body) > 1_000_000
     _, page, _ = _get(base, "/study/web")
-    assert b'src="/static/plotly.min.js"' in page and b"cdn" not in page
+    assert b"'/static/plotly.min.js'" in page and b"cdn" not in page and b"https://" not in page
 
 
 def test_metrics_speak_prometheus(served: tuple[str, str]) -> None:

@@ -201,7 +201,7 @@ def run_optimize(
     n_workers: int,
     timeout_s: float | None,
     max_consecutive_failures: int | None,
-    progress: bool | None,
+    progress: bool | str | None,
     gpus: Sequence[int | str] | None = None,
     trial_timeout_s: float | None = None,
     stop_grace_s: float = 10.0,
@@ -231,6 +231,8 @@ def run_optimize(
         )
     if progress is None:
         progress = sys.stdout.isatty()
+    if not isinstance(progress, bool) and progress != "lines":
+        raise ValidationError(f"progress={progress!r}: expected True, False, None or 'lines'")
     run_tag = uuid.uuid4().hex[:16]
     began = time.time()
     limits = RunLimits(
@@ -242,9 +244,13 @@ def run_optimize(
         stop_grace_s=float(stop_grace_s),
         max_worker_deaths=max_worker_deaths if max_worker_deaths is not None else max(5, 2 * n_workers),
     )
-    from thrifty.progress import ProgressView
+    from thrifty.progress import LineProgress, ProgressView
 
-    view = ProgressView(study, n_trials, run_tag) if progress else None
+    view: ProgressView | LineProgress | None = None
+    if progress == "lines":
+        view = LineProgress(study)
+    elif progress:
+        view = ProgressView(study, n_trials, run_tag)
     why: StudyExhausted | None = None
     try:
         if view is not None:

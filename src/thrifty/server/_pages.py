@@ -42,7 +42,7 @@ load(); setInterval(load, 5000);
 """
 
 STUDY_HTML = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>thrifty: {{name}}</title>
-""" + _STYLE + """<script src="/static/plotly.min.js"></script></head><body>
+""" + _STYLE + """</head><body>
 <p><a href="/">all studies</a></p><h1>Study {{name}}</h1><p id="summary" class="muted"></p>
 <div class="grid" id="figures"></div>
 <h2>Trials</h2><p><button id="prev">previous</button> <span id="page"></span> <button id="next">next</button></p>
@@ -50,21 +50,36 @@ STUDY_HTML = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><titl
 <div id="detail"></div>
 <script>
 const NAME = {{name_json}}, API = '/api/studies/' + encodeURIComponent(NAME), POLL_MS = {{poll_ms}};
+// plotly.js (about 4.6 MB) loads while the summary and the table are fetched and drawn: the page
+// paints at once, the pictures follow.
+const plotlyReady = new Promise(done => {
+  const tag = document.createElement('script'); tag.src = '/static/plotly.min.js'; tag.onload = done;
+  document.head.appendChild(tag);
+});
 const state = { offset: 0, limit: 50, sort: 'number', desc: true, version: null, objectives: {} };
 function esc(s) { return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }
 function fmt(v) { return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : (v === null || v === undefined ? '-' : esc(v)); }
 async function getJSON(url) { const r = await fetch(url); if (!r.ok) throw new Error(await r.text()); return r.json(); }
+async function drawFigure(kind) {
+  const div = document.getElementById('fig-' + kind);
+  const answer = await getJSON(API + '/figures/' + kind);
+  await plotlyReady;
+  if (answer.figure) {
+    Plotly.react(div, answer.figure.data, answer.figure.layout, {displaylogo: false, responsive: true});
+    div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
+  } else { div.innerHTML = '<p class="msg">' + esc(kind) + ': ' + esc(answer.message) + '</p>'; }
+}
 async function drawFigures(kinds) {
   const box = document.getElementById('figures');
   for (const kind of kinds) {
-    let div = document.getElementById('fig-' + kind);
-    if (!div) { div = document.createElement('div'); div.id = 'fig-' + kind; div.className = 'fig'; box.appendChild(div); }
-    const answer = await getJSON(API + '/figures/' + kind);
-    if (answer.figure) {
-      Plotly.react(div, answer.figure.data, answer.figure.layout, {displaylogo: false, responsive: true});
-      div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
-    } else { div.innerHTML = '<p class="msg">' + esc(kind) + ': ' + esc(answer.message) + '</p>'; }
+    if (!document.getElementById('fig-' + kind)) {
+      const div = document.createElement('div'); div.id = 'fig-' + kind; div.className = 'fig';
+      div.innerHTML = '<p class="msg">loading ' + esc(kind) + ' ...</p>'; box.appendChild(div);
+    }
   }
+  // The first picture (best value against dollars) first, then the others side by side.
+  await drawFigure(kinds[0]);
+  await Promise.all(kinds.slice(1).map(drawFigure));
 }
 async function drawTable() {
   const q = new URLSearchParams({offset: state.offset, limit: state.limit, sort: state.sort, desc: state.desc});
@@ -114,7 +129,7 @@ async function refresh(force) {
   const c = summary.version.counts, b = summary.budget;
   document.getElementById('summary').textContent = Object.entries(c).filter(([, n]) => n).map(([s, n]) => n + ' ' + s).join(', ')
     + '; spent $' + summary.version.spent_usd.toFixed(4) + (b.usd !== null ? ' of $' + b.usd.toFixed(2) + ' ($' + b.usd_left.toFixed(4) + ' left)' : '');
-  await Promise.all([drawFigures(summary.figures), drawTable()]);
+  await Promise.all([drawTable(), drawFigures(summary.figures)]);
   document.body.dataset.version = v;
 }
 refresh(true).then(() => setInterval(() => refresh(false), POLL_MS));

@@ -487,7 +487,7 @@ class Study:
         timeout_s: float | None = None,
         *,
         max_consecutive_failures: int | None = 20,
-        progress: bool | None = None,
+        progress: bool | str | None = None,
         gpus: Sequence[int | str] | None = None,
         trial_timeout_s: float | None = None,
         stop_grace_s: float = 10.0,
@@ -517,6 +517,10 @@ class Study:
         When the study's ``resources`` ask for GPUs or CPU cores, each worker process gets its own
         (``CUDA_VISIBLE_DEVICES``, CPU affinity) and no more workers run than the machine has room
         for; ``gpus`` lists the GPU ids to hand out (default: the visible ones).
+
+        ``progress``: ``True`` a live view in the terminal, ``"lines"`` one line per finished trial
+        (for logs and pipes), ``False`` nothing; ``None`` (default): the live view when standard
+        output is a terminal, else nothing.
 
         Returns a :class:`~thrifty.runners.local.RunResult`: why it ended (which limit, with the
         numbers), the study's spend and its best trial.

@@ -1,0 +1,241 @@
+"""Dashboard benchmark: how fast a person sees a study, thrifty's dashboard against optuna-dashboard
+(issue 14).
+
+Run from the repository root (needs Debian's chromium + chromium-driver, and optuna-dashboard:
+``.venv/bin/pip install optuna optuna-dashboard``):
+
+    .venv/bin/python benchmarks/dashboard.py                       # 1,000, 10,000, 100,000 trials
+    .venv/bin/python benchmarks/dashboard.py --sizes 1000 --no-write
+
+Protocol. For each size N, one SQLite study per tool with N trials of a 3-parameter space, each
+trial with 3 intermediate values (thrifty: 3 reports with a cost; Optuna: 3 ``report`` calls),
+two thirds completed and one third stopped early (thrifty STOPPED, Optuna PRUNED). Each tool's own
+server is started on its database (``thrifty dashboard``; ``optuna-dashboard``), then headless
+Chromium (Selenium, a fresh browser per measurement, cache off) opens the study page and measures,
+from navigation start:
+
+- **first contentful paint**: the browser's own ``first-contentful-paint``;
+- **chart drawn**: the study's main chart drawn with its data (thrifty: best value against dollars
+  with a point per completed trial; optuna-dashboard: its first plotly chart with data on the
+  study page);
+- **table usable**: the first trials listed (thrifty: the trial table on the study page;
+  optuna-dashboard: its "Trials (List)" page, ``/dashboard/studies/1/trials``; its trial-table
+  route draws nothing in this version).
+
+A condition not met within ``TIMEOUT_S`` (600 s) is reported as ``nan``.
+
+Three measurements per page, the median reported. Floor (issue 14): at 100,000 trials thrifty's
+chart at most half of optuna-dashboard's, and under 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from _report import machine, write_results  # noqa: E402
+
+SECTION = "## Dashboard: time to see a study (benchmarks/dashboard.py)"
+REPEATS = 3
+TIMEOUT_S = 600.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_thrifty(path: Path, n: int) -> float:
+    import thrifty as th
+
+    t0 = time.perf_counter()
+    s = th.Study.create({"x": th.Float(0, 1), "y": th.Float(0, 1), "lr": th.Float(1e-4, 1e-1, log=True)}, "max",
+                        storage=f"sqlite:///{path}", name="bench", strategy="random", seed=0)
+    for i in range(n):
+        t = s.ask()
+        x = float(t.params["x"])
+        for step in (1, 2, 3):
+            t.report(x * step, step=step, cost_usd=0.001, elapsed_s=0.0)
+        if i % 3 == 2:
+            s.tell(t, state="stopped", reason="scheduler: asha", elapsed_s=0.0)
+        else:
+            s.tell(t, 3 * x, elapsed_s=0.0)
+    s.close()
+    return time.perf_counter() - t0
+
+
+def make_optuna(path: Path, n: int) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    study = optuna.create_study(study_name="bench", storage=f"sqlite:///{path}", direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(n):
+        t = study.ask()
+        x = t.suggest_float("x", 0, 1)
+        t.suggest_float("y", 0, 1)
+        t.suggest_float("lr", 1e-4, 1e-1, log=True)
+        for step in (1, 2, 3):
+            t.report(x * step, step)
+        if i % 3 == 2:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(t, 3 * x)
+    return time.perf_counter() - t0
+
+
+def _serve(cmd: list[str], base: str, probe: str) -> subprocess.Popen:
+    import urllib.request
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + probe, timeout=2).read()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"server did not start: {' '.join(cmd)}") from None
+            time.sleep(0.2)
+
+
+def _browser():  # type: ignore[no-untyped-def]
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000", "--disable-application-cache", "--disk-cache-size=0"):
+        options.add_argument(arg)
+    options.page_load_strategy = "none"  # measure from the page's own clock, not Selenium's wait
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def _measure(url: str, ready: dict[str, str]) -> dict[str, float]:
+    """Seconds from navigation start to first contentful paint and to each ``ready`` condition."""
+    from selenium.common.exceptions import WebDriverException
+
+    web = _browser()
+    try:
+        web.get(url)
+        out: dict[str, float] = {}
+        pending = dict(ready)
+        deadline = time.monotonic() + TIMEOUT_S
+        while pending and time.monotonic() < deadline:
+            for name, script in list(pending.items()):
+                try:
+                    done = web.execute_script(f"try {{ return !!({script}); }} catch (e) {{ return false; }}")
+                    now = web.execute_script("return performance.now();") / 1000.0 if done else None
+                except WebDriverException:  # the page's main thread too busy to answer: not ready yet
+                    continue
+                if done:
+                    out[name] = now
+                    del pending[name]
+            time.sleep(0.02)
+        for name in pending:
+            out[name] = float("nan")
+        fcp = web.execute_script(
+            "const p = performance.getEntriesByName('first-contentful-paint'); return p.length ? p[0].startTime : null;")
+        out["fcp"] = (fcp or float("nan")) / 1000.0
+        return out
+    finally:
+        web.quit()
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def run(sizes: list[int]) -> list[dict]:
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            tdb, odb = Path(tmp) / "thrifty.db", Path(tmp) / "optuna.db"
+            print(f"{n} trials: building the studies ...", flush=True)
+            build_t, build_o = make_thrifty(tdb, n), make_optuna(odb, n)
+            completed = n - n // 3
+            tp, op = _free_port(), _free_port()
+            thrifty_srv = _serve([sys.executable, "-m", "thrifty", "dashboard", "--storage", f"sqlite:///{tdb}",
+                                  "--port", str(tp)], f"http://127.0.0.1:{tp}", "/api/studies")
+            optuna_srv = _serve([str(Path(sys.executable).with_name("optuna-dashboard")), f"sqlite:///{odb}",
+                                 "--port", str(op), "--host", "127.0.0.1"], f"http://127.0.0.1:{op}", "/api/meta")
+            try:
+                t_runs = [_measure(f"http://127.0.0.1:{tp}/study/bench", {
+                    "chart": f"document.getElementById('fig-best_vs_cost').data[0].x.length === {completed}",
+                    "table": "document.querySelectorAll('#trials tr.trial').length > 0",
+                }) for _ in range(REPEATS)]
+                o_runs = [_measure(f"http://127.0.0.1:{op}/dashboard/studies/1", {
+                    "chart": "Array.from(document.querySelectorAll('.js-plotly-plot')).some(e => e.data && e.data.length"
+                             " && e.data.some(d => d.x && d.x.length > 0))",
+                }) for _ in range(REPEATS)]
+                o_table = [_measure(f"http://127.0.0.1:{op}/dashboard/studies/1/trials", {
+                    "table": "document.querySelectorAll('ul li .MuiListItemText-root').length > 0",
+                }) for _ in range(REPEATS)]
+            finally:
+                for srv in (thrifty_srv, optuna_srv):
+                    srv.terminate()
+                    srv.wait(timeout=30)
+            t, o, ot = _median(t_runs), _median(o_runs), _median(o_table)
+            rows.append({"trials": n, "build_s": {"thrifty": build_t, "optuna": build_o},
+                         "thrifty": t, "optuna": {"fcp": o["fcp"], "chart": o["chart"], "table": ot["table"]},
+                         "runs": {"thrifty": t_runs, "optuna": o_runs, "optuna_table": o_table}})
+            print(json.dumps(rows[-1]["thrifty"]), json.dumps(rows[-1]["optuna"]), flush=True)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated trial counts")
+    ap.add_argument("--no-write", action="store_true", help="print only; RESULTS.md and the JSON untouched")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    t0 = time.time()
+    rows = run(sizes)
+    cmd = "python benchmarks/dashboard.py" + (f" --sizes {args.sizes}" if args.sizes != "1000,10000,100000" else "")
+    import optuna
+    import optuna_dashboard
+
+    lines = [SECTION, "", f"Date {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; "
+             f"{time.time() - t0:.0f} s; optuna {optuna.__version__}, optuna-dashboard {optuna_dashboard.__version__}, "
+             "Debian Chromium headless. Seconds from navigation start, median of 3 fresh browsers (see the "
+             "script's docstring for what each column waits for). Raw numbers: `benchmarks/dashboard.json`.", "",
+             "| trials | thrifty: first paint | thrifty: chart drawn | thrifty: table usable | optuna-dashboard: "
+             "first paint | optuna-dashboard: chart drawn | optuna-dashboard: table usable | chart ratio "
+             "(thrifty / optuna) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t, o = r["thrifty"], r["optuna"]
+        lines.append(f"| {r['trials']:,} | {t['fcp']:.2f} | {t['chart']:.2f} | {t['table']:.2f} | {o['fcp']:.2f} | "
+                     f"{o['chart']:.2f} | {o['table']:.2f} | {t['chart'] / o['chart']:.2f} |")
+    big = [r for r in rows if r["trials"] == 100_000]
+    if big:
+        t, o = big[0]["thrifty"], big[0]["optuna"]
+        ok = t["chart"] <= 0.5 * o["chart"] and t["chart"] < 2.0
+        lines += ["", f"Floor (issue 14): at 100,000 trials thrifty's chart at most half of optuna-dashboard's "
+                  f"({t['chart']:.2f} s vs {o['chart']:.2f} s) and under 2 s: **{'PASS' if ok else 'FAIL'}**."]
+    lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        (HERE / "dashboard.json").write_text(json.dumps({"rows": rows, "machine": machine(), "command": cmd,
+                                                         "date": time.strftime("%Y-%m-%d")}, indent=1))
+        write_results(HERE / "RESULTS.md", SECTION, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
