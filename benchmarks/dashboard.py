@@ -149,8 +149,14 @@ def _measure(url: str, ready: dict[str, str]) -> dict[str, float]:
             time.sleep(0.02)
         for name in pending:
             out[name] = float("nan")
-        fcp = web.execute_script(
-            "const p = performance.getEntriesByName('first-contentful-paint'); return p.length ? p[0].startTime : null;")
+        fcp = None
+        while time.monotonic() < deadline + 120:  # a page still busy drawing may not answer at once
+            try:
+                fcp = web.execute_script("const p = performance.getEntriesByName('first-contentful-paint');"
+                                         "return p.length ? p[0].startTime : null;")
+                break
+            except WebDriverException:
+                time.sleep(0.5)
         out["fcp"] = (fcp or float("nan")) / 1000.0
         return out
     finally:
