@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from thrifty.errors import NotEnoughData, StudyNotFound, ThriftyError, ValidationError
+from thrifty.errors import StudyNotFound, ThriftyError, ValidationError
 from thrifty.server import _data
 from thrifty.server._pages import INDEX_HTML, STUDY_HTML
 from thrifty.storage.base import Storage
@@ -173,9 +173,7 @@ def create_app(storage: Storage) -> Any:
                 extra["report"] = readers.memo(name, ("importance", step),
                                                lambda: param_importances(s, trials=trials))
             fig = makers[kind](s, trials=trials, **extra)
-        except (NotEnoughData, ValidationError) as exc:
-            return JSONResponse({"message": str(exc)})
-        except ThriftyError as exc:
+        except ThriftyError as exc:  # e.g. too few trials for importance: the page shows why
             return JSONResponse({"message": str(exc)})
         return Response(content='{"figure": ' + fig.to_json() + "}", media_type="application/json")
 
