@@ -24,7 +24,7 @@ def objective(trial):
 '''
 
 
-def _project(tmp_path: Path, extra: str = "") -> tuple[Path, str, Path]:
+def _project(tmp_path: Path, extra: str = "", strategy: str = "random") -> tuple[Path, str, Path]:
     (tmp_path / "qs_workload.py").write_text(WORKLOAD)
     url = f"sqlite:///{tmp_path / 'qs.db'}"
     config = tmp_path / "qs.yaml"
@@ -33,7 +33,7 @@ def _project(tmp_path: Path, extra: str = "") -> tuple[Path, str, Path]:
         storage: {url}
         workload: qs_workload:objective
         objective: {{score: max}}
-        strategy: random
+        strategy: {strategy}
         seed: 3
         budget: {{usd: 5.0}}
         space:
@@ -56,6 +56,15 @@ def test_the_summary_tells_the_cost_story(tmp_path: Path) -> None:
     assert "run ended" in p.stdout
     p = thrifty("run", config, "--n-trials", "1", "--no-progress", cwd=cwd)
     assert "1 trial in" in p.stdout  # not "1 trials"
+
+
+def test_the_summary_says_what_auto_chose_and_why(tmp_path: Path) -> None:
+    config, _, cwd = _project(tmp_path, strategy="auto")
+    p = thrifty("run", config, "--n-trials", "4", "--no-progress", cwd=cwd)
+    said = " ".join(line.strip("│ ") for line in p.stdout.splitlines())  # the table's cells, unwrapped
+    assert "auto chose gp from trial 0: a small unconditional space (1 dimension)" in said
+    # Once a trial has reported steps, the resource-aware model takes over, and the summary says so.
+    assert "auto chose mfgp from trial 1: trials report a resource (steps)" in said
 
 
 def test_version() -> None:
@@ -102,3 +111,19 @@ def test_a_pipe_gets_one_line_per_finished_trial(tmp_path: Path) -> None:
             assert f"({t.reason})" in line
     p = thrifty("run", config, "--n-trials", "2", "--no-progress", cwd=cwd)
     assert not [line for line in p.stdout.splitlines() if line.startswith("trial ")]
+
+
+def test_the_studies_table_fits_80_columns(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config, url, cwd = _project(tmp_path)
+    thrifty("run", config, "--n-trials", "2", "--no-progress", cwd=cwd)
+    env = {**os.environ, "COLUMNS": "80"}
+    p = subprocess.run([sys.executable, "-m", "thrifty", "studies", "--storage", url], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=120, check=True)
+    lines = p.stdout.rstrip("\n").splitlines()
+    assert max(len(line.rstrip()) for line in lines[1:]) <= 80  # the first: "studies in URL", unfolded
+    row = next(line for line in lines if line.startswith("qs "))
+    assert "max score" in row and row.rstrip().endswith(f"{th.Study.load('qs', storage=url).cost_usd:,.4f}")
+    assert "…" not in p.stdout  # nothing cut short

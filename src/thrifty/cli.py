@@ -304,6 +304,10 @@ def _print_failure(study: Any, message: str, debug: bool) -> None:
         print(f"the last failed trial's error:\n{last.rstrip()}", file=sys.stderr)
 
 
+#: How many of ``auto``'s latest choices the run summary lists.
+AUTO_CHANGES_SHOWN = 3
+
+
 def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str | None = None) -> None:
     from rich.table import Table
 
@@ -318,6 +322,10 @@ def _print_summary(study: Any, elapsed_s: float, new_trials: int, stopped: str |
     table.add_row("this run", f"{new_trials} trial{'s' if new_trials != 1 else ''} in {elapsed_s:.1f} s")
     if stopped:
         table.add_row("run ended", stopped)
+    changes = getattr(study.strategy, "changes", None)  # auto: what it chose and why
+    if changes:
+        shown = changes[-AUTO_CHANGES_SHOWN:]
+        table.add_row("search", "\n".join(f"auto chose {name} from trial {first}: {why}" for first, name, why in shown))
     usage = study.usage()
     budget = study.budget
     spent = f"${usage.usd:,.4f} in total"
@@ -397,15 +405,23 @@ def cmd_studies(args: argparse.Namespace) -> int:
     if not summaries:
         _console().print(f"no studies in {store.url}")
         return 0
-    table = Table(title=f"studies in {store.url}", title_justify="left")
-    for col in ("name", "created", "objective", "trials", "completed", "running", "failed", "spent $"):
-        table.add_column(col, justify="right" if col in ("trials", "completed", "running", "failed", "spent $") else "left")
+    from rich import box
+
+    # Fits 80 columns: short headers, no vertical rules, minutes not seconds; a long name folds.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    table.add_column("name", overflow="fold", min_width=10)
+    table.add_column("created", no_wrap=True)
+    table.add_column("objective", overflow="fold", min_width=12)
+    for col in ("trials", "done", "run", "failed", "spent $"):
+        table.add_column(col, justify="right", no_wrap=True)
     for s in summaries:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at)) if s.created_at else "-"
         table.add_row(
-            s.name, _ts(s.created_at), ", ".join(f"{k} ({v})" for k, v in s.objectives.items()),
+            s.name, created, ", ".join(f"{v} {k}" for k, v in s.objectives.items()),
             str(sum(s.counts.values())), str(s.counts.get("completed", 0)), str(s.counts.get("running", 0)),
             str(s.counts.get("failed", 0)), f"{s.spent_usd:,.4f}",
         )
+    _console().print(f"studies in {store.url}", soft_wrap=True)  # a long URL is not folded
     _console().print(table)
     return 0
 

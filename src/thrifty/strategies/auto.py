@@ -35,7 +35,8 @@ The rule, applied before every proposal (so the choice follows the study as it g
 5. otherwise the model of rule 3.
 
 The choice and the reason are logged (logger ``thrifty.auto``, INFO) whenever they change, and
-kept in :attr:`Auto.choice` / :attr:`Auto.reason`.
+kept in :attr:`Auto.choice` / :attr:`Auto.reason`; every change this object made, with the trial
+it took effect from, in :attr:`Auto.changes` (what ``thrifty run``'s summary shows).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Auto(Strategy):
         self._strategies: dict[str, Strategy] = {}
         self.choice: str | None = None
         self.reason: str = ""
+        #: (first trial number, strategy, reason) for each change of choice, oldest first.
+        self.changes: list[tuple[int, str, str]] = []
 
     def decide(self, space: Space, history: Sequence[Trial]) -> tuple[str, str]:
         """(strategy name, reason) for the next proposal."""
@@ -89,7 +92,7 @@ class Auto(Strategy):
         elif space.n_dims > GP_MAX_DIMS:
             model, why = "tpe", f"{space.n_dims} dimensions (> {GP_MAX_DIMS})"
         else:
-            model, why = "gp", f"a small unconditional space ({space.n_dims} dimensions)"
+            model, why = "gp", f"a small unconditional space ({space.n_dims} dimension{'s' if space.n_dims != 1 else ''})"
         if any(sum(1 for m in t.measurements if m.step is not None) >= 2 for t in history):
             if model == "gp":
                 return "mfgp", f"trials report a resource (steps): one GP over (configuration, resource); {why}"
@@ -119,6 +122,7 @@ class Auto(Strategy):
         if (name, reason) != (self.choice, self.reason):
             log.info("auto: %s (%s) from trial %d", name, reason, number)
             self.choice, self.reason = name, reason
+            self.changes.append((number, name, reason))
         inner = self._strategy(name)
         inner.bind(self.context)
         return inner.propose(space, history, seed=seed, number=number, n=n)
