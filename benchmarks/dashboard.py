@@ -9,7 +9,11 @@ Run from the repository root (needs Debian's chromium + chromium-driver, and opt
 
 Protocol. For each size N, one SQLite study per tool with N trials of a 3-parameter space, each
 trial with 3 intermediate values (thrifty: 3 reports with a cost; Optuna: 3 ``report`` calls),
-two thirds completed and one third stopped early (thrifty STOPPED, Optuna PRUNED). Each tool's own
+two thirds completed and one third stopped early (thrifty STOPPED, Optuna PRUNED). thrifty's
+study is built through ``ask``/``report``/``tell``; Optuna's is written as Optuna's own rows in one
+transaction (:func:`make_optuna_rows`; ``ask``/``tell`` would take an hour at 100,000 trials),
+which Optuna reads back trial for trial as an ``ask``/``tell`` one (``--check-optuna-rows``).
+``--data FOLDER`` keeps the built studies for later runs. Each tool's own
 server is started on its database (``thrifty dashboard``; ``optuna-dashboard``), then headless
 Chromium (Selenium, a fresh browser per measurement, cache off) opens the study page and measures,
 from navigation start:
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import statistics
 import subprocess
@@ -77,6 +82,7 @@ def make_thrifty(path: Path, n: int) -> float:
 
 
 def make_optuna(path: Path, n: int) -> float:
+    """The Optuna study through ``ask``/``tell`` (about 37 ms a trial here: an hour for 100,000)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,6 +101,70 @@ def make_optuna(path: Path, n: int) -> float:
         else:
             study.tell(t, 3 * x)
     return time.perf_counter() - t0
+
+
+def make_optuna_rows(path: Path, n: int, params: list[tuple[float, float, float]] | None = None) -> float:
+    """The same Optuna study written as Optuna's own rows in one transaction (seconds, not an
+    hour): Optuna creates the study and its schema, then each trial's rows are what ``ask``/
+    ``tell`` write (state, start and end, three params with their distributions, three
+    intermediate values, the value; a PRUNED trial's value is its last intermediate value, as
+    Optuna's ``tell`` stores it). ``--check-optuna-rows`` checks that Optuna reads such a study
+    back trial for trial as it reads one built by :func:`make_optuna`."""
+    import datetime
+    import json as _json
+    import random
+    import sqlite3
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    optuna.create_study(study_name="bench", storage=f"sqlite:///{path}", direction="maximize")
+    rng = random.Random(0)
+    if params is None:
+        params = [(rng.random(), rng.random(), 10 ** rng.uniform(-4, -1)) for _ in range(n)]
+    dists = {name: _json.dumps({"name": "FloatDistribution", "attributes": {"step": None, "low": lo, "high": hi,
+                                                                           "log": log}})
+             for name, lo, hi, log in (("x", 0.0, 1.0, False), ("y", 0.0, 1.0, False), ("lr", 1e-4, 1e-1, True))}
+    start = datetime.datetime(2026, 1, 1)
+    trials, values, params_rows, inter = [], [], [], []
+    for i, (x, y, lr) in enumerate(params):
+        tid = i + 1
+        began = start + datetime.timedelta(seconds=i)
+        pruned = i % 3 == 2
+        trials.append((tid, i, 1, "PRUNED" if pruned else "COMPLETE", str(began),
+                       str(began + datetime.timedelta(milliseconds=20))))
+        for name, v in (("x", x), ("y", y), ("lr", lr)):
+            params_rows.append((tid, name, v, dists[name]))
+        for step in (1, 2, 3):
+            inter.append((tid, step, x * step, "FINITE"))
+        values.append((tid, 0, 3 * x, "FINITE"))
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO trials (trial_id, number, study_id, state, datetime_start, datetime_complete) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", trials)
+        db.executemany("INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+                       "VALUES (?, ?, ?, ?)", params_rows)
+        db.executemany("INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, "
+                       "intermediate_value_type) VALUES (?, ?, ?, ?)", inter)
+        db.executemany("INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?, ?, ?, ?)", values)
+    return time.perf_counter() - t0
+
+
+def check_optuna_rows(n: int = 300) -> None:
+    """Optuna reads a study of :func:`make_optuna_rows` back as it reads :func:`make_optuna`'s."""
+    import optuna
+
+    with tempfile.TemporaryDirectory() as tmp:
+        slow, fast = Path(tmp) / "slow.db", Path(tmp) / "fast.db"
+        make_optuna(slow, n)
+        a = optuna.load_study(study_name="bench", storage=f"sqlite:///{slow}").trials
+        make_optuna_rows(fast, n, [(t.params["x"], t.params["y"], t.params["lr"]) for t in a])
+        b = optuna.load_study(study_name="bench", storage=f"sqlite:///{fast}").trials
+    assert len(a) == len(b) == n
+    for s, f in zip(a, b):
+        assert (s.number, s.state, s.values, s.params, s.distributions, s.intermediate_values) == \
+            (f.number, f.state, f.values, f.params, f.distributions, f.intermediate_values), (s, f)
+    print(f"check-optuna-rows: {n} trials read back alike (state, values, params, distributions, reports)")
 
 
 def _serve(cmd: list[str], base: str, probe: str) -> subprocess.Popen:
@@ -167,13 +237,29 @@ def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def run(sizes: list[int]) -> list[dict]:
+def build(folder: Path, n: int) -> tuple[Path, Path, dict[str, float]]:
+    """The two studies of ``n`` trials in ``folder`` (built unless a previous run with the same
+    ``--data`` folder left them complete; build seconds are then NaN)."""
+    tdb, odb = folder / f"thrifty-{n}.db", folder / f"optuna-{n}.db"
+    seconds = {"thrifty": math.nan, "optuna": math.nan}
+    for tool, path, make in (("thrifty", tdb, make_thrifty), ("optuna", odb, make_optuna_rows)):
+        done = path.with_suffix(".done")
+        if not done.exists():
+            path.unlink(missing_ok=True)
+            print(f"{n} trials: building the {tool} study ...", flush=True)
+            seconds[tool] = make(path, n)
+            done.write_text(f"{seconds[tool]}\n")
+    return tdb, odb, seconds
+
+
+def run(sizes: list[int], data: Path | None = None) -> list[dict]:
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            tdb, odb = Path(tmp) / "thrifty.db", Path(tmp) / "optuna.db"
-            print(f"{n} trials: building the studies ...", flush=True)
-            build_t, build_o = make_thrifty(tdb, n), make_optuna(odb, n)
+            folder = data or Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            tdb, odb, built = build(folder, n)
+            build_t, build_o = built["thrifty"], built["optuna"]
             completed = n - n // 3
             tp, op = _free_port(), _free_port()
             thrifty_srv = _serve([sys.executable, "-m", "thrifty", "dashboard", "--storage", f"sqlite:///{tdb}",
@@ -182,7 +268,7 @@ def run(sizes: list[int]) -> list[dict]:
                                  "--port", str(op), "--host", "127.0.0.1"], f"http://127.0.0.1:{op}", "/api/meta")
             try:
                 t_runs = [_measure(f"http://127.0.0.1:{tp}/study/bench", {
-                    "chart": f"document.getElementById('fig-best_vs_cost').data[0].x.length === {completed}",
+                    "chart": f"document.getElementById('fig-best_vs_cost')._fullData[0].x.length === {completed}",
                     "table": "document.querySelectorAll('#trials tr.trial').length > 0",
                 }) for _ in range(REPEATS)]
                 o_runs = [_measure(f"http://127.0.0.1:{op}/dashboard/studies/1", {
@@ -208,10 +294,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated trial counts")
     ap.add_argument("--no-write", action="store_true", help="print only; RESULTS.md and the JSON untouched")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="keep the built studies in this folder and reuse them in later runs (default: a temporary one)")
+    ap.add_argument("--build-only", action="store_true", help="only build the studies (with --data)")
+    ap.add_argument("--check-optuna-rows", action="store_true",
+                    help="check that Optuna reads the row-built study as an ask/tell one, then exit")
     args = ap.parse_args()
+    if args.check_optuna_rows:
+        check_optuna_rows()
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.build_only:
+        if args.data is None:
+            ap.error("--build-only needs --data FOLDER")
+        for n in sizes:
+            args.data.mkdir(parents=True, exist_ok=True)
+            print(n, build(args.data, n)[2], flush=True)
+        return 0
     t0 = time.time()
-    rows = run(sizes)
+    rows = run(sizes, args.data)
     cmd = "python benchmarks/dashboard.py" + (f" --sizes {args.sizes}" if args.sizes != "1000,10000,100000" else "")
     import optuna
     import optuna_dashboard

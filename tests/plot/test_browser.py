@@ -34,7 +34,7 @@ def test_the_html_report_renders_every_picture_offline(browser: object, tmp_path
     rendered = wait_for(browser, "const p = document.querySelectorAll('.js-plotly-plot');"
                               f"return p.length === {n_figures} && Array.from(p).every(e => e._fullLayout) ? p.length : 0;")
     assert rendered == n_figures
-    n_points = browser.execute_script("return document.getElementById('figure-0').data[0].x.length;")  # type: ignore[attr-defined]
+    n_points = browser.execute_script("return document.getElementById('figure-0')._fullData[0].x.length;")  # type: ignore[attr-defined]
     assert n_points == sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
     drawn = browser.execute_script(  # type: ignore[attr-defined]
         "return document.querySelectorAll('#figure-0 .scatterlayer .point').length;")

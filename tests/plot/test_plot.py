@@ -3,9 +3,11 @@ study holds (points, stops and their reasons, dollars), and refuses bad argument
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import thrifty as th
@@ -60,7 +62,7 @@ def test_best_vs_cost_has_a_point_per_completed_trial_at_the_dollars_spent_when_
         spent += t.cost_usd
         if t.state is th.TrialState.COMPLETED:
             expected[t.number] = spent
-    by_number = {int(c[0]): x for c, x in zip(points.customdata, points.x)}
+    by_number = {int(c): x for c, x in zip(points.customdata, points.x)}
     assert by_number == pytest.approx(expected)
     assert list(best.x) == sorted(best.x) and math.isclose(best.x[-1], study.cost_usd, rel_tol=1e-9)
     assert best.y[-1] == pytest.approx(study.best.value)
@@ -75,6 +77,23 @@ def test_best_vs_cost_toggles_to_trials_finished(study: th.Study) -> None:
     by_dollars = fig.layout.updatemenus[0].buttons[0]
     assert by_dollars.label == "against dollars"
     assert by_dollars.args[0]["x"][1][-1] == pytest.approx(study.cost_usd)
+    packed = by_dollars.args[0]["x"][0]  # the points' dollars, as plotly.js's packed float64 array
+    assert packed["dtype"] == "f8"
+    dollars = np.frombuffer(base64.b64decode(packed["bdata"]), dtype="<f8")
+    assert list(dollars) == pytest.approx(list(tp.best_vs_cost(study).data[0].x))
+
+
+def test_a_large_study_is_drawn_with_webgl_and_a_best_line_of_its_corners() -> None:
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", strategy="random", seed=3)
+    for _ in range(2500):
+        t = study.ask()
+        study.tell(t, float(t.params["x"]), cost_usd=0.01)
+    fig = tp.best_vs_cost(study)
+    points, best = fig.data
+    assert points.type == "scattergl" and len(points.x) == 2500
+    corners = [0] + [i for i in range(1, 2500) if max(points.y[:i + 1]) > max(points.y[:i])] + [2499]
+    assert list(best.x) == pytest.approx([points.x[i] for i in sorted(set(corners))])
+    assert len(fig.to_json()) < 200_000  # packed arrays: ~50 bytes a point, not ~150
 
 
 def test_optimization_history_keeps_number_order(study: th.Study) -> None:

@@ -5,6 +5,7 @@ open appearing without a reload."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -129,7 +130,8 @@ def test_figures_come_as_plotly_json_and_plotly_js_from_the_server(served: tuple
     base, url = served
     answer = _json(base, "/api/studies/web/figures/best_vs_cost")
     completed = sum(1 for t in th.Study.load("web", storage=url).trials if t.state is th.TrialState.COMPLETED)
-    assert len(answer["figure"]["data"][0]["x"]) == completed
+    x = answer["figure"]["data"][0]["x"]  # plotly's packed float64 array
+    assert x["dtype"] == "f8" and len(base64.b64decode(x["bdata"])) == 8 * completed
     assert _get(base, "/api/studies/web/figures/nope")[0] == 404
     status, body, ctype = _get(base, "/static/plotly.min.js")
     assert status == 200 and "javascript" in ctype and len(body) > 1_000_000
@@ -169,7 +171,7 @@ def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) ->
     study = th.Study.load("web", storage=url)
     completed = sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
     drawn = wait_for(browser, "const d = document.getElementById('fig-best_vs_cost');"
-                           "return d && d.data ? d.data[0].x.length : 0;")
+                           "return d && d._fullData ? d._fullData[0].x.length : 0;")
     assert drawn == completed
     assert wait_for(browser, "return document.getElementById('trials').dataset.total") == "30"
     # A worker tells one more trial while the page is open: it appears without a reload.
@@ -178,7 +180,7 @@ def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) ->
     writer.close()
     assert wait_for(browser, "return document.getElementById('trials').dataset.total === '31' && "
                           "document.querySelector('#trials tr.trial').dataset.number === '30';", timeout_s=20)
-    assert wait_for(browser, f"return document.getElementById('fig-best_vs_cost').data[0].x.length === {completed + 1};")
+    assert wait_for(browser, f"return document.getElementById('fig-best_vs_cost')._fullData[0].x.length === {completed + 1};")
     browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"6\"]').click();")
     assert wait_for(browser, "const d = document.getElementById('detail');"
                           "return d.style.display === 'block' && d.textContent.includes('CUDA out of memory');")

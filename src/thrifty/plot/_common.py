@@ -22,6 +22,38 @@ STATE_COLOURS: Mapping[str, str] = {
 }
 
 
+#: Above this many points a scatter is drawn with WebGL (``Scattergl``): an SVG point per trial
+#: makes a browser crawl at tens of thousands.
+WEBGL_ABOVE = 2000
+
+
+def scatter_type(go: Any, n_points: int) -> Any:
+    """``go.Scatter`` for a few points, ``go.Scattergl`` above :data:`WEBGL_ABOVE`."""
+    return go.Scattergl if n_points > WEBGL_ABOVE else go.Scatter
+
+
+def steps_only(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """A step line (``shape="hv"``) with only its corners: the points where ``y`` changes, and the
+    last one (the same picture, a fraction of the points)."""
+    keep_x: list[float] = []
+    keep_y: list[float] = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if not keep_y or y != keep_y[-1] or i == len(ys) - 1:
+            keep_x.append(x)
+            keep_y.append(y)
+    return keep_x, keep_y
+
+
+def packed(values: Sequence[float]) -> dict[str, str]:
+    """``values`` as plotly.js's packed typed array (float64, base64): what plotly writes for a
+    numpy array in a trace, for the places it does not (a button's restyle arguments)."""
+    import base64
+
+    import numpy as np
+
+    return {"dtype": "f8", "bdata": base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")}
+
+
 def plotly_go() -> Any:
     """``plotly.graph_objects``, or a one-line error saying how to install it."""
     try:

@@ -6,8 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from thrifty.errors import ValidationError
-from thrifty.plot._common import STATE_COLOURS, objective_of, plotly_go, progress, value_of
+from thrifty.plot._common import (
+    STATE_COLOURS,
+    objective_of,
+    packed,
+    plotly_go,
+    progress,
+    scatter_type,
+    steps_only,
+    value_of,
+)
 
 if TYPE_CHECKING:
     from thrifty.study import Study
@@ -34,26 +45,29 @@ def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "
     points = progress(study.trials if trials is None else trials, metric, direction, study.constraints)
     counted = [p for p in points if p.value is not None]
     stepped = [p for p in points if p.best is not None]
+    # Arrays (sent base64-packed in the figure's JSON) and a best line of its corners only: a
+    # 100,000-trial study stays a figure of a few megabytes.
     xs = {
-        "usd": ([p.spent_usd for p in counted], [p.spent_usd for p in stepped]),
-        "trials": ([p.finished for p in counted], [p.finished for p in stepped]),
+        "usd": (np.array([p.spent_usd for p in counted]), steps_only([p.spent_usd for p in stepped],
+                                                                    [p.best for p in stepped])),
+        "trials": (np.array([p.finished for p in counted]), steps_only([p.finished for p in stepped],
+                                                                      [p.best for p in stepped])),
     }
     titles = {"usd": "dollars spent (all trials finished so far)", "trials": "trials finished"}
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=xs[against][0], y=[p.value for p in counted], mode="markers", name="trial",
+    fig.add_trace(scatter_type(go, len(counted))(
+        x=xs[against][0], y=np.array([p.value for p in counted]), mode="markers", name="trial",
         marker={"color": STATE_COLOURS["completed"], "size": 6, "opacity": 0.6},
-        customdata=[[p.number, p.spent_usd, p.finished] for p in counted],
-        hovertemplate=f"trial %{{customdata[0]}}<br>{metric} %{{y}}<br>spent $%{{customdata[1]:,.4f}} after "
-                      "%{customdata[2]} trials<extra></extra>",
+        customdata=np.array([p.number for p in counted]),
+        hovertemplate=f"trial %{{customdata}}<br>{metric} %{{y}}<br>%{{x}}<extra></extra>",
     ))
     fig.add_trace(go.Scatter(
-        x=xs[against][1], y=[p.best for p in stepped], mode="lines", name="best so far",
+        x=xs[against][1][0], y=xs[against][1][1], mode="lines", name="best so far",
         line={"shape": "hv", "color": "#000000", "width": 2},
     ))
     buttons = [
         {"label": label, "method": "update",
-         "args": [{"x": [xs[key][0], xs[key][1]]}, {"xaxis.title.text": titles[key]}]}
+         "args": [{"x": [packed(xs[key][0]), xs[key][1][0]]}, {"xaxis.title.text": titles[key]}]}
         for key, label in (("usd", "against dollars"), ("trials", "against trials"))
     ]
     fig.update_layout(
@@ -84,8 +98,9 @@ def optimization_history(study: Study, *, objective: str | None = None, trials: 
         best_x.append(t.number)
         best_y.append(best)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=metric,
-                             marker={"color": STATE_COLOURS["completed"], "size": 6}))
+    fig.add_trace(scatter_type(go, len(xs))(x=np.array(xs), y=np.array(ys), mode="markers", name=metric,
+                                            marker={"color": STATE_COLOURS["completed"], "size": 6}))
+    best_x, best_y = steps_only(best_x, best_y)
     fig.add_trace(go.Scatter(x=best_x, y=best_y, mode="lines", name="best so far",
                              line={"shape": "hv", "color": "#000000"}))
     fig.update_layout(title=f"Optimisation history: {metric} ({direction})", xaxis_title="trial",

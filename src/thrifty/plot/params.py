@@ -7,8 +7,10 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from thrifty.errors import ValidationError
-from thrifty.plot._common import objective_of, plotly_go, value_of
+from thrifty.plot._common import objective_of, plotly_go, scatter_type, value_of
 from thrifty.space import Categorical, Float, Int
 
 if TYPE_CHECKING:
@@ -69,10 +71,12 @@ def parallel_coordinate(study: Study, *, objective: str | None = None, params: S
     metric, direction = objective_of(study, objective)
     names = _params_of(study, params)
     counted = _counted(study, metric, trials)
-    values = [v for _, v in counted]
+    values = np.array([v for _, v in counted])
     dims = [{"label": metric, "values": values}] + [_axis(study, n, counted) for n in names]
+    for d in dims:  # packed arrays: a small figure at any size
+        d["values"] = np.asarray(d["values"], dtype=float)
     line = {"color": values, "colorscale": "Viridis", "reversescale": direction == "max", "showscale": True,
-            "colorbar": {"title": {"text": metric}}} if values else {}
+            "colorbar": {"title": {"text": metric}}} if len(values) else {}
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
     fig.update_layout(title=f"Parallel coordinates: {len(counted)} trials, {metric} ({direction})")
     return fig
@@ -97,7 +101,7 @@ def slice_plot(study: Study, *, objective: str | None = None, params: Sequence[s
         shown = [(t, v) for t, v in counted if t.params.get(name) is not None]
         p = study.space[name]
         xs = [str(t.params[name]) if isinstance(p, Categorical) else t.params[name] for t, _ in shown]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter_type(go, len(shown))(
             x=xs, y=[v for _, v in shown], mode="markers", name=name, showlegend=False,
             marker={"color": [t.number for t, _ in shown], "colorscale": "Viridis", "size": 6},
             customdata=[t.number for t, _ in shown],

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ValidationError
-from thrifty.plot._common import plotly_go
+from thrifty.plot._common import plotly_go, scatter_type
 from thrifty.ranking import eligible, ranked_fronts
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def pareto_front(study: Study, *, objectives: Sequence[str] | None = None, trial
         common = {"mode": "markers", "name": label, "marker": {"color": colour, "size": 7 if on_front else 5},
                   "customdata": [t.number for _, t in pts]}
         if len(names) == 2:
-            fig.add_trace(go.Scatter(**coords, **common, hovertemplate="trial %{customdata}<br>"
+            fig.add_trace(scatter_type(go, len(pts))(**coords, **common, hovertemplate="trial %{customdata}<br>"
                                      f"{names[0]} %{{x}}<br>{names[1]} %{{y}}<extra></extra>"))
         else:
             fig.add_trace(go.Scatter3d(**coords, **common))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from thrifty.plot._common import STATE_COLOURS, finish_sorted, plotly_go
+import numpy as np
+
+from thrifty.plot._common import STATE_COLOURS, finish_sorted, plotly_go, scatter_type
 
 if TYPE_CHECKING:
     from thrifty.analysis.report import CostReport
@@ -68,7 +70,8 @@ def budget_burndown(study: Study, *, report: CostReport | None = None, trials: S
         xs.append(i)
         ys.append(spent)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="spent", line={"color": "#000000", "shape": "hv"},
+    fig.add_trace(scatter_type(go, len(xs))(x=np.array(xs), y=np.array(ys), mode="lines", name="spent",
+                                            line={"color": "#000000", "shape": "hv"},
                              hovertemplate="after %{x} trials: $%{y:,.4f}<extra></extra>"))
     limits = {lim.limit: lim for lim in rep.budget.limits}
     if "usd" in limits:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from thrifty.analysis.report import error_gist
@@ -65,9 +66,10 @@ def _row(t: Trial, objectives: dict[str, str]) -> dict[str, Any]:
 
 
 def trial_page(storage: Storage, name: str, *, offset: int = 0, limit: int = 50, sort: str = "number",
-               desc: bool = False) -> dict[str, Any]:
+               desc: bool = False, every: Callable[[], Sequence[Trial]] | None = None) -> dict[str, Any]:
     """One page of the trial table, sorted on the server. By number (the default) only the page
-    is read; another key reads the trials without their measurements and sorts them."""
+    is read; another key sorts every trial without its measurements: ``every()`` if given (the
+    dashboard's incremental read), else read from the storage."""
     if sort not in SORT_KEYS:
         raise ValidationError(f"sort={sort!r}: expected one of {', '.join(SORT_KEYS)}")
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
@@ -82,7 +84,7 @@ def trial_page(storage: Storage, name: str, *, offset: int = 0, limit: int = 50,
         if desc:
             trials = trials[::-1]
     else:
-        every = storage.get_trials(record.id, with_measurements=False)
+        everything = every() if every is not None else storage.get_trials(record.id, with_measurements=False)
         first = next(iter(objectives))
 
         def key(t: Trial) -> tuple:
@@ -93,7 +95,7 @@ def trial_page(storage: Storage, name: str, *, offset: int = 0, limit: int = 50,
             k = {"state": t.state.value, "cost_usd": t.cost_usd, "elapsed_s": t.elapsed_s}[sort]
             return (k,)
 
-        trials = sorted(every, key=key, reverse=desc and sort != "value")[offset:offset + limit]
+        trials = sorted(everything, key=key, reverse=desc and sort != "value")[offset:offset + limit]
     return {"total": total, "offset": offset, "limit": limit, "sort": sort, "desc": desc,
             "objectives": objectives, "trials": [_row(t, objectives) for t in trials]}
 

@@ -34,13 +34,16 @@ from thrifty.server._pages import INDEX_HTML, STUDY_HTML
 from thrifty.storage.base import Storage
 
 POLL_MS = 2000
+#: The learning-curves picture draws the latest this many trials (their reports read on each draw).
+CURVES_MAX_TRIALS = 1000
 
 
 class _Readers:
-    """One :class:`~thrifty.study.Study` per name, read incrementally: ``history()`` fetches only
-    the trials that are unfinished or finished since the previous read (finished trials never
-    change), so redrawing a 100,000-trial study reads what changed, not everything. One lock per
-    study (a reader is not shared between threads while it reads)."""
+    """One :class:`~thrifty.study.Study` per name, read incrementally without measurements
+    (``history(with_measurements=False)`` fetches only the trials that are unfinished or finished
+    since the previous read: finished trials never change), so redrawing a 100,000-trial study
+    reads what changed, not everything. One lock per study (a reader is not shared between threads
+    while it reads)."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -49,6 +52,7 @@ class _Readers:
         self._memo: dict[tuple[str, Any], tuple[tuple[Any, ...], Any]] = {}
 
     def read(self, name: str) -> tuple[Any, list[Any]]:
+        """The study and its trials as of now, without their measurements."""
         import thrifty as th
 
         record_id = self.storage.load_study(name).id  # StudyNotFound for an unknown (or deleted) one
@@ -59,7 +63,27 @@ class _Readers:
                 self._studies[name] = entry
         study, lock = entry
         with lock:
-            return study, study.history()
+            return study, study.history(with_measurements=False)
+
+    def warm(self) -> None:
+        """Read every study once (at server start, in the background), so the first page of a
+        large study does not wait for its first full read."""
+        for summary in self.storage.list_studies():
+            try:
+                self.read(summary.name)
+            except StudyNotFound:  # deleted meanwhile
+                continue
+
+    def best_value(self, name: str) -> float | None:
+        """The best counted value of a single-objective study (``None``: none yet), from the
+        incremental read."""
+        from thrifty.ranking import rank
+
+        study, trials = self.read(name)
+        ranked = rank(trials, study.objectives, study.constraints)
+        if not ranked:
+            return None
+        return float(ranked[0].metrics[next(iter(study.objectives))])
 
     def memo(self, name: str, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         """``make()``, remembered for ``name`` while ``key`` stays the same (e.g. the cost report
@@ -89,17 +113,27 @@ def plotly_js_path() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
-def create_app(storage: Storage) -> Any:
-    """The dashboard app over ``storage`` (open it read-only: ``open_storage(url, read_only=True)``)."""
+def create_app(storage: Storage, *, warm: bool = True) -> Any:
+    """The dashboard app over ``storage`` (open it read-only: ``open_storage(url, read_only=True)``).
+    ``warm``: read every study once in a background thread when the server starts."""
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI, HTTPException, Query
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
     import thrifty as th
     from thrifty.server.metrics import render_metrics
 
-    app = FastAPI(title="thrifty dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     makers = _figure_makers()
     readers = _Readers(storage)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        if warm:
+            threading.Thread(target=readers.warm, name="thrifty-dashboard-warm", daemon=True).start()
+        yield
+
+    app = FastAPI(title="thrifty dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     def study(name: str) -> th.Study:
         try:
@@ -172,6 +206,9 @@ def create_app(storage: Storage) -> Any:
                 step = int(math.log(max(finished, 1)) / math.log(1.1))
                 extra["report"] = readers.memo(name, ("importance", step),
                                                lambda: param_importances(s, trials=trials))
+            elif kind == "curves":  # the only picture that needs the reports: the latest trials' only
+                latest = s.get_trials(offset=max(len(trials) - CURVES_MAX_TRIALS, 0))
+                trials, extra["max_trials"] = latest, CURVES_MAX_TRIALS
             fig = makers[kind](s, trials=trials, **extra)
         except ThriftyError as exc:  # e.g. too few trials for importance: the page shows why
             return JSONResponse({"message": str(exc)})
@@ -180,7 +217,8 @@ def create_app(storage: Storage) -> Any:
     @app.get("/api/studies/{name}/trials")
     def api_trials(name: str, offset: int = Query(0), limit: int = Query(50), sort: str = Query("number"),
                    desc: bool = Query(False)) -> dict[str, Any]:
-        return guarded(lambda: _data.trial_page(storage, name, offset=offset, limit=limit, sort=sort, desc=desc))
+        return guarded(lambda: _data.trial_page(storage, name, offset=offset, limit=limit, sort=sort, desc=desc,
+                                                every=lambda: readers.read(name)[1]))
 
     @app.get("/api/studies/{name}/trials/{number}")
     def api_trial(name: str, number: int) -> dict[str, Any]:
@@ -191,7 +229,7 @@ def create_app(storage: Storage) -> Any:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        body, content_type = render_metrics(storage)
+        body, content_type = render_metrics(storage, best_value=readers.best_value)
         return Response(content=body, media_type=content_type)
 
     return app

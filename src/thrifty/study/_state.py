@@ -39,6 +39,8 @@ class StudyState:
     worker_id: str
     clock: Clock = SYSTEM_CLOCK
     log: TrialLog = dataclasses.field(default_factory=TrialLog)
+    #: The same as ``log`` for reads without measurements (pictures and tables of large studies).
+    light_log: TrialLog = dataclasses.field(default_factory=TrialLog)
 
     @property
     def study_id(self) -> int:
@@ -77,6 +79,12 @@ class StudyState:
         """The history as of now, with the delta since this object's last read (what schedulers
         keep their state from: :mod:`thrifty.history`)."""
         return self.read_snapshot()[1]
+
+    def read_light_history(self) -> History:
+        """:meth:`read_history` without the trials' measurements (a read of a 100,000-trial study
+        fetches a tenth of the rows), kept in its own log."""
+        fresh = self.storage.get_trials(self.study_id, with_measurements=False, finished_after=self.light_log.seen)
+        return self.light_log.read(self.label_all(fresh))
 
     def read_snapshot(self) -> tuple[Snapshot, History]:
         """One snapshot of the study (its status and the history's delta since this object's last

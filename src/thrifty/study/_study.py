@@ -314,10 +314,13 @@ class Study:
         retried trial counts once."""
         return self._storage.count_run(self._record.id, run_tag)
 
-    def history(self) -> list[Trial]:
-        """Every trial with its measurements, in number order, read incrementally: finished
-        trials never change, so only unfinished ones and those finished since the last read are
-        fetched."""
+    def history(self, *, with_measurements: bool = True) -> list[Trial]:
+        """Every trial in number order, read incrementally: finished trials never change, so only
+        unfinished ones and those finished since the last read are fetched. ``with_measurements=False``:
+        without the trials' reports (``Trial.measurements`` empty; much less to read on a large
+        study), from a log of its own."""
+        if not with_measurements:
+            return self._state.read_light_history().trials()
         return self.read_history().trials()
 
     def read_history(self) -> History:
