@@ -38,6 +38,7 @@ _LAZY = {
     "TrialState": "thrifty.trial",
     "StopKind": "thrifty.trial",
     "StopReason": "thrifty.trial",
+    "ResourceUsage": "thrifty.usage",
     "TrialHandle": "thrifty.handle",
     "ThriftyError": "thrifty.errors",
     "SpaceError": "thrifty.errors",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.space import Categorical, Fixed, Float, Int, Space
     from thrifty.study import Study
     from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
+    from thrifty.usage import ResourceUsage
 
 
 def __getattr__(name: str) -> Any:

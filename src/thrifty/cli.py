@@ -475,7 +475,20 @@ def cmd_best(args: argparse.Namespace) -> int:
         out.print(f"[bold]trial {t.number}[/]: {metrics}")
         for k, v in t.params.items():
             out.print(f"  {k} = {_fmt(v)}")
+        if t.usage is not None:
+            out.print(f"  [dim]used: {_usage_text(t.usage)}[/]")
     return 0
+
+
+def _usage_text(u: Any) -> str:
+    """A trial's resource use (:class:`thrifty.usage.ResourceUsage`) in one line."""
+    text = (f"CPU {u.cpu_percent_mean:.0f}% of a core on average, {u.cpu_percent_max:.0f}% at most; "
+            f"RSS {u.rss_mb_max:,.0f} MB at most")
+    if u.gpus:
+        text += (f"; {u.gpus} GPU{'s' if u.gpus != 1 else ''} {u.gpu_util_percent_mean:.0f}% busy on average, "
+                 f"{u.gpu_memory_mb_max:,.0f} MB at most, idle {u.gpu_idle_share:.0%} of the time"
+                 + (" (sat idle)" if u.gpu_idle else ""))
+    return text
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
@@ -558,7 +571,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     store = _read_storage(url)
     app = create_app(store)
     print(f"thrifty dashboard: http://{args.host}:{args.port}/ (storage {url}, read-only); Ctrl-C to stop", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Ctrl-C stops within seconds even while a picture of a large study is being computed.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
 
@@ -579,6 +593,7 @@ def _trial_dict(t: Any) -> dict[str, Any]:
         "finished_at": t.finished_at,
         "worker_id": t.worker_id,
         "retry_of": t.retry_of,
+        "usage": t.usage.to_dict() if t.usage is not None else None,
         "measurements": [
             {"step": m.step, "metrics": {k: (v if math.isfinite(v) else str(v)) for k, v in m.metrics.items()},
              "cost_usd": m.cost_usd, "elapsed_s": m.elapsed_s, "timestamp": m.timestamp}
@@ -698,6 +713,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How many trial numbers the report's idle-GPU line names.
+IDLE_TRIALS_NAMED = 10
+
+
+def _idle_gpu_text(numbers: Sequence[int], usd: float) -> str:
+    """The report's line on trials whose GPU sat idle (:attr:`thrifty.usage.ResourceUsage.gpu_idle`),
+    with what they cost and the first trial numbers."""
+    from thrifty.usage import GPU_IDLE_FLAG_SHARE, GPU_IDLE_UTIL_PERCENT
+
+    n = len(numbers)
+    named = ", ".join(map(str, numbers[:IDLE_TRIALS_NAMED])) + (", ..." if n > IDLE_TRIALS_NAMED else "")
+    return (f"{n} trial{'s' if n != 1 else ''} held a GPU that sat idle most of the time: {_usd(usd)} "
+            f"(trial{'s' if n != 1 else ''} {named}; idle: below {GPU_IDLE_UTIL_PERCENT:g}% use in "
+            f"{GPU_IDLE_FLAG_SHARE:.0%} of the readings or more)")
+
+
 def _print_report(report: Any, top: int) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -740,6 +771,8 @@ def _print_report(report: Any, top: int) -> None:
         table.add_row("paid twice", f"{report.near_duplicate_full_trainings} completed trial"
                       f"{'s' if report.near_duplicate_full_trainings != 1 else ''} within 1% of an earlier one's "
                       f"configuration ({_usd(report.near_duplicate_usd)})")
+    if report.idle_gpu_trials:
+        table.add_row("idle GPUs", _idle_gpu_text(report.idle_gpu_trials, report.idle_gpu_usd))
     fc = report.forecast_to_finish
     if fc.usd is not None:
         text = f"~{_usd(fc.usd)} for {fc.remaining_trials} more trial{'s' if fc.remaining_trials != 1 else ''}"

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from thrifty.errors import ValidationError
+from thrifty.usage import ResourceUsage
 
 
 class TrialState(str, enum.Enum):
@@ -213,6 +214,12 @@ class Trial:
     #: What the trial holds and pays for, e.g. ``{"gpu": 1, "cpu": 4}``.
     resources: Mapping[str, float] = field(default_factory=dict)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: What the trial's processes used while it ran (CPU, resident memory, GPU: see
+    #: :mod:`thrifty.usage`), as ``optimize``'s runner last recorded it: every 10 s while it runs,
+    #: and with its end (``Study.tell(usage=)``). ``None``: nothing recorded (a trial run outside
+    #: ``optimize`` and told without one, or stored by a thrifty before schema version 4). A
+    #: mapping is read with :meth:`ResourceUsage.from_dict`.
+    usage: ResourceUsage | None = None
     id: int | None = field(default=None, compare=False)
     #: Name of the study's objective metric for single-objective studies (``None`` otherwise).
     objective: str | None = field(default=None, compare=False)
@@ -226,6 +233,10 @@ class Trial:
         object.__setattr__(self, "user_attrs", MappingProxyType(dict(self.user_attrs)))
         object.__setattr__(self, "resources", MappingProxyType(dict(self.resources)))
         object.__setattr__(self, "measurements", tuple(self.measurements))
+        if self.usage is not None and not isinstance(self.usage, ResourceUsage):
+            if not isinstance(self.usage, Mapping):
+                raise ValidationError(f"usage={self.usage!r}: expected a ResourceUsage (or its to_dict()) or None")
+            object.__setattr__(self, "usage", ResourceUsage.from_dict(self.usage))
 
     def named(self, objective: str) -> Trial:
         """This trial with its objective metric named ``objective``: a copy made without checking

@@ -14,6 +14,7 @@ from thrifty.storage import AskLimits, RetryPolicy, Storage, open_storage
 from thrifty.storage.base import Conflict, Started, StartRequest
 from thrifty.cost.budget import BudgetStop
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
+from thrifty.usage import ResourceUsage
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 T0 = 1_000_000.0  # a fixed clock: seconds since the epoch
@@ -470,6 +471,42 @@ def test_add_trial_keeps_a_typed_stop_reason(store: Storage) -> None:
                                        metrics={"value": 0.4}, reason=why.text, stop_kind=why.kind,
                                        stop_limit=why.limit), T0)
     assert added.stop == why and store.get_trial(added.id or 0).stop == why
+
+
+# -- resource use -------------------------------------------------------------------------------
+def _usage(rss_mb: float, idle_share: float | None = None) -> ResourceUsage:
+    gpu = {} if idle_share is None else {"gpus": 1, "gpu_util_percent_mean": 40.0, "gpu_memory_mb_max": 900.0,
+                                         "gpu_idle_share": idle_share}
+    return ResourceUsage(samples=3, interval_s=1.0, duration_s=2.5, cpu_percent_mean=80.0, cpu_percent_max=99.0,
+                         rss_mb_max=rss_mb, **gpu)
+
+
+def test_usage_is_recorded_while_a_trial_runs_and_kept_when_it_finishes(store: Storage) -> None:
+    sid = _study(store)
+    t = _new(store, sid, 0.5)
+    assert t.id is not None and t.usage is None
+    assert store.record_usage(t.id, _usage(100.0))
+    assert store.record_usage(t.id, _usage(250.0, idle_share=0.75)), "a later record replaces the earlier one"
+    live = store.get_trial(t.id)
+    assert live.usage == _usage(250.0, idle_share=0.75) and live.usage.gpu_idle
+    assert live.heartbeat_at == T0, "recording usage is not a heartbeat"
+    assert [x.usage for x in store.snapshot(sid).trials] == [live.usage]
+    done = _finish(store, sid, t, 0.9)
+    assert done.usage == live.usage, "finished without a usage: it keeps the one recorded"
+    assert not store.record_usage(t.id, _usage(999.0)), "a finished trial never changes"
+    assert [x.usage for x in store.get_trials(sid, with_measurements=False)] == [live.usage]
+    # The final usage goes with the finish, in its transaction (both ways a finish is written).
+    for state, at in ((TrialState.COMPLETED, T0 + 2), (TrialState.PAUSED, T0 + 3)):
+        other = _new(store, sid, 0.1 + at - T0)
+        assert other.id is not None and store.record_usage(other.id, _usage(10.0))
+        ended = store.finish(sid, other.id, state, None, _m(1.0, 0.2), None, at, usage=_usage(320.0, 0.1))
+        assert ended.usage == _usage(320.0, 0.1) == store.get_trial(other.id).usage
+    pending = store.enqueue(sid, {"x": 0.1}, T0)
+    assert pending.id is not None and not store.record_usage(pending.id, _usage(1.0))
+    assert not store.record_usage(987654, _usage(1.0)), "no such trial"
+    added = store.add_trial(sid, Trial(number=0, state=TrialState.COMPLETED, params={"x": 0.2},
+                                       metrics={"value": 0.4}, usage=_usage(50.0).to_dict()), T0)
+    assert added.usage == _usage(50.0) and store.get_trial(added.id or 0).usage == _usage(50.0)
 
 
 # -- snapshot deltas ----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_a_version_2_database_is_upgraded_in_place(v2_url: str) -> None:
     assert study_row["budget_stop"] == f"budget: {BREAKER}"
 
     study = th.Study.load("mixed", storage=v2_url)
-    assert _schema_version(v2_url) == str(SCHEMA_VERSION) == "3"
+    assert _schema_version(v2_url) == str(SCHEMA_VERSION)  # 2 -> 3 -> ... -> the newest, step by step
     trials = {t.number: t for t in study.trials}
     assert sorted(trials) == sorted(EXPECTED)
     for number, (state, reason, kind, limit) in EXPECTED.items():
@@ -103,6 +103,7 @@ def test_a_version_2_database_is_upgraded_in_place(v2_url: str) -> None:
                 stored = bool(stored)
             assert getattr(t, name) == stored, (number, name)
         assert [m.cost_usd for m in t.measurements] == costs.get(number, []), number
+        assert t.usage is None, number  # schema 4's resource use: none was recorded
 
     # The study's breaker record: the limit typed, the words and the moment kept.
     assert study.budget_stop == BudgetStop("usd", BREAKER, at=study_row["budget_stop_at"])
@@ -131,7 +132,7 @@ def test_a_version_2_database_is_upgraded_in_place(v2_url: str) -> None:
 
     # Opening it again changes nothing.
     again = th.Study.load("mixed", storage=v2_url)
-    assert _schema_version(v2_url) == "3"
+    assert _schema_version(v2_url) == str(SCHEMA_VERSION)
     settled = [n for n, e in EXPECTED.items() if e[0] is not S.RUNNING]
     assert [(t.stop_kind, t.stop_limit) for t in again.trials if t.number in settled] == [
         (EXPECTED[n][2], EXPECTED[n][3]) for n in settled]

@@ -10,6 +10,11 @@ seconds (``_s``), GPU time in GPU-hours (``gpu_hours``), timestamps in seconds s
 epoch (``_at``). Every trial's cost is counted, whatever its state: the spend of failed,
 infeasible and stopped trials is money spent, and it is shown, never hidden.
 
+Resource use (CPU percent of one core, MB of resident memory, GPU utilisation: :mod:`thrifty.usage`)
+is what the runners recorded per trial; the report lists the trials whose GPU sat idle
+(:attr:`~thrifty.usage.ResourceUsage.gpu_idle`: at least half of their GPU readings below 5%
+utilisation) with the dollars they cost, since idle paid hardware is the first thing to cut.
+
 Two numbers are *estimates* from the study's cost model (:mod:`thrifty.cost.forecast`), not
 ledger entries: the dollars saved by early stopping and the forecast to finish. Each carries a
 ``note`` saying how it was made, or why it is 0 / missing.
@@ -28,6 +33,7 @@ from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
 from thrifty.errors import ThriftyError, ValidationError
 from thrifty.ranking import full_resource
 from thrifty.trial import Trial, TrialState
+from thrifty.usage import ResourceUsage
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
@@ -78,7 +84,9 @@ class TrialCost(_ToDict):
     ``cost_usd``: dollars (metered compute plus reported costs); ``elapsed_s``: seconds the trial
     ran; ``gpu_hours``: GPU-hours it held; ``last_step``: the largest step (resource) it reported,
     ``None`` if it reported none; ``note``: why a stopped trial stopped, or the gist of a failed or
-    infeasible trial's error (its first line, or the last line of a Python traceback).
+    infeasible trial's error (its first line, or the last line of a Python traceback);
+    ``usage``: what its processes used (:class:`~thrifty.usage.ResourceUsage`; ``None``: nothing
+    recorded); ``gpu_idle``: its GPU sat idle (:attr:`~thrifty.usage.ResourceUsage.gpu_idle`).
     """
 
     number: int
@@ -91,6 +99,8 @@ class TrialCost(_ToDict):
     note: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
     retried: bool = False
+    usage: ResourceUsage | None = None
+    gpu_idle: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,10 @@ class CostReport(_ToDict):
     #: and the dollars they cost: on a deterministic objective, money paid twice for one answer.
     near_duplicate_full_trainings: int = 0
     near_duplicate_usd: float = 0.0
+    #: The trials (numbers, in order) that held a GPU which sat idle
+    #: (:attr:`~thrifty.usage.ResourceUsage.gpu_idle`), and the dollars they cost.
+    idle_gpu_trials: tuple[int, ...] = ()
+    idle_gpu_usd: float = 0.0
 
     def most_expensive(self, n: int | None = None) -> list[TrialCost]:
         """The ledger sorted by cost, most expensive first (ties: lower number first)."""
@@ -437,9 +451,12 @@ def cost_report(study: Study, *, trials: Sequence[Trial] | None = None) -> CostR
             note=t.reason if t.state is TrialState.STOPPED else error_gist(t.error),
             params=_frozen_map(t.params),
             retried=t.retried,
+            usage=t.usage,
+            gpu_idle=t.usage is not None and t.usage.gpu_idle,
         )
         for t in trials
     )
+    idle = [t for t in ledger if t.gpu_idle]
     states = list(REPORT_STATES)
     for extra in (TrialState.PAUSED, TrialState.PENDING):  # listed when there are any
         if any(t.state is extra for t in trials):
@@ -483,6 +500,8 @@ def cost_report(study: Study, *, trials: Sequence[Trial] | None = None) -> CostR
         notes=tuple(notes),
         near_duplicate_full_trainings=twice,
         near_duplicate_usd=twice_usd,
+        idle_gpu_trials=tuple(t.number for t in idle),
+        idle_gpu_usd=math.fsum(t.cost_usd for t in idle),
     )
 
 

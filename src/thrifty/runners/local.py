@@ -36,6 +36,12 @@ The supervisor of a multi-process run owns its workers (rules, each with its tes
   (:mod:`thrifty.clock`). Worker processes open the study with the system clock, so a study whose
   clock is not the system clock (a :class:`~thrifty.clock.ManualClock`, which moves only in this
   process) is refused with ``n_workers > 1`` or ``trial_timeout_s``.
+- **Every trial's resource use is measured**: the process running it (this one, or its worker)
+  and that process's descendants are read while the trial runs (CPU, resident memory, and GPU
+  utilisation and memory where NVML sees a GPU: :mod:`thrifty.runners.sampling`); what they used
+  is stored on the trial while it runs and with its end (``Trial.usage``, see
+  :mod:`thrifty.runners._trial` for when). In a single-worker run without ``trial_timeout_s``
+  that process is the caller's, so whatever else it runs counts too.
 """
 
 from __future__ import annotations

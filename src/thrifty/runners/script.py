@@ -26,7 +26,9 @@ stderr; output matching one of ``infeasible_patterns`` (e.g. ``CUDA out of memor
 INFEASIBLE; ``timeout_s`` kills it (FAILED); a program killed by a signal thrifty did not send
 (a preemption) is started again, up to ``max_preemptions`` times, within the same trial (reports
 whose step does not advance past the last one are not repeated). Each trial's stdout and stderr
-are kept as files in its artifact folder, beside its checkpoint folder.
+are kept as files in its artifact folder, beside its checkpoint folder. The program and the
+processes it starts count in the trial's resource use (``Trial.usage``: CPU, resident memory,
+GPU), read every second while it runs, with the worker process that runs it.
 
 Template rules. The command is a list of tokens (a string command is split like a shell does).
 A placeholder ``{name}`` (or ``{name:FORMAT}``, a Python format spec) must name a parameter of

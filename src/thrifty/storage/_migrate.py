@@ -9,6 +9,8 @@ same. Run by the SQL storage inside its schema transaction (under PostgreSQL's a
   column ``budget_stop_limit``. Version 2 kept only words (``"budget: the budget of $1.00 is used
   up ..."``, ``"scheduler: asha"``, ``"user: stop requested"``); they are read here, once, into the
   typed columns. This is the only place where thrifty reads meaning from a reason's words.
+- 3 -> 4: the trial column ``usage`` (what a trial's processes used, :mod:`thrifty.usage`); the
+  trials already there have none (``Trial.usage`` reads ``None``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def upgrade(conn: Connection, found: int) -> int:
         _type_trial_reasons(conn)
         _type_breaker_records(conn)
         found = 3
+    if found == 3:
+        _add_columns(conn, _TRIALS, (("usage", "TEXT"),))
+        found = 4
     return found
 
 

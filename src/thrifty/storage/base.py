@@ -26,10 +26,12 @@ from typing import Any, Literal
 from thrifty.cost.budget import Budget, BudgetStop, Usage
 from thrifty.storage.rules import usage_of
 from thrifty.trial import Measurement, StopReason, Trial, TrialState
+from thrifty.usage import ResourceUsage
 
 #: Version of the database schema written by this version of thrifty (3: typed stop reasons, the
-#: trials' ``stop_kind``/``stop_limit`` and the study's ``budget_stop_limit``).
-SCHEMA_VERSION = 3
+#: trials' ``stop_kind``/``stop_limit`` and the study's ``budget_stop_limit``; 4: the trials'
+#: ``usage``, what a trial's processes used while it ran).
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -335,16 +337,28 @@ class Storage(abc.ABC):
         error: str | None,
         now: float,
         stop: StopReason | None = None,
+        usage: ResourceUsage | None = None,
     ) -> Trial:
         """Finish a RUNNING trial; raise :class:`~thrifty.errors.TrialNotRunning` otherwise.
 
         A STOPPED or PAUSED trial records why: ``stop`` if given; else the reason recorded while
         it ran (the breaker's or a user's request); else ``StopKind.USER`` without words. Other
         states record no stop reason. A ``measurement`` goes through the ledger and the
-        circuit breaker as in :meth:`report`."""
+        circuit breaker as in :meth:`report`. ``usage``: what the trial's processes used, stored
+        in the same transaction (``None`` keeps what :meth:`record_usage` stored, if anything)."""
 
     @abc.abstractmethod
     def heartbeat(self, trial_ids: Sequence[int], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def record_usage(self, trial_id: int, usage: ResourceUsage) -> bool:
+        """Store ``usage`` (:mod:`thrifty.usage`) as what the trial's processes used so far, in
+        place of what was stored, in one short transaction of its own that takes no study lock.
+        Only a RUNNING trial's usage changes: the runner records it every few seconds while the
+        trial runs, and its final usage comes with :meth:`finish`, so a finished trial never
+        changes (readers may cache it). Returns whether it was stored (``False``: the trial is
+        not running, or no such trial; not an error: a reading must never fail a trial). Not a
+        heartbeat."""
 
     @abc.abstractmethod
     def reap(

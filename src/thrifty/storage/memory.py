@@ -39,6 +39,7 @@ from thrifty.storage.base import (
     StudySummary,
 )
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
+from thrifty.usage import ResourceUsage
 
 _PENDING, _RUNNING, _PAUSED = TrialState.PENDING, TrialState.RUNNING, TrialState.PAUSED
 #: The states that record why a trial stopped (see :meth:`Storage.finish`).
@@ -57,7 +58,7 @@ class _TrialRow:
                  "finished_at", "heartbeat_at", "worker_id", "run_tag", "retry_of", "attempt", "retried",
                  "stop_requested", "cost_usd", "elapsed_s", "gpu_s", "resources", "reason", "stop_kind", "stop_limit",
                  "finish_order",
-                 "user_attrs", "parent", "start_step", "measurements", "_view")
+                 "user_attrs", "parent", "start_step", "usage", "measurements", "_view")
 
     def __init__(self, trial_id: int, study_id: int, number: int, state: TrialState, params: dict[str, Any],
                  created_at: float) -> None:
@@ -87,6 +88,7 @@ class _TrialRow:
         self.user_attrs: dict[str, Any] | None = None
         self.parent: int | None = None
         self.start_step: float | None = None
+        self.usage: ResourceUsage | None = None
         self.measurements: list[Measurement] = []
         self._view: Trial | None = None
 
@@ -113,6 +115,7 @@ class _TrialRow:
             cost_usd=self.cost_usd, elapsed_s=self.elapsed_s, gpu_s=self.gpu_s, reason=self.reason,
             stop_kind=self.stop_kind, stop_limit=self.stop_limit, finish_order=self.finish_order, parent=self.parent, start_step=self.start_step,
             resources=self.resources or {}, user_attrs=self.user_attrs or {},
+            usage=self.usage,
         )
         if with_measurements:
             self._view = trial
@@ -492,6 +495,7 @@ class MemoryStorage(Storage):
             row.user_attrs = _json_copy(dict(trial.user_attrs)) if trial.user_attrs else None
             row.resources = dict(trial.resources) if trial.resources else None
             row.measurements = list(trial.measurements)
+            row.usage = trial.usage
             st.n_finished += 1
             row.finish_order = st.n_finished
             st.settles.append((st.n_finished, row))
@@ -526,9 +530,12 @@ class MemoryStorage(Storage):
         error: str | None,
         now: float,
         stop: StopReason | None = None,
+        usage: ResourceUsage | None = None,
     ) -> Trial:
         with self._lock:
             st, row = self._running(trial_id, "finish")
+            if usage is not None:
+                row.usage = usage
             row.finished_at = row.heartbeat_at = now
             row.error = error
             row.metrics = dict(metrics) if metrics is not None else None
@@ -564,6 +571,16 @@ class MemoryStorage(Storage):
                 if row is not None and row.state is _RUNNING:
                     row.heartbeat_at = now
                     row.changed()
+
+    def record_usage(self, trial_id: int, usage: ResourceUsage) -> bool:
+        """See :meth:`Storage.record_usage` (a RUNNING trial only; the record is immutable, kept as it is)."""
+        with self._lock:
+            row = self._trials.get(trial_id)
+            if row is None or row.state is not _RUNNING:
+                return False
+            row.usage = usage
+            row.changed()
+            return True
 
     def reap(
         self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None, reason: str | None = None

@@ -74,6 +74,7 @@ from thrifty.storage.base import (
     StudySummary,
 )
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
+from thrifty.usage import ResourceUsage
 
 T = TypeVar("T")
 log = logging.getLogger("thrifty")
@@ -152,6 +153,8 @@ trials = sa.Table(
     sa.Column("user_attrs", sa.Text, nullable=True),
     sa.Column("parent", sa.Integer, nullable=True),
     sa.Column("start_step", sa.Float, nullable=True),
+    # What the trial's processes used while it ran (ResourceUsage.to_dict() as JSON; schema 4).
+    sa.Column("usage", sa.Text, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_thrifty_trial_number"),
     sa.Index("ix_thrifty_trials_state", "study_id", "state", "number"),
     # The history's delta (unsettled trials and those settled since a finish_order): see _SEL_DELTA.
@@ -285,7 +288,9 @@ _FINISH = (
                               (_KEEPS_STOP, sa.func.coalesce(trials.c.stop_kind, StopKind.USER.value)),
                               else_=sa.null()),
             stop_limit=sa.case((sa.and_(_KEEPS_STOP, _GIVEN_STOP), _B("p_limit")),
-                               (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()))
+                               (_KEEPS_STOP, trials.c.stop_limit), else_=sa.null()),
+            # The final resource use, else what record_usage stored while it ran.
+            usage=sa.func.coalesce(_B("p_usage", type_=sa.Text), trials.c.usage))
     .returning(*trials.c)
 )
 # Tell on SQLite: the study row's counts and the last interval's charge (p_cost, p_gpu_s), then the
@@ -317,6 +322,13 @@ _SEL_MEASUREMENTS_OF = (
     sa.select(measurements)
     .where(measurements.c.trial_id.in_(_B("p_tids", expanding=True)))
     .order_by(measurements.c.id)
+)
+# A running trial's resource use (record_usage): the trial row alone, no study lock.
+_RECORD_USAGE = (
+    sa.update(trials)
+    .where(trials.c.id == _B("p_tid"), trials.c.state == _RUNNING)
+    .values(usage=_B("p_usage"))
+    .returning(trials.c.id)
 )
 _SEL_STOP = sa.select(trials.c.stop_requested, trials.c.state).where(trials.c.id == _B("p_tid"))
 _SEL_TRIAL_MEASUREMENTS = (
@@ -1082,6 +1094,7 @@ class SQLStorage(Storage):
                 stop_limit=trial.stop_limit, finish_order=st.n_finished + 1,
                 user_attrs=_dumps(dict(trial.user_attrs)) if trial.user_attrs else None,
                 resources=_dumps(dict(trial.resources)) if trial.resources else None,
+                usage=_dumps(trial.usage.to_dict()) if trial.usage is not None else None,
             ))
             trial_id = int(res.inserted_primary_key[0])
             for m in trial.measurements:
@@ -1177,6 +1190,7 @@ class SQLStorage(Storage):
         error: str | None,
         now: float,
         stop: StopReason | None = None,
+        usage: ResourceUsage | None = None,
     ) -> Trial:
         m = measurement
         params = {
@@ -1186,6 +1200,7 @@ class SQLStorage(Storage):
             "p_gpu_s": m.gpu_s if m is not None else 0.0,
             "p_reason": stop.text if stop is not None else None, "p_kind": _kind(stop.kind) if stop is not None else None,
             "p_limit": stop.limit if stop is not None else None,
+            "p_usage": _dumps(usage.to_dict()) if usage is not None else None,
         }
         if self.dialect == "postgresql":
             return self._finish_at_once(study_id, trial_id, params, m, now)
@@ -1260,6 +1275,14 @@ class SQLStorage(Storage):
                 .values(heartbeat_at=now)
             )
         )
+
+    def record_usage(self, trial_id: int, usage: ResourceUsage) -> bool:
+        """See :meth:`Storage.record_usage`: one UPDATE of the trial's row while it is RUNNING (on
+        PostgreSQL without a transaction around it: run again after a lost answer, it writes the
+        same; the trial's row is its only lock)."""
+        text = _dumps(usage.to_dict())
+        return bool(self._run(lambda c: _rows(c, _RECORD_USAGE, {"p_tid": trial_id, "p_usage": text}),
+                              isolation="AUTOCOMMIT"))
 
     def reap(
         self, study_id: int, policy: RetryPolicy, now: float, worker_id: str | None = None, reason: str | None = None
@@ -1509,7 +1532,13 @@ def _trial_of(r: Any, taken: Iterable[Measurement]) -> Trial:
         finish_order=r.finish_order, parent=r.parent,
         start_step=r.start_step, resources=json.loads(r.resources) if r.resources else {},
         user_attrs=json.loads(r.user_attrs) if r.user_attrs else {},
+        usage=_usage_of(r.usage),
     )
+
+
+def _usage_of(text: str | None) -> ResourceUsage | None:
+    """A trial row's ``usage`` column (JSON) as a :class:`ResourceUsage` (``None``: none stored)."""
+    return ResourceUsage.from_dict(json.loads(text)) if text else None
 
 
 #: An entry of ``_TAKEN_BEFORE``'s JSON array, with the column names ``_measurement`` reads.

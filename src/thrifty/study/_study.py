@@ -39,6 +39,7 @@ from thrifty.study._settings import StudySettings, check_name, default_name, nor
 from thrifty.study._state import StudyState, new_worker_id
 from thrifty.study._tell import resolve, tell
 from thrifty.trial import Trial, TrialState, check_metrics
+from thrifty.usage import ResourceUsage
 
 Objective = Callable[[TrialHandle], Any]
 
@@ -392,6 +393,7 @@ class Study:
         elapsed_s: float | None = None,
         error: str | None = None,
         reason: str | None = None,
+        usage: ResourceUsage | None = None,
     ) -> Trial:
         """Finish a RUNNING trial.
 
@@ -401,11 +403,14 @@ class Study:
         be ``"failed"`` (give ``error``), ``"infeasible"`` (give the reason as ``error``) or
         ``"stopped"`` (keeps ``value`` or, if none, the last report; ``reason`` says why).
         ``cost_usd`` is what the trial spent since its last report beyond its metered compute;
-        ``elapsed_s`` the seconds since then (measured if the trial came from ``ask``). Returns the
-        finished trial. After a trial finishes, checkpoints beyond ``keep_checkpoints`` are cleaned.
+        ``elapsed_s`` the seconds since then (measured if the trial came from ``ask``). ``usage``:
+        what the trial's processes used (:class:`~thrifty.usage.ResourceUsage`; ``optimize``'s
+        runners sample it), stored with its end; ``None`` keeps what was recorded while it ran.
+        Returns the finished trial. After a trial finishes, checkpoints beyond
+        ``keep_checkpoints`` are cleaned.
         """
         finished = tell(self._state, self._heartbeats, trial, value, to=state, cost_usd=cost_usd,
-                        elapsed_s=elapsed_s, error=error, reason=reason)
+                        elapsed_s=elapsed_s, error=error, reason=reason, usage=usage)
         if finished.state.is_finished and self.keep_checkpoints is not None:
             clean_checkpoints(self, self.keep_checkpoints)
         return finished

@@ -20,6 +20,7 @@ from thrifty.ranking import infeasibility
 from thrifty.study._heartbeat import Heartbeats
 from thrifty.study._state import StudyState
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState, check_cost, check_metrics
+from thrifty.usage import ResourceUsage
 
 
 def resolve(state: StudyState, trial: TrialHandle | Trial | int) -> tuple[int, int]:
@@ -67,6 +68,7 @@ def tell(
     elapsed_s: float | None = None,
     error: str | None = None,
     reason: str | None = None,
+    usage: ResourceUsage | None = None,
 ) -> Trial:
     """Finish a RUNNING trial in state ``to`` (see :meth:`thrifty.study.Study.tell`); returns it."""
     s = state.settings
@@ -130,7 +132,7 @@ def tell(
             cost_usd=cost, elapsed_s=elapsed, gpu_s=gpu_s, timestamp=now,
         )
     finished = state.storage.finish(state.study_id, trial_id, st, metrics, measurement, error, now,
-                                    stop=stop)
+                                    stop=stop, usage=usage)
     if handle is not None:
         handle.finished = True
     heartbeats.untrack(trial_id)
