@@ -194,7 +194,8 @@ def test_bad_arguments_are_one_line_errors(study: th.Study) -> None:
 def test_the_html_report_is_one_self_contained_file(study: th.Study, tmp_path: Path) -> None:
     path = tp.write_html_report(study, tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
-    assert text.count("<div class='figure'>") == 8  # 7 pictures + importance (at least 8 completed trials)
+    assert text.count("<div class='figure'>") == 10  # 9 pictures + importance (at least 8 completed trials)
+    assert "Contours over pairs of parameters" in text and "Timeline of the trials" in text
     assert "Parameter importance" in text
     assert "<script src=" not in text and 'src="http' not in text  # nothing fetched when opened
     assert text.count("plotly.js v") == 1  # the library embedded once

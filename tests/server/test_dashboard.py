@@ -181,6 +181,11 @@ def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) ->
     assert wait_for(browser, "return document.getElementById('trials').dataset.total === '31' && "
                           "document.querySelector('#trials tr.trial').dataset.number === '30';", timeout_s=20)
     assert wait_for(browser, f"return document.getElementById('fig-best_vs_cost')._fullData[0].x.length === {completed + 1};")
+    # The x axis switches to trials finished: the last point sits at the number of finished trials.
+    finished = sum(1 for t in th.Study.load("web", storage=url).trials if t.state.is_finished)
+    browser.execute_script("document.getElementById('against-trials').click();")
+    assert wait_for(browser, "const d = document.getElementById('fig-best_vs_cost');"
+                          "return d._fullLayout.xaxis.title.text === 'trials finished' ? Math.max(...d._fullData[1].x) : 0;") == finished
     browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"6\"]').click();")
     assert wait_for(browser, "const d = document.getElementById('detail');"
                           "return d.style.display === 'block' && d.textContent.includes('CUDA out of memory');")

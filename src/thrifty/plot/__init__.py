@@ -12,28 +12,37 @@ Cost pictures no peer has: :func:`best_vs_cost` (best value against dollars spen
 :func:`spend_by_state` (with what early stopping saved), :func:`budget_burndown` (with the
 forecast to finish). The peers' usual ones: :func:`optimization_history`,
 :func:`intermediate_values` (with each stop decision and its reason), :func:`parallel_coordinate`,
-:func:`slice_plot`, :func:`pareto_front`, :func:`param_importances` (fANOVA). :func:`html_report` / :func:`write_html_report` put them
+:func:`slice_plot`, :func:`contour_plot`, :func:`rank_plot`, :func:`edf_plot` (several studies on one
+picture), :func:`timeline` (when each trial ran, on which worker), :func:`pareto_front`,
+:func:`param_importances` (fANOVA). :func:`html_report` / :func:`write_html_report` put them
 all, with the cost report, in one self-contained file (``thrifty report STUDY --html FILE``).
 """
 
 from thrifty.plot.curves import intermediate_values
+from thrifty.plot.edf import edf_plot
 from thrifty.plot.history import best_vs_cost, optimization_history
 from thrifty.plot.html import html_report, write_html_report
 from thrifty.plot.importance import param_importances
+from thrifty.plot.pairs import contour_plot, rank_plot
 from thrifty.plot.params import parallel_coordinate, slice_plot
 from thrifty.plot.pareto import pareto_front
 from thrifty.plot.spend import budget_burndown, spend_by_state
+from thrifty.plot.timeline import timeline
 
 __all__ = [
     "best_vs_cost",
     "budget_burndown",
+    "contour_plot",
+    "edf_plot",
     "html_report",
     "intermediate_values",
     "optimization_history",
     "parallel_coordinate",
     "param_importances",
     "pareto_front",
+    "rank_plot",
     "slice_plot",
     "spend_by_state",
+    "timeline",
     "write_html_report",
 ]

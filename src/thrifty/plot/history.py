@@ -28,14 +28,16 @@ AGAINST = ("usd", "trials")
 
 
 def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "usd",
-                 trials: Sequence[Trial] | None = None) -> Any:
+                 trials: Sequence[Trial] | None = None, toggle: bool = True) -> Any:
     """The best value so far against the dollars spent so far, one point per counted trial.
 
     Trials are taken in the order they finished; the x of a trial is the dollars of every trial
     finished up to it (stopped, failed and infeasible ones cost money too), or, with
     ``against="trials"``, the number of trials finished. Points: each COMPLETED trial that meets
     the constraints, at its own value; the line: the best so far. A toggle in the figure switches
-    between the two x axes. ``trials``: the study's trials if already read (default: read them).
+    between the two x axes; it carries the other axis's value of every point, so ``toggle=False``
+    (no toggle) makes a smaller figure that draws faster. ``trials``: the study's trials if
+    already read (default: read them).
     Returns a ``plotly.graph_objects.Figure``.
     """
     if against not in AGAINST:
@@ -65,17 +67,19 @@ def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "
         x=xs[against][1][0], y=xs[against][1][1], mode="lines", name="best so far",
         line={"shape": "hv", "color": "#000000", "width": 2},
     ))
-    buttons = [
-        {"label": label, "method": "update",
-         "args": [{"x": [packed(xs[key][0]), xs[key][1][0]]}, {"xaxis.title.text": titles[key]}]}
-        for key, label in (("usd", "against dollars"), ("trials", "against trials"))
-    ]
     fig.update_layout(
         title=f"Best {metric} ({direction}) against {'dollars spent' if against == 'usd' else 'trials finished'}",
         xaxis_title=titles[against], yaxis_title=metric,
-        updatemenus=[{"type": "buttons", "direction": "left", "buttons": buttons, "x": 1.0, "xanchor": "right",
-                      "y": 1.15, "yanchor": "top", "active": AGAINST.index(against)}],
     )
+    if toggle:
+        buttons = [
+            {"label": label, "method": "update",
+             "args": [{"x": [packed(xs[key][0]), xs[key][1][0]]}, {"xaxis.title.text": titles[key]}]}
+            for key, label in (("usd", "against dollars"), ("trials", "against trials"))
+        ]
+        fig.update_layout(updatemenus=[{"type": "buttons", "direction": "left", "buttons": buttons, "x": 1.0,
+                                        "xanchor": "right", "y": 1.15, "yanchor": "top",
+                                        "active": AGAINST.index(against)}])
     return fig
 
 

@@ -13,9 +13,11 @@ from thrifty.errors import NotEnoughData
 from thrifty.plot.curves import intermediate_values
 from thrifty.plot.history import best_vs_cost, optimization_history
 from thrifty.plot.importance import param_importances
+from thrifty.plot.pairs import contour_plot
 from thrifty.plot.params import parallel_coordinate, slice_plot
 from thrifty.plot.pareto import pareto_front
 from thrifty.plot.spend import budget_burndown, spend_by_state
+from thrifty.plot.timeline import timeline
 
 if TYPE_CHECKING:
     from thrifty.analysis.report import CostReport
@@ -85,12 +87,15 @@ def figures(study: Study, report: CostReport) -> list[tuple[str, Any]]:
     if len(study.objectives) == 1:
         out.append(("Parallel coordinates", parallel_coordinate(study)))
         out.append(("Slices", slice_plot(study)))
+        if len(study.space) >= 2:
+            out.append(("Contours over pairs of parameters", contour_plot(study)))
         try:
             out.append(("Parameter importance", param_importances(study)))
         except NotEnoughData:
             pass  # fewer than 8 counted trials: the picture would say nothing
     out.append(("Spend by trial state", spend_by_state(study, report=report)))
     out.append(("Budget burn-down", budget_burndown(study, report=report)))
+    out.append(("Timeline of the trials", timeline(study)))
     return out
 
 

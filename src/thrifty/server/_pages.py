@@ -13,7 +13,7 @@ tr.trial { cursor: pointer; } tr.trial:hover { background: #f3f6fa; }
 .fig { min-height: 420px; border: 1px solid #eee; } .msg { color: #666; padding: 2em; }
 #detail { border: 1px solid #ccc; padding: 0.5em 1em; margin-top: 1em; display: none; }
 pre { background: #f6f6f6; padding: 0.5em; max-height: 20em; overflow: auto; white-space: pre-wrap; }
-.muted { color: #666; }
+.muted { color: #666; } .toggle { margin: 0 0 4px 0; font-size: 90%; }
 </style>
 """
 
@@ -56,13 +56,13 @@ const plotlyReady = new Promise(done => {
   const tag = document.createElement('script'); tag.src = '/static/plotly.min.js'; tag.onload = done;
   document.head.appendChild(tag);
 });
-const state = { offset: 0, limit: 50, sort: 'number', desc: true, version: null, objectives: {} };
+const state = { offset: 0, limit: 50, sort: 'number', desc: true, version: null, objectives: {}, against: 'usd' };
 function esc(s) { return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }
 function fmt(v) { return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : (v === null || v === undefined ? '-' : esc(v)); }
 async function getJSON(url) { const r = await fetch(url); if (!r.ok) throw new Error(await r.text()); return r.json(); }
 async function drawFigure(kind) {
   const div = document.getElementById('fig-' + kind);
-  const answer = await getJSON(API + '/figures/' + kind);
+  const answer = await getJSON(API + '/figures/' + kind + (kind === 'best_vs_cost' ? '?against=' + state.against : ''));
   await plotlyReady;
   if (answer.figure) {
     Plotly.react(div, answer.figure.data, answer.figure.layout, {displaylogo: false, responsive: true});
@@ -74,7 +74,19 @@ async function drawFigures(kinds) {
   for (const kind of kinds) {
     if (!document.getElementById('fig-' + kind)) {
       const div = document.createElement('div'); div.id = 'fig-' + kind; div.className = 'fig';
-      div.innerHTML = '<p class="msg">loading ' + esc(kind) + ' ...</p>'; box.appendChild(div);
+      div.innerHTML = '<p class="msg">loading ' + esc(kind) + ' ...</p>';
+      if (kind === 'best_vs_cost') {  // x axis: dollars spent or trials finished
+        const wrap = document.createElement('div');
+        wrap.innerHTML = '<p class="toggle">x axis: <button id="against-usd" disabled>dollars spent</button> '
+          + '<button id="against-trials">trials finished</button></p>';
+        wrap.appendChild(div); box.appendChild(wrap);
+        for (const key of ['usd', 'trials']) document.getElementById('against-' + key).onclick = () => {
+          state.against = key;
+          document.getElementById('against-usd').disabled = key === 'usd';
+          document.getElementById('against-trials').disabled = key === 'trials';
+          drawFigure('best_vs_cost');
+        };
+      } else { box.appendChild(div); }
     }
   }
   // The first picture (best value against dollars) first, then the others side by side.

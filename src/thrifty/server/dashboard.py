@@ -66,13 +66,62 @@ class _Readers:
             return study, study.history(with_measurements=False)
 
     def warm(self) -> None:
-        """Read every study once (at server start, in the background), so the first page of a
-        large study does not wait for its first full read."""
+        """Read every study and draw its pictures once (at server start, in the background: every
+        study's first picture, then the others), so the first page of a large study does not wait
+        for its first full read nor for the slow pictures (importance, the cost report)."""
+        studies = []
         for summary in self.storage.list_studies():
             try:
-                self.read(summary.name)
-            except StudyNotFound:  # deleted meanwhile
+                study, _ = self.read(summary.name)
+            except ThriftyError:  # deleted meanwhile
                 continue
+            studies.append((summary.name, _kinds(study)))
+        for name, kinds in [(n, k[:1]) for n, k in studies] + [(n, k[1:]) for n, k in studies]:
+            for kind in kinds:
+                try:
+                    self.figure(name, kind)
+                except ThriftyError:  # deleted meanwhile, or too few trials for this picture
+                    continue
+
+    def figure(self, name: str, kind: str, against: str = "usd") -> str:
+        """The JSON body of picture ``kind`` of study ``name`` (``{"figure": ...}``), remembered
+        until a trial starts or finishes or the dollars spent change (the curves and the timeline,
+        which move while trials run, are drawn at every request). ``against``: the x axis of
+        ``best_vs_cost`` (``"usd"`` or ``"trials"``; the page switches between them). Raises what
+        the picture raises (a :class:`ThriftyError` the page shows as the reason)."""
+        study, trials = self.read(name)
+        finished = sum(1 for t in trials if t.state.is_finished)
+        version = (len(trials), finished, math.fsum(t.cost_usd for t in trials))
+        if kind in ("curves", "timeline"):
+            return self._draw(name, kind, study, trials, finished, against)
+        return self.memo(name, (f"figure {kind} {against}", *version),
+                         lambda: self._draw(name, kind, study, trials, finished, against))
+
+    def _draw(self, name: str, kind: str, study: Any, trials: list[Any], finished: int, against: str) -> str:
+        import thrifty.plot as tp
+
+        extra: dict[str, Any] = {}
+        if kind == "best_vs_cost":  # the page has its own toggle: the figure stays small
+            extra.update(against=against, toggle=False)
+        elif kind in ("spend", "burndown"):
+            from thrifty.analysis.report import cost_report
+
+            extra["report"] = self.memo(name, ("cost report", finished, len(trials)),
+                                        lambda: cost_report(study, trials=trials))
+        elif kind == "importance":
+            from thrifty.analysis.importance import param_importances
+
+            # Refitted as the completed trials grow by a tenth, not at every trial (a fit takes
+            # seconds on thousands of trials).
+            step = int(math.log(max(finished, 1)) / math.log(1.1))
+            extra["report"] = self.memo(name, ("importance", step), lambda: param_importances(study, trials=trials))
+        elif kind == "timeline":
+            extra["max_trials"] = CURVES_MAX_TRIALS
+        elif kind == "curves":  # the only picture that needs the reports: the latest trials' only
+            trials = study.get_trials(offset=max(len(trials) - CURVES_MAX_TRIALS, 0))
+            extra["max_trials"] = CURVES_MAX_TRIALS
+        fig = getattr(tp, FIGURE_KINDS[kind])(study, trials=trials, **extra)
+        return '{"figure": ' + fig.to_json() + "}"
 
     def best_value(self, name: str) -> float | None:
         """The best counted value of a single-objective study (``None``: none yet), from the
@@ -98,14 +147,12 @@ class _Readers:
         return value
 
 
-def _figure_makers() -> dict[str, Callable[..., Any]]:
-    import thrifty.plot as tp
-
-    return {
-        "best_vs_cost": tp.best_vs_cost, "history": tp.optimization_history, "curves": tp.intermediate_values,
-        "parallel": tp.parallel_coordinate, "importance": tp.param_importances, "pareto": tp.pareto_front,
-        "burndown": tp.budget_burndown, "spend": tp.spend_by_state,
-    }
+#: The dashboard's pictures: kind (in the URL) -> :mod:`thrifty.plot` function.
+FIGURE_KINDS: dict[str, str] = {
+    "best_vs_cost": "best_vs_cost", "history": "optimization_history", "curves": "intermediate_values",
+    "parallel": "parallel_coordinate", "importance": "param_importances", "pareto": "pareto_front",
+    "burndown": "budget_burndown", "spend": "spend_by_state", "timeline": "timeline",
+}
 
 
 def plotly_js_path() -> Path:
@@ -124,7 +171,6 @@ def create_app(storage: Storage, *, warm: bool = True) -> Any:
     import thrifty as th
     from thrifty.server.metrics import render_metrics
 
-    makers = _figure_makers()
     readers = _Readers(storage)
 
     @asynccontextmanager
@@ -183,36 +229,18 @@ def create_app(storage: Storage, *, warm: bool = True) -> Any:
                 "version": _data.version(storage, name), "figures": _kinds(s)}
 
     @app.get("/api/studies/{name}/figures/{kind}")
-    def api_figure(name: str, kind: str) -> Response:
-        if kind not in makers:
-            raise HTTPException(404, f"no figure {kind!r}; known: {', '.join(makers)}")
+    def api_figure(name: str, kind: str, against: str = Query("usd")) -> Response:
+        if kind not in FIGURE_KINDS:
+            raise HTTPException(404, f"no figure {kind!r}; known: {', '.join(FIGURE_KINDS)}")
+        if against not in ("usd", "trials"):
+            raise HTTPException(400, f"against={against!r}: expected 'usd' or 'trials'")
         try:
-            s, trials = readers.read(name)
+            body = readers.figure(name, kind, against)
         except StudyNotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        finished = sum(1 for t in trials if t.state.is_finished)
-        extra: dict[str, Any] = {}
-        try:
-            if kind in ("spend", "burndown"):
-                from thrifty.analysis.report import cost_report
-
-                extra["report"] = readers.memo(name, ("cost report", finished, len(trials)),
-                                               lambda: cost_report(s, trials=trials))
-            elif kind == "importance":
-                from thrifty.analysis.importance import param_importances
-
-                # Refitted as the completed trials grow by a tenth, not at every trial (a fit takes
-                # seconds on thousands of trials).
-                step = int(math.log(max(finished, 1)) / math.log(1.1))
-                extra["report"] = readers.memo(name, ("importance", step),
-                                               lambda: param_importances(s, trials=trials))
-            elif kind == "curves":  # the only picture that needs the reports: the latest trials' only
-                latest = s.get_trials(offset=max(len(trials) - CURVES_MAX_TRIALS, 0))
-                trials, extra["max_trials"] = latest, CURVES_MAX_TRIALS
-            fig = makers[kind](s, trials=trials, **extra)
         except ThriftyError as exc:  # e.g. too few trials for importance: the page shows why
             return JSONResponse({"message": str(exc)})
-        return Response(content='{"figure": ' + fig.to_json() + "}", media_type="application/json")
+        return Response(content=body, media_type="application/json")
 
     @app.get("/api/studies/{name}/trials")
     def api_trials(name: str, offset: int = Query(0), limit: int = Query(50), sort: str = Query("number"),
@@ -238,8 +266,8 @@ def create_app(storage: Storage, *, warm: bool = True) -> Any:
 def _kinds(study: Any) -> list[str]:
     """The pictures that fit the study, in page order."""
     if len(study.objectives) == 1:
-        return ["best_vs_cost", "curves", "parallel", "importance", "burndown", "spend", "history"]
-    return ["pareto", "curves", "burndown", "spend"]
+        return ["best_vs_cost", "curves", "parallel", "importance", "burndown", "spend", "timeline", "history"]
+    return ["pareto", "curves", "burndown", "spend", "timeline"]
 
 
 def _escape(text: str) -> str:
