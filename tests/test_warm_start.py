@@ -71,3 +71,19 @@ def test_add_trial_and_reevaluate_the_best_configurations():
         study.tell(t, {"y": value})
     params, mean, std, n = study.robust_best()
     assert params == {"x": 0.9} and n == 3 and mean == pytest.approx(0.8) and std == pytest.approx(0.1)
+
+
+def test_add_trials_imports_many_results_at_once_or_none(sqlite_url):
+    study = th.Study.create({"x": th.Float(0, 1)}, {"loss": "min"}, storage=sqlite_url, name="imported",
+                            constraints={"mem": ("<=", 8.0)})
+    added = study.add_trials([({"x": 0.2}, {"loss": 0.5, "mem": 4.0}), ({"x": 0.4}, {"loss": 0.1, "mem": 16.0}),
+                              ({"x": 0.6}, {"loss": 0.3, "mem": 2.0})])
+    assert added == 3
+    trials = study.trials
+    assert [t.state.value for t in trials] == ["completed", "infeasible", "completed"]  # 16 GB breaks mem <= 8
+    assert study.best.number == 2 and study.cost_usd == 0.0
+    with pytest.raises(th.SpaceError, match=r"add_trials: result 1: parameter 'x'=2.0 is outside"):
+        study.add_trials([({"x": 0.5}, {"loss": 1.0, "mem": 1.0}), ({"x": 2.0}, {"loss": 1.0, "mem": 1.0})])
+    with pytest.raises(th.ValidationError, match=r"add_trials: result 0: .* lack the objective\(s\) \['loss'\]"):
+        study.add_trials([({"x": 0.5}, {"acc": 1.0})])
+    assert len(study.trials) == 3  # nothing of a refused batch was written

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,16 +16,11 @@ from pathlib import Path
 
 import pytest
 from _browser import ARTIFACTS, severe_errors, wait_for
+from _dashboard import dashboard, free_port
 
 import thrifty as th
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9, in <module>\nRuntimeError: CUDA out of memory\n'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(base: str, path: str) -> tuple[int, bytes, str]:
@@ -61,6 +54,23 @@ def _fill(study: th.Study, n: int) -> None:
             study.tell(t, 4 * x, elapsed_s=0.0)
 
 
+def _usage(gpu_idle_share: float) -> th.ResourceUsage:
+    return th.ResourceUsage(samples=60, interval_s=1.0, duration_s=60.0, cpu_percent_mean=95.0, cpu_percent_max=101.0,
+                            rss_mb_max=2048.0, gpus=1, gpu_util_percent_mean=100 * (1 - gpu_idle_share),
+                            gpu_memory_mb_max=8000.0, gpu_idle_share=gpu_idle_share)
+
+
+def _gpu_study(url: str) -> None:
+    """Study "gpu": trial 0's GPU sat idle 90% of the time, trial 1's was busy (the usage a
+    runner would have sampled, told through the public API)."""
+    study = th.Study.create({"x": th.Float(0, 1)}, "max", name="gpu", storage=url, strategy="random", seed=1)
+    for share in (0.9, 0.1):
+        t = study.ask()
+        t.report(0.5, step=1, cost_usd=0.25, elapsed_s=60.0)
+        study.tell(t, 0.5, usage=_usage(share))
+    study.close()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     folder = tmp_path_factory.mktemp("dash")
@@ -69,30 +79,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
                             storage=url, strategy="random", seed=4, budget=th.Budget(usd=5.0))
     _fill(study, 30)
     study.close()
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "thrifty", "dashboard", "--storage", url, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/api/studies", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the dashboard did not start: {proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
-    try:
+    _gpu_study(url)
+    with dashboard(url) as base:
         yield base, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_the_study_list_says_what_was_spent(served: tuple[str, str]) -> None:
     base, url = served
-    [row] = _json(base, "/api/studies")
+    rows = _json(base, "/api/studies")
+    assert sorted(r["name"] for r in rows) == ["gpu", "web"]
+    [row] = [r for r in rows if r["name"] == "web"]
     study = th.Study.load("web", storage=url)
     assert row["name"] == "web" and row["trials"] == 30
     assert row["spent_usd"] == pytest.approx(study.cost_usd)
@@ -156,17 +152,28 @@ def test_metrics_speak_prometheus(served: tuple[str, str]) -> None:
 
 def test_a_missing_database_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "thrifty", "dashboard", "--storage", f"sqlite:///{tmp_path}/none.db",
-                        "--port", str(_free_port())], capture_output=True, text=True, timeout=60, check=False)
+                        "--port", str(free_port())], capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 1 and p.stderr.startswith("thrifty: error: ") and len(p.stderr.strip().splitlines()) == 1
     assert "no database" in p.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_trial_whose_gpu_sat_idle_is_flagged(served: tuple[str, str]) -> None:
+    base, _ = served
+    page = _json(base, "/api/studies/gpu/trials?sort=number")
+    assert [(r["number"], r["gpu_idle"]) for r in page["trials"]] == [(0, True), (1, False)]
+    detail = _json(base, "/api/studies/gpu/trials/0")
+    assert detail["usage"]["gpu_idle_share"] == 0.9 and detail["usage"]["rss_mb_max"] == 2048.0
+    spend = _json(base, "/api/studies/gpu/figures/spend")["figure"]
+    assert "1 trial held an idle GPU ($0.2500)" in spend["layout"]["title"]["text"]
 
 
 def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) -> None:  # type: ignore[no-untyped-def]
     base, url = served
     browser.get(base + "/")
     assert wait_for(browser, "return document.body.dataset.loaded && document.querySelectorAll('tr.study').length")
-    assert browser.execute_script("return document.querySelector('tr.study').dataset.name") == "web"
+    assert sorted(browser.execute_script("return Array.from(document.querySelectorAll('tr.study')).map(r => r.dataset.name)")) \
+        == ["gpu", "web"]
     browser.get(base + "/study/web")
     study = th.Study.load("web", storage=url)
     completed = sum(1 for t in study.trials if t.state is th.TrialState.COMPLETED)
@@ -191,4 +198,11 @@ def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) ->
                           "return d.style.display === 'block' && d.textContent.includes('CUDA out of memory');")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard_study.png"))
+    assert severe_errors(browser) == []
+    # A trial whose GPU sat idle is flagged in the table; its detail says how it used the machine.
+    browser.get(base + "/study/gpu")
+    assert wait_for(browser, "const r = document.querySelector('#trials tr.trial[data-number=\"0\"]');"
+                          "return r && r.textContent.includes('GPU idle');")
+    browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"0\"]').click();")
+    assert wait_for(browser, "return document.getElementById('detail').textContent.includes('idle 90% of the time');")
     assert severe_errors(browser) == []

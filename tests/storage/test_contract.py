@@ -318,6 +318,32 @@ def test_add_trial_counts_against_no_budget(store: Storage) -> None:
         store.add_trial(sid, Trial(number=0, state=TrialState.RUNNING, params={"x": 0.1}), T0)
 
 
+def test_add_trials_writes_all_in_order_or_none(store: Storage) -> None:
+    sid = _study(store, budget={"trials": 1})
+    first = store.add_trial(sid, Trial(number=0, state=TrialState.COMPLETED, params={"x": 0.1},
+                                       metrics={"value": 1.0}), T0)
+    many = [Trial(number=0, state=TrialState.COMPLETED if i % 3 else TrialState.INFEASIBLE, params={"x": i / 10},
+                  metrics={"value": float(i)}, error=None if i % 3 else "broke a constraint",
+                  measurements=(_m(1.0, float(i)),) if i == 2 else ()) for i in range(5)]
+    assert store.add_trials(sid, many, T0 + 1) == 5
+    got = store.get_trials(sid)
+    assert [t.number for t in got] == [0, 1, 2, 3, 4, 5] and first.number == 0
+    assert [t.finish_order for t in got] == [1, 2, 3, 4, 5, 6]
+    assert [t.metrics["value"] for t in got[1:]] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [t.state for t in got[1:]] == [TrialState.INFEASIBLE] + [TrialState.COMPLETED] * 2 + \
+        [TrialState.INFEASIBLE, TrialState.COMPLETED]
+    assert [len(t.measurements) for t in got] == [0, 0, 0, 1, 0, 0]
+    status = store.study_status(sid)
+    assert (status.n_started, status.spent_usd) == (0, 0.0)  # not run here: no budget counts them
+    assert _new(store, sid, 0.4).number == 6
+    bad = [Trial(number=0, state=TrialState.COMPLETED, params={"x": 0.5}, metrics={"value": 1.0}),
+           Trial(number=0, state=TrialState.RUNNING, params={"x": 0.6})]
+    with pytest.raises(ValidationError, match="not a finished state"):
+        store.add_trials(sid, bad, T0 + 2)
+    assert len(store.get_trials(sid)) == 7  # nothing of the refused batch was written
+    assert store.add_trials(sid, [], T0 + 3) == 0
+
+
 def test_reads_filter_and_count(store: Storage) -> None:
     sid = _study(store)
     for i in range(4):

@@ -77,6 +77,17 @@ def value_of(trial: Trial, metric: str, constraints: Constraints) -> float | Non
     return float(v) if v is not None and math.isfinite(v) else None
 
 
+def counted_trials(study: Study, metric: str, trials: Sequence[Trial] | None) -> list[tuple[Trial, float]]:
+    """(trial, value) of every trial that counts for the best (:func:`value_of`), in the order
+    given (``trials``: the study's trials if already read; default: read them)."""
+    out = []
+    for t in study.trials if trials is None else trials:
+        v = value_of(t, metric, study.constraints)
+        if v is not None:
+            out.append((t, v))
+    return out
+
+
 def finish_sorted(trials: Sequence[Trial]) -> list[Trial]:
     """The finished trials in the order they finished (``finish_order``; trials of an older store
     without one: by finish time, then number)."""

@@ -52,6 +52,10 @@ def _summary(rep: CostReport) -> str:
     if rep.near_duplicate_full_trainings:
         rows.append(("paid twice", (f"{rep.near_duplicate_full_trainings} completed trials within 1% of an "
                                     f"earlier one's configuration ({_usd(rep.near_duplicate_usd)})")))
+    if rep.idle_gpu_trials:
+        shown = ", ".join(str(n) for n in rep.idle_gpu_trials[:20]) + (" ..." if len(rep.idle_gpu_trials) > 20 else "")
+        rows.append(("idle GPUs", (f"{len(rep.idle_gpu_trials)} trials held a GPU that sat idle most of the time "
+                                   f"({_usd(rep.idle_gpu_usd)}): trials {shown}")))
     if rep.best is not None:
         b = rep.best
         params = ", ".join(f"{k}={v!r}" for k, v in b.params.items())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thrifty.errors import ValidationError
-from thrifty.plot._common import objective_of, plotly_go, scatter_type, value_of
+from thrifty.plot._common import counted_trials, objective_of, plotly_go, scatter_type
 from thrifty.space import Categorical
 
 if TYPE_CHECKING:
@@ -58,14 +58,6 @@ def _axis(study: Study, name: str) -> dict[str, Any]:
     return {"title": {"text": name}, "type": "log" if getattr(p, "log", False) else "linear"}
 
 
-def _counted(study: Study, metric: str, trials: Sequence[Trial] | None) -> list[tuple[Trial, float]]:
-    out = []
-    for t in study.trials if trials is None else trials:
-        v = value_of(t, metric, study.constraints)
-        if v is not None:
-            out.append((t, v))
-    return out
-
 
 def _grid(fig: Any, names: list[str]) -> list[tuple[int, int, str, str]]:
     """(row, col, x name, y name) of each pair in a lower-triangular matrix (one panel for a pair)."""
@@ -100,7 +92,7 @@ def contour_plot(study: Study, *, params: Sequence[str] | None = None, objective
     go = plotly_go()
     metric, direction = objective_of(study, objective)
     names = _names(study, params)
-    counted = _counted(study, metric, trials)
+    counted = counted_trials(study, metric, trials)
     fig = _subplots(names)
     for row, col, xn, yn in _grid(fig, names):
         pts = [(_coord(study, xn, t.params.get(xn)), _coord(study, yn, t.params.get(yn)), v, t.number)
@@ -149,7 +141,7 @@ def rank_plot(study: Study, *, params: Sequence[str] | None = None, objective: s
     go = plotly_go()
     metric, direction = objective_of(study, objective)
     names = _names(study, params)
-    counted = _counted(study, metric, trials)
+    counted = counted_trials(study, metric, trials)
     values = np.array([v for _, v in counted], dtype=float)
     order = values if direction == "min" else -values
     ranks = np.searchsorted(np.sort(order), order, side="left") / max(len(values) - 1, 1)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thrifty.errors import ValidationError
-from thrifty.plot._common import objective_of, plotly_go, scatter_type, value_of
+from thrifty.plot._common import counted_trials, objective_of, plotly_go, scatter_type
 from thrifty.space import Categorical, Float, Int
 
 if TYPE_CHECKING:
@@ -28,14 +28,6 @@ def _params_of(study: Study, params: Sequence[str] | None) -> list[str]:
                               f"({', '.join(study.space)})")
     return list(params)
 
-
-def _counted(study: Study, metric: str, trials: Sequence[Trial] | None) -> list[tuple[Trial, float]]:
-    out = []
-    for t in study.trials if trials is None else trials:
-        v = value_of(t, metric, study.constraints)
-        if v is not None:
-            out.append((t, v))
-    return out
 
 
 def _axis(study: Study, name: str, trials: list[tuple[Trial, float]]) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def parallel_coordinate(study: Study, *, objective: str | None = None, params: S
     go = plotly_go()
     metric, direction = objective_of(study, objective)
     names = _params_of(study, params)
-    counted = _counted(study, metric, trials)
+    counted = counted_trials(study, metric, trials)
     values = np.array([v for _, v in counted])
     dims = [{"label": metric, "values": values}] + [_axis(study, n, counted) for n in names]
     for d in dims:  # packed arrays: a small figure at any size
@@ -92,7 +84,7 @@ def slice_plot(study: Study, *, objective: str | None = None, params: Sequence[s
 
     metric, direction = objective_of(study, objective)
     names = _params_of(study, params)
-    counted = _counted(study, metric, trials)
+    counted = counted_trials(study, metric, trials)
     cols = max(1, min(len(names), 3))
     rows = max(1, math.ceil(len(names) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, shared_yaxes=True)

@@ -29,7 +29,7 @@ def spend_by_state(study: Study, *, report: CostReport | None = None, trials: Se
     and running, paused or pending when there are any), each bar labelled with its trial count;
     beside them, hatched, the *estimate* of what early stopping saved (the cost model's forecast
     of running the stopped trials to the full resource, minus what they cost) with the range of
-    that estimate. ``report``: a :func:`~thrifty.analysis.report.cost_report` already made;
+    that estimate; the title names what the trials whose GPU sat idle cost. ``report``: a :func:`~thrifty.analysis.report.cost_report` already made;
     ``trials``: the study's trials if already read."""
     go = plotly_go()
     rep = _report(study, report, trials)
@@ -49,8 +49,11 @@ def spend_by_state(study: Study, *, report: CostReport | None = None, trials: Se
                  "arrayminus": [max(saved.usd - saved.low_usd, 0.0)]},
         hovertext=[saved.note], hovertemplate="$%{y:,.4f}<br>%{hovertext}<extra></extra>",
     ))
-    fig.update_layout(title=f"Spend by trial state: ${rep.spent_usd:,.4f} in total", yaxis_title="dollars",
-                      showlegend=False)
+    title = f"Spend by trial state: ${rep.spent_usd:,.4f} in total"
+    if rep.idle_gpu_trials:  # idle paid hardware: the first thing to cut
+        n = len(rep.idle_gpu_trials)
+        title += f"; {n} trial{'s' if n != 1 else ''} held an idle GPU (${rep.idle_gpu_usd:,.4f})"
+    fig.update_layout(title=title, yaxis_title="dollars", showlegend=False)
     return fig
 
 

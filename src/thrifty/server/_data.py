@@ -62,6 +62,7 @@ def _row(t: Trial, objectives: dict[str, str]) -> dict[str, Any]:
             "values": {k: num(t.metrics.get(k)) for k in objectives},
             "cost_usd": t.cost_usd, "elapsed_s": t.elapsed_s,
             "note": t.reason if t.state is TrialState.STOPPED else error_gist(t.error),
+            "gpu_idle": bool(t.usage is not None and t.usage.gpu_idle),
             "params": {k: num(v) for k, v in t.params.items()}}
 
 
@@ -116,6 +117,7 @@ def trial_detail(storage: Storage, name: str, number: int) -> dict[str, Any] | N
         "stop_kind": t.stop_kind.value if t.stop_kind else None, "parent": t.parent, "start_step": t.start_step,
         "worker_id": t.worker_id, "started_at": t.started_at, "finished_at": t.finished_at,
         "resources": dict(t.resources), "gpu_hours": t.gpu_s / 3600.0,
+        "usage": {k: num(v) for k, v in t.usage.to_dict().items()} if t.usage is not None else None,
         "curve": [{"step": m.step, "metrics": {k: num(v) for k, v in m.metrics.items()}, "cost_usd": m.cost_usd}
                   for m in t.measurements],
     }

@@ -13,7 +13,7 @@ tr.trial { cursor: pointer; } tr.trial:hover { background: #f3f6fa; }
 .fig { min-height: 420px; border: 1px solid #eee; } .msg { color: #666; padding: 2em; }
 #detail { border: 1px solid #ccc; padding: 0.5em 1em; margin-top: 1em; display: none; }
 pre { background: #f6f6f6; padding: 0.5em; max-height: 20em; overflow: auto; white-space: pre-wrap; }
-.muted { color: #666; } .toggle { margin: 0 0 4px 0; font-size: 90%; }
+.muted { color: #666; } .idle { background: #fde2e2; color: #a00; padding: 0 4px; border-radius: 3px; } .toggle { margin: 0 0 4px 0; font-size: 90%; }
 </style>
 """
 
@@ -108,6 +108,7 @@ async function drawTable() {
     + '<td class="num">' + t.number + '</td><td>' + esc(t.state) + '</td>'
     + objs.map(o => '<td class="num">' + fmt(t.values[o]) + '</td>').join('')
     + '<td class="num">' + t.cost_usd.toFixed(4) + '</td><td class="num">' + t.elapsed_s.toFixed(1) + '</td><td>'
+    + (t.gpu_idle ? '<span class="idle" title="its GPU sat idle most of the time">GPU idle</span> ' : '')
     + esc(t.note || '') + '</td></tr>').join('');
   document.querySelectorAll('#trials tr.trial').forEach(tr => tr.onclick = () => showTrial(tr.dataset.number));
   const last = Math.min(page.offset + page.limit, page.total);
@@ -118,6 +119,14 @@ async function drawTable() {
 }
 document.getElementById('prev').onclick = () => { state.offset = Math.max(0, state.offset - state.limit); drawTable(); };
 document.getElementById('next').onclick = () => { state.offset += state.limit; drawTable(); };
+function usageLine(u) {  // the trial's resource use, as its runner sampled it
+  if (!u) return '<p class="muted usage">resource use: not recorded</p>';
+  let text = 'used: CPU ' + u.cpu_percent_mean.toFixed(0) + '% of a core on average (peak ' + u.cpu_percent_max.toFixed(0)
+    + '%), memory up to ' + u.rss_mb_max.toFixed(0) + ' MB';
+  if (u.gpus > 0) text += '; ' + u.gpus + ' GPU' + (u.gpus > 1 ? 's' : '') + ' ' + u.gpu_util_percent_mean.toFixed(0)
+    + '% busy on average, memory up to ' + u.gpu_memory_mb_max.toFixed(0) + ' MB, idle ' + (100 * u.gpu_idle_share).toFixed(0) + '% of the time';
+  return '<p class="usage">' + esc(text) + '</p>';
+}
 async function showTrial(number) {
   const t = await getJSON(API + '/trials/' + number);
   const box = document.getElementById('detail'); box.style.display = 'block';
@@ -125,7 +134,7 @@ async function showTrial(number) {
   const metrics = Object.entries(t.metrics).map(([k, v]) => '<tr><th>' + esc(k) + '</th><td>' + fmt(v) + '</td></tr>').join('');
   box.innerHTML = '<h3>Trial ' + t.number + ' (' + esc(t.state) + ')</h3><p>cost $' + t.cost_usd.toFixed(4) + ', '
     + t.elapsed_s.toFixed(1) + ' s' + (t.parent !== null ? ', continues trial ' + t.parent : '') + (t.reason ? '; ' + esc(t.reason) : '')
-    + '</p><table>' + params + metrics + '</table>' + (t.error_tail ? '<pre>' + esc(t.error_tail) + '</pre>' : '')
+    + '</p>' + usageLine(t.usage) + '<table>' + params + metrics + '</table>' + (t.error_tail ? '<pre>' + esc(t.error_tail) + '</pre>' : '')
     + '<div id="curve" style="height:300px"></div>';
   const metric = Object.keys(state.objectives)[0];
   const pts = t.curve.filter(m => m.step !== null && typeof m.metrics[metric] === 'number');

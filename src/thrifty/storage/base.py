@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from thrifty.cost.budget import Budget, BudgetStop, Usage
+from thrifty.errors import ValidationError
 from thrifty.storage.rules import usage_of
 from thrifty.trial import Measurement, StopReason, Trial, TrialState
 from thrifty.usage import ResourceUsage
@@ -317,6 +318,17 @@ class Storage(abc.ABC):
     def add_trial(self, study_id: int, trial: Trial, now: float) -> Trial:
         """Insert a finished trial with known results; it gets the next number. Not started
         here: no trial budget counts it and its cost is not added to the study's ledger."""
+
+    def add_trials(self, study_id: int, trials: Sequence[Trial], now: float) -> int:
+        """:meth:`add_trial` for many trials, all or none (one transaction where the storage has
+        them), numbered in the order given; returns how many were added. Checks every trial
+        before writing any."""
+        for t in trials:
+            if not t.state.is_finished:
+                raise ValidationError(f"add_trials: state {t.state.value!r} is not a finished state")
+        for t in trials:
+            self.add_trial(study_id, t, now)
+        return len(trials)
 
     @abc.abstractmethod
     def report(self, study_id: int, trial_id: int, measurement: Measurement, now: float) -> StopReason | None:

@@ -1105,6 +1105,42 @@ class SQLStorage(Storage):
 
         return self._run(txn)
 
+    def add_trials(self, study_id: int, records: Sequence[Trial], now: float) -> int:
+        """`add_trial` for many trials in one transaction (batched inserts): a study of
+        100,000 known results is written in seconds."""
+        for t in records:
+            if not t.state.is_finished:
+                raise ValidationError(f"add_trials: state {t.state.value!r} is not a finished state")
+        if not records:
+            return 0
+
+        def txn(conn: Connection) -> int:
+            st = self._lock_study(conn, study_id)
+            first, settled = st.next_number, st.n_finished
+            conn.execute(sa.update(studies).where(studies.c.id == study_id).values(
+                next_number=studies.c.next_number + len(records), n_finished=studies.c.n_finished + len(records)))
+            rows = [dict(
+                study_id=study_id, number=first + i, state=t.state.value, params=_dumps(dict(t.params)),
+                metrics=_dumps(dict(t.metrics)), error=t.error, created_at=now, started_at=t.started_at,
+                finished_at=now, attempt=0, retried=False, stop_requested=False, cost_usd=t.cost_usd,
+                elapsed_s=t.elapsed_s, gpu_s=t.gpu_s, reason=t.reason, stop_kind=_kind(t.stop_kind),
+                stop_limit=t.stop_limit, finish_order=settled + i + 1,
+                user_attrs=_dumps(dict(t.user_attrs)) if t.user_attrs else None,
+                resources=_dumps(dict(t.resources)) if t.resources else None,
+                usage=_dumps(t.usage.to_dict()) if t.usage is not None else None,
+            ) for i, t in enumerate(records)]
+            conn.execute(sa.insert(trials), rows)
+            if any(t.measurements for t in records):
+                ids = dict(conn.execute(sa.select(trials.c.number, trials.c.id).where(
+                    trials.c.study_id == study_id, trials.c.number >= first)).all())
+                conn.execute(_INSERT_MEASUREMENT, [
+                    {"trial_id": ids[first + i], "step": m.step, "metrics": _dumps(dict(m.metrics)),
+                     "cost_usd": m.cost_usd, "elapsed_s": m.elapsed_s, "gpu_s": m.gpu_s, "timestamp": m.timestamp}
+                    for i, t in enumerate(records) for m in t.measurements])
+            return len(records)
+
+        return self._run(txn)
+
     def _insert_pending(
         self,
         conn: Connection,

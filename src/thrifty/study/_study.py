@@ -19,7 +19,7 @@ from thrifty.clock import Clock, check_clock
 from thrifty.cost.budget import Budget, BudgetStop, Usage
 from thrifty.cost.pricing import Pricing
 from thrifty.criteria import Criterion
-from thrifty.errors import ThriftyError, ValidationError
+from thrifty.errors import SpaceError, ThriftyError, ValidationError
 from thrifty.handle import TrialHandle
 from thrifty.history import History
 from thrifty.objectives import CostUtility
@@ -438,6 +438,27 @@ class Study:
         trial = Trial(number=0, state=TrialState.INFEASIBLE if why else TrialState.COMPLETED, params=valid,
                       metrics=metrics, error=why, user_attrs=dict(user_attrs or {}))
         return self._state.label(self._storage.add_trial(self._record.id, trial, self.clock.time()))
+
+    def add_trials(self, results: Sequence[tuple[Mapping[str, Any], float | Mapping[str, float]]]) -> int:
+        """:meth:`add_trial` for many ``(params, value)`` results at once (an import of results
+        obtained elsewhere): each checked as there, all checked before any is written, then written
+        in one transaction, numbered in the order given. A result that breaks one of this study's
+        ``constraints`` is INFEASIBLE. Returns how many were added."""
+        records = []
+        for i, (params, value) in enumerate(results):
+            try:
+                valid = self.space.validate(params)
+                metrics = check_metrics(value, default_name=self.settings.default_metric)
+            except (ValidationError, SpaceError) as exc:  # the same error, saying which result
+                raise type(exc)(f"add_trials: result {i}: {exc}") from None
+            missing = [k for k in self.objectives if k not in metrics]
+            if missing:
+                raise ValidationError(f"add_trials: result {i}: the metrics {sorted(metrics)!r} lack the "
+                                      f"objective(s) {missing!r}")
+            why = infeasibility(metrics, self.constraints)
+            records.append(Trial(number=0, state=TrialState.INFEASIBLE if why else TrialState.COMPLETED,
+                                 params=valid, metrics=metrics, error=why))
+        return self._storage.add_trials(self._record.id, records, self.clock.time())
 
     def reevaluate_top(self, k: int = 3, repeats: int = 2) -> list[Trial]:
         """Enqueue the best ``k`` distinct configurations ``repeats`` more times each (e.g. other
