@@ -9,6 +9,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -156,6 +157,14 @@ def test_a_missing_database_is_one_line_and_creates_nothing(tmp_path: Path) -> N
     assert p.returncode == 1 and p.stderr.startswith("thrifty: error: ") and len(p.stderr.strip().splitlines()) == 1
     assert "no database" in p.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_server_says_when_its_start_up_read_is_done(served: tuple[str, str]) -> None:
+    base, _ = served
+    deadline = time.monotonic() + 60
+    while not (status := _json(base, "/api/status"))["warm"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status["warm"] and status["warm_s"] >= 0.0
 
 
 def test_a_trial_whose_gpu_sat_idle_is_flagged(served: tuple[str, str]) -> None:

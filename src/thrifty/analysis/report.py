@@ -30,8 +30,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget, BudgetGuard, BudgetStop, Moment, Usage
-from thrifty.errors import ThriftyError, ValidationError
-from thrifty.ranking import full_resource
+from thrifty.errors import ValidationError
+from thrifty.ranking import full_resource, rank, ranked_fronts
 from thrifty.trial import Trial, TrialState
 from thrifty.usage import ResourceUsage
 
@@ -410,17 +410,16 @@ def _forecast(study: Study, model: CostModel | None, trials: Sequence[Trial], bu
     return FinishForecast(remaining, per_trial, usd, uncapped, capped, basis, note)
 
 
-def _best(study: Study) -> tuple[BestSoFar | None, str | None]:
+def _best(study: Study, trials: Sequence[Trial]) -> tuple[BestSoFar | None, str | None]:
+    """The best trial among ``trials`` (the study's, as read for the report) by the study's rule
+    (:func:`thrifty.ranking.rank`), or the Pareto front's size for several objectives."""
     if study.is_multi_objective:
-        try:
-            front = study.pareto_front()
-        except ThriftyError:
-            front = []
+        front = next(iter(ranked_fronts(trials, study.objectives, study.constraints)), [])
         return None, f"multi-objective study: {len(front)} trials on the Pareto front (thrifty best {study.name})"
-    try:
-        b = study.best
-    except ThriftyError:
+    ranked = rank(trials, study.objectives, study.constraints)
+    if not ranked:
         return None, None
+    b = ranked[0]
     metric, direction = next(iter(study.objectives.items()))
     value = b.metrics.get(metric, math.nan)
     return BestSoFar(b.number, metric, float(value), direction, _frozen_map(b.params), b.cost_usd), None
@@ -478,7 +477,7 @@ def cost_report(study: Study, *, trials: Sequence[Trial] | None = None) -> CostR
     full = full_resource(trials)
     twice, twice_usd = near_duplicate_completions(study.space, trials)
     model, why_not = _fit(study, trials)
-    best, best_note = _best(study)
+    best, best_note = _best(study, trials)
     if best_note:
         notes.append(best_note)
     return CostReport(

@@ -11,6 +11,7 @@ import numpy as np
 from thrifty.errors import ValidationError
 from thrifty.plot._common import (
     STATE_COLOURS,
+    WEBGL_ABOVE,
     objective_of,
     packed,
     plotly_go,
@@ -59,7 +60,9 @@ def best_vs_cost(study: Study, *, objective: str | None = None, against: str = "
     fig = go.Figure()
     fig.add_trace(scatter_type(go, len(counted))(
         x=xs[against][0], y=np.array([p.value for p in counted]), mode="markers", name="trial",
-        marker={"color": STATE_COLOURS["completed"], "size": 6, "opacity": 0.6},
+        # Many points (WebGL): smaller, opaque markers draw faster and show the density better.
+        marker={"color": STATE_COLOURS["completed"], "size": 6 if len(counted) <= WEBGL_ABOVE else 4,
+                "opacity": 0.6 if len(counted) <= WEBGL_ABOVE else 1.0},
         customdata=np.array([p.number for p in counted]),
         hovertemplate=f"trial %{{customdata}}<br>{metric} %{{y}}<br>%{{x}}<extra></extra>",
     ))

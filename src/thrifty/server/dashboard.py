@@ -14,6 +14,9 @@ Contract:
   with the reason instead.
 - **Trials** are paged and sorted on the server (``/api/studies/{name}/trials``); a trial's detail
   (params, curve, cost, error tail, parent for PBT) is ``/api/studies/{name}/trials/{number}``.
+- **Start-up**: every study is read and its pictures drawn once in a background thread when the
+  server starts (``/api/status`` says when that is done); a page opened meanwhile waits for its
+  study's read.
 - **Metrics**: ``/metrics`` in Prometheus' text format, read from the storage at each scrape:
   trials by state, best value, dollars spent and budget left per study
   (:mod:`thrifty.server.metrics`).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -50,6 +54,8 @@ class _Readers:
         self._lock = threading.Lock()
         self._studies: dict[str, tuple[Any, threading.Lock]] = {}
         self._memo: dict[tuple[str, Any], tuple[tuple[Any, ...], Any]] = {}
+        #: Seconds the start-up read took (:meth:`warm`); ``None`` while it runs or before it starts.
+        self.warm_s: float | None = None
 
     def read(self, name: str) -> tuple[Any, list[Any]]:
         """The study and its trials as of now, without their measurements."""
@@ -69,19 +75,23 @@ class _Readers:
         """Read every study and draw its pictures once (at server start, in the background: every
         study's first picture, then the others), so the first page of a large study does not wait
         for its first full read nor for the slow pictures (importance, the cost report)."""
-        studies = []
-        for summary in self.storage.list_studies():
-            try:
-                study, _ = self.read(summary.name)
-            except ThriftyError:  # deleted meanwhile
-                continue
-            studies.append((summary.name, _kinds(study)))
-        for name, kinds in [(n, k[:1]) for n, k in studies] + [(n, k[1:]) for n, k in studies]:
-            for kind in kinds:
+        started = time.monotonic()
+        try:
+            studies = []
+            for summary in self.storage.list_studies():
                 try:
-                    self.figure(name, kind)
-                except ThriftyError:  # deleted meanwhile, or too few trials for this picture
+                    study, _ = self.read(summary.name)
+                except ThriftyError:  # deleted meanwhile
                     continue
+                studies.append((summary.name, _kinds(study)))
+            for name, kinds in [(n, k[:1]) for n, k in studies] + [(n, k[1:]) for n, k in studies]:
+                for kind in kinds:
+                    try:
+                        self.figure(name, kind)
+                    except ThriftyError:  # deleted meanwhile, or too few trials for this picture
+                        continue
+        finally:  # done, whatever happened (a storage error is the page's to report)
+            self.warm_s = time.monotonic() - started
 
     def figure(self, name: str, kind: str, against: str = "usd") -> str:
         """The JSON body of picture ``kind`` of study ``name`` (``{"figure": ...}``), remembered
@@ -213,6 +223,11 @@ def create_app(storage: Storage, *, warm: bool = True) -> Any:
     def plotly_js() -> FileResponse:
         return FileResponse(plotly_js_path(), media_type="application/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/api/status")
+    def api_status() -> dict[str, Any]:
+        """Whether the start-up read of every study (and its pictures) is done, and how long it took."""
+        return {"warm": readers.warm_s is not None, "warm_s": readers.warm_s}
 
     @app.get("/api/studies")
     def api_studies() -> list[dict[str, Any]]:
