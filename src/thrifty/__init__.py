@@ -1,9 +1,9 @@
 """thrifty: hyperparameter tuning for the least money.
 
 ``import thrifty as th`` gives the public API: :class:`Space` and its parameters, :class:`Study`,
-:class:`Budget`, :class:`Trial`, :class:`Measurement`, :class:`TrialState`, the errors, and
-:class:`ManualClock` (the clock for tests and simulations). Heavy modules (numpy, SQLAlchemy) load
-on first use, so importing thrifty is fast.
+:class:`Budget`, :class:`Pipeline` and :class:`Stage`, :class:`Trial`, :class:`Measurement`,
+:class:`TrialState`, the errors, and :class:`ManualClock` (the clock for tests and simulations).
+Heavy modules (numpy, SQLAlchemy) load on first use, so importing thrifty is fast.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ _LAZY = {
     "TrialFailed": "thrifty.errors",
     "TrialInfeasible": "thrifty.errors",
     "ScriptObjective": "thrifty.runners.script",
+    "Pipeline": "thrifty.pipelines",
+    "Stage": "thrifty.pipelines",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.pricing import Catalogue, Pricing
     from thrifty.criteria import ImprovementNotWorthCost, NoExpectedImprovement, NoImprovement, TargetReached
     from thrifty.objectives import CostUtility
+    from thrifty.pipelines import Pipeline, Stage
     from thrifty.runners.local import RunResult
     from thrifty.runners.script import ScriptObjective
     from thrifty.errors import (

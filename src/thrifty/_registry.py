@@ -38,6 +38,7 @@ CLASSES: dict[str, dict[str, str]] = {
         "nsga2": "thrifty.strategies.nsga2:NSGA2",
         "bohb": "thrifty.strategies.bohb:BOHB",
         "mfgp": "thrifty.strategies.mfgp:MFGP",
+        "eeipu": "thrifty.strategies.eeipu:EEIPU",
         "auto": "thrifty.strategies.auto:Auto",
     },
     "scheduler": {

@@ -33,6 +33,8 @@ CONFIG_KEYS = {
     "objective": "'min', 'max' or {metric: min|max} (default max)",
     "workload": "module:function to call with each trial (this or command)",
     "command": "program to run per trial, e.g. 'python train.py --lr {lr}' (this or workload)",
+    "pipeline": "instead of space and workload: stages run in order, each {name, function: module:function, "
+                "space: {...}, version, cache}; or {stages: [...], cache_dir: FOLDER, cache_max_bytes: N}",
     "metrics": "with command: {name: {regex: '...', goal: max|min}}, read from what the program prints",
     "step_metric": "with command: the metric that is the report's step (default: 'epoch' or 'step' if defined)",
     "max_resource": "with command: the step a full trial reaches ({max_resource} in the command)",
@@ -97,7 +99,7 @@ def _ts(t: float | None) -> str:
 
 
 # -- config -----------------------------------------------------------------------------------
-def load_config(path: str, required: Sequence[str] = ("space", "workload|command")) -> dict[str, Any]:
+def load_config(path: str, required: Sequence[str] = ("space|pipeline", "workload|command|pipeline")) -> dict[str, Any]:
     """Read and check a ``thrifty run`` config file (YAML or JSON); ``required``: keys it must hold."""
     from thrifty import _yaml as yaml
 
@@ -183,6 +185,43 @@ def import_workload(spec: str, search_dirs: Sequence[str] = ()) -> Any:
     return fn
 
 
+def pipeline_from_config(spec: Any, search_dirs: Sequence[str] = ()) -> Any:
+    """The :class:`~thrifty.pipelines.Pipeline` of a config's ``pipeline:`` key: a list of stages
+    (``{name, function: module:function, space: {...}, version: 1, cache: true}``), or a mapping
+    with ``stages`` and optionally ``cache_dir`` and ``cache_max_bytes``. (A stage that runs a
+    command is not supported yet.)"""
+    from thrifty.pipelines import Pipeline, Stage
+
+    options: dict[str, Any] = {}
+    stages = spec
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - {"stages", "cache_dir", "cache_max_bytes"})
+        if unknown:
+            raise ValidationError(f"pipeline: unknown key(s) {', '.join(unknown)}; known: stages, cache_dir, "
+                                  "cache_max_bytes")
+        stages = spec.get("stages")
+        options = {k: spec[k] for k in ("cache_dir", "cache_max_bytes") if k in spec}
+    if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence) or not stages:
+        raise ValidationError(f"pipeline: expected a list of stages, each {{name: ..., function: module:function, "
+                              f"space: {{...}}}}, got {stages!r}")
+    built = []
+    for i, st in enumerate(stages):
+        if not isinstance(st, Mapping):
+            raise ValidationError(f"pipeline stage {i}: expected a mapping with name, function and space")
+        unknown = sorted(set(st) - {"name", "function", "space", "version", "cache", "command"})
+        if unknown:
+            raise ValidationError(f"pipeline stage {i}: unknown key(s) {', '.join(unknown)}; known: name, function, "
+                                  "space, version, cache")
+        if "command" in st:
+            raise ValidationError(f"pipeline stage {i}: 'command' stages are not supported yet; give "
+                                  "function: module:function")
+        if "function" not in st:
+            raise ValidationError(f"pipeline stage {i}: missing function (module:function)")
+        built.append(Stage(st.get("name", f"stage{i}"), import_workload(st["function"], search_dirs),
+                           space=st.get("space") or {}, version=st.get("version", 1), cache=st.get("cache", True)))
+    return Pipeline(built, **options)
+
+
 # -- commands ---------------------------------------------------------------------------------
 def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
     """The arguments of this run's ``optimize`` (``n_trials``, ``n_workers``, ``timeout_s``,
@@ -229,14 +268,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_dir = os.path.dirname(os.path.abspath(args.config))
     storage = storage_url(args, cfg)
     name = args.name or cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
-    space = th.Space(cfg["space"])
-    if "command" in cfg:
+    pipeline = pipeline_from_config(cfg["pipeline"], [config_dir]) if "pipeline" in cfg else None
+    space = pipeline.space if pipeline is not None else th.Space(cfg["space"])
+    if pipeline is not None:
+        from thrifty.pipelines import PipelineObjective
+
+        objective_fn, objective = PipelineObjective(pipeline), cfg.get("objective", "max")
+    elif "command" in cfg:
         objective_fn, objective = script_objective(cfg, config_dir, space)
     else:
         objective_fn, objective = import_workload(cfg["workload"], [config_dir]), cfg.get("objective", "max")
     # Only the settings the config gives: the others take normalize_settings' defaults (one place).
     settings: dict[str, Any] = {k: cfg[k] for k in SETTING_NAMES if k in cfg}
-    wanted = normalize_settings(space, objective, **settings)
+    wanted = normalize_settings(space, objective, pipeline=pipeline.shape if pipeline is not None else None,
+                                **settings)
     run_args = _run_args(args, cfg, args.config)
     n_trials, n_workers, max_failures = run_args["n_trials"], run_args["n_workers"], run_args["max_consecutive_failures"]
     if "command" in cfg:  # the program's own timeout (ScriptObjective) ends it; no process per trial needed
@@ -244,7 +289,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan_slots(wanted.resources, n_workers, None)  # e.g. more GPUs per trial than visible
     out = _console()
     # Create or load in one atomic step: several `thrifty run` of one config may start at once.
-    study = th.Study.create(space, objective, name=name, storage=storage, load_if_exists=True, **settings)
+    if pipeline is not None:
+        study = th.Study.create(objective=objective, name=name, storage=storage, load_if_exists=True,
+                                pipeline=pipeline, **settings)
+    else:
+        study = th.Study.create(space, objective, name=name, storage=storage, load_if_exists=True, **settings)
     resumed = not study.created
     if resumed:
         from thrifty.resume import reconcile
@@ -729,6 +778,15 @@ def _idle_gpu_text(numbers: Sequence[int], usd: float) -> str:
             f"{GPU_IDLE_FLAG_SHARE:.0%} of the readings or more)")
 
 
+def _memo_cache_text(mc: Any) -> str:
+    """The report's memo cache line: hits, misses, dollars saved, then each cached stage's."""
+    text = (f"{mc.hits} hit{'s' if mc.hits != 1 else ''}, {mc.misses} miss{'es' if mc.misses != 1 else ''}, "
+            f"{_usd(mc.saved_usd)} saved ({_duration(mc.saved_s)})")
+    per = [f"{s.name}: {s.hits} hits, {s.misses} misses, {_usd(s.saved_usd)} saved" for s in mc.stages
+           if s.hits or s.misses]
+    return text + ("; " + "; ".join(per) if per else "")
+
+
 def _print_report(report: Any, top: int) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -773,6 +831,8 @@ def _print_report(report: Any, top: int) -> None:
                       f"configuration ({_usd(report.near_duplicate_usd)})")
     if report.idle_gpu_trials:
         table.add_row("idle GPUs", _idle_gpu_text(report.idle_gpu_trials, report.idle_gpu_usd))
+    if report.memo_cache is not None:
+        table.add_row("memo cache", escape(_memo_cache_text(report.memo_cache)))
     fc = report.forecast_to_finish
     if fc.usd is not None:
         text = f"~{_usd(fc.usd)} for {fc.remaining_trials} more trial{'s' if fc.remaining_trials != 1 else ''}"

@@ -323,6 +323,16 @@ class Encoder:
             out[start:start + 256] = np.any(np.all(close & same_active, axis=2), axis=1)
         return out
 
+    def first_not_near(self, x: np.ndarray, order: np.ndarray, points: np.ndarray) -> int | None:
+        """The first index of ``order`` whose snapped row of ``x`` is no near-duplicate
+        (:meth:`near_duplicates`) of a row of ``points``, checked 64 at a time; ``None`` if all are."""
+        for start in range(0, len(order), 64):
+            chunk = order[start:start + 64]
+            fresh = chunk[~self.near_duplicates(x[chunk], points)]
+            if len(fresh):
+                return int(fresh[0])
+        return None
+
     def all_points(self, limit: int) -> np.ndarray | None:
         """Every snapped point of an all-discrete space (in the order of the product of the
         columns' values, duplicates made by conditions dropped), or ``None`` if the space has a

@@ -228,6 +228,28 @@ class TrialHandle:
             if stop.kind is StopKind.BUDGET:
                 raise TrialStopped(f"trial {self.number} must stop: {stop.text}", str(stop.text))
 
+    def charge(self, *, cost_usd: float = 0.0, elapsed_s: float | None = None) -> Charge:
+        """Record the interval since the previous report as a cost-only measurement (no metrics,
+        no step: schedulers do not judge it) and return its :class:`~thrifty.cost.meter.Charge`.
+        A pipeline charges each stage this way, so a trial's cost is split by stage. Raises
+        :class:`~thrifty.errors.TrialStopped` (after recording) when a hard budget is reached, as
+        :meth:`report` does."""
+        check_cost(cost_usd)
+        mono = self._clock.monotonic()
+        charge = self.pending_charge(elapsed_s, cost_usd, mono)
+        now = self._clock.time()
+        m = Measurement(step=None, metrics={}, cost_usd=charge.cost_usd, elapsed_s=charge.elapsed_s,
+                        gpu_s=charge.gpu_s, timestamp=now)
+        stop = self._host.record_report(self.id, m, now)
+        self._last_mark = mono
+        self._cost_usd += charge.cost_usd
+        self._elapsed_s += charge.elapsed_s
+        if stop is not None:
+            self.stop = stop
+            if stop.kind is StopKind.BUDGET:
+                raise TrialStopped(f"trial {self.number} must stop: {stop.text}", str(stop.text))
+        return charge
+
     def should_stop(self) -> bool:
         """Whether the trial should end now (its scheduler decided so, or a stop was requested).
 

@@ -11,7 +11,7 @@ import pytest
 
 from thrifty.errors import DuplicateStudy, StudyExhausted, StudyNotFound, TrialNotRunning, ValidationError
 from thrifty.storage import AskLimits, RetryPolicy, Storage, open_storage
-from thrifty.storage.base import Conflict, Started, StartRequest
+from thrifty.storage.base import CacheEntry, Conflict, StageRun, Started, StartRequest
 from thrifty.cost.budget import BudgetStop
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 from thrifty.usage import ResourceUsage
@@ -574,3 +574,53 @@ def test_unknown_study_is_an_error_everywhere(store: Storage) -> None:
         store.start(999, StartRequest.new({"x": 0.1}, 0), worker_id="w", now=T0)
     with pytest.raises(StudyNotFound):
         store.study_status(999)
+
+
+# -- the memo cache's index (schema 5) ------------------------------------------------------------
+def _entry(key: str, stage: int = 0, **changes: Any) -> CacheEntry:
+    values: dict[str, Any] = {"key": key, "stage": stage, "params": {"x": 0.5, "name": "a"}, "size_bytes": 100,
+                              "run_s": 10.0, "run_cost_usd": 0.01, "read_s": 0.5, "read_cost_usd": 0.0005,
+                              "created_at": T0, "hits": 0}
+    values.update(changes)
+    return CacheEntry(**values)
+
+
+def test_cache_index_put_replace_read_forget(store: Storage) -> None:
+    sid, other = _study(store, "a"), _study(store, "b")
+    assert store.cache_entries(sid) == []
+    store.cache_put(sid, _entry("k2", stage=1, params={"x": 0.25, "y": 3}))
+    store.cache_put(sid, _entry("k1"))
+    store.cache_put(other, _entry("k1"))
+    assert [(e.stage, e.key) for e in store.cache_entries(sid)] == [(0, "k1"), (1, "k2")]
+    assert store.cache_entries(sid)[1] == _entry("k2", stage=1, params={"x": 0.25, "y": 3})
+    # A second write of one key replaces the record (a recomputed prefix).
+    store.cache_put(sid, _entry("k1", run_cost_usd=0.02))
+    assert [e.run_cost_usd for e in store.cache_entries(sid)] == [0.02, 0.01]
+    # A read: one more hit and the measured read; another study's record is its own.
+    assert store.cache_read(sid, "k1", 0.25, 0.0001)
+    assert not store.cache_read(sid, "missing", 0.25, 0.0001)
+    k1 = store.cache_entries(sid)[0]
+    assert (k1.hits, k1.read_s, k1.read_cost_usd) == (1, 0.25, 0.0001)
+    assert store.cache_entries(other)[0].hits == 0
+    # Forgetting a key (its output was evicted) removes it from every study's index.
+    assert store.cache_forget(["k1", "nothing"]) == 2
+    assert [e.key for e in store.cache_entries(sid)] == ["k2"] and store.cache_entries(other) == []
+    assert store.cache_forget([]) == 0
+    with pytest.raises(StudyNotFound):
+        store.cache_put(12345, _entry("k"))
+
+
+def test_stage_runs_are_kept_per_study_and_go_with_it(store: Storage) -> None:
+    sid, other = _study(store, "a"), _study(store, "b")
+    t, u = _new(store, sid, 0.5), _new(store, other, 0.5)
+    assert t.id is not None and u.id is not None
+    runs = [StageRun(t.id, 1, "train", "run", True, 20.0, 0.02),
+            StageRun(t.id, 0, "prep", "hit", False, 0.5, 0.0005, saved_s=9.5, saved_usd=0.0095)]
+    store.record_stage_runs(sid, runs)
+    store.record_stage_runs(other, [StageRun(u.id, 0, "prep", "run", True, 10.0, 0.01)])
+    store.record_stage_runs(sid, [])
+    assert store.stage_runs(sid) == [runs[1], runs[0]], "by trial, then stage"
+    store.cache_put(sid, _entry("k"))
+    store.delete_study("a")
+    assert store.stage_runs(other) == [StageRun(u.id, 0, "prep", "run", True, 10.0, 0.01)]
+    assert store.cache_entries(sid) == []

@@ -90,6 +90,9 @@ CASES: dict[str, Case] = {
                       {"impute_stopped": "yes"}]),
     "mfgp": Case({"name": "mfgp", "n_startup": 4, "n_candidates": 64},
                  bad=[{"min_resource": -1}, {"reduction_factor": 0.5}, {"n_candidates": 1}]),
+    "eeipu": Case({"name": "eeipu", "n_startup": 4, "n_candidates": 64, "completions": 8},
+                  bad=[{"n_startup": 0}, {"n_candidates": 8}, {"completions": 0}, {"max_prefixes": 0},
+                       {"cost_exponent": 1.5}, {"cost_exponent": "cool"}, {"max_points": 5}]),
     "auto": Case({"name": "auto"}, bad=[]),
 }
 

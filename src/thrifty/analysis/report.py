@@ -15,6 +15,10 @@ is what the runners recorded per trial; the report lists the trials whose GPU sa
 (:attr:`~thrifty.usage.ResourceUsage.gpu_idle`: at least half of their GPU readings below 5%
 utilisation) with the dollars they cost, since idle paid hardware is the first thing to cut.
 
+A pipeline study's report has a memo cache section (:class:`MemoCacheSummary`): cache hits and
+misses, the dollars and seconds reading cached stage outputs saved, overall and per stage, summed
+from the stage records each trial stores (:class:`~thrifty.storage.base.StageRun`).
+
 Two numbers are *estimates* from the study's cost model (:mod:`thrifty.cost.forecast`), not
 ledger entries: the dollars saved by early stopping and the forecast to finish. Each carries a
 ``note`` saying how it was made, or why it is 0 / missing.
@@ -202,6 +206,55 @@ class BestSoFar(_ToDict):
 
 
 @dataclass(frozen=True)
+class StageCacheSummary(_ToDict):
+    """One pipeline stage over the study's trials: ``runs`` (computed), ``hits`` (read from the
+    memo cache), ``misses`` (computed although cacheable), ``skipped`` (a later stage was read),
+    ``cost_usd`` (what the trials paid for it), ``saved_usd`` / ``saved_s`` (by its hits)."""
+
+    stage: int
+    name: str
+    runs: int
+    hits: int
+    misses: int
+    skipped: int
+    cost_usd: float
+    saved_usd: float
+    saved_s: float
+
+
+@dataclass(frozen=True)
+class MemoCacheSummary(_ToDict):
+    """A pipeline study's memo cache: ``hits`` (trials that read a cached prefix), ``misses``
+    (cacheable stages computed), ``saved_usd`` / ``saved_s`` (what computing the prefixes read
+    would have cost, less the reads), and each stage's numbers."""
+
+    hits: int
+    misses: int
+    saved_usd: float
+    saved_s: float
+    stages: tuple[StageCacheSummary, ...]
+
+
+def memo_cache_summary(study: Study) -> MemoCacheSummary | None:
+    """The memo cache section of a pipeline study's report, ``None`` for other studies."""
+    shape = study.settings.pipeline
+    if shape is None:
+        return None
+    runs = study.storage.stage_runs(study.id)
+    stages = []
+    for i, st in enumerate(shape.stages):
+        mine = [r for r in runs if r.stage == i]
+        stages.append(StageCacheSummary(
+            stage=i, name=st.name, runs=sum(r.outcome == "run" for r in mine), hits=sum(r.outcome == "hit" for r in mine),
+            misses=sum(r.miss for r in mine), skipped=sum(r.outcome == "skipped" for r in mine),
+            cost_usd=math.fsum(r.cost_usd for r in mine), saved_usd=math.fsum(r.saved_usd for r in mine),
+            saved_s=math.fsum(r.saved_s for r in mine)))
+    return MemoCacheSummary(hits=sum(s.hits for s in stages), misses=sum(s.misses for s in stages),
+                            saved_usd=math.fsum(s.saved_usd for s in stages),
+                            saved_s=math.fsum(s.saved_s for s in stages), stages=tuple(stages))
+
+
+@dataclass(frozen=True)
 class CostReport(_ToDict):
     """Where a study's money went (see the module docstring for the units).
 
@@ -237,6 +290,8 @@ class CostReport(_ToDict):
     #: (:attr:`~thrifty.usage.ResourceUsage.gpu_idle`), and the dollars they cost.
     idle_gpu_trials: tuple[int, ...] = ()
     idle_gpu_usd: float = 0.0
+    #: A pipeline study's memo cache (hits, misses, dollars saved), else ``None``.
+    memo_cache: MemoCacheSummary | None = None
 
     def most_expensive(self, n: int | None = None) -> list[TrialCost]:
         """The ledger sorted by cost, most expensive first (ties: lower number first)."""
@@ -501,6 +556,7 @@ def cost_report(study: Study, *, trials: Sequence[Trial] | None = None) -> CostR
         near_duplicate_usd=twice_usd,
         idle_gpu_trials=tuple(t.number for t in idle),
         idle_gpu_usd=math.fsum(t.cost_usd for t in idle),
+        memo_cache=memo_cache_summary(study),
     )
 
 

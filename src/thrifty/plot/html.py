@@ -56,6 +56,10 @@ def _summary(rep: CostReport) -> str:
         shown = ", ".join(str(n) for n in rep.idle_gpu_trials[:20]) + (" ..." if len(rep.idle_gpu_trials) > 20 else "")
         rows.append(("idle GPUs", (f"{len(rep.idle_gpu_trials)} trials held a GPU that sat idle most of the time "
                                    f"({_usd(rep.idle_gpu_usd)}): trials {shown}")))
+    if rep.memo_cache is not None:
+        mc = rep.memo_cache
+        rows.append(("memo cache", (f"{mc.hits} hits, {mc.misses} misses, {_usd(mc.saved_usd)} saved "
+                                    f"({mc.saved_s:,.0f} s of compute)")))
     if rep.best is not None:
         b = rep.best
         params = ", ".join(f"{k}={v!r}" for k, v in b.params.items())

@@ -157,6 +157,24 @@ class MFGPSpec(StrategySpec):
 
 
 @dataclass(frozen=True)
+class EEIPUSpec(StrategySpec):
+    """EEIPU models one objective and each pipeline stage's cost
+    (:mod:`thrifty.strategies.eeipu`). ``cost_exponent``: ``None`` cools the exponent of the cost
+    from 1 to 0 as the dollar budget is spent; a number holds it there (0: cost-blind)."""
+
+    name: ClassVar[str] = "eeipu"
+    owner: ClassVar[str] = "EEIPU"
+    one_objective: ClassVar[bool] = True
+
+    n_startup: int | None = arg(None, integer(1).or_none("max(5, 2 * dims)"))
+    n_candidates: int = arg(512, integer(16))
+    completions: int = arg(32, integer(1))
+    max_prefixes: int = arg(64, integer(1))
+    cost_exponent: float | None = arg(None, number(at_least=0, at_most=1).or_none("cools from 1 to 0"))
+    max_points: int = arg(300, integer(20))
+
+
+@dataclass(frozen=True)
 class AutoSpec(StrategySpec):
     name: ClassVar[str] = "auto"
     owner: ClassVar[str] = "Auto"
@@ -164,4 +182,4 @@ class AutoSpec(StrategySpec):
 
 #: Every strategy spec, by registry name.
 SPECS: dict[str, type[StrategySpec]] = {s.name: s for s in (
-    RandomSpec, SobolSpec, GridSpec, GPSpec, TPESpec, NSGA2Spec, BOHBSpec, MFGPSpec, AutoSpec)}
+    RandomSpec, SobolSpec, GridSpec, GPSpec, TPESpec, NSGA2Spec, BOHBSpec, MFGPSpec, EEIPUSpec, AutoSpec)}

@@ -11,9 +11,15 @@ same. Run by the SQL storage inside its schema transaction (under PostgreSQL's a
   typed columns. This is the only place where thrifty reads meaning from a reason's words.
 - 3 -> 4: the trial column ``usage`` (what a trial's processes used, :mod:`thrifty.usage`); the
   trials already there have none (``Trial.usage`` reads ``None``).
+- 4 -> 5: the memo cache of pipeline studies: the tables ``thrifty_cache_entries`` (the index of
+  stage outputs on disk) and ``thrifty_stage_runs`` (what each stage of a trial did). They are new
+  tables, created empty (by the storage's ``create_all`` before the upgrade runs, and here again
+  if missing); no existing row changes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -25,9 +31,10 @@ _STUDIES = "thrifty_studies"
 _BUDGET_PREFIX = "budget: "
 
 
-def upgrade(conn: Connection, found: int) -> int:
+def upgrade(conn: Connection, found: int, new_tables: Sequence[sa.Table] = ()) -> int:
     """Upgrade the schema from version ``found`` to the newest step by step; returns the version
-    reached (``found`` itself if it has no upgrade here)."""
+    reached (``found`` itself if it has no upgrade here). ``new_tables``: the tables version 5
+    added, as the storage defines them (created if missing)."""
     if found == 1:
         _add_columns(conn, _TRIALS, (("parent", "INTEGER"), ("start_step", "FLOAT")))
         found = 2
@@ -40,6 +47,10 @@ def upgrade(conn: Connection, found: int) -> int:
     if found == 3:
         _add_columns(conn, _TRIALS, (("usage", "TEXT"),))
         found = 4
+    if found == 4:
+        for table in new_tables:  # the storage's definitions (sql.py), created if missing
+            table.create(conn, checkfirst=True)
+        found = 5
     return found
 
 

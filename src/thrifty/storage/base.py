@@ -31,8 +31,9 @@ from thrifty.usage import ResourceUsage
 
 #: Version of the database schema written by this version of thrifty (3: typed stop reasons, the
 #: trials' ``stop_kind``/``stop_limit`` and the study's ``budget_stop_limit``; 4: the trials'
-#: ``usage``, what a trial's processes used while it ran).
-SCHEMA_VERSION = 4
+#: ``usage``, what a trial's processes used while it ran; 5: the memo cache's index of a pipeline
+#: study's stage outputs and each trial's stage runs, :class:`CacheEntry` and :class:`StageRun`).
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,60 @@ class Conflict:
     (``reason`` says how). Take a new snapshot and decide again."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stage output of a pipeline study's memo cache, as the study's index records it
+    (:mod:`thrifty.pipelines.cache` keeps the outputs on disk; the index says what exists and what
+    it cost, so every worker and the strategy see the same facts).
+
+    ``key``: the content address (a hash of the stages' names and versions and the prefix's
+    parameters, :meth:`thrifty.pipelines.Pipeline.key`). ``stage``: 0-based index of the prefix's
+    last stage. ``params``: every parameter of stages ``0..stage``. ``size_bytes``: the entry's
+    size on disk. ``run_s`` / ``run_cost_usd``: wall seconds and dollars computing the whole prefix
+    from nothing took, as measured (an earlier stage read from the cache counts at what computing
+    it had cost). ``read_s`` / ``read_cost_usd``: the last measured read (before any read: the
+    write). ``created_at``: epoch seconds. ``hits``: how many times a trial read it.
+    """
+
+    key: str
+    stage: int
+    params: Mapping[str, Any]
+    size_bytes: int
+    run_s: float
+    run_cost_usd: float
+    read_s: float
+    read_cost_usd: float
+    created_at: float
+    hits: int = 0
+
+
+#: What a pipeline stage did in a trial: computed (``"run"``), read from the memo cache
+#: (``"hit"``), or neither because a later stage's output was read (``"skipped"``).
+StageOutcome = Literal["run", "hit", "skipped"]
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage of one trial of a pipeline study: what it did and what that cost.
+
+    ``stage``: 0-based index; ``name``: the stage's name. ``outcome``: see :data:`StageOutcome`.
+    ``miss``: the stage was run although its output is cacheable (nothing usable was stored).
+    ``elapsed_s`` / ``cost_usd``: what the trial paid for it (running it, or reading its output;
+    0 when skipped). ``saved_s`` / ``saved_usd``: for a hit, what computing the prefix had cost
+    minus what reading it cost (never negative); else 0.
+    """
+
+    trial_id: int
+    stage: int
+    name: str
+    outcome: StageOutcome
+    miss: bool
+    elapsed_s: float
+    cost_usd: float
+    saved_s: float = 0.0
+    saved_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -411,6 +466,35 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def count_run(self, study_id: int, run_tag: str) -> int:
         """Trials started under ``run_tag`` (one ``optimize`` call); a retried trial counts once."""
+
+    # -- the memo cache of pipeline studies (schema 5) -----------------------------------------
+    @abc.abstractmethod
+    def cache_put(self, study_id: int, entry: CacheEntry) -> None:
+        """Record that ``entry`` exists (its output was written to the cache's folder), replacing
+        an earlier record of the same key in this study; one transaction, no study lock."""
+
+    @abc.abstractmethod
+    def cache_entries(self, study_id: int) -> list[CacheEntry]:
+        """The study's cache index, by stage then key."""
+
+    @abc.abstractmethod
+    def cache_read(self, study_id: int, key: str, read_s: float, read_cost_usd: float) -> bool:
+        """Record a read of entry ``key`` (a hit): one more hit, and the measured read as its
+        ``read_s``/``read_cost_usd``. Returns whether the study's index holds ``key`` (``False``:
+        nothing changed; not an error)."""
+
+    @abc.abstractmethod
+    def cache_forget(self, keys: Sequence[str]) -> int:
+        """Remove ``keys`` from every study's index (their outputs were evicted or found missing);
+        returns how many records were removed."""
+
+    @abc.abstractmethod
+    def record_stage_runs(self, study_id: int, runs: Sequence[StageRun]) -> None:
+        """Store what each stage of a trial did (:class:`StageRun`), in one transaction."""
+
+    @abc.abstractmethod
+    def stage_runs(self, study_id: int) -> list[StageRun]:
+        """Every stage run recorded for the study's trials, by trial id then stage."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -15,6 +15,7 @@ It lives in this process only: gone when it ends, not shared with other processe
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import threading
 import time
@@ -28,9 +29,11 @@ from thrifty.errors import DuplicateStudy, StudyNotFound, TrialNotRunning, Valid
 from thrifty.storage import rules
 from thrifty.storage.base import (
     AskLimits,
+    CacheEntry,
     Conflict,
     RetryPolicy,
     Snapshot,
+    StageRun,
     Started,
     StartRequest,
     Storage,
@@ -192,6 +195,9 @@ class MemoryStorage(Storage):
         self._trials: dict[int, _TrialRow] = {}
         self._next_study_id = 1
         self._next_trial_id = 1
+        #: The memo cache's index: study id -> key -> entry; and each study's stage runs.
+        self._cache: dict[int, dict[str, CacheEntry]] = {}
+        self._stage_runs: dict[int, list[StageRun]] = {}
 
     # -- helpers (call with the lock held) ----------------------------------------------------
     def _study(self, study_id: int) -> _StudyState:
@@ -335,6 +341,8 @@ class MemoryStorage(Storage):
             st = self._studies.pop(sid)
             for row in st.trials:
                 del self._trials[row.id]
+            self._cache.pop(sid, None)
+            self._stage_runs.pop(sid, None)
 
     def update_study(
         self,
@@ -670,6 +678,45 @@ class MemoryStorage(Storage):
         with self._lock:
             st = self._studies.get(study_id)
             return 0 if st is None else st.run_counts[run_tag]
+
+    # -- the memo cache's index ----------------------------------------------------------------
+    def cache_put(self, study_id: int, entry: CacheEntry) -> None:
+        with self._lock:
+            self._study(study_id)
+            self._cache.setdefault(study_id, {})[entry.key] = dataclasses.replace(
+                entry, params=_json_copy(dict(entry.params)))
+
+    def cache_entries(self, study_id: int) -> list[CacheEntry]:
+        with self._lock:
+            entries = self._cache.get(study_id, {}).values()
+            return sorted(entries, key=lambda e: (e.stage, e.key))
+
+    def cache_read(self, study_id: int, key: str, read_s: float, read_cost_usd: float) -> bool:
+        with self._lock:
+            index = self._cache.get(study_id, {})
+            if key not in index:
+                return False
+            e = index[key]
+            index[key] = dataclasses.replace(e, hits=e.hits + 1, read_s=float(read_s),
+                                             read_cost_usd=float(read_cost_usd))
+            return True
+
+    def cache_forget(self, keys: Sequence[str]) -> int:
+        with self._lock:
+            removed = 0
+            for index in self._cache.values():
+                for key in keys:
+                    removed += index.pop(key, None) is not None
+            return removed
+
+    def record_stage_runs(self, study_id: int, runs: Sequence[StageRun]) -> None:
+        with self._lock:
+            self._study(study_id)
+            self._stage_runs.setdefault(study_id, []).extend(runs)
+
+    def stage_runs(self, study_id: int) -> list[StageRun]:
+        with self._lock:
+            return sorted(self._stage_runs.get(study_id, []), key=lambda r: (r.trial_id, r.stage))
 
     def close(self) -> None:
         """Nothing to release: the data stays until this object is dropped."""

@@ -46,6 +46,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -63,9 +65,11 @@ from thrifty.storage import _fork, _migrate, rules
 from thrifty.storage.base import (
     SCHEMA_VERSION,
     AskLimits,
+    CacheEntry,
     Conflict,
     RetryPolicy,
     Snapshot,
+    StageRun,
     Started,
     StartRequest,
     Storage,
@@ -174,6 +178,46 @@ measurements = sa.Table(
     sa.Column("gpu_s", sa.Float, nullable=False, default=0.0),
     sa.Column("timestamp", sa.Float, nullable=False),
 )
+
+# The memo cache of pipeline studies (schema 5): the index of the stage outputs on disk (one row
+# per study and key; the outputs are content-addressed, so several studies may list one key) and
+# what each stage of each trial did.
+cache_entries = sa.Table(
+    "thrifty_cache_entries",
+    metadata,
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("thrifty_studies.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("run_s", sa.Float, nullable=False),
+    sa.Column("run_cost_usd", sa.Float, nullable=False),
+    sa.Column("read_s", sa.Float, nullable=False),
+    sa.Column("read_cost_usd", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_thrifty_cache_key", "key"),
+)
+
+stage_runs = sa.Table(
+    "thrifty_stage_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("thrifty_studies.id"), nullable=False, index=True),
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("thrifty_trials.id"), nullable=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("miss", sa.Boolean, nullable=False),
+    sa.Column("elapsed_s", sa.Float, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("saved_s", sa.Float, nullable=False),
+    sa.Column("saved_usd", sa.Float, nullable=False),
+)
+
+#: The tables of schema version 1, which every thrifty database has (later ones are created, or
+#: upgraded into, when a database is opened for writing).
+_CORE_TABLES = ("thrifty_meta", "thrifty_studies", "thrifty_trials", "thrifty_measurements")
 
 _PENDING = TrialState.PENDING.value
 _RUNNING = TrialState.RUNNING.value
@@ -674,7 +718,7 @@ class SQLStorage(Storage):
                 return
             found = int(row.value)
             if found < SCHEMA_VERSION:  # an older thrifty wrote it: upgrade in place (storage/_migrate.py)
-                found = _migrate.upgrade(conn, found)
+                found = _migrate.upgrade(conn, found, (cache_entries, stage_runs))
                 conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
                              .values(value=str(found)))
             self._check_version(conn, found)
@@ -687,7 +731,7 @@ class SQLStorage(Storage):
             where = sqlite_path(self.url) if self.dialect == "sqlite" else self.url
             inspector = sa.inspect(conn)
             row = None
-            if all(inspector.has_table(t.name) for t in metadata.sorted_tables):
+            if all(inspector.has_table(name) for name in _CORE_TABLES):
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
             if row is None:
                 raise NoDatabase(f"{where} holds no thrifty studies (it has no thrifty tables); check the storage URL")
@@ -862,6 +906,8 @@ class SQLStorage(Storage):
             if row is None:
                 raise StudyNotFound(f"no study named {name!r} in {self.url}")
             trial_ids = sa.select(trials.c.id).where(trials.c.study_id == row.id).scalar_subquery()
+            conn.execute(sa.delete(cache_entries).where(cache_entries.c.study_id == row.id))
+            conn.execute(sa.delete(stage_runs).where(stage_runs.c.study_id == row.id))
             conn.execute(sa.delete(measurements).where(measurements.c.trial_id.in_(trial_ids)))
             conn.execute(sa.delete(trials).where(trials.c.study_id == row.id))
             conn.execute(sa.delete(studies).where(studies.c.id == row.id))
@@ -1460,6 +1506,65 @@ class SQLStorage(Storage):
         return int(self._run(lambda c: c.execute(_COUNT_RUN, {"p_sid": study_id, "p_run_tag": run_tag}).scalar_one(),
                              write=False))
 
+    # -- the memo cache's index (schema 5): short transactions of their own, no study lock -------
+    def cache_put(self, study_id: int, entry: CacheEntry) -> None:
+        values = {"study_id": study_id, "key": entry.key, "stage": entry.stage, "params": _dumps(dict(entry.params)),
+                  "size_bytes": int(entry.size_bytes), "run_s": float(entry.run_s),
+                  "run_cost_usd": float(entry.run_cost_usd), "read_s": float(entry.read_s),
+                  "read_cost_usd": float(entry.read_cost_usd), "created_at": float(entry.created_at),
+                  "hits": int(entry.hits)}
+
+        insert = (postgresql_insert if self.dialect == "postgresql" else sqlite_insert)(cache_entries).values(values)
+        # One statement, so two workers indexing one key at once both succeed (the last one wins).
+        upsert = insert.on_conflict_do_update(index_elements=["study_id", "key"],
+                                              set_={k: v for k, v in values.items() if k not in ("study_id", "key")})
+
+        def txn(conn: Connection) -> None:
+            if conn.execute(sa.select(studies.c.id).where(studies.c.id == study_id)).first() is None:
+                raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
+            conn.execute(upsert)
+
+        self._run(txn)
+
+    def cache_entries(self, study_id: int) -> list[CacheEntry]:
+        def txn(conn: Connection) -> list[CacheEntry]:
+            rows = conn.execute(sa.select(cache_entries).where(cache_entries.c.study_id == study_id)
+                                .order_by(cache_entries.c.stage, cache_entries.c.key)).all()
+            return [_cache_entry(r) for r in rows]
+
+        return self._run(txn, write=False)
+
+    def cache_read(self, study_id: int, key: str, read_s: float, read_cost_usd: float) -> bool:
+        return bool(self._run(lambda conn: conn.execute(
+            sa.update(cache_entries).where(cache_entries.c.study_id == study_id, cache_entries.c.key == key)
+            .values(hits=cache_entries.c.hits + 1, read_s=float(read_s), read_cost_usd=float(read_cost_usd)))
+            .rowcount))
+
+    def cache_forget(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        return int(self._run(lambda conn: conn.execute(
+            sa.delete(cache_entries).where(cache_entries.c.key.in_(list(keys)))).rowcount))
+
+    def record_stage_runs(self, study_id: int, runs: Sequence[StageRun]) -> None:
+        if not runs:
+            return
+        rows = [{"study_id": study_id, "trial_id": r.trial_id, "stage": r.stage, "name": r.name,
+                 "outcome": r.outcome, "miss": bool(r.miss), "elapsed_s": float(r.elapsed_s),
+                 "cost_usd": float(r.cost_usd), "saved_s": float(r.saved_s), "saved_usd": float(r.saved_usd)}
+                for r in runs]
+        self._run(lambda conn: conn.execute(sa.insert(stage_runs), rows))
+
+    def stage_runs(self, study_id: int) -> list[StageRun]:
+        def txn(conn: Connection) -> list[StageRun]:
+            rows = conn.execute(sa.select(stage_runs).where(stage_runs.c.study_id == study_id)
+                                .order_by(stage_runs.c.trial_id, stage_runs.c.stage)).all()
+            return [StageRun(trial_id=r.trial_id, stage=r.stage, name=r.name, outcome=r.outcome, miss=bool(r.miss),
+                             elapsed_s=r.elapsed_s, cost_usd=r.cost_usd, saved_s=r.saved_s, saved_usd=r.saved_usd)
+                    for r in rows]
+
+        return self._run(txn, write=False)
+
     def count_trials(self, study_id: int) -> dict[TrialState, int]:
         rows = self._run(
             lambda c: c.execute(
@@ -1470,11 +1575,17 @@ class SQLStorage(Storage):
         return {TrialState(s): n for s, n in rows}
 
 
+def _cache_entry(r: Any) -> CacheEntry:
+    return CacheEntry(key=r.key, stage=r.stage, params=json.loads(r.params), size_bytes=r.size_bytes, run_s=r.run_s,
+                      run_cost_usd=r.run_cost_usd, read_s=r.read_s, read_cost_usd=r.read_cost_usd,
+                      created_at=r.created_at, hits=r.hits)
+
+
 def _check_columns(conn: Connection, url: str) -> None:
     """Refuse a database whose tables lack columns this version writes (e.g. one made by a
     development build with the same schema version), with a clear message instead of SQL errors."""
     inspector = sa.inspect(conn)
-    for table in (studies, trials, measurements):
+    for table in (studies, trials, measurements, cache_entries, stage_runs):
         present = {c["name"] for c in inspector.get_columns(table.name)}
         missing = [c.name for c in table.columns if c.name not in present]
         if missing:

@@ -5,6 +5,10 @@ The rule, applied before every proposal (so the choice follows the study as it g
 1. several objectives -> ``nsga2``;
 2. a tiny budget (a trial budget of at most ``TINY`` trials, or a dollar budget the cost model
    says buys at most that many) -> ``sobol`` (quasi-random: the best coverage for a handful);
+2b. a pipeline study (its context names the parameters of two or more stages,
+   ``Context.stage_params``) -> ``eeipu`` (:mod:`thrifty.strategies.eeipu`): expected improvement
+   per expected dollar, where a configuration that keeps a cached prefix pays that prefix's read
+   cost instead of recomputing it, the cost's exponent cooling as the budget is spent;
 3. the model: a conditional space or more than ``GP_MAX_DIMS`` dimensions -> ``tpe``; otherwise
    (a small unconditional space) ``gp``, unless the study has more than ``GP_MAX_TRIALS`` trials
    (then ``tpe``: its cost per proposal stays flat, the GP's grows with the trials);
@@ -87,6 +91,9 @@ class Auto(Strategy):
         limits = [x for x in (ctx.budget_trials, affordable) if x is not None]
         if limits and min(limits) <= TINY:
             return "sobol", f"a tiny budget ({min(limits)} trials): quasi-random coverage"
+        stages = ctx.stage_params
+        if len(stages) >= 2:
+            return "eeipu", f"a pipeline of {len(stages)} stages: EI per expected dollar, cached prefixes at their read cost"
         if any(space[n].when for n in space):
             model, why = "tpe", "a conditional space"
         elif space.n_dims > GP_MAX_DIMS:

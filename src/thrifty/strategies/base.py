@@ -20,6 +20,7 @@ from thrifty.trial import Trial
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
+    from thrifty.pipelines.cache import CachedPrefix
     from thrifty.specs.base import Spec
 
 
@@ -33,6 +34,13 @@ class Context:
     ``None``); ``max_resource``: the resource a full trial reaches (for cost forecasts).
     ``budget_usd`` / ``spent_usd``: the dollar budget (``None`` if none) and what is spent, for
     cost cooling. ``budget_trials``: the study's trial budget, if any. ``constraints``: metric -> ``(op, bound)`` with op ``"<="`` or ``">="``.
+
+    A pipeline study (:mod:`thrifty.pipelines`) also gives ``stage_params``: the parameter names of
+    each stage, in stage order (empty for a study without a pipeline), and ``cached_prefixes``: the
+    stage prefixes whose output is in the memo cache now
+    (:class:`~thrifty.pipelines.cache.CachedPrefix`: the last stage's index, the prefix's
+    parameters, its key, what reading it costs and what computing it cost, in dollars), read from
+    the study's index at each proposal; an evicted entry is never listed.
     """
 
     objectives: Mapping[str, str] = field(default_factory=lambda: {"value": "max"})
@@ -42,6 +50,8 @@ class Context:
     spent_usd: float = 0.0
     budget_trials: int | None = None
     constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    stage_params: tuple[tuple[str, ...], ...] = ()
+    cached_prefixes: tuple[CachedPrefix, ...] = ()
 
 
 class Strategy(abc.ABC):

@@ -216,14 +216,14 @@ class GP(Strategy):
     def _run(proposer: _Proposer, n: int) -> list[dict[str, ParamValue]]:
         # One BLAS thread: these matrices are small, and OpenBLAS threads spinning side by side
         # stall the workers of a study that propose at the same time on a few cores.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             return proposer.run(n)
 
 
 _CONTROLLER: list[Any] = []
 
 
-def _blas_controller() -> Any:
+def blas_controller() -> Any:
     """A cached ``threadpoolctl.ThreadpoolController`` (finding the libraries takes milliseconds).
 
     It knows only the BLAS libraries loaded when it is made, and scipy brings its own: scipy is
@@ -427,7 +427,7 @@ class _Model:
         idx = self._subset(data, rng)
         self.x = data.x[idx]
         self.f = self.feat.features(self.x)
-        self.y = _standardise(data.y[idx])
+        self.y = standardise(data.y[idx])
         self.feasible = data.feasible[idx]
         self.real_ok = ~data.failed[idx]
         self.gp = GaussianProcess(self.feat)
@@ -479,7 +479,7 @@ class _Model:
         if a >= n:
             return self._fit(self.gp, self.f, self.y, rng)
         x = data.x[:a]
-        y = _standardise(data.y[:a])
+        y = standardise(data.y[:a])
         key = (self.p.seed, a, self.feat.encoder.names, x.tobytes(), y.tobytes())
         theta = _FITS.get(key)
         if theta is None:
@@ -566,13 +566,7 @@ class _Model:
             return None
         if self.p.all_points is not None:
             return int(order[0])
-        known = self.p.known_points()
-        for start in range(0, len(order), 64):
-            chunk = order[start:start + 64]
-            fresh = chunk[~self.enc.near_duplicates(x[chunk], known)]
-            if len(fresh):
-                return int(fresh[0])
-        return None
+        return self.enc.first_not_near(x, order, self.p.known_points())
 
     def _score(self, x: Any, guard: bool = True) -> Any:
         """Acquisition at canonical points; ``-inf`` for points already in the history and
@@ -808,7 +802,7 @@ class _CostTerm:
         return out
 
 
-def _standardise(y: Any) -> Any:
+def standardise(y: Any) -> Any:
     """Robust scale (median, MAD), log-compress the bad tail beyond 2, then standardise."""
     import numpy as np
 

@@ -23,6 +23,7 @@ from thrifty.cost.budget import Budget
 from thrifty.encoding import encoder_of
 from thrifty.errors import StudyExhausted
 from thrifty.history import History
+from thrifty.pipelines.cache import CachedPrefix, DiskCache, cached_prefixes
 from thrifty.ranking import full_resource
 from thrifty.space import Space
 from thrifty.storage.base import Snapshot, StudyStatus
@@ -148,7 +149,8 @@ class CostGate:
         objectives and constraints (the cost model comes per proposal)."""
         s = self._state.settings
         return Context(objectives=dict(s.objectives), constraints=dict(s.constraints),
-                       budget_trials=Budget.from_dict(self._state.record.budget).trials)
+                       budget_trials=Budget.from_dict(self._state.record.budget).trials,
+                       stage_params=s.pipeline.stage_params if s.pipeline is not None else ())
 
     def proposal_context(self, strategy: Strategy, snapshot: Snapshot, trials: History) -> Context:
         """The :class:`~thrifty.strategies.base.Context` of a proposal made from ``snapshot``: with
@@ -162,6 +164,12 @@ class CostGate:
                 model, resource = self._model[1], self._model[2]
         s = self._state.settings
         spent = snapshot.status.spent_usd if budget.usd is not None else 0.0
+        stage_params: tuple[tuple[str, ...], ...] = ()
+        prefixes: tuple[CachedPrefix, ...] = ()
+        if s.pipeline is not None:  # the memo cache's index, only entries whose output is on disk now
+            stage_params = s.pipeline.stage_params
+            cache = DiskCache(s.pipeline.cache_root(s.artifact_root), s.pipeline.cache_max_bytes)
+            prefixes = cached_prefixes(self._state.storage, self._state.study_id, cache)
         return Context(objectives=dict(s.objectives), cost_model=model, max_resource=resource,
                        budget_usd=budget.usd, spent_usd=spent, budget_trials=budget.trials,
-                       constraints=dict(s.constraints))
+                       constraints=dict(s.constraints), stage_params=stage_params, cached_prefixes=prefixes)

@@ -23,6 +23,7 @@ from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion
 from thrifty.errors import ValidationError
 from thrifty.objectives import CostUtility
+from thrifty.pipelines.stage import PipelineShape
 from thrifty.schedulers import Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.specs.base import StudyShape
@@ -91,6 +92,9 @@ class StudySettings:
     ``None``. ``artifact_root``: the folder of the trials' folders, relative to the working folder.
     ``keep_checkpoints``: checkpoints of the best k finished trials are kept (``None``: all).
     ``constraints``: metric -> (``"<="`` or ``">="``, bound): a trial is feasible when each holds.
+    ``pipeline``: a pipeline study's stages as stored (:class:`~thrifty.pipelines.PipelineShape`:
+    names, versions, parameter names, the cache's folder and size limit), else ``None``; stored
+    under the settings key ``"pipeline"`` only when set, so other studies' settings are unchanged.
     """
 
     space: Space
@@ -108,6 +112,7 @@ class StudySettings:
     artifact_root: str
     keep_checkpoints: int | None
     constraints: Mapping[str, tuple[str, float]]
+    pipeline: PipelineShape | None = None
 
     @property
     def default_metric(self) -> str:
@@ -117,7 +122,7 @@ class StudySettings:
     def stored(self) -> dict[str, Any]:
         """The ``settings`` column as the storage keeps it (keys of :data:`STORED_KEYS`, plain JSON
         data; the same format since schema version 1)."""
-        return {
+        out: dict[str, Any] = {
             "max_retries": self.max_retries,
             "heartbeat_grace_s": self.heartbeat_grace_s,
             "pricing": self.pricing.to_dict(),
@@ -128,6 +133,9 @@ class StudySettings:
             "keep_checkpoints": self.keep_checkpoints,
             "constraints": {metric: [op, bound] for metric, (op, bound) in self.constraints.items()},
         }
+        if self.pipeline is not None:
+            out["pipeline"] = self.pipeline.to_dict()
+        return out
 
     def comparable(self) -> dict[str, Any]:
         """Every setting as plain JSON data under its ``thrifty run`` config key (``objective`` for
@@ -147,7 +155,7 @@ class StudySettings:
         objective: Any = dict(record.objectives)
         wanted = normalize_settings(
             record.space, objective, strategy=record.strategy, scheduler=record.scheduler, seed=record.seed,
-            budget=record.budget, **stored,
+            budget=record.budget, pipeline=record.settings.get("pipeline"), **stored,
         )
         utility = record.settings.get("utility")
         return dataclasses.replace(wanted, utility=CostUtility(**utility) if utility else None)
@@ -169,6 +177,7 @@ def normalize_settings(
     artifact_root: str = "thrifty_artifacts",
     keep_checkpoints: int | None = 3,
     constraints: Mapping[str, Sequence[Any]] | None = None,
+    pipeline: PipelineShape | Mapping[str, Any] | None = None,
 ) -> StudySettings:
     """Validate :meth:`Study.create`'s settings (raising :class:`ValidationError` on the first bad
     one) and return them as a :class:`StudySettings`. Nothing is written. These defaults are the
@@ -188,6 +197,12 @@ def normalize_settings(
         raise ValidationError(f"seed={seed!r}: expected an integer")
     budget_obj = Budget.from_dict(budget)
     constraints_obj = check_constraints(constraints)
+    shape = None if pipeline is None else PipelineShape.from_dict(pipeline)
+    if shape is not None:
+        missing = [p for names in shape.stage_params for p in names if p not in space]
+        if missing:
+            raise ValidationError(f"pipeline: parameter(s) {missing!r} of its stages are not in the space; "
+                                  "a pipeline study's space is the union of its stages' spaces")
     if keep_checkpoints is not None and (isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int)
                                          or keep_checkpoints < 0):
         raise ValidationError(f"keep_checkpoints={keep_checkpoints!r}: expected an integer >= 0 or None (keep all)")
@@ -205,7 +220,7 @@ def normalize_settings(
         space=space, objectives=objectives, strategy=strat, scheduler=sched, seed=seed, budget=budget_obj,
         max_retries=max_retries, heartbeat_grace_s=float(heartbeat_grace_s), pricing=pricing_obj,
         resources=resources_obj, criteria=tuple(criteria), utility=utility, artifact_root=str(artifact_root),
-        keep_checkpoints=keep_checkpoints, constraints=constraints_obj,
+        keep_checkpoints=keep_checkpoints, constraints=constraints_obj, pipeline=shape,
     )
 
 

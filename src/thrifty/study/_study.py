@@ -45,6 +45,7 @@ Objective = Callable[[TrialHandle], Any]
 
 if TYPE_CHECKING:  # pragma: no cover
     from thrifty.cost.forecast import CostModel
+    from thrifty.pipelines import Pipeline
     from thrifty.runners.local import RunResult
 
 
@@ -53,10 +54,11 @@ class Study:
     :meth:`load`; many processes and machines may work on one study at once."""
 
     def __init__(self, storage: Storage, record: StudyRecord, *, settings: StudySettings | None = None,
-                 worker_id: str | None = None, clock: Clock | None = None) -> None:
+                 worker_id: str | None = None, clock: Clock | None = None, pipeline: Pipeline | None = None) -> None:
         """A study object over ``record`` (as loaded from ``storage``). ``settings``: the record's
         (default: read back from it). ``worker_id``: the id its trials start under (default:
-        ``host:pid:random``, new for each object). ``clock``: see :meth:`create`."""
+        ``host:pid:random``, new for each object). ``clock``: see :meth:`create`. ``pipeline``:
+        the pipeline a pipeline study runs (see :meth:`load`)."""
         self._storage = storage
         self._record = record
         state = StudyState(storage, record, settings or StudySettings.of_record(record), worker_id or new_worker_id(),
@@ -70,12 +72,13 @@ class Study:
         state.settings.strategy.bind(self._cost.basic_context())
         #: Whether Study.create inserted this study (False: loaded, e.g. by ``load_if_exists``).
         self._created = False
+        self._pipeline = _check_pipeline(state.settings, pipeline)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def create(
         cls,
-        space: Space | Mapping[str, Any],
+        space: Space | Mapping[str, Any] | None = None,
         objective: str | Mapping[str, str] = "max",
         *,
         name: str | None = None,
@@ -95,6 +98,7 @@ class Study:
         warm_start: Sequence[str] | None = None,
         load_if_exists: bool = False,
         clock: Clock | None = None,
+        pipeline: Pipeline | None = None,
     ) -> Study:
         """Create a study (every argument is validated before anything is written).
 
@@ -125,19 +129,23 @@ class Study:
             heartbeats, active wall time); ``None``: the system clock. A
             :class:`~thrifty.clock.ManualClock` makes time pass only when advanced (tests,
             simulations); it is not stored with the study.
+        ``pipeline``: a :class:`~thrifty.pipelines.Pipeline` instead of ``space``: the study's space
+            is the union of its stages' spaces, its objective is the pipeline (``optimize()`` needs
+            no objective), and stage outputs are memoised (:mod:`thrifty.pipelines`).
         """
         name = default_name() if name is None else check_name(name)
         clock = check_clock(clock)
+        space = _space_of(space, pipeline)
         wanted = normalize_settings(
             space, objective, strategy=strategy, scheduler=scheduler, seed=seed, budget=budget,
             max_retries=max_retries, heartbeat_grace_s=heartbeat_grace_s, pricing=pricing, resources=resources,
             stop_when=stop_when, artifact_root=artifact_root, keep_checkpoints=keep_checkpoints,
-            constraints=constraints,
+            constraints=constraints, pipeline=pipeline.shape if pipeline is not None else None,
         )
         store = open_storage(storage)
         existing = find_study(store, name) if load_if_exists else None
         if existing is not None:
-            return cls(store, existing, clock=clock)
+            return cls(store, existing, clock=clock, pipeline=pipeline)
         sources = []
         if warm_start:
             from thrifty.warm_start import load_sources
@@ -145,8 +153,8 @@ class Study:
             sources = load_sources(warm_start, wanted.objectives, lambda source: cls.load(source, storage=store))
         record, created = insert_study(store, name, wanted, load_if_exists)
         if not created:
-            return cls(store, record, clock=clock)
-        study = cls(store, record, settings=created_settings(record, wanted), clock=clock)
+            return cls(store, record, clock=clock, pipeline=pipeline)
+        study = cls(store, record, settings=created_settings(record, wanted), clock=clock, pipeline=pipeline)
         study._created = True
         if sources:
             from thrifty.warm_start import seed as seed_from
@@ -156,13 +164,15 @@ class Study:
 
     @classmethod
     def load(cls, name: str, storage: str | Storage = DEFAULT_STORAGE, *, worker_id: str | None = None,
-             clock: Clock | None = None) -> Study:
+             clock: Clock | None = None, pipeline: Pipeline | None = None) -> Study:
         """Open an existing study; it continues where it stopped. ``worker_id``: the id its trials
         start under (``optimize``'s worker processes pass theirs; default: a new one). ``clock``:
-        as in :meth:`create` (default: the system clock)."""
+        as in :meth:`create` (default: the system clock). ``pipeline``: a pipeline study's
+        :class:`~thrifty.pipelines.Pipeline` (code is not stored), so that ``optimize()`` can run
+        it; its stages and their parameters must be the stored ones (versions may have changed)."""
         clock = check_clock(clock)
         store = open_storage(storage)
-        return cls(store, store.load_study(check_name(name)), worker_id=worker_id, clock=clock)
+        return cls(store, store.load_study(check_name(name)), worker_id=worker_id, clock=clock, pipeline=pipeline)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -201,6 +211,11 @@ class Study:
     def settings(self) -> StudySettings:
         """The study's settings as this object loaded them (validated, frozen)."""
         return self._state.settings
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The pipeline this object runs (given to :meth:`create` or :meth:`load`), else ``None``."""
+        return self._pipeline
 
     @property
     def space(self) -> Space:
@@ -510,7 +525,7 @@ class Study:
     # -- running ------------------------------------------------------------------------------
     def optimize(
         self,
-        objective: Objective,
+        objective: Objective | None = None,
         n_trials: int | None = None,
         n_workers: int = 1,
         timeout_s: float | None = None,
@@ -553,12 +568,65 @@ class Study:
 
         Returns a :class:`~thrifty.runners.local.RunResult`: why it ended (which limit, with the
         numbers), the study's spend and its best trial.
+
+        A pipeline study's objective is its pipeline: leave ``objective`` out
+        (:class:`~thrifty.pipelines.PipelineObjective` runs the stages with the memo cache).
         """
         from thrifty.runners.local import run_optimize
+
+        if objective is None:
+            objective = self._pipeline_objective()
 
         return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus,
                             trial_timeout_s=trial_timeout_s, stop_grace_s=stop_grace_s,
                             max_worker_deaths=max_worker_deaths)
 
+    def _pipeline_objective(self) -> Objective:
+        if self._pipeline is None:
+            if self.settings.pipeline is not None:
+                raise ValidationError(f"study {self.name!r} runs a pipeline, and code is not stored: pass it, "
+                                      "Study.load(name, pipeline=th.Pipeline([...])), or give optimize an objective")
+            raise ValidationError("optimize(objective=None): give the objective, a function taking a trial "
+                                  "(only a pipeline study, Study.create(pipeline=...), runs without one)")
+        from thrifty.pipelines import PipelineObjective
+
+        return PipelineObjective(self._pipeline)
+
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, storage={self.storage_url!r}, objectives={self.objectives!r})"
+
+
+def _space_of(space: Space | Mapping[str, Any] | None, pipeline: Pipeline | None) -> Space | Mapping[str, Any]:
+    """The space :meth:`Study.create` validates: ``space``, or the union of ``pipeline``'s stages'."""
+    if pipeline is None:
+        if space is None:
+            raise ValidationError("Study.create: give space= (the search space) or pipeline= (a th.Pipeline)")
+        return space
+    from thrifty.pipelines import Pipeline
+
+    if not isinstance(pipeline, Pipeline):
+        raise ValidationError(f"pipeline={pipeline!r}: expected a th.Pipeline([th.Stage(...), ...])")
+    if space is not None:
+        raise ValidationError("Study.create: give space= or pipeline=, not both (a pipeline's space is the union "
+                              "of its stages' spaces)")
+    return pipeline.space
+
+
+def _check_pipeline(settings: StudySettings, pipeline: Pipeline | None) -> Pipeline | None:
+    """``pipeline`` if it fits the study's stored one (the same stages and parameters), else a
+    one-line :class:`ValidationError`."""
+    if pipeline is None:
+        return None
+    from thrifty.pipelines import Pipeline
+
+    if not isinstance(pipeline, Pipeline):
+        raise ValidationError(f"pipeline={pipeline!r}: expected a th.Pipeline([th.Stage(...), ...])")
+    stored = settings.pipeline
+    if stored is None:
+        raise ValidationError("pipeline=: this study has no pipeline (it was created with a space); "
+                              "run it with optimize(objective)")
+    given = [(s.name, s.params) for s in pipeline.shape.stages]
+    wanted = [(s.name, s.params) for s in stored.stages]
+    if given != wanted:
+        raise ValidationError(f"pipeline=: its stages and parameters {given!r} are not the study's {wanted!r}")
+    return pipeline
