@@ -243,6 +243,7 @@ def _measure(url: str, ready: dict[str, str], timeout_s: float) -> dict[str, flo
     """Seconds from navigation start to first contentful paint and to each ``ready`` condition
     (``nan``: not met within ``timeout_s``), as the page's own probe saw them (:func:`_probe`)."""
     from selenium.common.exceptions import WebDriverException
+    from urllib3.exceptions import ReadTimeoutError
 
     web = _browser()
     try:
@@ -255,11 +256,14 @@ def _measure(url: str, ready: dict[str, str], timeout_s: float) -> dict[str, flo
         while len(seen) < len(ready) and time.monotonic() < deadline:
             try:
                 seen = web.execute_script("return window.__ready || {};") or {}
-            except WebDriverException:  # the page's main thread too busy to answer: ask again
+            except (WebDriverException, ReadTimeoutError):  # the page too busy to answer: ask again
                 pass
             time.sleep(0.1)
         out = {name: seen[name] / 1000.0 if name in seen else float("nan") for name in ready}
-        out["fcp"] = _first_paint(web)
+        try:
+            out["fcp"] = _first_paint(web)
+        except (WebDriverException, ReadTimeoutError):  # chromedriver stuck on the page: not readable
+            out["fcp"] = float("nan")
         return out
     finally:
         web.quit()
