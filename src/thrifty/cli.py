@@ -33,8 +33,10 @@ CONFIG_KEYS = {
     "objective": "'min', 'max' or {metric: min|max} (default max)",
     "workload": "module:function to call with each trial (this or command)",
     "command": "program to run per trial, e.g. 'python train.py --lr {lr}' (this or workload)",
-    "pipeline": "instead of space and workload: stages run in order, each {name, function: module:function, "
-                "space: {...}, version, cache}; or {stages: [...], cache_dir: FOLDER, cache_max_bytes: N}",
+    "pipeline": "instead of space and workload: stages run in order, each {name, function: module:function "
+                "or command: 'program {param} {stage_input} {stage_output}' (with metrics, step_metric, "
+                "timeout_s, ... as for command), space: {...}, version, cache}; or {stages: [...], "
+                "cache_dir: FOLDER, cache_max_bytes: N}",
     "metrics": "with command: {name: {regex: '...', goal: max|min}}, read from what the program prints",
     "step_metric": "with command: the metric that is the report's step (default: 'epoch' or 'step' if defined)",
     "max_resource": "with command: the step a full trial reaches ({max_resource} in the command)",
@@ -185,11 +187,24 @@ def import_workload(spec: str, search_dirs: Sequence[str] = ()) -> Any:
     return fn
 
 
-def pipeline_from_config(spec: Any, search_dirs: Sequence[str] = ()) -> Any:
-    """The :class:`~thrifty.pipelines.Pipeline` of a config's ``pipeline:`` key: a list of stages
-    (``{name, function: module:function, space: {...}, version: 1, cache: true}``), or a mapping
-    with ``stages`` and optionally ``cache_dir`` and ``cache_max_bytes``. (A stage that runs a
-    command is not supported yet.)"""
+#: Keys a ``pipeline:`` stage may hold; those of :data:`STAGE_COMMAND_KEYS` with ``command`` only.
+STAGE_KEYS = ("name", "function", "command", "space", "version", "cache")
+#: A command stage's options (the script runner's, for this stage's program).
+STAGE_COMMAND_KEYS = ("metrics", "step_metric", "max_resource", "infeasible_patterns", "timeout_s", "grace_s",
+                      "max_preemptions", "metrics_timeout_s", "env")
+
+
+def pipeline_from_config(spec: Any, search_dirs: Sequence[str] = (), cwd: str | None = None) -> Any:
+    """The :class:`~thrifty.pipelines.Pipeline` of a config's ``pipeline:`` key: a list of stages,
+    or a mapping with ``stages`` and optionally ``cache_dir`` and ``cache_max_bytes``.
+
+    A stage is ``{name, function: module:function, space: {...}, version: 1, cache: true}`` or,
+    instead of ``function``, ``command: 'program ...'`` (:mod:`thrifty.pipelines.command`) with the
+    script runner's options for its program: ``metrics`` (required for the last stage),
+    ``step_metric`` (default: ``epoch`` or ``step`` if a metric has that name), ``max_resource``,
+    ``infeasible_patterns``, ``timeout_s`` (seconds, this stage's run), ``grace_s``,
+    ``max_preemptions``, ``metrics_timeout_s``, ``env``. Commands run in ``cwd`` (``thrifty run``:
+    the config's folder). Every error is one line naming the stage, raised before anything runs."""
     from thrifty.pipelines import Pipeline, Stage
 
     options: dict[str, Any] = {}
@@ -202,24 +217,52 @@ def pipeline_from_config(spec: Any, search_dirs: Sequence[str] = ()) -> Any:
         stages = spec.get("stages")
         options = {k: spec[k] for k in ("cache_dir", "cache_max_bytes") if k in spec}
     if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence) or not stages:
-        raise ValidationError(f"pipeline: expected a list of stages, each {{name: ..., function: module:function, "
-                              f"space: {{...}}}}, got {stages!r}")
+        raise ValidationError(f"pipeline: expected a list of stages, each {{name: ..., function: module:function "
+                              f"or command: 'program ...', space: {{...}}}}, got {stages!r}")
     built = []
     for i, st in enumerate(stages):
         if not isinstance(st, Mapping):
-            raise ValidationError(f"pipeline stage {i}: expected a mapping with name, function and space")
-        unknown = sorted(set(st) - {"name", "function", "space", "version", "cache", "command"})
+            raise ValidationError(f"pipeline stage {i}: expected a mapping with name, function or command, and space")
+        label = f"pipeline stage {i}" + (f" ({st['name']!r})" if isinstance(st.get("name"), str) else "")
+        unknown = sorted(set(st) - {*STAGE_KEYS, *STAGE_COMMAND_KEYS})
         if unknown:
-            raise ValidationError(f"pipeline stage {i}: unknown key(s) {', '.join(unknown)}; known: name, function, "
-                                  "space, version, cache")
-        if "command" in st:
-            raise ValidationError(f"pipeline stage {i}: 'command' stages are not supported yet; give "
-                                  "function: module:function")
-        if "function" not in st:
-            raise ValidationError(f"pipeline stage {i}: missing function (module:function)")
-        built.append(Stage(st.get("name", f"stage{i}"), import_workload(st["function"], search_dirs),
-                           space=st.get("space") or {}, version=st.get("version", 1), cache=st.get("cache", True)))
+            raise ValidationError(f"{label}: unknown key(s) {', '.join(unknown)}; known: {', '.join(STAGE_KEYS)} "
+                                  f"and, with command, {', '.join(STAGE_COMMAND_KEYS)}")
+        if ("function" in st) == ("command" in st):
+            what = "both function and command" if "function" in st else "neither function nor command"
+            raise ValidationError(f"{label}: {what}; give function: module:function or command: 'program ...'")
+        common = {"space": st.get("space") or {}, "version": st.get("version", 1), "cache": st.get("cache", True)}
+        name = st.get("name", f"stage{i}")
+        script = {k: st[k] for k in STAGE_COMMAND_KEYS if k in st}
+        if "function" in st:
+            if script:
+                raise ValidationError(f"{label}: {', '.join(script)} only apply with 'command'")
+            built.append(Stage(name, import_workload(st["function"], search_dirs), **common))
+            continue
+        metrics = script.get("metrics")
+        if script.get("step_metric") is None and isinstance(metrics, Mapping):
+            script["step_metric"] = next((k for k in ("epoch", "step") if k in metrics), None)
+        built.append(Stage(name, command=st["command"], cwd=cwd, **common, **script))
     return Pipeline(built, **options)
+
+
+def pipeline_objective(cfg: Mapping[str, Any], pipeline: Any) -> Any:
+    """The study objective of a ``pipeline:`` config: ``objective`` (default ``max``); when the
+    last stage runs a command, the default is its metrics with a goal, and every objective must be
+    one of its metrics (a one-line error naming the stage otherwise)."""
+    from thrifty.study import parse_objectives
+
+    last = pipeline.stages[-1]
+    objective = cfg.get("objective")
+    if last.runner is None:
+        return objective if objective is not None else "max"
+    if objective is None:
+        objective = last.runner.goals
+        if not objective:
+            raise ValidationError(f"Stage {last.name!r} (the last stage): give one of its metrics a goal (max or "
+                                  "min), or set 'objective'")
+    last.runner.check_objectives(parse_objectives(objective))
+    return objective
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -268,12 +311,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_dir = os.path.dirname(os.path.abspath(args.config))
     storage = storage_url(args, cfg)
     name = args.name or cfg.get("name") or os.path.splitext(os.path.basename(args.config))[0]
-    pipeline = pipeline_from_config(cfg["pipeline"], [config_dir]) if "pipeline" in cfg else None
+    pipeline = pipeline_from_config(cfg["pipeline"], [config_dir], config_dir) if "pipeline" in cfg else None
     space = pipeline.space if pipeline is not None else th.Space(cfg["space"])
     if pipeline is not None:
         from thrifty.pipelines import PipelineObjective
 
-        objective_fn, objective = PipelineObjective(pipeline), cfg.get("objective", "max")
+        objective_fn, objective = PipelineObjective(pipeline), pipeline_objective(cfg, pipeline)
     elif "command" in cfg:
         objective_fn, objective = script_objective(cfg, config_dir, space)
     else:

@@ -17,6 +17,10 @@ from thrifty.errors import ValidationError
 #: Metrics thrifty fills in from the trial's ledger when the objective does not report them.
 LEDGER_METRICS = ("cost_usd", "elapsed_s")
 
+#: The words a direction (an objective's, a script metric's goal) may be written with (any
+#: case), and what each means. Here, below the study, so the script runner reads them too.
+DIRECTIONS = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min", "minimise": "min"}
+
 
 @dataclass(frozen=True)
 class CostUtility:

@@ -5,6 +5,10 @@ usage:
   pipeline_worker.py write-many FOLDER SIZE_MB    write keys k0, k1, ... (SIZE_MB each) until killed
   pipeline_worker.py hold FOLDER KEY              read KEY under its shared lock, print "holding",
                                                   keep the lock until stdin closes
+  pipeline_worker.py write-dirs FOLDER SIZE_MB    store folder entries d0, d1, ... (four files of SIZE_MB / 4
+                                                  each, copied from FOLDER/../source) until killed
+  pipeline_worker.py hold-dir FOLDER KEY          read folder entry KEY under its shared lock, print
+                                                  "holding", keep the lock until stdin closes
   pipeline_worker.py study URL CACHE HANG_AT      run a pipeline study (name "p", 6 trials, fixed params);
                                                   the train stage of trial HANG_AT writes FOLDER/hanging
                                                   and sleeps (the test kills it); -1: never
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import thrifty as th
 from thrifty.pipelines import DiskCache
@@ -67,6 +72,23 @@ def main() -> None:
         folder, key = sys.argv[2], sys.argv[3]
         with DiskCache(folder).reading(key) as f:
             assert f is not None
+            print("holding", flush=True)
+            sys.stdin.read()
+    elif cmd == "write-dirs":
+        folder, size = Path(sys.argv[2]), int(sys.argv[3]) * 1024 * 1024
+        source = folder.parent / "source"
+        (source / "sub").mkdir(parents=True, exist_ok=True)
+        for j, name in enumerate(["a.bin", "b.bin", "sub/c.bin", "sub/d.bin"]):
+            (source / name).write_bytes(payload(f"part{j}", size // 4))
+        cache = DiskCache(folder)
+        i = 0
+        while True:
+            cache.write_dir(f"d{i}", source, {"i": i}, move=False)
+            i += 1
+    elif cmd == "hold-dir":
+        folder, key = sys.argv[2], sys.argv[3]
+        with DiskCache(folder).reading_dir(key) as got:
+            assert got is not None
             print("holding", flush=True)
             sys.stdin.read()
     elif cmd == "study":

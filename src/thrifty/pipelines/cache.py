@@ -1,24 +1,43 @@
 """The memo cache of stage outputs: files on disk, their index in the study's storage.
 
-**On disk** (:class:`DiskCache`): one file per entry, ``<root>/<key>.entry``, named by the
-prefix's content address (:meth:`thrifty.pipelines.Pipeline.key`). A file is a magic line, a
-JSON header (the key, the payload's length and BLAKE2b digest, the prefix's stage and parameters,
-what computing it cost) and the payload (the output, pickled). Rules:
+**On disk** (:class:`DiskCache`): one entry per key, ``<root>/<key>.entry``, named by the
+prefix's content address (:meth:`thrifty.pipelines.Pipeline.key`). Two kinds:
 
-- **Atomic writes.** A writer writes a temporary file in the same folder (``.<key>.<host>.<pid>.
-  <random>.tmp``), flushes and fsyncs it, then ``os.replace``-s it onto the entry's name (and
-  fsyncs the folder). Readers only open entry names, so a writer killed at any moment leaves no
-  torn entry, only a temporary file, removed by :meth:`DiskCache.clean_temporaries` once its
-  writer is dead (same host) or a day old. Concurrent writers of one key each replace the whole
-  file; the last one wins, whole.
+- **a file** (a function stage's output, a Python object): a magic line, a JSON header (the key,
+  the payload's length and BLAKE2b digest, the prefix's stage and parameters, what computing it
+  cost) and the payload (the output, pickled): :meth:`DiskCache.write`, :meth:`DiskCache.load`;
+- **a folder** (a command stage's output folder): ``<key>.entry/data/``, the folder as the
+  command wrote it, and ``<key>.entry/header.json``, the same header with a manifest instead of
+  one digest (every file's relative path, size in bytes and BLAKE2b digest, every sub-folder and
+  symbolic link): :meth:`DiskCache.write_dir` / :meth:`DiskCache.storing_dir`,
+  :meth:`DiskCache.reading_dir`. Its size is every file's bytes plus the header's. Only regular
+  files, folders and symbolic links may be in it (a link is stored as a link, never followed).
+
+Rules (both kinds):
+
+- **Atomic writes.** A writer writes a temporary file (a folder: a temporary folder, into which
+  the output folder is moved, or copied when it is on another file system) in the same folder
+  (``.<key>.<host>.<pid>.<random>.tmp``), flushes and fsyncs it (a folder: every file and folder
+  in it, the header last), then renames it onto the entry's name (and fsyncs the folder). Readers
+  only open entry names, so a writer killed at any moment leaves no torn entry, only a temporary
+  file or folder, removed by :meth:`DiskCache.clean_temporaries` once its writer is dead (same
+  host) or a day old. Concurrent writers of one key: a file is replaced whole, the last one wins;
+  a folder cannot replace a folder, so the first one stays and the others' are dropped (one key,
+  one content).
 - **Verified reads.** A reader checks the magic, the header, the length and the digest, then
-  unpickles; anything else is a miss (the entry is then removed), never a wrong output.
-- **Readers hold a shared lock** (``fcntl.flock(LOCK_SH)``) while they read
-  (:meth:`DiskCache.reading`); a read marks the entry used (its modification time).
+  unpickles (a folder: the header, then the manifest against the files, every digest included);
+  anything else is a miss (the entry is then removed), never a wrong output.
+- **Readers hold a shared lock** (``fcntl.flock(LOCK_SH)``, on the file or the entry's folder)
+  while they read (:meth:`DiskCache.reading`; a folder: for the whole ``with`` block of
+  :meth:`DiskCache.reading_dir`, in which the reader may read the folder's files, e.g. the next
+  stage's run); a read marks the entry used (its modification time). :meth:`DiskCache.storing_dir`
+  takes that lock on its temporary folder before renaming it, so its writer holds the new entry
+  from the moment it exists.
 - **Eviction never removes an entry being read.** After a write, while the folder is above
   ``max_bytes``, the least recently used entries are removed, each only under a non-blocking
-  exclusive lock: an entry a reader holds is skipped. A reader that was waiting for the lock of
-  an entry removed meanwhile sees it unlinked and misses.
+  exclusive lock: an entry a reader holds is skipped (a folder is first renamed to a temporary
+  name, then deleted). A reader that was waiting for the lock of an entry removed meanwhile sees
+  it unlinked (a folder: its name no longer leads to it) and misses.
 
 **The index** (:class:`~thrifty.storage.base.CacheEntry` rows, schema 5) says what exists and what
 it cost, so every worker and the strategy see the same facts. An entry is written before it is
@@ -30,12 +49,15 @@ report (it lists only entries whose file is there) and the next lookup forgets.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import pickle
+import shutil
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping
@@ -46,8 +68,13 @@ from typing import IO, Any
 from thrifty.storage.base import CacheEntry, Storage
 
 MAGIC = b"THRIFTY-CACHE-1\n"
+#: The ``magic`` of a folder entry's header.
+DIR_MAGIC = "THRIFTY-CACHE-DIR-1"
 SUFFIX = ".entry"
 TMP_SUFFIX = ".tmp"
+#: In a folder entry: its header (JSON) and the stored folder.
+HEADER_NAME = "header.json"
+DATA_NAME = "data"
 #: A temporary file older than this (seconds) is removed whoever wrote it.
 STALE_TMP_S = 86_400.0
 
@@ -79,8 +106,9 @@ class CachedPrefix:
 
 @dataclass(frozen=True)
 class Loaded:
-    """An entry read from disk: the output, its header (the stage, the prefix's parameters,
-    ``run_s``, ``run_cost_usd``) and its size in bytes."""
+    """An entry read from disk: the output (a folder entry: the :class:`~pathlib.Path` of its
+    stored folder, to read only while its reader's lock is held), its header (the stage, the
+    prefix's parameters, ``run_s``, ``run_cost_usd``) and its size in bytes."""
 
     value: Any
     header: Mapping[str, Any] = field(default_factory=dict)
@@ -102,8 +130,12 @@ class DiskCache:
         return self.root / (key + SUFFIX)
 
     def has(self, key: str) -> bool:
-        """Whether an entry file for ``key`` exists now."""
+        """Whether an entry (a file or a folder) for ``key`` exists now."""
         return self.path(key).exists()
+
+    def _tmp_path(self, key: str) -> Path:
+        """A fresh temporary name beside the entries (see :meth:`clean_temporaries`)."""
+        return self.root / f".{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
 
     # -- writing --------------------------------------------------------------------------------
     def write(self, key: str, value: Any, header: Mapping[str, Any] | None = None) -> int:
@@ -114,7 +146,7 @@ class DiskCache:
         head.update(key=key, length=len(payload), digest=hashlib.blake2b(payload).hexdigest())
         head_bytes = json.dumps(head, sort_keys=True, default=str).encode()
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        tmp = self._tmp_path(key)
         try:
             with open(tmp, "wb") as f:
                 f.write(MAGIC)
@@ -131,6 +163,103 @@ class DiskCache:
         _fsync_folder(self.root)
         return len(MAGIC) + 8 + len(head_bytes) + len(payload)
 
+    def write_dir(self, key: str, source: str | os.PathLike[str], header: Mapping[str, Any] | None = None, *,
+                  move: bool = True) -> int:
+        """Store the folder ``source`` under ``key`` as a folder entry (see :meth:`storing_dir`);
+        returns the entry's size in bytes."""
+        with self.storing_dir(key, source, header, move=move) as stored:
+            return stored.size_bytes
+
+    @contextlib.contextmanager
+    def storing_dir(self, key: str, source: str | os.PathLike[str], header: Mapping[str, Any] | None = None, *,
+                    move: bool = True) -> Iterator[Loaded]:
+        """Store the folder ``source`` under ``key`` atomically (see the module docstring), with
+        ``header`` (plain JSON data) beside it, and hold the new entry's shared lock for the block:
+        yields it as :class:`Loaded` (``value``: the stored folder's path, to read in the block).
+
+        ``move``: the folder is moved into the cache (renamed, or copied then deleted when the
+        cache is on another file system), so ``source`` is gone afterwards; ``False`` copies it.
+        Where another writer stored ``key`` first, its entry is kept and yielded instead (the same
+        key is the same content) and ``source`` is still consumed when ``move``. On an error
+        (``ValueError``: something in ``source`` is neither a file, a folder nor a link; ``OSError``)
+        nothing is stored and ``source`` is left where it was."""
+        source = Path(source)
+        self.path(key)  # a valid key
+        if not source.is_dir():
+            raise ValueError(f"{source}: not a folder")
+        for rel, kind, _ in _walk(source):
+            if kind == "other":
+                raise ValueError(f"{source / rel}: neither a file, a folder nor a link; a cached folder holds "
+                                 "only those")
+        with contextlib.ExitStack() as held:
+            stored = self._store_dir(key, source, header, move, held)
+            yield stored
+
+    def _store_dir(self, key: str, source: Path, header: Mapping[str, Any] | None, move: bool,
+                   held: contextlib.ExitStack) -> Loaded:
+        """:meth:`storing_dir`'s work; the lock it takes is released when ``held`` closes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_path(key)
+        os.mkdir(tmp)
+        data = tmp / DATA_NAME
+        moved, fd = False, None
+        try:
+            if move:
+                try:
+                    os.rename(source, data)
+                    moved = True
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+            if not moved:
+                shutil.copytree(source, data, symlinks=True)
+            files, total = _manifest(data, sync=True)
+            head = dict(header or {})
+            head.update(magic=DIR_MAGIC, key=key, files=files, data_bytes=total)
+            head_bytes = json.dumps(head, sort_keys=True, default=str).encode()
+            with open(tmp / HEADER_NAME, "wb") as f:
+                f.write(head_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_folder(tmp)
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # held before the entry exists: no eviction can take it
+            placed = self._place_dir(tmp, key, held)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            if moved:
+                with contextlib.suppress(OSError):
+                    os.rename(data, source)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if move and not moved:
+            shutil.rmtree(source, ignore_errors=True)
+        if placed is not None:  # another writer's entry: ours is dropped
+            os.close(fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return placed
+        held.callback(os.close, fd)
+        _fsync_folder(self.root)
+        return Loaded(self.path(key) / DATA_NAME, head, total + len(head_bytes))
+
+    def _place_dir(self, tmp: Path, key: str, held: contextlib.ExitStack) -> Loaded | None:
+        """Rename the complete temporary folder ``tmp`` onto ``key``'s entry: ``None`` done, or
+        the entry another writer placed first (its reading lock entered into ``held``)."""
+        for _ in range(3):
+            try:
+                os.rename(tmp, self.path(key))
+                return None
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise
+            reader = self.reading_dir(key)
+            existing = held.enter_context(reader)
+            if existing is not None:
+                return existing
+            # damaged (now removed), evicted meanwhile, or a file entry: try again
+        raise OSError(errno.EEXIST, f"cache entry {key} exists and cannot be read as a folder")
+
     # -- reading --------------------------------------------------------------------------------
     @contextlib.contextmanager
     def reading(self, key: str) -> Iterator[IO[bytes] | None]:
@@ -139,7 +268,7 @@ class DiskCache:
         this reader waited for the lock)."""
         try:
             f = open(self.path(key), "rb")  # noqa: SIM115 - closed by the with below (a miss yields first)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):  # a folder entry is not this kind's
             yield None
             return
         with f:
@@ -170,8 +299,49 @@ class DiskCache:
             os.utime(self.path(key))
         return Loaded(value, header, len(data))
 
+    @contextlib.contextmanager
+    def reading_dir(self, key: str) -> Iterator[Loaded | None]:
+        """Open ``key``'s folder entry under a shared lock held for the block (eviction skips it
+        meanwhile) and verify it; yields it as :class:`Loaded` (``value``: the stored folder's
+        path: read it in the block, never write into it), or ``None``: no folder entry, one
+        evicted while this reader waited for the lock, or a damaged one (then removed). A hit
+        marks the entry as used now (for LRU eviction)."""
+        path = self.path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            yield None
+            return
+        loaded = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if _same_inode(path, fd):
+                loaded = _check_dir(key, path)
+                damaged = loaded is None
+            else:
+                damaged = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if loaded is None:
+            os.close(fd)
+            if damaged:
+                self._discard(key)
+            yield None
+            return
+        try:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+            yield loaded
+        finally:
+            os.close(fd)  # releases the lock
+
     def header(self, key: str) -> Mapping[str, Any] | None:
-        """The verified header of ``key``'s entry, or ``None``."""
+        """The header of ``key``'s entry (a file: verified; a folder: its ``header.json``, the
+        files not checked), or ``None``."""
+        if self.path(key).is_dir():
+            head = _dir_header(key, self.path(key))
+            return None if head is None else head[0]
         with self.reading(key) as f:
             data = f.read() if f is not None else None
         parsed = _parse(key, data) if data is not None else None
@@ -186,9 +356,10 @@ class DiskCache:
             with os.scandir(self.root) as it:
                 for e in it:
                     if e.name.endswith(SUFFIX) and not e.name.startswith("."):
-                        with contextlib.suppress(FileNotFoundError):
-                            st = e.stat()
-                            out.append((e.name[:-len(SUFFIX)], st.st_size, st.st_mtime))
+                        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                            st = e.stat(follow_symlinks=False)
+                            size = _dir_size(Path(e.path)) if stat.S_ISDIR(st.st_mode) else st.st_size
+                            out.append((e.name[:-len(SUFFIX)], size, st.st_mtime))
         except FileNotFoundError:
             return []
         return sorted(out, key=lambda x: (x[2], x[0]))
@@ -219,7 +390,8 @@ class DiskCache:
 
     def _remove_unless_read(self, key: str) -> bool | None:
         """Remove ``key``'s entry under a non-blocking exclusive lock: ``True`` removed, ``False``
-        already gone, ``None`` a reader holds it (kept)."""
+        already gone, ``None`` a reader holds it (kept). A folder is renamed to a temporary name
+        under the lock (so no reader reaches it any more), then deleted."""
         path = self.path(key)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -230,6 +402,17 @@ class DiskCache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return None
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                if not _same_inode(path, fd):
+                    return False
+                trash = self._tmp_path(key)
+                try:
+                    os.rename(path, trash)
+                except FileNotFoundError:
+                    return False
+                _fsync_folder(self.root)
+                shutil.rmtree(trash, ignore_errors=True)
+                return True
             if os.fstat(fd).st_nlink == 0:
                 return False
             with contextlib.suppress(FileNotFoundError):
@@ -245,8 +428,9 @@ class DiskCache:
         self._remove_unless_read(key)
 
     def clean_temporaries(self) -> list[str]:
-        """Remove temporary files left by writers that died (on this host: their process is gone;
-        any host: older than :data:`STALE_TMP_S`). Returns their names."""
+        """Remove temporary files and folders left by writers (or evictions) that died (on this
+        host: their process is gone; any host: older than :data:`STALE_TMP_S`). Returns their
+        names."""
         host, removed, now = socket.gethostname(), [], time.time()
         try:
             with os.scandir(self.root) as it:
@@ -259,8 +443,11 @@ class DiskCache:
             if len(parts) == 3 and parts[0].partition(".")[2] == host and parts[1].isdigit():
                 dead = not _alive(int(parts[1]))
             with contextlib.suppress(FileNotFoundError):
-                if dead or now - e.stat().st_mtime > STALE_TMP_S:
-                    os.unlink(e.path)
+                if dead or now - e.stat(follow_symlinks=False).st_mtime > STALE_TMP_S:
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path)
+                    else:
+                        os.unlink(e.path)
                     removed.append(name)
         return removed
 
@@ -284,6 +471,104 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _same_inode(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names what ``fd`` has open (not removed, not replaced)."""
+    try:
+        a, b = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _walk(folder: Path, rel: str = "") -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+    """``(relative path, kind, entry)`` of everything under ``folder``, sorted, links not
+    followed; kind: ``file``, ``dir``, ``link`` or ``other``."""
+    with os.scandir(folder) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for e in found:
+        r = rel + e.name
+        if e.is_symlink():
+            yield r, "link", e
+        elif e.is_dir(follow_symlinks=False):
+            yield r, "dir", e
+            yield from _walk(Path(e.path), r + "/")
+        elif e.is_file(follow_symlinks=False):
+            yield r, "file", e
+        else:
+            yield r, "other", e
+
+
+def _manifest(folder: Path, sync: bool = False) -> tuple[dict[str, list[Any]], int]:
+    """The manifest of ``folder`` (relative path -> ``["file", size, digest]``, ``["dir"]`` or
+    ``["link", target]``) and its files' total size; ``sync``: fsync every file and folder.
+    Raises ``ValueError`` on anything else (a socket, a device)."""
+    files: dict[str, list[Any]] = {}
+    total = 0
+    for rel, kind, e in _walk(folder):
+        if kind == "link":
+            files[rel] = ["link", os.readlink(e.path)]
+        elif kind == "dir":
+            files[rel] = ["dir"]
+            if sync:
+                _fsync_folder(Path(e.path))
+        elif kind == "file":
+            digest, size = hashlib.blake2b(), 0
+            with open(e.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                if sync:
+                    os.fsync(f.fileno())
+            files[rel] = ["file", size, digest.hexdigest()]
+            total += size
+        else:
+            raise ValueError(f"{e.path}: neither a file, a folder nor a link")
+    if sync:
+        _fsync_folder(folder)
+    return files, total
+
+
+def _dir_header(key: str, entry: Path) -> tuple[dict[str, Any], int] | None:
+    """A folder entry's header and the header file's size, if it is one of ``key``'s."""
+    try:
+        raw = (entry / HEADER_NAME).read_bytes()
+        head = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(head, dict) or head.get("magic") != DIR_MAGIC or head.get("key") != key:
+        return None
+    return head, len(raw)
+
+
+def _check_dir(key: str, entry: Path) -> Loaded | None:
+    """A folder entry of ``key`` whose files match its manifest, else ``None``."""
+    found = _dir_header(key, entry)
+    if found is None:
+        return None
+    head, head_size = found
+    try:
+        files, total = _manifest(entry / DATA_NAME)
+    except (OSError, ValueError):
+        return None
+    if files != head.get("files") or total != head.get("data_bytes"):
+        return None
+    return Loaded(entry / DATA_NAME, head, total + head_size)
+
+
+def _dir_size(entry: Path) -> int:
+    """A folder entry's size: its files' bytes (from its header; a damaged one: counted) plus
+    the header's."""
+    found = _dir_header(entry.name[:-len(SUFFIX)], entry)
+    if found is not None and isinstance(found[0].get("data_bytes"), int):
+        return found[0]["data_bytes"] + found[1]
+    total = 0
+    for root, _, names in os.walk(entry):
+        for n in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, n)).st_size
+    return total
 
 
 def _parse(key: str, data: bytes) -> tuple[dict[str, Any], bytes] | None:

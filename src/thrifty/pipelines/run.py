@@ -11,7 +11,15 @@ it is given no objective). For a trial with parameters ``p`` it:
    output to the cache when it is cacheable: a *miss*), each write indexed in the study's storage
    and followed by eviction down to the cache's size limit;
 4. returns the last stage's output (the metrics); a stage after which the trial was told to stop
-   (``trial.should_stop()`` in a stage that takes the trial) ends it there, its output not cached.
+   (``trial.should_stop()`` in a stage that takes the trial; a command stage whose program was
+   stopped) ends it there, its output not cached.
+
+**Command stages** (:mod:`thrifty.pipelines.command`) output a folder: it is cached as a folder
+entry (:meth:`~thrifty.pipelines.cache.DiskCache.storing_dir`, the output folder moved into the
+cache) and the next stage gets the entry's path, while this trial holds the entry's shared lock
+(so no eviction removes it) until that next stage has run. A hit on a command stage's prefix holds
+its lock the same way. A trial whose last stage runs a command checks, before any stage runs, that
+the study's objectives are among that stage's metrics.
 
 **Cost per stage.** Each charge is a cost-only measurement (:meth:`~thrifty.handle.TrialHandle.charge`):
 the study's pricing for the interval's seconds plus whatever the stage reported, so a trial that
@@ -23,14 +31,17 @@ saved); a hit saves what computing the prefix had cost (the entry's ``run_cost_u
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from thrifty.handle import TrialHandle
 from thrifty.pipelines.cache import DiskCache, Loaded
+from thrifty.pipelines.command import STOPPED
 from thrifty.pipelines.stage import Pipeline
 from thrifty.storage.base import CacheEntry, StageRun, Storage
+from thrifty.trial import Trial, TrialState
 
 log = logging.getLogger("thrifty")
 
@@ -82,12 +93,20 @@ class _TrialRun:
         return max(s, 0.0), max(usd, 0.0)
 
     def go(self) -> Any:
+        with contextlib.ExitStack() as held:  # the shared lock of the cached folder the next stage reads
+            return self._go(held)
+
+    def _go(self, held: contextlib.ExitStack) -> Any:
         p, trial = self.pipeline, self.trial
         n = len(p.stages)
+        last_runner = p.stages[-1].runner
+        if last_runner is not None:  # before any stage runs (and is paid for)
+            study = trial.study
+            last_runner.check_objectives(study.objectives, [study.utility.name] if study.utility is not None else [])
         self._charged()  # the set-up since the trial started: no stage's
         start, data = 0, None
         run_s, run_usd = 0.0, 0.0  # what computing the prefix so far from nothing costs
-        hit = self._deepest_hit()
+        hit = self._deepest_hit(held)
         if hit is not None:
             i, loaded, read_s, read_usd = hit
             start, data = i + 1, loaded.value
@@ -100,23 +119,31 @@ class _TrialRun:
         for i in range(start, n):
             stage = p.stages[i]
             own = {k: self.params[k] for k in p.stage_params[i] if k in self.params}
-            data = stage.call(own, data, trial)
+            last = i == n - 1
+            if stage.runner is not None:
+                folder_in = i > 0 and p.stages[i - 1].runner is not None
+                data = stage.runner.run(trial, i, own, data, data_is_folder=folder_in, last=last)
+            else:
+                data = stage.call(own, data, trial)
+            held.close()  # the stage has read its input
             compute_s, compute_usd = self._charged()
             run_s, run_usd = run_s + compute_s, run_usd + compute_usd
-            last = i == n - 1
             cacheable = stage.cache and not last
-            if trial.stop is not None and not last:  # told to stop inside the stage: its output may be partial
+            if data is STOPPED or (trial.stop is not None and not last):  # its output may be partial
                 self.runs.append(StageRun(trial.id, i, stage.name, "run", cacheable, compute_s, compute_usd))
                 return None
             write_s = write_usd = 0.0
-            if cacheable:
+            if cacheable and stage.runner is not None:
+                data, write_s, write_usd = self._store_dir(i, data, run_s, run_usd, held)
+            elif cacheable:
                 write_s, write_usd = self._store(i, data, run_s, run_usd)
             self.runs.append(StageRun(trial.id, i, stage.name, "run", cacheable, compute_s + write_s,
                                       compute_usd + write_usd))
         return data
 
-    def _deepest_hit(self) -> tuple[int, Loaded, float, float] | None:
-        """Read the deepest cached prefix: (its stage, the entry, the read's seconds and dollars)."""
+    def _deepest_hit(self, held: contextlib.ExitStack) -> tuple[int, Loaded, float, float] | None:
+        """Read the deepest cached prefix: (its stage, the entry, the read's seconds and dollars).
+        A folder entry (a command stage's) stays locked until ``held`` closes."""
         p = self.pipeline
         for i in reversed(range(len(p.stages) - 1)):
             if not p.stages[i].cache:
@@ -124,7 +151,10 @@ class _TrialRun:
             key = p.key(i, self.params)
             if not self.cache.has(key):
                 continue
-            loaded = self.cache.load(key)
+            if p.stages[i].runner is not None:
+                loaded = held.enter_context(self.cache.reading_dir(key))
+            else:
+                loaded = self.cache.load(key)
             if loaded is None:  # damaged or evicted meanwhile: a shallower prefix may still be there
                 self.storage.cache_forget([key])
                 continue
@@ -156,6 +186,28 @@ class _TrialRun:
         except Exception as exc:  # noqa: BLE001 - an unpicklable output or a full disk: run uncached
             log.warning("pipeline stage %r: output not cached: %s", self.pipeline.stages[stage].name, exc)
             return self._charged()
+        return self._indexed(stage, key, prefix, size, run_s, run_usd)
+
+    def _store_dir(self, stage: int, output: Any, run_s: float, run_usd: float,
+                   held: contextlib.ExitStack) -> tuple[Any, float, float]:
+        """Move command stage ``stage``'s output folder into the cache (its lock held until
+        ``held`` closes), index it, evict; (the folder the next stage reads: the entry's, the
+        write's seconds, its dollars). A write that fails is logged and the trial goes on with the
+        folder where it is, uncached."""
+        key = self.pipeline.key(stage, self.params)
+        prefix = self.pipeline.shape.prefix_params(stage, self.params)
+        try:
+            stored = held.enter_context(self.cache.storing_dir(key, output, {
+                "stage": stage, "params": prefix, "run_s": run_s, "run_cost_usd": run_usd}))
+        except Exception as exc:  # noqa: BLE001 - e.g. a socket in the folder or a full disk: run uncached
+            log.warning("pipeline stage %r: output not cached: %s", self.pipeline.stages[stage].name, exc)
+            return (output, *self._charged())
+        return (stored.value, *self._indexed(stage, key, prefix, stored.size_bytes, run_s, run_usd))
+
+    def _indexed(self, stage: int, key: str, prefix: dict[str, Any], size: int, run_s: float,
+                 run_usd: float) -> tuple[float, float]:
+        """Charge the write just made, index its entry, evict down to the size limit; (the
+        write's seconds, its dollars)."""
         write_s, write_usd = self._charged()
         self.storage.cache_put(self.study_id, CacheEntry(
             key=key, stage=stage, params=prefix, size_bytes=size, run_s=run_s, run_cost_usd=run_usd,
@@ -173,3 +225,27 @@ class _TrialRun:
             self.storage.record_stage_runs(self.study_id, self.runs)
         except Exception as exc:  # noqa: BLE001 - accounting never fails a trial
             log.warning("trial %d: stage records not stored: %s", self.trial.number, exc)
+
+
+def stage_run_usd(runs: Iterable[StageRun], trials: Sequence[Trial], n_stages: int) -> dict[int, tuple[float | None, ...]]:
+    """Per trial number (of ``trials``), the dollars each of the ``n_stages`` stages cost when it
+    ran (its compute and the write of its output); ``None`` for a stage read from the cache,
+    skipped, or never reached, and for the last stage a STOPPED trial ran (cut short: its dollars
+    say nothing about a whole run). Trials without a stage record are left out; so are records of
+    trials not in ``trials``."""
+    by_id = {t.id: t for t in trials if t.id is not None}
+    out: dict[int, list[float | None]] = {}
+    for r in runs:
+        t = by_id.get(r.trial_id)
+        if t is None or not 0 <= r.stage < n_stages:
+            continue
+        row = out.setdefault(t.number, [None] * n_stages)
+        if r.outcome == "run":
+            row[r.stage] = float(r.cost_usd)
+    for t in by_id.values():
+        row = out.get(t.number)
+        if row is not None and t.state is TrialState.STOPPED:
+            ran = [s for s, c in enumerate(row) if c is not None]
+            if ran:
+                row[ran[-1]] = None
+    return {n: tuple(row) for n, row in out.items()}

@@ -1,17 +1,19 @@
 """Pipelines of stages, and the content address of a stage prefix's output.
 
-A :class:`Pipeline` is an ordered list of :class:`Stage` objects. Each stage has a name, a function,
-its own search space and a ``version``. A trial runs the stages in order: stage ``i``'s function is
-called with its own parameters and stage ``i - 1``'s output (``None`` for the first stage), and
-returns its output; the last stage returns the trial's metrics (a number or a mapping), as any
-objective does. The study's space is the union of the stages' spaces: a parameter name belongs to
-one stage only.
+A :class:`Pipeline` is an ordered list of :class:`Stage` objects. Each stage has a name, a function
+or a command, its own search space and a ``version``. A trial runs the stages in order: stage
+``i``'s function is called with its own parameters and stage ``i - 1``'s output (``None`` for the
+first stage), and returns its output; a command stage runs its program in a stage folder, its input
+the previous stage's output and its output a folder (:mod:`thrifty.pipelines.command`). The last
+stage returns the trial's metrics (a function: a number or a mapping, as any objective does; a
+command: the metrics read from its output). The study's space is the union of the stages' spaces:
+a parameter name belongs to one stage only.
 
 The output of stages ``0..i`` (a *prefix*) depends only on the prefix's parameters and on the
 stages' code; :meth:`Pipeline.key` is its content address: a SHA-256 of the canonical JSON of the
 prefix's stage names and versions and every parameter of stages ``0..i``. A later stage's
-parameters never change an earlier prefix's key; bump a stage's ``version`` when its code changes,
-and every key from that stage on changes.
+parameters never change an earlier prefix's key; bump a stage's ``version`` when its code changes
+(a command stage: its program or its command line), and every key from that stage on changes.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ValidationError
+from thrifty.pipelines.command import StageCommand
+from thrifty.runners.script import DEFAULT_METRICS_TIMEOUT_S
 from thrifty.space import Param, Space, param_from_dict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Where the memo cache lives, under the study's artifact root, when the pipeline names no folder.
 DEFAULT_CACHE_FOLDER = "cache"
+
+#: The :class:`Stage` keywords that apply to command stages only.
+COMMAND_OPTIONS = ("metrics", "step_metric", "max_resource", "infeasible_patterns", "timeout_s", "grace_s",
+                   "max_preemptions", "metrics_timeout_s", "env", "cwd")
 
 
 def _check_name(what: str, name: Any) -> str:
@@ -43,29 +51,63 @@ def _check_name(what: str, name: Any) -> str:
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of a :class:`Pipeline`.
+    """One step of a :class:`Pipeline`: a function or a command (exactly one).
 
     ``name``: unique in its pipeline. ``function``: called as ``function(params, data)`` with this
     stage's parameters (a dict; inactive conditional ones absent) and the previous stage's output
-    (``None`` for the first stage); if it has a parameter named ``trial``, the running
-    :class:`~thrifty.handle.TrialHandle` is passed too (``trial=``), to report steps and ask
-    ``should_stop`` like any objective. It returns its output (the last stage: the metrics).
+    (``None`` for the first stage; after a command stage, the :class:`~pathlib.Path` of its output
+    folder, to read during the call and never write into); if it has a parameter named ``trial``,
+    the running :class:`~thrifty.handle.TrialHandle` is passed too (``trial=``), to report steps and
+    ask ``should_stop`` like any objective. It returns its output (the last stage: the metrics).
     ``space``: this stage's parameters (name -> ``th.Float``/``th.Int``/... or a dict spec).
-    ``version``: bump it when the function's code changes (cached outputs of the old code are then
+    ``version``: bump it when the stage's code changes (cached outputs of the old code are then
     never read). ``cache``: store this stage's output in the memo cache (ignored for the last
     stage, whose output is the trial's metrics and is never cached).
+
+    ``command`` (keyword; instead of ``function``): a program run with the script runner's
+    machinery in a stage folder (:mod:`thrifty.pipelines.command`), e.g.
+    ``th.Stage("prep", command="python prep.py --n {n} --out {stage_output}", space={"n": th.Int(8, 64)})``;
+    it reads its input from ``{stage_input}`` and writes its output into ``{stage_output}``, and
+    that folder is its output. The keywords ``metrics``, ``step_metric``, ``max_resource``,
+    ``infeasible_patterns``, ``timeout_s`` (seconds, this stage's run), ``grace_s`` (seconds
+    between SIGTERM and SIGKILL), ``max_preemptions``, ``metrics_timeout_s`` (seconds), ``env``
+    and ``cwd`` are :class:`~thrifty.runners.script.ScriptObjective`'s and apply to command stages
+    only; ``metrics`` is required for the last stage. :attr:`runner` is the built
+    :class:`~thrifty.pipelines.command.StageCommand` (``None`` for a function stage).
     """
 
     name: str
-    function: Callable[..., Any]
+    function: Callable[..., Any] | None = None
     space: Mapping[str, Param | Any] = field(default_factory=dict)
     version: str | int = 1
     cache: bool = True
+    command: str | Sequence[str] | None = field(default=None, kw_only=True)
+    metrics: Mapping[str, Any] | None = field(default=None, kw_only=True)
+    step_metric: str | None = field(default=None, kw_only=True)
+    max_resource: float | None = field(default=None, kw_only=True)
+    infeasible_patterns: Sequence[str] = field(default=(), kw_only=True)
+    timeout_s: float | None = field(default=None, kw_only=True)
+    grace_s: float = field(default=10.0, kw_only=True)
+    max_preemptions: int = field(default=2, kw_only=True)
+    metrics_timeout_s: float | None = field(default=DEFAULT_METRICS_TIMEOUT_S, kw_only=True)
+    env: Mapping[str, str] | None = field(default=None, kw_only=True)
+    cwd: str | None = field(default=None, kw_only=True)
+    runner: StageCommand | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name("Stage name", self.name)
-        if not callable(self.function):
-            raise ValidationError(f"Stage {self.name!r}: function={self.function!r} is not callable")
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name in COMMAND_OPTIONS}
+        if self.command is None:
+            if self.function is None:
+                raise ValidationError(f"Stage {self.name!r}: give function= (a Python function) or command= "
+                                      "(a program to run)")
+            if not callable(self.function):
+                raise ValidationError(f"Stage {self.name!r}: function={self.function!r} is not callable")
+            given = [f.name for f in fields(self) if f.name in COMMAND_OPTIONS and options[f.name] != f.default]
+            if given:
+                raise ValidationError(f"Stage {self.name!r}: {', '.join(given)} only apply to a command stage")
+        elif self.function is not None:
+            raise ValidationError(f"Stage {self.name!r}: give function= or command=, not both")
         if not isinstance(self.space, Mapping):
             raise ValidationError(f"Stage {self.name!r}: space={self.space!r}: expected a mapping of name to parameter")
         params = {}
@@ -78,17 +120,24 @@ class Stage:
             raise ValidationError(f"Stage {self.name!r}: version={self.version!r}: expected a non-empty string or an int")
         if not isinstance(self.cache, bool):
             raise ValidationError(f"Stage {self.name!r}: cache={self.cache!r}: expected true or false")
+        if self.command is not None:
+            object.__setattr__(self, "runner", StageCommand(self.name, self.command, tuple(self.space), **options))
 
     @property
     def wants_trial(self) -> bool:
         """Whether :attr:`function` takes the running trial (a parameter named ``trial``)."""
+        if self.function is None:
+            return False
         try:
             return "trial" in inspect.signature(self.function).parameters
         except (TypeError, ValueError):  # a builtin without a signature
             return False
 
     def call(self, params: Mapping[str, Any], data: Any, trial: TrialHandle) -> Any:
-        """Run the stage: ``function(params, data)`` (plus ``trial=`` when it takes one)."""
+        """Run a function stage: ``function(params, data)`` (plus ``trial=`` when it takes one).
+        (A command stage runs through :attr:`runner`, which needs its place in the pipeline.)"""
+        if self.function is None:
+            raise ValidationError(f"Stage {self.name!r} runs a command: run it with stage.runner.run(...)")
         if self.wants_trial:
             return self.function(dict(params), data, trial=trial)
         return self.function(dict(params), data)
@@ -202,6 +251,8 @@ class Pipeline:
     i.e. ``./thrifty_artifacts/cache``); ``cache_max_bytes``: the cache's size limit (``None``: no
     limit), enforced after each write by evicting the least recently used entries that no trial is
     reading. Pass it as ``Study.create(pipeline=...)``; the study's objective is then the pipeline.
+    A command stage that is first may not read ``{stage_input}`` (it has no input); a command stage
+    that is last needs ``metrics`` (the trial's result is read from its output).
     """
 
     def __init__(self, stages: Sequence[Stage], *, cache_dir: str | None = None,
@@ -213,6 +264,14 @@ class Pipeline:
                 raise ValidationError(f"Pipeline: {s!r} is not a th.Stage; wrap it: th.Stage('name', function, space={{...}})")
         if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
             raise ValidationError(f"Pipeline(cache_dir={cache_dir!r}): expected a folder path or None")
+        first, last = stages[0], stages[-1]
+        if first.runner is not None and first.runner.uses_input:
+            raise ValidationError(f"Stage {first.name!r} is the first stage: it has no input, so its command "
+                                  "cannot use {stage_input}")
+        if last.runner is not None and not last.runner.metrics:
+            raise ValidationError(f"Stage {last.name!r} is the last stage and runs a command: give it metrics "
+                                  "(the trial's result is read from its output), e.g. "
+                                  "metrics={'f1': {'regex': 'f1=([0-9.]+)', 'goal': 'max'}}")
         self.stages: tuple[Stage, ...] = tuple(stages)
         self.shape = PipelineShape(
             tuple(StageShape(s.name, str(s.version), tuple(s.space), s.cache) for s in self.stages),

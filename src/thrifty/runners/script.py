@@ -10,6 +10,12 @@ expression into a report, so schedulers and budgets can stop the program mid-run
                  "epoch": {"regex": r"epoch=(\\d+)"}},
         step_metric="epoch", max_resource=20)
 
+:class:`Command` is the machinery under it (the template, the metrics, the process and its
+outcomes), one run of one program for a trial; a :class:`ScriptObjective` is a command run once per
+trial with every parameter of the trial, and a pipeline's command stage
+(:mod:`thrifty.pipelines.command`) one run per stage with that stage's parameters and folders.
+The rules below are both's.
+
 Parameters reach the program three ways: in the command template (``{name}``, plus
 ``{max_resource}``, ``{trial_number}``, ``{checkpoint_dir}``), as environment variables
 (``THRIFTY_PARAM_<NAME>`` upper-cased, plus ``THRIFTY_TRIAL_NUMBER``, ``THRIFTY_TRIAL_ID``,
@@ -67,13 +73,14 @@ import string
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from thrifty.errors import TrialFailed, TrialInfeasible, ValidationError
 from thrifty.handle import TrialHandle
+from thrifty.objectives import DIRECTIONS
 from thrifty.space import Space
 
 #: Placeholders a command may use besides the space's parameters.
@@ -121,7 +128,10 @@ class MetricPattern:
     goal: str | None = None
 
 
-def _parse_metrics(metrics: Mapping[str, Any]) -> dict[str, MetricPattern]:
+def _parse_metrics(metrics: Mapping[str, Any] | None, optional: bool = False) -> dict[str, MetricPattern]:
+    """The metric patterns of ``metrics``; none at all is an error unless ``optional``."""
+    if optional and (metrics is None or (isinstance(metrics, Mapping) and not metrics)):
+        return {}
     if not isinstance(metrics, Mapping) or not metrics:
         raise ValidationError("metrics: give at least one metric, e.g. {'val_acc': {'regex': 'val_acc=([0-9.]+)'}}")
     out = {}
@@ -141,8 +151,6 @@ def _parse_metrics(metrics: Mapping[str, Any]) -> dict[str, MetricPattern]:
             raise ValidationError(f"metric {name!r}: the regex {spec['regex']!r} needs a (group) around the number")
         goal = spec.get("goal")
         if goal is not None:
-            from thrifty.study import DIRECTIONS
-
             if not isinstance(goal, str) or goal.strip().lower() not in DIRECTIONS:
                 raise ValidationError(f"metric {name!r}: goal={goal!r} must be one of {', '.join(DIRECTIONS)}")
             goal = DIRECTIONS[goal.strip().lower()]
@@ -150,14 +158,22 @@ def _parse_metrics(metrics: Mapping[str, Any]) -> dict[str, MetricPattern]:
     return out
 
 
-class ScriptObjective:
-    """Run a command per trial; see the module docstring (its template and metric rules are this
-    class's contract). ``space``: the search space, to check the command's placeholders now."""
+class Command:
+    """A program run for a trial, with the template, metric and outcome rules of the module
+    docstring: the reusable piece under :class:`ScriptObjective` (one run per trial) and a
+    pipeline's command stage (one run per stage, :mod:`thrifty.pipelines.command`).
+
+    Its arguments are :class:`ScriptObjective`'s, plus: ``builtins``, the placeholders it takes
+    besides the space's parameters (default :data:`BUILTIN_PLACEHOLDERS`); ``metrics_optional``,
+    whether it may read no metric at all (a stage that only writes files); ``poll_stop_s``, seconds
+    between two ``trial.should_stop()`` asks while the program runs whether or not it reports
+    (``None``, :class:`ScriptObjective`'s way: asked after each report only).
+    """
 
     def __init__(
         self,
         command: str | Sequence[str],
-        metrics: Mapping[str, Any],
+        metrics: Mapping[str, Any] | None,
         *,
         step_metric: str | None = None,
         max_resource: float | None = None,
@@ -169,16 +185,22 @@ class ScriptObjective:
         cwd: str | None = None,
         space: Space | Mapping[str, Any] | None = None,
         metrics_timeout_s: float | None = DEFAULT_METRICS_TIMEOUT_S,
+        builtins: Sequence[str] = BUILTIN_PLACEHOLDERS,
+        metrics_optional: bool = False,
+        poll_stop_s: float | None = None,
     ) -> None:
         if isinstance(command, str):
             if not command.strip():
                 raise ValidationError("command: empty; give the program to run, e.g. 'python train.py --lr {lr}'")
             self.command: list[str] = shlex.split(command)
         else:
+            if isinstance(command, (bytes, Mapping)) or not isinstance(command, Sequence):
+                raise ValidationError(f"command={command!r}: expected a string or a list of strings")
             self.command = [str(c) for c in command]
             if not self.command:
                 raise ValidationError("command: empty list")
-        self.metrics = _parse_metrics(metrics)
+        self.builtins: tuple[str, ...] = tuple(builtins)
+        self.metrics = _parse_metrics(metrics, optional=metrics_optional)
         if step_metric is not None and step_metric not in self.metrics:
             raise ValidationError(f"step_metric={step_metric!r} is not one of the metrics {sorted(self.metrics)}")
         self.step_metric = step_metric
@@ -189,50 +211,74 @@ class ScriptObjective:
             name for pieces in self._template for _, name, _, _ in pieces if name is not None))
         if "max_resource" in self.placeholders and max_resource is None:
             raise ValidationError("command uses {max_resource} but max_resource is not set")
+        if isinstance(infeasible_patterns, str):
+            infeasible_patterns = [infeasible_patterns]
         try:
             self.infeasible = [re.compile(p) for p in infeasible_patterns]
-        except re.error as exc:
+        except (re.error, TypeError) as exc:
             raise ValidationError(f"infeasible_patterns: invalid regex: {exc}") from None
         seconds = "a number of seconds > 0"
         for label, v, what in (("max_resource", max_resource, "a number > 0 (the step a full trial reaches)"),
                                ("timeout_s", timeout_s, seconds), ("grace_s", grace_s, seconds),
-                               ("metrics_timeout_s", metrics_timeout_s, f"{seconds} (or None: wait for the end)")):
+                               ("metrics_timeout_s", metrics_timeout_s, f"{seconds} (or None: wait for the end)"),
+                               ("poll_stop_s", poll_stop_s, seconds)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
                 raise ValidationError(f"{label}={v!r}: expected {what}")
         self.timeout_s = timeout_s
         self.grace_s = float(grace_s)
         self.metrics_timeout_s = metrics_timeout_s
+        self.poll_stop_s = poll_stop_s
         if isinstance(max_preemptions, bool) or not isinstance(max_preemptions, int) or max_preemptions < 0:
             raise ValidationError(f"max_preemptions={max_preemptions!r}: expected an integer >= 0")
         self.max_preemptions = max_preemptions
+        if env is not None and (not isinstance(env, Mapping)
+                                or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            raise ValidationError(f"env={env!r}: expected a mapping of variable name to string")
         self.env = dict(env or {})
         self.cwd = cwd
         if space is not None:
             self.check_space(space if isinstance(space, Space) else Space(space))
 
-    def check_space(self, space: Space) -> None:
+    def check_space(self, space: Space | Mapping[str, Any]) -> None:
         """Raise :class:`ValidationError` unless every placeholder of the command is a parameter
         of ``space`` or a built-in (and no parameter takes a built-in's name)."""
         import difflib
 
-        known = [*space, *BUILTIN_PLACEHOLDERS]
+        known = [*space, *self.builtins]
         for name in self.placeholders:
-            if name in space and name in BUILTIN_PLACEHOLDERS:
+            if name in space and name in self.builtins:
                 raise ValidationError(f"command: {{{name}}} is both a parameter and a built-in placeholder; "
                                       "rename the parameter")
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean {{{close[0]}}}?)" if close else ""
                 raise ValidationError(
-                    f"command: unknown placeholder {{{name}}}{hint}; the parameters are {', '.join(space)} "
-                    f"and the built-ins {', '.join(BUILTIN_PLACEHOLDERS)}"
+                    f"command: unknown placeholder {{{name}}}{hint}; the parameters are {', '.join(space) or 'none'} "
+                    f"and the built-ins {', '.join(self.builtins)}"
                 )
 
-    # -- one trial -----------------------------------------------------------------------------
-    def _argv(self, trial: TrialHandle, checkpoint_dir: Path) -> list[str]:
-        """The command with the trial's values; tokens naming an inactive parameter are left out."""
-        values = {**trial.params, "max_resource": self.max_resource, "trial_number": trial.number,
-                  "checkpoint_dir": str(checkpoint_dir), "start_step": _step_text(trial.start_step)}
+    def check_objectives(self, objectives: Iterable[str], computed: Iterable[str] = ()) -> None:
+        """Raise :class:`ValidationError` unless every objective is one of the metrics (not the
+        step metric), ``cost_usd``, ``elapsed_s`` or one of ``computed`` (e.g. a utility's name)."""
+        known = [m for m in self.metrics if m != self.step_metric]
+        for name in objectives:
+            if name not in (*known, "cost_usd", "elapsed_s", *computed):
+                example = f", e.g. objective: {{{known[0]!r}: max}}" if known else ""
+                raise ValidationError(
+                    f"objective {name!r} is not one of the metrics read from the program's output "
+                    f"({', '.join(known) or 'none but the step metric'}); name one{example}"
+                )
+
+    def required(self, objectives: Iterable[str] = ()) -> list[str]:
+        """The metrics that must match at least once: the step metric, those with a goal, and
+        those of ``objectives``."""
+        wanted = set(objectives)
+        return [m for m, p in self.metrics.items() if m == self.step_metric or p.goal is not None or m in wanted]
+
+    # -- one run -------------------------------------------------------------------------------
+    def _argv(self, values: Mapping[str, Any]) -> list[str]:
+        """The command with ``values``; tokens naming a placeholder without a value (an inactive
+        parameter) are left out."""
         fmt = string.Formatter()
         argv = []
         for pieces in self._template:
@@ -253,34 +299,15 @@ class ScriptObjective:
             raise ValidationError("command: every token names an inactive parameter; nothing to run")
         return argv
 
-    def check_objectives(self, objectives: Iterable[str], computed: Iterable[str] = ()) -> None:
-        """Raise :class:`ValidationError` unless every objective is one of the metrics (not the
-        step metric), ``cost_usd``, ``elapsed_s`` or one of ``computed`` (e.g. a utility's name)."""
-        known = [m for m in self.metrics if m != self.step_metric]
-        for name in objectives:
-            if name not in (*known, "cost_usd", "elapsed_s", *computed):
-                example = f", e.g. objective: {{{known[0]!r}: max}}" if known else ""
-                raise ValidationError(
-                    f"objective {name!r} is not one of the metrics read from the program's output "
-                    f"({', '.join(known) or 'none but the step metric'}); name one{example}"
-                )
-
-    def _required(self, trial: TrialHandle) -> list[str]:
-        """The metrics that must match at least once: the step metric, those with a goal and the
-        study's objectives (which must all be metrics: checked here, before the program runs)."""
-        study = trial.study
-        objectives = study.objectives
-        self.check_objectives(objectives, [study.utility.name] if study.utility is not None else [])
-        return [m for m, p in self.metrics.items() if m == self.step_metric or p.goal is not None or m in objectives]
-
     def _never_matched(self, missing: Sequence[str], when: str, folder: Path) -> TrialFailed:
         what = "; ".join(f"metric {m!r} never matched its regex {self.metrics[m].regex.pattern!r}" for m in missing)
         return TrialFailed(f"{what} {when} (the output is in {folder / 'stdout.log'})")
 
-    def _environ(self, trial: TrialHandle, checkpoint_dir: Path, params_file: Path) -> dict[str, str]:
+    def _environ(self, trial: TrialHandle, params: Mapping[str, Any], checkpoint_dir: Path, params_file: Path,
+                 extra: Mapping[str, str | None]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("THRIFTY_PARAM_")}
         env.update(self.env)
-        for k, v in trial.params.items():
+        for k, v in params.items():
             env["THRIFTY_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", k).upper()] = str(v)
         env.update({
             "THRIFTY_TRIAL_NUMBER": str(trial.number), "THRIFTY_TRIAL_ID": str(trial.id),
@@ -294,23 +321,43 @@ class ScriptObjective:
             # pause or clone the trial there), comma-separated; empty when none.
             steps = range(int(trial.start_step) + 1, int(self.max_resource) + 1)
             env["THRIFTY_CHECKPOINT_AT"] = ",".join(str(x) for x in steps if trial.should_checkpoint(x))
+        for k, value in extra.items():  # None: the variable is absent (also when inherited)
+            if value is None:
+                env.pop(k, None)
+            else:
+                env[k] = value
         return env
 
-    def __call__(self, trial: TrialHandle) -> dict[str, float] | None:
-        folder = trial.artifact_dir
+    def run(
+        self, trial: TrialHandle, *, params: Mapping[str, Any], folder: Path, required: Sequence[str],
+        values: Mapping[str, Any] | None = None, env: Mapping[str, str | None] | None = None,
+        prepare: Callable[[], None] | None = None,
+    ) -> dict[str, float] | None:
+        """Run the program for ``trial`` with ``params`` (in the template, the environment and
+        ``folder/params.json``), its output kept in ``folder/stdout.log`` and ``stderr.log``.
+        ``required``: the metrics that must match (see the module docstring); ``values``: more
+        placeholders' values; ``env``: more environment variables (``None``: removed);
+        ``prepare``: called before each start of the program (a restart after a preemption too).
+
+        Returns the last value of every metric read (the step metric included), or ``None`` when
+        the trial was told to stop (the program was terminated). Raises :class:`TrialFailed` /
+        :class:`TrialInfeasible` for the other outcomes of the module docstring."""
         checkpoint_dir = trial.checkpoint_dir
         params_file = folder / "params.json"
-        params_file.write_text(json.dumps(dict(trial.params), indent=1))
-        self.check_space(trial.study.space)
-        state: dict[str, Any] = {"step": None, "required": self._required(trial), "folder": folder}
-        argv = self._argv(trial, checkpoint_dir)
-        env = self._environ(trial, checkpoint_dir, params_file)
+        params_file.write_text(json.dumps(dict(params), indent=1))
+        state: dict[str, Any] = {"step": None, "required": list(required), "folder": folder}
+        argv = self._argv({**params, "max_resource": self.max_resource, "trial_number": trial.number,
+                           "checkpoint_dir": str(checkpoint_dir), "start_step": _step_text(trial.start_step),
+                           **(values or {})})
+        environ = self._environ(trial, params, checkpoint_dir, params_file, env or {})
         latest: dict[str, float] = {}
         preemptions = 0
         with open(folder / "stdout.log", "a", encoding="utf-8") as out_log, \
                 open(folder / "stderr.log", "a", encoding="utf-8") as err_log:
             while True:
-                outcome = self._run_once(trial, argv, env, latest, state, out_log, err_log)
+                if prepare is not None:
+                    prepare()
+                outcome = self._run_once(trial, argv, environ, latest, state, out_log, err_log)
                 if outcome == "preempted" and preemptions < self.max_preemptions:
                     preemptions += 1
                     err_log.write(f"[thrifty] the program was killed by a signal thrifty did not send; "
@@ -325,7 +372,7 @@ class ScriptObjective:
         missing = [m for m in state["required"] if m not in latest]
         if missing:
             raise self._never_matched(missing, "although the program exited normally", folder)
-        return {k: v for k, v in latest.items() if k != self.step_metric} or None
+        return latest
 
     def _run_once(
         self, trial: TrialHandle, argv: list[str], env: dict[str, str], latest: dict[str, float],
@@ -345,6 +392,7 @@ class ScriptObjective:
             r.start()
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         started = time.monotonic()
+        asked = started  # when should_stop was last asked (poll_stop_s)
         open_streams = 2
         sent_signal = False
         infeasible: str | None = None
@@ -364,6 +412,12 @@ class ScriptObjective:
                             missing, f"in the first {self.metrics_timeout_s:g} s of output, so the program was "
                             "stopped (metrics_timeout_s: fix the regex, or raise it for a slow first report)",
                             state["folder"])
+                if self.poll_stop_s is not None and now - asked >= self.poll_stop_s:
+                    asked = now
+                    if trial.should_stop():
+                        self._terminate(proc)
+                        sent_signal = True
+                        return "stopped"
                 try:
                     kind, line = lines.get(timeout=0.2)
                 except queue.Empty:
@@ -381,10 +435,12 @@ class ScriptObjective:
                     self._terminate(proc)
                     sent_signal = True
                     break
-                if self._parse(trial, line, latest, state) and trial.should_stop():
-                    self._terminate(proc)
-                    sent_signal = True
-                    return "stopped"
+                if self._parse(trial, line, latest, state):
+                    asked = time.monotonic()
+                    if trial.should_stop():
+                        self._terminate(proc)
+                        sent_signal = True
+                        return "stopped"
         except BaseException:
             if proc.poll() is None:
                 self._terminate(proc)
@@ -442,6 +498,48 @@ class ScriptObjective:
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+class ScriptObjective(Command):
+    """Run a command per trial; see the module docstring (its template and metric rules are this
+    class's contract). ``space``: the search space, to check the command's placeholders now."""
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        metrics: Mapping[str, Any],
+        *,
+        step_metric: str | None = None,
+        max_resource: float | None = None,
+        infeasible_patterns: Sequence[str] = (),
+        timeout_s: float | None = None,
+        grace_s: float = 10.0,
+        max_preemptions: int = 2,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        space: Space | Mapping[str, Any] | None = None,
+        metrics_timeout_s: float | None = DEFAULT_METRICS_TIMEOUT_S,
+    ) -> None:
+        super().__init__(command, metrics, step_metric=step_metric, max_resource=max_resource,
+                         infeasible_patterns=infeasible_patterns, timeout_s=timeout_s, grace_s=grace_s,
+                         max_preemptions=max_preemptions, env=env, cwd=cwd, space=space,
+                         metrics_timeout_s=metrics_timeout_s)
+
+    def _required(self, trial: TrialHandle) -> list[str]:
+        """The metrics that must match at least once: the step metric, those with a goal and the
+        study's objectives (which must all be metrics: checked here, before the program runs)."""
+        study = trial.study
+        objectives = study.objectives
+        self.check_objectives(objectives, [study.utility.name] if study.utility is not None else [])
+        return self.required(objectives)
+
+    def __call__(self, trial: TrialHandle) -> dict[str, float] | None:
+        folder = trial.artifact_dir
+        self.check_space(trial.study.space)
+        latest = self.run(trial, params=trial.params, folder=folder, required=self._required(trial))
+        if latest is None:
+            return None
+        return {k: v for k, v in latest.items() if k != self.step_metric} or None
 
 
 def _pump(stream: IO[str] | None, kind: str, lines: queue.Queue[tuple[str, str | None]]) -> None:

@@ -22,16 +22,13 @@ from thrifty.cost.budget import Budget
 from thrifty.cost.pricing import Pricing, check_resources
 from thrifty.criteria import Criterion
 from thrifty.errors import ValidationError
-from thrifty.objectives import CostUtility
+from thrifty.objectives import DIRECTIONS, CostUtility
 from thrifty.pipelines.stage import PipelineShape
 from thrifty.schedulers import Scheduler, make_scheduler
 from thrifty.space import Space
 from thrifty.specs.base import StudyShape
 from thrifty.storage import StudyRecord
 from thrifty.strategies import Strategy, make_strategy
-
-#: The words a direction may be written with (any case), and what each means.
-DIRECTIONS = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min", "minimise": "min"}
 
 #: The keys of the stored ``settings`` column, in the order they are written.
 STORED_KEYS = ("max_retries", "heartbeat_grace_s", "pricing", "resources", "stop_when", "utility", "artifact_root",
