@@ -40,11 +40,11 @@ within $200 when it ends: the one that crosses the line is charged and counts fo
 
 thrifty's methods run a ``Study`` on storage ``"memory"`` with ``budget=Budget(usd=200)``, each
 trial told with its dollars (``cost_usd``) so the study's budget logic (hard stop, admission of a
-proposal against the dollars left) sees them, and with its per-stage dollars as the metrics
-``stage{s}_run_usd`` (what :func:`thrifty.strategies.eeipu.stage_costs` reads). **Temporary harness
-detail**: the simulator is no :class:`thrifty.pipelines.Pipeline`, so the study cannot list its
-cache; :class:`HarnessEEIPU` sets ``Context.stage_params`` and ``Context.cached_prefixes`` from the
-simulator at every ``bind``, as a pipeline study's own context would.
+proposal against the dollars left) sees them. **Harness detail**: the simulator is no
+:class:`thrifty.pipelines.Pipeline` (its costs are the issue's formulas, not seconds), so the study
+cannot list its cache nor its stage records; :class:`HarnessEEIPU` sets ``Context.stage_params``,
+``Context.cached_prefixes`` and ``Context.stage_run_usd`` (what each stage cost when it ran) from the
+simulator at every ``bind``, as a pipeline study's own context does.
 
 **Floors** (issue 15): ``eeipu`` evaluates at least 2.5 times the candidates of plain EI (medians
 over seeds), and its median final objective beats every other method's.
@@ -75,7 +75,7 @@ from _report import machine, md_table, versions, write_results
 import thrifty as th
 from thrifty.pipelines import CachedPrefix
 from thrifty.strategies.base import Context
-from thrifty.strategies.eeipu import EEIPU, STAGE_RUN_METRIC
+from thrifty.strategies.eeipu import EEIPU
 
 SECTION = "## Pipelines: memoization-aware search on a synthetic 3-stage pipeline (benchmarks/pipelines.py)"
 BUDGET_USD = 200.0
@@ -151,6 +151,8 @@ class Simulator:
     computing it cost."""
 
     cache: dict[tuple[int, tuple[float, ...]], float] = field(default_factory=dict)
+    #: Per trial number, what each stage cost when it ran (``None``: read from the cache).
+    ran: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
 
     @staticmethod
     def key(s: int, p: Mapping[str, float]) -> tuple[int, tuple[float, ...]]:
@@ -190,7 +192,8 @@ class HarnessEEIPU(EEIPU):
         self.sim = sim
 
     def bind(self, context: Context) -> None:
-        super().bind(dataclasses.replace(context, stage_params=STAGE_PARAMS, cached_prefixes=self.sim.prefixes()))
+        super().bind(dataclasses.replace(context, stage_params=STAGE_PARAMS, cached_prefixes=self.sim.prefixes(),
+                                         stage_run_usd=dict(self.sim.ran)))
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -234,8 +237,8 @@ def run_thrifty(method: str, seed: int) -> Run:
         except th.StudyExhausted:
             break
         e = sim.evaluate(t.params)
-        metrics = {"value": e.value, **{STAGE_RUN_METRIC.format(s): c for s, c in enumerate(e.run_usd) if c is not None}}
-        study.tell(t, metrics, cost_usd=e.charged_usd)
+        sim.ran[t.number] = tuple(e.run_usd)
+        study.tell(t, e.value, cost_usd=e.charged_usd)
         if not out.add(e):
             break
     return out

@@ -122,6 +122,11 @@ def test_the_strategy_sees_the_stage_boundaries_and_only_cached_prefixes_on_disk
     listed = rec.contexts[-1].cached_prefixes
     assert gone.key not in {c.key for c in listed} and listed, "an entry no longer on disk is never listed"
     assert all(c.run_cost_usd >= 0 and c.read_cost_usd >= 0 for c in listed)
+    # What each stage cost when it ran, per trial: trial 0 ran every stage; trial 1 read stages 0-1.
+    runs = rec.contexts[-1].stage_run_usd
+    assert set(runs) == {0, 1}
+    assert None not in runs[0] and len(runs[0]) == 3
+    assert runs[1][:2] == (None, None) and runs[1][2] is not None
     study.close()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from _browser import ARTIFACTS, severe_errors, wait_for
 from _dashboard import dashboard, free_port
+from conftest import HELPERS
 
 import thrifty as th
 
@@ -215,3 +216,28 @@ def test_the_pages_in_a_browser_update_live(served: tuple[str, str], browser) ->
     browser.execute_script("document.querySelector('#trials tr.trial[data-number=\"0\"]').click();")
     assert wait_for(browser, "return document.getElementById('detail').textContent.includes('idle 90% of the time');")
     assert severe_errors(browser) == []
+
+
+def test_a_pipeline_study_shows_its_memo_cache_and_each_trial_s_stages(tmp_path: Path) -> None:
+    sys.path.insert(0, HELPERS)
+    from pipeline_worker import PARAMS, pipeline
+
+    url = f"sqlite:///{tmp_path / 'piped.db'}"
+    study = th.Study.create(pipeline=pipeline(str(tmp_path / "cache")), objective={"f1": "max"}, name="piped",
+                            storage=url, scheduler=None, strategy="random", pricing={"local": 3.6})
+    for p in PARAMS[:2]:  # the second keeps the first's stages 0-1: read from the cache
+        study.enqueue(p)
+    study.optimize(n_trials=2, progress=False)
+    study.close()
+    with dashboard(url) as base:
+        memo = _json(base, "/api/studies/piped/summary")["memo_cache"]
+        assert memo["hits"] == 1 and memo["misses"] == 2
+        assert [s["name"] for s in memo["stages"]] == ["prep", "train", "eval"]
+        first = _json(base, "/api/studies/piped/trials/0")["stages"]
+        assert [r["outcome"] for r in first] == ["run", "run", "run"]
+        second = _json(base, "/api/studies/piped/trials/1")["stages"]
+        assert [(r["name"], r["outcome"]) for r in second] == [("prep", "skipped"), ("train", "hit"), ("eval", "run")]
+        assert _json(base, "/api/studies/piped/trials/1")["cost_usd"] < _json(base, "/api/studies/piped/trials/0")["cost_usd"]
+        plain = th.Study.create({"x": th.Float(0, 1)}, "max", name="plain", storage=url)
+        plain.close()
+        assert _json(base, "/api/studies/plain/summary")["memo_cache"] is None

@@ -3,7 +3,7 @@
 A two-stage toy: stage 0 (``a1``, ``a2``) costs about $10 to compute, stage 1 (``b1``, ``b2``) about
 $1.5; the value to maximise is best at ``a = (0.3, 0.7)``, ``b = (0.6, 0.4)``. The cache's facts come
 in the strategy's context (``Context.cached_prefixes``, ``Context.stage_params``), as a pipeline study
-gives them; per-stage dollars of a trial as its ``stage{s}_run_usd`` metrics (``eeipu.stage_costs``).
+gives them, with what each stage of a trial cost when it ran (``Context.stage_run_usd``).
 """
 
 from __future__ import annotations
@@ -16,17 +16,11 @@ import pytest
 import thrifty as th
 from thrifty.encoding import encoder_of
 from thrifty.pipelines import CachedPrefix
+from thrifty.pipelines.run import stage_run_usd
+from thrifty.storage.base import StageRun
 from thrifty.strategies import Context, make_strategy
 from thrifty.strategies.auto import Auto
-from thrifty.strategies.eeipu import (
-    STAGE_RUN_METRIC,
-    Stages,
-    cached_prefixes,
-    cooling_exponent,
-    deepest_prefix,
-    expected_cost,
-    stage_costs,
-)
+from thrifty.strategies.eeipu import Stages, cached_prefixes, cooling_exponent, deepest_prefix, expected_cost
 
 SPACE = th.Space({"a1": th.Float(0, 1), "a2": th.Float(0, 1), "b1": th.Float(0, 1), "b2": th.Float(0, 1)})
 STAGES = (("a1", "a2"), ("b1", "b2"))
@@ -44,11 +38,17 @@ def stage_usd(p) -> tuple[float, float]:
 def told(number: int, p, cached: bool = False) -> th.Trial:
     """A completed trial of the toy; ``cached``: its stage 0 was read from the cache."""
     c0, c1 = stage_usd(p)
-    metrics = {"value": value(p), STAGE_RUN_METRIC.format(1): c1}
-    if not cached:
-        metrics[STAGE_RUN_METRIC.format(0)] = c0
-    return th.Trial(number=number, state="completed", params=dict(p), metrics=metrics,
+    return th.Trial(number=number, state="completed", params=dict(p), metrics={"value": value(p)},
                     cost_usd=(READ_USD if cached else c0) + c1)
+
+
+def ran_usd(history) -> dict[int, tuple[float | None, float]]:
+    """What each stage of the toy's trials cost when it ran (stage 0: ``None`` when it was read)."""
+    out = {}
+    for t in history:
+        c0, c1 = stage_usd(t.params)
+        out[t.number] = (None if t.cost_usd < c0 else c0, c1)
+    return out
 
 
 def random_points(n: int, seed: int):
@@ -66,7 +66,7 @@ def propose(history, prefixes, *, budget=1000.0, exponent=None):
                        "cost_exponent": exponent})
     spent = sum(t.cost_usd for t in history)
     s.bind(Context(objectives={"value": "max"}, budget_usd=budget, spent_usd=spent, stage_params=STAGES,
-                   cached_prefixes=tuple(prefixes)))
+                   cached_prefixes=tuple(prefixes), stage_run_usd=ran_usd(history)))
     s.prepare(SPACE)
     return s.propose(SPACE, history, seed=0, number=len(history))[0]
 
@@ -199,11 +199,15 @@ def test_a_fixed_exponent_holds_whatever_is_spent():
 
 
 # -- adapters and the default ----------------------------------------------------------------------
-def test_stage_costs_reads_each_stage_s_run_dollars_and_none_where_it_was_read():
-    t = th.Trial(number=0, state="completed", params={},
-                 metrics={"value": 1.0, STAGE_RUN_METRIC.format(0): 2.0, STAGE_RUN_METRIC.format(2): 0.5})
-    assert stage_costs(t) == [2.0, None, 0.5]
-    assert stage_costs(th.Trial(number=1, state="completed", params={}, metrics={"value": 1.0})) is None
+def test_stage_run_usd_gives_each_stage_s_run_dollars_and_none_where_it_was_read_not_reached_or_cut_short():
+    trials = [th.Trial(number=n, state="completed", params={}, id=100 + n) for n in range(3)]
+    trials.append(th.Trial(number=3, state="stopped", params={}, id=103))
+    runs = [StageRun(100, 0, "a", "run", True, 2.0, 0.4), StageRun(100, 1, "b", "run", False, 1.0, 0.2),
+            StageRun(101, 0, "a", "hit", False, 0.1, 0.01), StageRun(101, 1, "b", "run", False, 1.0, 0.3),
+            StageRun(102, 0, "a", "run", True, 1.0, 0.5),  # no record of stage 1
+            StageRun(103, 0, "a", "run", True, 1.0, 0.6), StageRun(103, 1, "b", "run", False, 0.5, 0.1),  # cut short
+            StageRun(999, 0, "a", "run", True, 1.0, 9.0)]  # not a trial of this history
+    assert stage_run_usd(runs, trials, 2) == {0: (0.4, 0.2), 1: (None, 0.3), 2: (0.5, None), 3: (0.6, None)}
 
 
 def test_auto_picks_eeipu_for_a_pipeline_study_and_says_why():

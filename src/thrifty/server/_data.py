@@ -57,6 +57,15 @@ def version(storage: Storage, name: str) -> dict[str, Any]:
     return {"counts": {k.value: v for k, v in counts.items()}, "spent_usd": status.spent_usd}
 
 
+def memo_cache(study: Any) -> dict[str, Any] | None:
+    """A pipeline study's memo cache (hits, misses, dollars and seconds saved, per stage), ``None``
+    for a study without a pipeline."""
+    from thrifty.analysis.report import memo_cache_summary
+
+    summary = memo_cache_summary(study)
+    return summary.to_dict() if summary is not None else None
+
+
 def _row(t: Trial, objectives: dict[str, str]) -> dict[str, Any]:
     return {"number": t.number, "state": t.state.value,
             "values": {k: num(t.metrics.get(k)) for k in objectives},
@@ -111,6 +120,9 @@ def trial_detail(storage: Storage, name: str, number: int) -> dict[str, Any] | N
     t = found[0]
     objectives = dict(record.objectives)
     error = t.error or None
+    stages = [{"stage": r.stage, "name": r.name, "outcome": r.outcome, "miss": r.miss, "elapsed_s": r.elapsed_s,
+               "cost_usd": r.cost_usd, "saved_usd": r.saved_usd}
+              for r in storage.stage_runs(record.id) if r.trial_id == t.id] if record.settings.get("pipeline") else []
     return {
         **_row(t, objectives), "metrics": {k: num(v) for k, v in t.metrics.items()},
         "error_tail": error[-ERROR_TAIL:] if error else None, "reason": t.reason,
@@ -118,6 +130,7 @@ def trial_detail(storage: Storage, name: str, number: int) -> dict[str, Any] | N
         "worker_id": t.worker_id, "started_at": t.started_at, "finished_at": t.finished_at,
         "resources": dict(t.resources), "gpu_hours": t.gpu_s / 3600.0,
         "usage": {k: num(v) for k, v in t.usage.to_dict().items()} if t.usage is not None else None,
+        "stages": stages,
         "curve": [{"step": m.step, "metrics": {k: num(v) for k, v in m.metrics.items()}, "cost_usd": m.cost_usd}
                   for m in t.measurements],
     }

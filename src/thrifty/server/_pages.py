@@ -127,6 +127,14 @@ function usageLine(u) {  // the trial's resource use, as its runner sampled it
     + '% busy on average, memory up to ' + u.gpu_memory_mb_max.toFixed(0) + ' MB, idle ' + (100 * u.gpu_idle_share).toFixed(0) + '% of the time';
   return '<p class="usage">' + esc(text) + '</p>';
 }
+function stagesTable(stages) {  // a pipeline trial's stages: run, read from the memo cache (hit) or skipped
+  if (!stages || !stages.length) return '';
+  return '<table class="stages"><tr><th>stage</th><th>outcome</th><th class="num">cost $</th><th class="num">seconds</th>'
+    + '<th class="num">saved $</th></tr>' + stages.map(r => '<tr><td>' + esc(r.name) + '</td><td>'
+    + esc(r.outcome === 'hit' ? 'read from the cache' : r.outcome) + '</td><td class="num">' + r.cost_usd.toFixed(4)
+    + '</td><td class="num">' + r.elapsed_s.toFixed(1) + '</td><td class="num">' + r.saved_usd.toFixed(4) + '</td></tr>').join('')
+    + '</table>';
+}
 async function showTrial(number) {
   const t = await getJSON(API + '/trials/' + number);
   const box = document.getElementById('detail'); box.style.display = 'block';
@@ -134,7 +142,7 @@ async function showTrial(number) {
   const metrics = Object.entries(t.metrics).map(([k, v]) => '<tr><th>' + esc(k) + '</th><td>' + fmt(v) + '</td></tr>').join('');
   box.innerHTML = '<h3>Trial ' + t.number + ' (' + esc(t.state) + ')</h3><p>cost $' + t.cost_usd.toFixed(4) + ', '
     + t.elapsed_s.toFixed(1) + ' s' + (t.parent !== null ? ', continues trial ' + t.parent : '') + (t.reason ? '; ' + esc(t.reason) : '')
-    + '</p>' + usageLine(t.usage) + '<table>' + params + metrics + '</table>' + (t.error_tail ? '<pre>' + esc(t.error_tail) + '</pre>' : '')
+    + '</p>' + usageLine(t.usage) + stagesTable(t.stages) + '<table>' + params + metrics + '</table>' + (t.error_tail ? '<pre>' + esc(t.error_tail) + '</pre>' : '')
     + '<div id="curve" style="height:300px"></div>';
   const metric = Object.keys(state.objectives)[0];
   const pts = t.curve.filter(m => m.step !== null && typeof m.metrics[metric] === 'number');
@@ -149,7 +157,9 @@ async function refresh(force) {
   state.version = v;
   const c = summary.version.counts, b = summary.budget;
   document.getElementById('summary').textContent = Object.entries(c).filter(([, n]) => n).map(([s, n]) => n + ' ' + s).join(', ')
-    + '; spent $' + summary.version.spent_usd.toFixed(4) + (b.usd !== null ? ' of $' + b.usd.toFixed(2) + ' ($' + b.usd_left.toFixed(4) + ' left)' : '');
+    + '; spent $' + summary.version.spent_usd.toFixed(4) + (b.usd !== null ? ' of $' + b.usd.toFixed(2) + ' ($' + b.usd_left.toFixed(4) + ' left)' : '')
+    + (summary.memo_cache ? '; memo cache: ' + summary.memo_cache.hits + ' hits, ' + summary.memo_cache.misses
+       + ' misses, $' + summary.memo_cache.saved_usd.toFixed(4) + ' saved' : '');
   await Promise.all([drawTable(), drawFigures(summary.figures)]);
   document.body.dataset.version = v;
 }

@@ -241,7 +241,7 @@ def create_app(storage: Storage, *, warm: bool = True) -> Any:
     def api_summary(name: str) -> dict[str, Any]:
         s = study(name)
         return {"name": s.name, "objectives": dict(s.objectives), "budget": _data.budget_of(storage, name),
-                "version": _data.version(storage, name), "figures": _kinds(s)}
+                "version": _data.version(storage, name), "figures": _kinds(s), "memo_cache": _data.memo_cache(s)}
 
     @app.get("/api/studies/{name}/figures/{kind}")
     def api_figure(name: str, kind: str, against: str = Query("usd")) -> Response:

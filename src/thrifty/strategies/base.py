@@ -40,7 +40,10 @@ class Context:
     stage prefixes whose output is in the memo cache now
     (:class:`~thrifty.pipelines.cache.CachedPrefix`: the last stage's index, the prefix's
     parameters, its key, what reading it costs and what computing it cost, in dollars), read from
-    the study's index at each proposal; an evicted entry is never listed.
+    the study's index at each proposal; an evicted entry is never listed; and ``stage_run_usd``:
+    per trial number, the dollars each stage cost when it *ran* (``None`` for a stage read from the
+    cache, skipped, or not reached), from the study's stage records
+    (:meth:`~thrifty.storage.Storage.stage_runs`).
     """
 
     objectives: Mapping[str, str] = field(default_factory=lambda: {"value": "max"})
@@ -52,6 +55,7 @@ class Context:
     constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     stage_params: tuple[tuple[str, ...], ...] = ()
     cached_prefixes: tuple[CachedPrefix, ...] = ()
+    stage_run_usd: Mapping[int, tuple[float | None, ...]] = field(default_factory=dict)
 
 
 class Strategy(abc.ABC):
@@ -89,6 +93,14 @@ class Strategy(abc.ABC):
         :attr:`needs_history` is true, and may be empty otherwise. Raise
         :class:`~thrifty.errors.StudyExhausted` (reason ``"strategy"``) when nothing is left.
         """
+
+    def forecast_usd(self, params: Mapping[str, Any]) -> float | None:
+        """The strategy's own forecast of the dollars a trial with ``params`` (one of its latest
+        proposals) will cost, or ``None`` (the default) when it has none. The study's budget
+        admission uses it instead of the study's cost model when given: a strategy that knows more
+        about costs (``eeipu``: which stage outputs the memo cache holds) is not second-guessed by
+        a model that does not."""
+        return None
 
     def prepare(self, space: Space) -> None:
         """Do slow one-off work (imports, precomputation) before the first proposal.

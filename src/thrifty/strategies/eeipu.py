@@ -38,6 +38,12 @@ al. 2020, counted from the end of the initial design); without a dollar budget `
 number for ``cost_exponent`` holds ``eta`` there: 0 is EI alone, memoization-aware only through its
 candidates (the benchmark's cost-blind variant).
 
+**Within the budget**: with a dollar budget, a candidate whose expected cost exceeds the dollars
+left (less this batch's earlier proposals) is never proposed while one that fits exists, and each
+proposal's expected cost is its :meth:`EEIPU.forecast_usd`, which the study's budget admission uses
+instead of its own cache-blind cost model (so a cheap completion of a cached prefix is not refused
+at the end of the budget as if it had to compute the prefix again).
+
 **Candidates**: fresh ones, ``n_candidates`` scrambled Sobol' points plus ``LOCAL_SHARE`` (a
 quarter) as many perturbations of the :data:`N_BEST` best observed points (each continuous
 coordinate moved by a normal draw of standard deviation 0.01, 0.03 or 0.1 of its range; a discrete
@@ -52,8 +58,8 @@ trial or of this batch's proposals wins.
 
 **Without stages** (a plain study: ``Context.stage_params`` is empty or names one stage) the one
 stage holds every parameter and its cost is the trial's total ``cost_usd``: EI per expected dollar
-with the same cooling. With stages but no per-stage costs recorded (:func:`stage_costs` says
-``None`` for every trial), the total's GP stands for them: a completion costs its prefix's read
+with the same cooling. With stages but too few per-stage costs recorded (``Context.stage_run_usd``:
+what each stage cost when it ran, from the study's stage records), the total's GP stands for them: a completion costs its prefix's read
 cost plus the total's expectation less the prefix's measured ``run_cost_usd``, at least
 :data:`SUFFIX_FLOOR` of the total.
 
@@ -67,6 +73,7 @@ function of ``(space, history, context, seed, number)``.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 import zlib
@@ -90,15 +97,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from thrifty.numerics.gp import GaussianProcess
     from thrifty.pipelines.cache import CachedPrefix
 
-#: Where a finished trial's per-stage dollars are read (:func:`stage_costs`): metric
-#: ``STAGE_RUN_METRIC.format(s)`` holds what stage ``s`` cost when it ran, absent when the stage was
-#: read from the cache or skipped. Temporary carrier until :mod:`thrifty.pipelines` hands the
-#: recorded stage runs (:class:`thrifty.storage.base.StageRun`, kept apart from the trial) to the
-#: strategy; point :func:`stage_costs` at that record then. Until then a pipeline study run by
-#: :class:`thrifty.pipelines.PipelineObjective` records none, and the total-cost fallback applies.
-STAGE_RUN_METRIC = "stage{}_run_usd"
-#: Stages :func:`stage_costs` looks for.
-MAX_STAGES = 64
 #: Runs with a cost above 0 a stage's cost GP needs.
 MIN_COST_POINTS = 3
 #: A completion's remaining cost under the total-cost fallback is at least this share of the total.
@@ -114,23 +112,16 @@ FIT_MAX = 150
 #: Memoised hyperparameter fits: (what, anchor, columns, points, targets) -> theta.
 _FITS: dict[tuple[Any, ...], Any] = {}
 _FITS_KEPT = 32
+#: Proposals whose expected dollars :meth:`EEIPU.forecast_usd` remembers.
+FORECASTS_KEPT = 64
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    return json.dumps({k: params[k] for k in sorted(params)}, default=str, allow_nan=True)
+
+
 #: Trial states whose dollars the cost GPs learn from.
 _PAID = (TrialState.COMPLETED, TrialState.STOPPED, TrialState.FAILED, TrialState.INFEASIBLE)
-
-
-def stage_costs(trial: Trial) -> list[float | None] | None:
-    """The dollars each stage of ``trial`` cost when it ran (``None`` for a stage read from the
-    cache or skipped; the list may end before stages that did not run), or ``None`` when the trial
-    recorded none. The one adapter between the pipeline's record of stage runs and this strategy
-    (see :data:`STAGE_RUN_METRIC`)."""
-    found = {}
-    for s in range(MAX_STAGES):
-        value = trial.metrics.get(STAGE_RUN_METRIC.format(s))
-        if value is not None:
-            found[s] = float(value)
-    if not found:
-        return None
-    return [found.get(s) for s in range(max(found) + 1)]
 
 
 def cooling_exponent(budget_usd: float | None, spent_usd: float, initial_usd: float) -> float:
@@ -336,6 +327,22 @@ class EEIPU(Strategy):
         self.cost_exponent = spec.cost_exponent
         self.max_points = spec.max_points
         self._features: dict[tuple[Space, tuple[int, ...]], tuple[GroupFeatures, np.ndarray]] = {}
+        #: Expected dollars of the latest proposals (:meth:`forecast_usd`), by their parameters.
+        self._forecasts: dict[str, float] = {}
+
+    def forecast_usd(self, params: Mapping[str, Any]) -> float | None:
+        """The expected dollars of one of the latest proposals (the cache it keeps counted at its
+        read cost), or ``None`` for one proposed without the cost model (the initial design)."""
+        return self._forecasts.get(_params_key(params))
+
+    def remember(self, params: Mapping[str, Any], usd: float | None) -> None:
+        """Keep a proposal's expected dollars for :meth:`forecast_usd` (the latest ``FORECASTS_KEPT``)."""
+        key = _params_key(params)
+        self._forecasts.pop(key, None)
+        if usd is not None and math.isfinite(usd):
+            self._forecasts[key] = float(usd)
+            while len(self._forecasts) > FORECASTS_KEPT:
+                self._forecasts.pop(next(iter(self._forecasts)))
 
     def prepare(self, space: Space) -> None:
         import scipy.stats.qmc  # noqa: F401 - slow imports, done outside the ask transaction
@@ -404,14 +411,18 @@ class _Proposal:
         out: list[dict[str, ParamValue]] = []
         for j in range(n):
             k = self.number + j
+            usd: float | None = None
             if k < self.n_startup or not obs.ok.any() or len(obs.y) < 2:
                 params = fresh_sobol(self.space, self.history, out, seed=self.seed, number=k)
                 x = self.enc.snap(self.enc.encode([params]))[0]
             else:
                 if model is None:
                     model = _Scorer(self, obs)
-                x = model.propose(k, np.array(self.batch).reshape(-1, self.enc.n_dims))
+                x, usd = model.propose(k, np.array(self.batch).reshape(-1, self.enc.n_dims))
                 params = self.exact(x, self.space.decode(np.nan_to_num(x, nan=0.5)))
+                if usd is not None:
+                    model.left -= usd  # this batch's earlier proposals spend from the same dollars
+            self.s.remember(params, usd)
             self.taken.add(self.enc.keys(x[None, :])[0])
             self.batch.append(x)
             out.append(params)
@@ -450,9 +461,10 @@ class _Proposal:
         """Per stage, the history rows where it ran with a cost above 0 and those dollars; ``None``
         unless every stage has :data:`MIN_COST_POINTS`."""
         out: list[tuple[list[int], list[float]]] = [([], []) for _ in range(self.stages.n)]
+        known = self.s.context.stage_run_usd
         for i, t in enumerate(self.history):
-            costs = stage_costs(t) if t.state in _PAID else None
-            for s, c in enumerate((costs or [])[: self.stages.n]):
+            costs = known.get(t.number, ()) if t.state in _PAID else ()
+            for s, c in enumerate(costs[: self.stages.n]):
                 if c is not None and c > 0 and math.isfinite(c):
                     out[s][0].append(i)
                     out[s][1].append(c)
@@ -494,11 +506,15 @@ class _Scorer:
         self.y = y
         self.pending = obs.pending
         self.eta = p.s.exponent(p.history, p.n_startup)
-        self.costs = p.cost_model() if self.eta > 0 else None
+        ctx = p.s.context
+        #: Dollars left of the budget (``inf`` without one), less this batch's proposals.
+        self.left = math.inf if ctx.budget_usd is None else max(ctx.budget_usd - ctx.spent_usd, 0.0)
+        self.costs = p.cost_model() if self.eta > 0 or math.isfinite(self.left) else None
 
-    def propose(self, k: int, batch: np.ndarray) -> np.ndarray:
+    def propose(self, k: int, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
         """The best new candidate for trial ``k`` (module doc), with the trials in flight and
-        ``batch`` (this call's earlier proposals) at their posterior mean."""
+        ``batch`` (this call's earlier proposals) at their posterior mean; and its expected
+        dollars (``None`` without a cost model)."""
         from thrifty.numerics.acquisition import log_ei
         from thrifty.numerics.gp import GaussianProcess
 
@@ -512,13 +528,21 @@ class _Scorer:
         x = self.candidates(k)
         mean, var = gp.predict(self.feat.features(x))
         score = log_ei(mean, var, best)
+        cost = None
         if self.costs is not None:
             depth, read, run = deepest_prefix(x, self.p.prefixes, self.enc, self.p.stages)
             cost = expected_cost(self.costs.expected(x), depth, read, run)
-            score = score - self.eta * np.log(np.maximum(cost, 1e-12))
+            if self.eta > 0:
+                score = score - self.eta * np.log(np.maximum(cost, 1e-12))
         score = np.where(np.isnan(score), -np.inf, score)
         taken = np.array([key in self.p.taken for key in self.enc.keys(x)])
-        return x[self.best_new(x, np.where(taken, -np.inf, score))]
+        score = np.where(taken, -np.inf, score)
+        if cost is not None:  # what the dollars left cannot pay for is never proposed while something fits
+            fits = (cost <= self.left) & np.isfinite(score)
+            if fits.any():
+                score = np.where(fits, score, -np.inf)
+        i = self.best_new(x, score)
+        return x[i], (None if cost is None else float(cost[i]))
 
     def best_new(self, x: np.ndarray, score: np.ndarray) -> int:
         """The best-scoring candidate that is not a near-duplicate of a known point (the best

@@ -144,14 +144,14 @@ class Asker:
         # without a scheduler plan, criteria or a dollar budget does not).
         seen = history.trials() if (strategy.slow or strategy.needs_history) else []
         params = strategy.propose(s.space, seen, seed=s.seed, number=number, n=1)[0]
-        params = cost.admit_or_cheaper(params, status, s.space, seed=s.seed, number=number)
+        params = cost.admit_or_cheaper(params, status, s.space, seed=s.seed, number=number, strategy=strategy)
         if strategy.slow:  # a model's proposal holds at any number (see StartRequest)
             return StartRequest.new(params, number, exact=False)
         later = []  # a cheap strategy's holds only at its own number: propose for the next ones too
         for n in range(number + 1, number + 1 + ahead):
             try:
                 proposal = strategy.propose(s.space, seen, seed=s.seed, number=n, n=1)[0]
-                proposal = cost.admit_or_cheaper(proposal, status, s.space, seed=s.seed, number=n)
+                proposal = cost.admit_or_cheaper(proposal, status, s.space, seed=s.seed, number=n, strategy=strategy)
             except StudyExhausted:
                 break
             later.append(proposal)

@@ -24,6 +24,7 @@ from thrifty.encoding import encoder_of
 from thrifty.errors import StudyExhausted
 from thrifty.history import History
 from thrifty.pipelines.cache import CachedPrefix, DiskCache, cached_prefixes
+from thrifty.pipelines.run import stage_run_usd
 from thrifty.ranking import full_resource
 from thrifty.space import Space
 from thrifty.storage.base import Snapshot, StudyStatus
@@ -97,26 +98,37 @@ class CostGate:
                 "usd",
             )
 
-    def _forecast(self, params: Mapping[str, Any], status: StudyStatus) -> tuple[float | None, float]:
-        """(forecast median dollars of ``params`` at the full resource, or None without a dollar
-        budget or a fitted model; dollars left)."""
+    def _forecast(self, params: Mapping[str, Any], status: StudyStatus,
+                  strategy: Strategy | None = None) -> tuple[float | None, float]:
+        """(forecast dollars of ``params``: the ``strategy``'s own forecast when it gives one
+        (:meth:`~thrifty.strategies.base.Strategy.forecast_usd`), else the cost model's median at
+        the full resource, or None without a dollar budget or a fitted model; dollars left)."""
         budget = status.budget
-        if budget.usd is None or self._model is None or not self._model[1].is_fitted:
+        if budget.usd is None:
+            return None, 0.0
+        own = strategy.forecast_usd(params) if strategy is not None else None
+        if own is not None:
+            return own, budget.usd - status.spent_usd
+        if self._model is None or not self._model[1].is_fitted:
             return None, 0.0
         _, model, resource = self._model
         return model.predict(params, resource).median_usd, budget.usd - status.spent_usd
 
     def admit_or_cheaper(self, params: dict[str, Any], status: StudyStatus, space: Space, *, seed: int,
-                         number: int) -> dict[str, Any]:
+                         number: int, strategy: Strategy | None = None) -> dict[str, Any]:
         """``params`` if :meth:`admit` lets them start; else the affordable configuration nearest
         to them: among :data:`CHEAPER_CANDIDATES` quasi-random configurations (scrambled Sobol',
         seeded by the study's seed and the trial number, so every worker finds the same), those
         whose forecast fits in the dollars left, the one closest to ``params`` in the space's unit
         cube. A refused proposal does not end the study while something cheaper fits: only when
-        none does is :class:`~thrifty.errors.StudyExhausted` raised, naming the cheapest."""
-        forecast, left = self._forecast(params, status)
+        none does is :class:`~thrifty.errors.StudyExhausted` raised, naming the cheapest. The
+        proposing ``strategy``'s own forecast, when it gives one, decides whether ``params`` fit;
+        the search for a cheaper one uses the study's model."""
+        forecast, left = self._forecast(params, status, strategy)
         if forecast is None or forecast <= left * (1 + 1e-9):
             return params
+        if self._model is None or not self._model[1].is_fitted:
+            return params  # only the strategy forecasts, and it found nothing cheaper
         import numpy as np
         from scipy.stats import qmc
 
@@ -166,10 +178,15 @@ class CostGate:
         spent = snapshot.status.spent_usd if budget.usd is not None else 0.0
         stage_params: tuple[tuple[str, ...], ...] = ()
         prefixes: tuple[CachedPrefix, ...] = ()
+        run_usd: dict[int, tuple[float | None, ...]] = {}
         if s.pipeline is not None:  # the memo cache's index, only entries whose output is on disk now
             stage_params = s.pipeline.stage_params
             cache = DiskCache(s.pipeline.cache_root(s.artifact_root), s.pipeline.cache_max_bytes)
-            prefixes = cached_prefixes(self._state.storage, self._state.study_id, cache)
+            storage, study_id = self._state.storage, self._state.study_id
+            prefixes = cached_prefixes(storage, study_id, cache)
+            if strategy.needs_history:
+                run_usd = stage_run_usd(storage.stage_runs(study_id), trials, len(stage_params))
         return Context(objectives=dict(s.objectives), cost_model=model, max_resource=resource,
                        budget_usd=budget.usd, spent_usd=spent, budget_trials=budget.trials,
-                       constraints=dict(s.constraints), stage_params=stage_params, cached_prefixes=prefixes)
+                       constraints=dict(s.constraints), stage_params=stage_params, cached_prefixes=prefixes,
+                       stage_run_usd=run_usd)
