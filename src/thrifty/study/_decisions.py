@@ -21,8 +21,8 @@ from thrifty.cost.budget import Budget
 from thrifty.cost.spend import spending_verdict
 from thrifty.schedulers import BudgetSnapshot, Decision, NoStopping
 from thrifty.schedulers.base import Successor
-from thrifty.study._state import StudyState
 from thrifty.storage.base import StudyStatus
+from thrifty.study._state import StudyState
 from thrifty.trial import StopKind, StopReason, Trial, TrialState
 
 
