@@ -210,3 +210,25 @@ def test_worker_processes_share_one_cache_and_index(tmp_path: Path) -> None:
     runs = study.storage.stage_runs(study.id)
     assert len(runs) == 3 * len(PARAMS) and sum(r.outcome == "hit" for r in runs) >= 2
     study.close()
+
+
+def test_a_stage_cut_short_by_a_requested_stop_is_not_cached(tmp_path: Path) -> None:
+    """A stop asked from outside (``Study.stop_trial``) while a stage runs: the stage's output is
+    never cached (the charge that ends the stage finds the request), and the trial is STOPPED."""
+    def prep(p, data, trial):
+        trial.report({"f1": 0.0}, step=1)
+        trial.study.stop_trial(trial.number)  # as another process (or `thrifty stop`) would
+        return "partial" if trial.should_stop() else "whole"
+
+    def train(p, data):
+        return {"f1": 1.0}
+
+    cache = tmp_path / "cache"
+    pipe = th.Pipeline([th.Stage("prep", prep, space={"n": th.Int(1, 3)}),
+                        th.Stage("train", train, space={"lr": th.Float(0.1, 1.0)})], cache_dir=str(cache))
+    study = th.Study.create(pipeline=pipe, objective={"f1": "max"}, storage="memory", scheduler=None)
+    study.optimize(n_trials=1, progress=False)
+    (t,) = study.trials
+    assert t.state is th.TrialState.STOPPED
+    assert DiskCache(cache).entries() == [] and study.storage.cache_entries(study.id) == []
+    study.close()
