@@ -31,7 +31,8 @@ within $200 when it ends: the one that crosses the line is charged and counts fo
 
 - ``eeipu``: thrifty's ``eeipu`` (10 initial Sobol' points; the exponent cools from 1 to 0);
 - ``eeipu-blind``: the same with ``cost_exponent=0``: EI alone, still proposing completions of
-  cached prefixes (memoization-aware through its candidates, cost-blind in its acquisition);
+  cached prefixes (memoization-aware through its candidates, cost-blind in its acquisition; like
+  ``eeipu``, it proposes only what its forecast says the dollars left can pay for);
 - ``gp-ei``: thrifty's ``gp`` with ``cost_aware=False``: plain expected improvement;
 - ``gp-cost``: thrifty's ``gp`` with ``cost_aware=True``: EI per unit of the study's cost model's
   forecast of the trial's total dollars, cooled as the budget is spent (CArBO), blind to the cache;
