@@ -10,8 +10,16 @@ have a checkpoint folder): the checkpoint folders of finished trials are deleted
 the first ``keep`` trials of the study's ranking (:func:`thrifty.ranking.rank`: COMPLETED, finite
 value, every constraint met; best first, ties by trial number). So stopped, failed and infeasible
 trials lose theirs, and an infeasible trial never pushes out the best feasible one. Pending,
-running and paused trials keep theirs. Multi-objective studies keep every checkpoint (there is no
-single "best"). Logs are never deleted.
+running and paused trials keep theirs, and so does a failed trial whose retry has not finished
+(the retry starts from it). Multi-objective studies keep every checkpoint (there is no single
+"best"). Logs are never deleted.
+
+Retries continue the checkpoint (:func:`inherit_checkpoint`): a trial re-enqueued because its
+worker died or was stopped (SIGTERM: a preempted machine, an evicted pod) runs again under a new
+number with ``retry_of`` set; when it starts, the interrupted trial's checkpoint folder is copied
+into its own, so an objective that resumes from what it finds in ``trial.checkpoint_dir`` (its own
+record of the step it saved) goes on from the last checkpoint instead of from the start. Workers on
+several machines share checkpoints only through a shared ``artifact_root``.
 """
 
 from __future__ import annotations
@@ -83,6 +91,18 @@ def copy_checkpoint(study: ArtifactOwner, parent: int, child: int) -> None:
         target.mkdir(exist_ok=True)
 
 
+def inherit_checkpoint(study: ArtifactOwner, retry_of: int, number: int) -> bool:
+    """Give the retry ``number`` a copy of the checkpoint folder of ``retry_of``, the trial it re-runs,
+    unless it has a checkpoint folder already or ``retry_of`` left none (or an empty one). Returns
+    whether a checkpoint was copied."""
+    source, target = checkpoint_dir(study, retry_of), checkpoint_dir(study, number)
+    if target.exists() or not source.is_dir() or not any(source.iterdir()):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return True
+
+
 def clean_checkpoints(study: CheckpointOwner, keep: int) -> list[int]:
     """Delete checkpoint folders of finished trials outside the best ``keep`` (see the module
     docstring). Returns the trial numbers whose checkpoints were deleted."""
@@ -98,8 +118,10 @@ def clean_checkpoints(study: CheckpointOwner, keep: int) -> list[int]:
                 continue
     if len(present) <= keep:
         return []
-    finished = [t for t in study.get_trials(with_measurements=False) if t.is_finished]
+    everything = study.get_trials(with_measurements=False)
+    finished = [t for t in everything if t.is_finished]
     kept = {t.number for t in rank(finished, study.objectives, study.constraints)[:keep]}
+    kept |= {t.retry_of for t in everything if t.retry_of is not None and not t.is_finished}  # a retry's source
     removed = []
     for number in sorted(t.number for t in finished if t.number in present and t.number not in kept):
         shutil.rmtree(present[number], ignore_errors=True)

@@ -78,8 +78,9 @@ RESUME_RULE = """resuming a study (its name exists in the storage):
     without --update a difference is refused, naming each setting with its old and new value
   budget: applied whenever the config gives one (a config without budget keeps the stored one)
   n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
-  max_worker_deaths, workload/command: not stored, taken
-    from the config and the options at every run"""
+  max_worker_deaths, workload/command: not compared, taken
+    from the config and the options at every run (workload/command are stored for
+    `thrifty worker` at every run: the latest config wins)"""
 
 
 def _console(stderr: bool = False) -> Any:
@@ -326,6 +327,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     wanted = normalize_settings(space, objective, pipeline=pipeline.shape if pipeline is not None else None,
                                 **settings)
     run_args = _run_args(args, cfg, args.config)
+    from thrifty.runners.stored import RUNNER_KEY, runner_of_config
+
+    runner = runner_of_config(cfg, config_dir)  # stored for `thrifty worker` (checked before anything is written)
     n_trials, n_workers, max_failures = run_args["n_trials"], run_args["n_workers"], run_args["max_consecutive_failures"]
     if "command" in cfg:  # the program's own timeout (ScriptObjective) ends it; no process per trial needed
         run_args["trial_timeout_s"] = None
@@ -348,6 +352,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         for line in lines:
             out.print(f"[bold]thrifty[/]: {escape(line)}")
+    if runner is not None:  # the latest run's config is what `thrifty worker` runs
+        study.storage.update_study(study.id, settings={RUNNER_KEY: runner})
     before = sum(study.counts().values())
     verb = "resuming" if resumed else "created"
     out.print(
@@ -379,6 +385,135 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     _print_failure(study, failure, args.debug)
     return exitcodes.TRIALS_FAILED
+
+
+#: Seconds ``thrifty worker`` may take after SIGTERM beyond a command's ``grace_s`` (a workload:
+#: beyond :data:`~thrifty.runners.local.KILL_AFTER_S`): recording the handed-back trial, the
+#: worker processes' exit, the connections' close.
+WORKER_STOP_MARGIN_S = 10.0
+
+
+def worker_stop_bound_s(runner: Mapping[str, Any]) -> float:
+    """The seconds within which ``thrifty worker`` exits after SIGTERM (docs/workers.md): the
+    script runner's ``grace_s`` (a command's program gets SIGTERM, SIGKILL that much later) or,
+    for a Python workload, the worker processes' ``KILL_AFTER_S``, plus :data:`WORKER_STOP_MARGIN_S`."""
+    from thrifty.runners.local import KILL_AFTER_S
+
+    first = float(runner.get("grace_s", 10.0)) if "command" in runner else KILL_AFTER_S
+    return first + WORKER_STOP_MARGIN_S
+
+
+def runner_objective(runner: Mapping[str, Any], study: Any) -> tuple[Any, float | None]:
+    """The objective a stored runner spec (:mod:`thrifty.runners.stored`) describes, built as
+    ``thrifty run`` builds a config's, and the ``trial_timeout_s`` to run it under (``None`` for a
+    command: its program's own timeout ends it). The config's folder is searched first (a
+    workload) or run in (a command) when it exists on this machine, else the working folder."""
+    config_dir = str(runner["config_dir"])
+    here = config_dir if os.path.isdir(config_dir) else os.getcwd()
+    if "workload" in runner:
+        return import_workload(runner["workload"], [here]), runner.get("trial_timeout_s")
+    cfg = {k: v for k, v in runner.items() if k not in ("version", "config_dir")}
+    cfg["objective"] = dict(study.objectives)
+    fn, _ = script_objective(cfg, here, study.space)
+    return fn, None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A pull worker: run the stored study's trials (ask, run, tell) until it is done, its budget
+    is spent, ``--max-trials`` have started or nothing was left to run for ``--idle-exit``
+    seconds. The objective is the one the study stores (:mod:`thrifty.runners.stored`, written by
+    ``thrifty run``). SIGTERM hands the running trial back for retry (re-enqueued while
+    ``max_retries`` allows; the retry starts from its checkpoint) and exits 143 within
+    :func:`worker_stop_bound_s`. Exit statuses as ``thrifty run``'s."""
+    import thrifty as th
+    from thrifty.errors import TooManyFailures
+    from thrifty.runners.local import check_run_args
+    from thrifty.runners.stored import describe, stored_runner
+
+    for flag, kw in (("--max-trials", {"n_trials": args.max_trials}), ("--n-workers", {"n_workers": args.n_workers}),
+                     ("--idle-exit", {"idle_exit_s": args.idle_exit})):
+        try:
+            check_run_args(**{"n_trials": None, "n_workers": 1, "timeout_s": None, "max_consecutive_failures": 20,
+                              **kw})
+        except ValidationError as exc:
+            raise ValidationError(f"{exc} (from {flag})") from None
+    url = storage_url(args)
+    try:
+        store = _read_storage(url)  # a typo in the URL or the name creates nothing
+    except th.NoDatabase as exc:
+        raise th.StudyNotFound(f"no study named {args.study!r} in {url}: {exc}") from exc
+    try:
+        record = store.load_study(args.study)
+    finally:
+        store.close()
+    if record.settings.get("pipeline") is not None:
+        raise ValidationError(f"study {args.study!r} runs a pipeline, whose stages' code is not stored: thrifty worker "
+                              "cannot run it; run `thrifty run CONFIG` on each machine instead")
+    runner = stored_runner(record.settings)
+    if runner is None:
+        raise ValidationError(f"study {args.study!r} stores no objective to run (it was not created or last run by "
+                              f"`thrifty run CONFIG` of this thrifty): run `thrifty run CONFIG --n-trials 1 --storage "
+                              f"{url}` once with its config, then start the workers")
+    study = th.Study.load(args.study, storage=url)
+    objective_fn, trial_timeout_s = runner_objective(runner, study)
+    bound = worker_stop_bound_s(runner)
+    n = args.n_workers
+    extras = "".join([f", at most {args.max_trials} trials" if args.max_trials else "",
+                      f", leaving after {args.idle_exit:g} s idle" if args.idle_exit is not None else ""])
+    # Plain lines, never folded: a worker's output goes to logs (a pod's, a job's).
+    _say(f"thrifty: worker for study {study.name} in {study.storage_url} ({describe(runner)}, {n} "
+         f"process{'es' if n != 1 else ''}{extras}); SIGTERM hands its trial back for retry and exits within "
+         f"{bound:g} s")
+    if study.max_retries == 0:
+        _say("thrifty: note: the study's max_retries is 0: a trial interrupted by SIGTERM (a preempted machine, an "
+             "evicted pod) fails and is not retried; set max_retries in its config")
+    began = time.time()
+    progress: bool | str = False if args.no_progress else (True if sys.stdout.isatty() else "lines")
+    try:
+        result = study.optimize(objective_fn, n_trials=args.max_trials, n_workers=n, progress=progress,
+                                trial_timeout_s=trial_timeout_s, idle_exit_s=args.idle_exit)
+    except KeyboardInterrupt as exc:  # SIGTERM or Ctrl-C (thrifty.errors.StopSignal): a clean stop
+        term = getattr(exc, "signum", None) == signal.SIGTERM
+        _say(f"thrifty: worker stopped by {'SIGTERM' if term else 'SIGINT'}: {_handed_back(study, began)}")
+        return exitcodes.TERMINATED if term else exitcodes.INTERRUPTED
+    except TooManyFailures as exc:
+        _print_failure(study, f"{exc}".split(";")[0], args.debug)
+        return exitcodes.TRIALS_FAILED
+    counts = ", ".join(f"{k} {s.value}" for s, k in sorted(result.counts.items(), key=lambda kv: kv[0].value))
+    _say(f"thrifty: worker done: {result.message}; this worker's trials: {counts or 'none'}; "
+         f"${result.spent_usd:,.4f} spent in the study")
+    if result.all_failed:
+        k = sum(result.counts.values())
+        _print_failure(study, f"{'the' if k == 1 else f'all {k}'} trial{'s' if k != 1 else ''} of this worker failed",
+                       args.debug)
+        return exitcodes.TRIALS_FAILED
+    return exitcodes.OK
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _handed_back(study: Any, since: float) -> str:
+    """What became of the trials this worker was running when it was stopped, in words."""
+    from thrifty.trial import TrialState
+
+    ours = study.worker_id
+    trials = study.get_trials(with_measurements=False)
+    stopped = [t for t in trials if t.state is TrialState.FAILED and t.worker_id is not None
+               and (t.worker_id == ours or t.worker_id.startswith(ours + "/")) and (t.finished_at or 0.0) >= since
+               and "interrupted" in (t.error or "")]
+    if not stopped:
+        return "no trial was running; nothing to hand back"
+    retries = {t.retry_of: t.number for t in trials if t.retry_of is not None}
+    parts = []
+    for t in stopped:
+        if t.number in retries:
+            parts.append(f"trial {t.number} handed back for retry as trial {retries[t.number]}, which starts from "
+                         f"trial {t.number}'s checkpoint (if it saved one)")
+        else:
+            parts.append(f"trial {t.number} failed and is not retried (max_retries={study.max_retries} used up)")
+    return "; ".join(parts)
 
 
 def _print_failure(study: Any, message: str, debug: bool) -> None:
@@ -1197,6 +1332,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resuming: apply the config's changed pricing, resources, strategy, scheduler, stop_when, "
                         "max_retries, heartbeat_grace_s, keep_checkpoints from now on (see below)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", parents=[common],
+                       help="a pull worker: run a stored study's trials until it is done (any machine, one storage)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="The study must have been created (or last run) by `thrifty run CONFIG`, which stores\n"
+                              "its workload or command. SIGTERM hands the running trial back for retry (from its\n"
+                              "checkpoint; max_retries must allow it) and exits 143 within grace_s + 10 s for a\n"
+                              "command, 15 s for a workload. See docs/workers.md.\n\n" + TABLE)
+    p.add_argument("--study", required=True, help="the study's name")
+    p.add_argument("--max-trials", type=int, default=None, metavar="N", help="start at most N trials, then exit")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                   help="exit after S seconds with nothing to run (default: wait while trials running elsewhere "
+                        "may come back as retries)")
+    p.add_argument("--n-workers", type=int, default=1, metavar="K", help="worker processes on this machine (default 1)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress output (a live view in a terminal, a line per finished trial otherwise)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("studies", parents=[common, reads], help="list the studies in a storage")
     p.add_argument("--json", action="store_true")

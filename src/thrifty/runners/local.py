@@ -36,6 +36,10 @@ The supervisor of a multi-process run owns its workers (rules, each with its tes
   (:mod:`thrifty.clock`). Worker processes open the study with the system clock, so a study whose
   clock is not the system clock (a :class:`~thrifty.clock.ManualClock`, which moves only in this
   process) is refused with ``n_workers > 1`` or ``trial_timeout_s``.
+- **Idle workers may leave**: with ``idle_exit_s``, a worker that may start nothing now but could
+  get work later (a trial running elsewhere may come back as a retry, a paused one be resumed)
+  gives up after that many seconds without a trial (``RunResult.reason`` ``"idle"``); without it,
+  it waits as long as such work may come (``thrifty worker --idle-exit``).
 - **Every trial's resource use is measured**: the process running it (this one, or its worker)
   and that process's descendants are read while the trial runs (CPU, resident memory, and GPU
   utilisation and memory where NVML sees a GPU: :mod:`thrifty.runners.sampling`); what they used
@@ -60,6 +64,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from thrifty import process
 from thrifty.clock import SystemClock
 from thrifty.cost.budget import BudgetGuard, Moment
 from thrifty.errors import (
@@ -71,7 +76,6 @@ from thrifty.errors import (
     WorkerError,
     WorkersKeepDying,
 )
-from thrifty import process
 from thrifty.runners._trial import run_trial
 from thrifty.runners.pool import Slot, plan_slots
 from thrifty.storage import AskLimits
@@ -102,7 +106,7 @@ Events = Callable[[tuple[Any, ...]], None]
 
 def check_run_args(
     n_trials: Any, n_workers: Any, timeout_s: Any, max_consecutive_failures: Any,
-    trial_timeout_s: Any = None, stop_grace_s: Any = 10.0, max_worker_deaths: Any = None,
+    trial_timeout_s: Any = None, stop_grace_s: Any = 10.0, max_worker_deaths: Any = None, idle_exit_s: Any = None,
 ) -> None:
     """Validate ``optimize``'s run arguments (a ValidationError names the first bad one)."""
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
@@ -110,7 +114,7 @@ def check_run_args(
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValidationError(f"n_workers={n_workers!r}: expected an integer >= 1")
     for name, value, allow_zero in (("timeout_s", timeout_s, False), ("trial_timeout_s", trial_timeout_s, False),
-                                    ("stop_grace_s", stop_grace_s, True)):
+                                    ("stop_grace_s", stop_grace_s, True), ("idle_exit_s", idle_exit_s, True)):
         if value is None and name != "stop_grace_s":
             continue
         if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
@@ -131,11 +135,16 @@ def worker_loop(
     deadline: float | None,
     max_consecutive_failures: int | None,
     events: Events | None = None,
+    idle_exit_s: float | None = None,
 ) -> StudyExhausted | None:
     """Ask, run, tell until nothing is left. Returns why it stopped (None: the deadline).
-    ``events`` hears ``("start", number, time)`` and ``("end", number, state)`` per trial."""
+    ``events`` hears ``("start", number, time)`` and ``("end", number, state)`` per trial.
+    ``idle_exit_s``: while nothing may start but work may still come (a trial running elsewhere
+    may come back as a retry, a paused one may be resumed), give up after that many seconds
+    without a trial (reason ``"idle"``); ``None`` waits as long as such work may come."""
     consecutive = 0
     poll_s = min(1.0, study.heartbeat_grace_s / 4)
+    idle_since = time.time()
     while True:
         if deadline is not None and time.time() >= deadline:
             return None
@@ -143,7 +152,10 @@ def worker_loop(
             handle = study.ask(limits=AskLimits(run_tag=run_tag, run_max_started=n_trials))
         except StudyExhausted as exc:
             if exc.reason in ("trials", "n_trials", "scheduler") and _work_may_come(study, exc.reason):
-                time.sleep(poll_s)
+                if idle_exit_s is not None and time.time() - idle_since >= idle_exit_s:
+                    return StudyExhausted(f"nothing to run for {idle_exit_s:g} s (idle_exit_s) while {exc}",
+                                          "idle")
+                time.sleep(poll_s if idle_exit_s is None else max(0.05, min(poll_s, idle_exit_s / 4)))
                 continue
             return exc
         if events is not None:
@@ -163,6 +175,7 @@ def worker_loop(
                 )
         else:
             consecutive = 0
+        idle_since = time.time()
 
 
 def _work_may_come(study: Study, reason: str) -> bool:
@@ -186,6 +199,7 @@ class RunLimits:
     trial_timeout_s: float | None
     stop_grace_s: float
     max_worker_deaths: int
+    idle_exit_s: float | None = None
 
     @property
     def hard_end(self) -> float | None:
@@ -212,9 +226,10 @@ def run_optimize(
     trial_timeout_s: float | None = None,
     stop_grace_s: float = 10.0,
     max_worker_deaths: int | None = None,
+    idle_exit_s: float | None = None,
 ) -> RunResult:
     check_run_args(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
-                   max_worker_deaths)
+                   max_worker_deaths, idle_exit_s)
     if (n_workers > 1 or trial_timeout_s is not None) and not isinstance(study.clock, SystemClock):
         what = "n_workers > 1" if n_workers > 1 else "trial_timeout_s (each trial runs in a worker process)"
         raise ValidationError(
@@ -249,6 +264,7 @@ def run_optimize(
         trial_timeout_s=trial_timeout_s,
         stop_grace_s=float(stop_grace_s),
         max_worker_deaths=max_worker_deaths if max_worker_deaths is not None else max(5, 2 * n_workers),
+        idle_exit_s=idle_exit_s,
     )
     from thrifty.progress import LineProgress, ProgressView
 
@@ -282,7 +298,7 @@ def _run_here(
     try:
         with process.interrupt_at(limits.hard_end, limits.timeout_reason):
             return worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
-                               limits.max_consecutive_failures)
+                               limits.max_consecutive_failures, idle_exit_s=limits.idle_exit_s)
     except KeyboardInterrupt as exc:
         reason = exc.reason if isinstance(exc, StopSignal) else "interrupted by SIGINT"
         study.reap(worker_id=study.worker_id, reason=reason)
@@ -303,8 +319,8 @@ class RunResult:
 
     ``reason``: ``"n_trials"`` (this call's trials all ran), a budget limit (``"trials"``,
     ``"usd"``, ``"gpu_hours"``, ``"wall_s"``), ``"criterion"``, ``"strategy"`` (nothing left to
-    propose) or ``"timeout"``. ``message`` says it in words, with the numbers. ``counts``: this
-    call's trials by the state they ended in (those its workers finished or paused; a trial another
+    propose), ``"timeout"`` or ``"idle"`` (``idle_exit_s`` passed with nothing to run).
+    ``message`` says it in words, with the numbers. ``counts``: this call's trials by the state they ended in (those its workers finished or paused; a trial another
     process ran is not counted). ``all_failed``: this call ran trials and every one FAILED.
     ``near_duplicates``: the study's completed trials whose configuration is within 1% of an earlier
     completed one's (:data:`thrifty.encoding.NEAR`): on a deterministic objective, paid twice.
@@ -406,7 +422,7 @@ def _child_main(
         slot.apply()
         study = load(name, storage=url, worker_id=worker_id)
         why = worker_loop(study, objective, run_tag, limits.n_trials, limits.deadline,
-                          limits.max_consecutive_failures, send)
+                          limits.max_consecutive_failures, send, limits.idle_exit_s)
         send(("done", None if why is None else (why.reason, str(why))))
     except TooManyFailures:
         sys.exit(EXIT_TOO_MANY_FAILURES)  # the supervisor raises it for the whole run

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from thrifty.checkpoints import trial_dir
+from thrifty.checkpoints import inherit_checkpoint, trial_dir
 from thrifty.clock import Clock
 from thrifty.cost.pricing import Pricing
 from thrifty.handle import TrialHandle
@@ -59,7 +59,11 @@ class HandleHost:
         return self._state.trial(trial_id)
 
     def hand_out(self, trial: Trial) -> TrialHandle:
-        """The handle of a trial just started by this study object, its heartbeat kept fresh."""
+        """The handle of a trial just started by this study object, its heartbeat kept fresh. A
+        retry starts with a copy of the checkpoint of the trial it re-runs
+        (:func:`~thrifty.checkpoints.inherit_checkpoint`)."""
+        if trial.retry_of is not None:
+            inherit_checkpoint(self._state, trial.retry_of, trial.number)
         handle = TrialHandle(self, self._state.label(trial))
         self._heartbeats.track(handle)
         return handle

@@ -536,6 +536,7 @@ class Study:
         trial_timeout_s: float | None = None,
         stop_grace_s: float = 10.0,
         max_worker_deaths: int | None = None,
+        idle_exit_s: float | None = None,
     ) -> RunResult:
         """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
         the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
@@ -555,7 +556,9 @@ class Study:
         within ``timeout_s + stop_grace_s`` plus a few seconds. ``max_worker_deaths``: worker
         processes that die are replaced with a growing back-off; after this many deaths in a row
         with no trial finished (default: twice the workers, at least 5)
-        :class:`~thrifty.errors.WorkersKeepDying` says why. The rules are in
+        :class:`~thrifty.errors.WorkersKeepDying` says why. ``idle_exit_s``: while nothing may
+        start but work may still come (trials running elsewhere may come back as retries), return
+        after that many seconds without a trial (reason ``"idle"``; default: wait). The rules are in
         :mod:`thrifty.runners.local`.
 
         When the study's ``resources`` ask for GPUs or CPU cores, each worker process gets its own
@@ -579,7 +582,7 @@ class Study:
 
         return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus,
                             trial_timeout_s=trial_timeout_s, stop_grace_s=stop_grace_s,
-                            max_worker_deaths=max_worker_deaths)
+                            max_worker_deaths=max_worker_deaths, idle_exit_s=idle_exit_s)
 
     def _pipeline_objective(self) -> Objective:
         if self._pipeline is None:
