@@ -14,7 +14,9 @@ Two checks use them:
   dollar, GPU-hour or wall-time ledger to its limit, the same transaction asks every running trial
   to stop (the circuit breaker). Their next report is recorded, then the trial ends as STOPPED
   with reason ``budget``. So the recorded spend exceeds the limit by at most the cost of the
-  reporting intervals in flight at that moment.
+  reporting intervals in flight at that moment. A pipeline stage is one such interval (it is
+  charged when it ends), so pipeline studies also bound it before it starts: no stage starts that
+  the dollars left cannot pay at what it cost in recent runs (:mod:`thrifty.pipelines.guard`).
 
 Both checks are one function, :meth:`BudgetGuard.check`: given the budget, the usage and the
 moment (a new trial starting, a paused one resuming, a measurement being recorded) it says which

@@ -10,7 +10,11 @@ it is given no objective). For a trial with parameters ``p`` it:
 3. runs the remaining stages in order, each charged as it ends (its compute, then the write of its
    output to the cache when it is cacheable: a *miss*), each write indexed in the study's storage
    and followed by eviction down to the cache's size limit;
-4. returns the last stage's output (the metrics); a stage after which the trial was told to stop
+4. under a hard dollar budget, before each stage it computes: refuses to start it when the
+   dollars left cannot pay what it and the stages after it cost at most in the study's recent
+   runs (:mod:`thrifty.pipelines.guard`): the trial ends STOPPED with a budget reason, so a
+   stage charged only when it ends cannot take the study past its budget;
+5. returns the last stage's output (the metrics); a stage after which the trial was told to stop
    (``trial.should_stop()`` in a stage that takes the trial; a command stage whose program was
    stopped) ends it there, its output not cached.
 
@@ -36,12 +40,15 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from thrifty.cost.budget import Budget
+from thrifty.errors import TrialStopped
 from thrifty.handle import TrialHandle
 from thrifty.pipelines.cache import DiskCache, Loaded
 from thrifty.pipelines.command import STOPPED
+from thrifty.pipelines.guard import StageBounds
 from thrifty.pipelines.stage import Pipeline
 from thrifty.storage.base import CacheEntry, StageRun, Storage
-from thrifty.trial import Trial, TrialState
+from thrifty.trial import StopKind, StopReason, Trial, TrialState
 
 log = logging.getLogger("thrifty")
 
@@ -83,11 +90,19 @@ class _TrialRun:
         self.params = dict(trial.params)
         self.runs: list[StageRun] = []
         self._mark = (trial.elapsed_s, trial.cost_usd)
+        self._bounds: StageBounds | None = None  #: read at the first check of a hard dollar budget
 
-    def _charged(self) -> tuple[float, float]:
+    def _charged(self, finished: bool = False) -> tuple[float, float]:
         """Charge the interval since the trial's last report; (seconds, dollars) charged since
-        the previous call, the reports a stage made itself included."""
-        self.trial.charge()
+        the previous call, the reports a stage made itself included. ``finished``: the last
+        stage has returned its metrics, so a charge that brings a hard budget to its limit
+        still lets the trial complete with them (they are paid for); otherwise that charge
+        raises :class:`~thrifty.errors.TrialStopped`."""
+        try:
+            self.trial.charge()
+        except TrialStopped:
+            if not finished:
+                raise
         s, usd = self.trial.elapsed_s - self._mark[0], self.trial.cost_usd - self._mark[1]
         self._mark = (self.trial.elapsed_s, self.trial.cost_usd)
         return max(s, 0.0), max(usd, 0.0)
@@ -119,6 +134,7 @@ class _TrialRun:
         for i in range(start, n):
             stage = p.stages[i]
             own = {k: self.params[k] for k in p.stage_params[i] if k in self.params}
+            self._guard(i)
             last = i == n - 1
             if stage.runner is not None:
                 folder_in = i > 0 and p.stages[i - 1].runner is not None
@@ -126,7 +142,7 @@ class _TrialRun:
             else:
                 data = stage.call(own, data, trial)
             held.close()  # the stage has read its input
-            compute_s, compute_usd = self._charged()
+            compute_s, compute_usd = self._charged(finished=last and data is not STOPPED)
             run_s, run_usd = run_s + compute_s, run_usd + compute_usd
             cacheable = stage.cache and not last
             if data is STOPPED or (trial.stop is not None and not last):  # its output may be partial
@@ -140,6 +156,25 @@ class _TrialRun:
             self.runs.append(StageRun(trial.id, i, stage.name, "run", cacheable, compute_s + write_s,
                                       compute_usd + write_usd))
         return data
+
+    def _guard(self, stage: int) -> None:
+        """Refuse to start ``stage`` when a hard dollar budget's dollars left (read now) cannot
+        pay the bound of it and every stage after it (:class:`~thrifty.pipelines.guard.StageBounds`):
+        the trial is told why and ends STOPPED (:class:`~thrifty.errors.TrialStopped`)."""
+        record = self.storage.study_status(self.study_id)
+        budget = Budget.from_dict(record.budget)
+        if budget.usd is None or not budget.hard:
+            return
+        if self._bounds is None:
+            self._bounds = StageBounds.of(self.storage.stage_runs(self.study_id), len(self.pipeline.stages))
+        need, left = self._bounds.from_stage(stage), budget.usd - record.spent_usd
+        if need <= left * (1 + 1e-9) and left > 0:
+            return
+        name = self.pipeline.stages[stage].name
+        text = (f"budget: stage {name!r} and the stages after it cost up to ${need:,.4f} in recent runs, more than "
+                f"the ${max(left, 0.0):,.4f} left of the ${budget.usd:,.2f} budget; not started")
+        self.trial.stop = StopReason(StopKind.BUDGET, text, limit="usd")
+        raise TrialStopped(f"trial {self.trial.number} must stop: {text}", text)
 
     def _deepest_hit(self, held: contextlib.ExitStack) -> tuple[int, Loaded, float, float] | None:
         """Read the deepest cached prefix: (its stage, the entry, the read's seconds and dollars).

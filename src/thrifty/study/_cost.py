@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.cost.budget import Budget
 from thrifty.encoding import encoder_of
-from thrifty.errors import StudyExhausted
+from thrifty.errors import SpaceError, StudyExhausted
 from thrifty.history import History
 from thrifty.pipelines.cache import CachedPrefix, DiskCache, cached_prefixes
+from thrifty.pipelines.guard import StageBounds
 from thrifty.pipelines.run import stage_run_usd
+from thrifty.pipelines.stage import PipelineShape
 from thrifty.ranking import full_resource
 from thrifty.space import Space
 from thrifty.storage.base import Snapshot, StudyStatus
@@ -123,7 +125,11 @@ class CostGate:
         cube. A refused proposal does not end the study while something cheaper fits: only when
         none does is :class:`~thrifty.errors.StudyExhausted` raised, naming the cheapest. The
         proposing ``strategy``'s own forecast, when it gives one, decides whether ``params`` fit;
-        the search for a cheaper one uses the study's model."""
+        the search for a cheaper one uses the study's model. A pipeline study under a hard dollar
+        budget is admitted by :meth:`_admit_pipeline` instead."""
+        shape = self._state.settings.pipeline
+        if shape is not None and status.budget.usd is not None and status.budget.hard:
+            return self._admit_pipeline(params, status, space, shape, strategy, number)
         forecast, left = self._forecast(params, status, strategy)
         if forecast is None or forecast <= left * (1 + 1e-9):
             return params
@@ -155,6 +161,56 @@ class CostGate:
         log.info("admission: trial %d's proposal is forecast at $%.4f, more than the $%.4f left: the nearest "
                  "affordable configuration instead (forecast $%.4f)", number, forecast, left, float(median[pick]))
         return dict(configs[pick])
+
+    def _admit_pipeline(self, params: dict[str, Any], status: StudyStatus, space: Space, shape: PipelineShape,
+                        strategy: Strategy | None, number: int) -> dict[str, Any]:
+        """The admission of a pipeline study under a hard dollar budget, with the bound its runs
+        check before each stage (:mod:`thrifty.pipelines.guard`), so the two never disagree:
+        ``params`` when their bound (reading their deepest cached prefix, running the rest), and
+        the ``strategy``'s own forecast when it gives a larger one, fit in the dollars left; else
+        the completion of a cached prefix (its parameters, ``params`` for the stages after it)
+        whose bound fits, the nearest to ``params`` in the space's unit cube; else
+        :class:`~thrifty.errors.StudyExhausted`. (The study's cost model, blind to the cache,
+        decides nothing here.)"""
+        budget = status.budget
+        assert budget.usd is not None
+        left = budget.usd - status.spent_usd
+        storage, study_id = self._state.storage, self._state.study_id
+        bounds = StageBounds.of(storage.stage_runs(study_id), len(shape.stages))
+        own = strategy.forecast_usd(params) if strategy is not None else None
+        if not bounds.known and own is None:
+            return params
+        prefixes = cached_prefixes(storage, study_id, DiskCache(shape.cache_root(self._state.settings.artifact_root),
+                                                               shape.cache_max_bytes))
+        cached = {p.key for p in prefixes}
+        need = max(bounds.of_params(shape, params, cached), own or 0.0)
+        if need <= left * (1 + 1e-9):
+            return params
+        fits: list[tuple[dict[str, Any], float]] = []
+        for prefix in prefixes:
+            try:
+                candidate = space.validate({**params, **prefix.params})
+            except SpaceError:  # the prefix's values make some of params' later ones inactive
+                continue
+            bound = bounds.of_params(shape, candidate, cached)
+            if bound <= left * (1 + 1e-9):
+                fits.append((candidate, bound))
+        if not fits:
+            raise StudyExhausted(
+                f"the next trial may cost up to ${need:,.4f} (its stages' costs in recent runs), more than the "
+                f"${max(left, 0.0):,.4f} left of the ${budget.usd:,.2f} budget (${status.spent_usd:,.4f} spent), "
+                f"and so may every completion of the {len(prefixes)} cached prefix(es)",
+                "usd",
+            )
+        import numpy as np
+
+        enc = encoder_of(space)
+        at = np.nan_to_num(enc.snap(enc.encode([params])), nan=0.5)
+        dist = [float(np.sum((np.nan_to_num(enc.snap(enc.encode([c])), nan=0.5) - at) ** 2)) for c, _ in fits]
+        pick, bound = fits[int(np.argmin(dist))]
+        log.info("admission: trial %d's proposal may cost up to $%.4f, more than the $%.4f left: the nearest "
+                 "completion of a cached prefix instead (up to $%.4f)", number, need, left, bound)
+        return pick
 
     def basic_context(self) -> Context:
         """The strategy's :class:`~thrifty.strategies.base.Context` before any proposal: the
