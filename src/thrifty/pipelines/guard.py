@@ -18,6 +18,15 @@ stage's output cost. A stage never run yet has no bound (it counts 0: a first ru
 on a guess), so the guarantee holds once each stage has run. A stage's cost varies with its
 parameters; the maximum over recent runs covers what the search has been trying, and is what the
 last dollars must pay for before a stage starts, not a forecast of its mean.
+
+**What it does not cover.** A stage that runs longer than any of its recent runs (a machine that
+became busy, a parameter value far from those tried) still overspends by the difference, since
+nothing is charged until it ends. On a 2-core machine at a load average of 12 (examples/pipeline.py,
+wall time billed) one run in ten went 10% over its $0.30; with little else running, two memo runs ended
+at $0.2999 and $0.30006 (before this guard: up to $0.3135). A stage whose cost must never run over should report while it runs (a stage that
+takes ``trial`` may call ``trial.report`` or ``trial.charge``: the budget's breaker then stops the
+trial at that call). The price of the bound is the other way: when the dollars left cannot pay
+the most a stage has cost, the trial or the study ends with them unspent.
 """
 
 from __future__ import annotations
