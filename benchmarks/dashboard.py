@@ -43,8 +43,11 @@ picture a person came for).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -266,7 +269,32 @@ def _measure(url: str, ready: dict[str, str], timeout_s: float) -> dict[str, flo
             out["fcp"] = float("nan")
         return out
     finally:
-        web.quit()
+        driver_pid = web.service.process.pid
+        browser = _descendants(driver_pid)
+        try:
+            web.quit()
+        finally:  # a renderer still busy with a page that timed out survives quit(): end it
+            for pid in browser:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, grandchildren, ...), from /proc."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, pp in parent.items() if pp in frontier]
+        out += kids
+        frontier = kids
+    return out
 
 
 def _wait_warm(base: str, timeout_s: float) -> float:
