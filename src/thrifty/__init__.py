@@ -40,6 +40,7 @@ _LAZY = {
     "StopReason": "thrifty.trial",
     "ResourceUsage": "thrifty.usage",
     "TrialHandle": "thrifty.handle",
+    "Client": "thrifty.client",
     "ThriftyError": "thrifty.errors",
     "SpaceError": "thrifty.errors",
     "ValidationError": "thrifty.errors",
@@ -62,6 +63,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from thrifty.client import Client
     from thrifty.clock import Clock, ManualClock
     from thrifty.cost.budget import Budget, Usage
     from thrifty.cost.forecast import CostModel

@@ -59,6 +59,8 @@ CONFIG_KEYS = {
     "heartbeat_grace_s": "seconds without heartbeat before a worker is presumed dead (default 60)",
     "n_trials": "trials to start in this run (default: until the budget is used up)",
     "n_workers": "worker processes (default 1)",
+    "backend": "where trials run: local (default: this machine) or ray (Ray tasks on a Ray cluster, docs/ray.md)",
+    "ray_address": "with backend ray: the cluster, auto or HOST:PORT of its head node (default: a private one here)",
     "timeout_s": "start no trial after this many seconds; end those still running stop_grace_s later",
     "max_consecutive_failures": "give up after this many failures in a row (default 20)",
     "pricing": "how trial time becomes dollars: {local: USD_PER_HOUR}, an instance type, or {gpu: MODEL, ...}",
@@ -78,7 +80,7 @@ RESUME_RULE = """resuming a study (its name exists in the storage):
     without --update a difference is refused, naming each setting with its old and new value
   budget: applied whenever the config gives one (a config without budget keeps the stored one)
   n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
-  max_worker_deaths, workload/command: not compared, taken
+  max_worker_deaths, backend, ray_address, workload/command: not compared, taken
     from the config and the options at every run (workload/command are stored for
     `thrifty worker` at every run: the latest config wins)"""
 
@@ -290,6 +292,21 @@ def _run_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> di
     return values
 
 
+def _backend_args(args: argparse.Namespace, cfg: Mapping[str, Any], path: str) -> tuple[str, str | None]:
+    """This run's ``backend`` and Ray ``address`` (``--backend``/``--address`` over the config's
+    ``backend``/``ray_address``), checked before anything is written."""
+    from thrifty.runners.ray import check_backend
+
+    backend = args.backend if args.backend is not None else cfg.get("backend", "local")
+    address = args.address if args.address is not None else cfg.get("ray_address")
+    try:
+        check_backend(backend, address)
+    except ValidationError as exc:
+        given = args.backend is not None or args.address is not None
+        raise ValidationError(f"{exc} ({'from --backend/--address' if given else f'in config file {path!r}'})") from None
+    return backend, address
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run or resume the config's study; the exit status is one of :mod:`thrifty.exitcodes`.
 
@@ -333,7 +350,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     n_trials, n_workers, max_failures = run_args["n_trials"], run_args["n_workers"], run_args["max_consecutive_failures"]
     if "command" in cfg:  # the program's own timeout (ScriptObjective) ends it; no process per trial needed
         run_args["trial_timeout_s"] = None
-    plan_slots(wanted.resources, n_workers, None)  # e.g. more GPUs per trial than visible
+    backend, address = _backend_args(args, cfg, args.config)
+    if backend == "local":
+        plan_slots(wanted.resources, n_workers, None)  # e.g. more GPUs per trial than visible
+    else:
+        from thrifty.runners.ray import join_cluster
+
+        join_cluster(storage, address, wanted.resources)  # refused before the study is written
     out = _console()
     # Create or load in one atomic step: several `thrifty run` of one config may start at once.
     if pipeline is not None:
@@ -367,7 +390,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # A terminal gets the live view, a pipe or a log one line per finished trial.
         progress: bool | str = False if args.no_progress else (True if sys.stdout.isatty() else "lines")
-        result = study.optimize(objective_fn, progress=progress, **run_args)
+        result = study.optimize(objective_fn, progress=progress, backend=backend, address=address, **run_args)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (thrifty.errors.StopSignal): a clean stop
         _print_summary(study, time.monotonic() - started, sum(study.counts().values()) - before)
         term = getattr(exc, "signum", None) == signal.SIGTERM
@@ -1326,6 +1349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="trials to start in this run")
     p.add_argument("--workers", type=int, help="worker processes")
     p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    p.add_argument("--backend", choices=["local", "ray"], default=None,
+                   help="where trials run: local (default) or ray (Ray tasks; docs/ray.md)")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --backend ray: the Ray cluster to join (default: a private one on this machine)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress output (a live view in a terminal, a line per finished trial otherwise)")
     p.add_argument("--update", action="store_true",
@@ -1391,6 +1418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8788, help="port (default 8788)")
     p.set_defaults(func=cmd_dashboard)
+
+    from thrifty.server.commands import add_parsers as add_service_parsers
+
+    add_service_parsers(sub, common, storage_url)  # serve, token (docs/service.md)
 
     p = sub.add_parser("export", parents=[common, reads], help="export a study's trials as CSV or JSON")
     p.add_argument("study")

@@ -151,7 +151,7 @@ def worker_loop(
         try:
             handle = study.ask(limits=AskLimits(run_tag=run_tag, run_max_started=n_trials))
         except StudyExhausted as exc:
-            if exc.reason in ("trials", "n_trials", "scheduler") and _work_may_come(study, exc.reason):
+            if exc.reason in ("trials", "n_trials", "scheduler") and work_may_come(study, exc.reason):
                 if idle_exit_s is not None and time.time() - idle_since >= idle_exit_s:
                     return StudyExhausted(f"nothing to run for {idle_exit_s:g} s (idle_exit_s) while {exc}",
                                           "idle")
@@ -178,7 +178,7 @@ def worker_loop(
         idle_since = time.time()
 
 
-def _work_may_come(study: Study, reason: str) -> bool:
+def work_may_come(study: Study, reason: str) -> bool:
     """Nothing new may start, but a running trial may still bring work: fail and come back as a
     retry, pause where the scheduler will promote it, or be replaced by a clone (PBT)."""
     retries = study.max_retries > 0 and reason in ("trials", "n_trials")
@@ -200,6 +200,20 @@ class RunLimits:
     stop_grace_s: float
     max_worker_deaths: int
     idle_exit_s: float | None = None
+
+    @classmethod
+    def of(cls, n_trials: int | None, n_workers: int, timeout_s: float | None, max_consecutive_failures: int | None,
+           trial_timeout_s: float | None, stop_grace_s: float, max_worker_deaths: int | None,
+           idle_exit_s: float | None) -> RunLimits:
+        """The limits of a run starting now (``optimize``'s checked arguments; ``max_worker_deaths``
+        defaults to twice the workers, at least 5)."""
+        return cls(
+            n_trials=n_trials, timeout_s=timeout_s, deadline=time.time() + timeout_s if timeout_s is not None else None,
+            max_consecutive_failures=max_consecutive_failures, trial_timeout_s=trial_timeout_s,
+            stop_grace_s=float(stop_grace_s),
+            max_worker_deaths=max_worker_deaths if max_worker_deaths is not None else max(5, 2 * n_workers),
+            idle_exit_s=idle_exit_s,
+        )
 
     @property
     def hard_end(self) -> float | None:
@@ -250,42 +264,49 @@ def run_optimize(
             f"{what} needs a storage that processes share: use storage='sqlite:///thrifty.db' "
             "(or PostgreSQL), not 'memory'"
         )
+    progress = check_progress(progress)
+    limits = RunLimits.of(n_trials, n_workers, timeout_s, max_consecutive_failures, trial_timeout_s, stop_grace_s,
+                          max_worker_deaths, idle_exit_s)
+    run_tag = uuid.uuid4().hex[:16]
+
+    def body() -> StudyExhausted | None:
+        if in_process:
+            return _run_here(study, objective, run_tag, slots[0], limits)
+        return _Supervisor(study, objective, run_tag, slots, limits).run()
+
+    return run_with_progress(study, progress, n_trials, run_tag, body)
+
+
+def check_progress(progress: bool | str | None) -> bool | str:
+    """``optimize``'s ``progress``, checked; ``None`` becomes whether standard output is a terminal."""
     if progress is None:
         progress = sys.stdout.isatty()
     if not isinstance(progress, bool) and progress != "lines":
         raise ValidationError(f"progress={progress!r}: expected True, False, None or 'lines'")
-    run_tag = uuid.uuid4().hex[:16]
-    began = time.time()
-    limits = RunLimits(
-        n_trials=n_trials,
-        timeout_s=timeout_s,
-        deadline=time.time() + timeout_s if timeout_s is not None else None,
-        max_consecutive_failures=max_consecutive_failures,
-        trial_timeout_s=trial_timeout_s,
-        stop_grace_s=float(stop_grace_s),
-        max_worker_deaths=max_worker_deaths if max_worker_deaths is not None else max(5, 2 * n_workers),
-        idle_exit_s=idle_exit_s,
-    )
+    return progress
+
+
+def run_with_progress(study: Study, progress: bool | str, n_trials: int | None, run_tag: str,
+                      body: Callable[[], StudyExhausted | None]) -> RunResult:
+    """Run ``body`` (a runner's loop, returning why it stopped) with the progress view asked for and
+    SIGINT/SIGTERM raising :class:`~thrifty.errors.StopSignal`; returns the run's result."""
     from thrifty.progress import LineProgress, ProgressView
 
+    began = time.time()
     view: ProgressView | LineProgress | None = None
     if progress == "lines":
         view = LineProgress(study)
     elif progress:
         view = ProgressView(study, n_trials, run_tag)
-    why: StudyExhausted | None = None
     try:
         if view is not None:
             view.start()
         with process.stop_signals_raise():
-            if in_process:
-                why = _run_here(study, objective, run_tag, slots[0], limits)
-            else:
-                why = _Supervisor(study, objective, run_tag, slots, limits).run()
+            why = body()
     finally:
         if view is not None:
             view.stop()
-    return _result(study, run_tag, why, began)
+    return run_result(study, run_tag, why, began)
 
 
 def _run_here(
@@ -345,7 +366,7 @@ class RunResult:
         return f"stopped: {self.message}; ${self.spent_usd:,.4f} spent in total{best}"
 
 
-def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: float | None) -> StudyExhausted | None:
+def why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: float | None) -> StudyExhausted | None:
     """Why worker processes stopped asking, found without starting anything: a budget limit, a
     completion criterion, this call's trial count, the deadline (None), or else the strategy ran
     out."""
@@ -364,7 +385,7 @@ def _why_stopped(study: Study, run_tag: str, n_trials: int | None, deadline: flo
     return StudyExhausted("the strategy has nothing left to propose", "strategy")
 
 
-def _result(study: Study, run_tag: str, why: StudyExhausted | None, began: float) -> RunResult:
+def run_result(study: Study, run_tag: str, why: StudyExhausted | None, began: float) -> RunResult:
     best = None
     if not study.is_multi_objective:
         try:
@@ -390,7 +411,7 @@ def _result(study: Study, run_tag: str, why: StudyExhausted | None, began: float
                      counts=dict(counts), near_duplicates=twice)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text and isinstance(exc, ThriftyError) else f"{type(exc).__name__}: {' '.join(text)}"
 
@@ -436,7 +457,7 @@ def _child_main(
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the supervisor reports it, once
         try:
-            send(("error", _one_line(exc)))
+            send(("error", one_line(exc)))
         except KeyboardInterrupt:
             pass  # stopped while telling: the supervisor is stopping the run (or gone); no traceback
         sys.exit(EXIT_WORKER_ERROR)
@@ -543,7 +564,7 @@ class _Supervisor:
         if self.timed_out:
             return None
         if not self.got_done:
-            return _why_stopped(self.study, self.run_tag, self.limits.n_trials, self.limits.deadline)
+            return why_stopped(self.study, self.run_tag, self.limits.n_trials, self.limits.deadline)
         return None if self.last_reason is None else StudyExhausted(self.last_reason[1], self.last_reason[0])
 
     def _wait(self) -> None:

@@ -239,6 +239,24 @@ class StageRun:
 
 
 @dataclass(frozen=True)
+class TokenRecord:
+    """A bearer token of the HTTP service (:mod:`thrifty.server.tokens`), as stored: never the
+    token itself, only its public ``id`` and the SHA-256 ``digest`` (hex) of its secret part.
+
+    ``study``: the name of the one study it opens (it may be created before the study exists, and
+    outlives the study's deletion). ``role``: ``"read"``, ``"write"`` or ``"admin"``.
+    ``created_at`` / ``revoked_at``: epoch seconds (``revoked_at`` ``None`` while it is valid).
+    """
+
+    id: str
+    study: str
+    role: str
+    digest: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
 class StudySummary:
     """One line of ``thrifty studies``."""
 
@@ -495,6 +513,23 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def stage_runs(self, study_id: int) -> list[StageRun]:
         """Every stage run recorded for the study's trials, by trial id then stage."""
+
+    # -- bearer tokens of the HTTP service (a table of their own, no study lock) -----------------
+    @abc.abstractmethod
+    def add_token(self, token: TokenRecord) -> None:
+        """Store ``token`` (its id must be new: :class:`~thrifty.errors.ValidationError` otherwise)."""
+
+    @abc.abstractmethod
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        """The token with this public id (revoked ones included), else ``None``."""
+
+    @abc.abstractmethod
+    def list_tokens(self, study: str | None = None) -> list[TokenRecord]:
+        """The tokens (of ``study`` only, if given), oldest first, revoked ones included."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        """Mark the token revoked at ``now`` (epoch seconds); ``False`` if no valid token has that id."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

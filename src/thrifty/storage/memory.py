@@ -40,6 +40,7 @@ from thrifty.storage.base import (
     StudyRecord,
     StudyStatus,
     StudySummary,
+    TokenRecord,
 )
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 from thrifty.usage import ResourceUsage
@@ -198,6 +199,8 @@ class MemoryStorage(Storage):
         #: The memo cache's index: study id -> key -> entry; and each study's stage runs.
         self._cache: dict[int, dict[str, CacheEntry]] = {}
         self._stage_runs: dict[int, list[StageRun]] = {}
+        #: The HTTP service's bearer tokens by public id (hashed: :class:`TokenRecord`).
+        self._tokens: dict[str, TokenRecord] = {}
 
     # -- helpers (call with the lock held) ----------------------------------------------------
     def _study(self, study_id: int) -> _StudyState:
@@ -717,6 +720,30 @@ class MemoryStorage(Storage):
     def stage_runs(self, study_id: int) -> list[StageRun]:
         with self._lock:
             return sorted(self._stage_runs.get(study_id, []), key=lambda r: (r.trial_id, r.stage))
+
+    # -- bearer tokens --------------------------------------------------------------------------
+    def add_token(self, token: TokenRecord) -> None:
+        with self._lock:
+            if token.id in self._tokens:
+                raise ValidationError(f"a token with id {token.id!r} exists already")
+            self._tokens[token.id] = token
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._lock:
+            return self._tokens.get(token_id)
+
+    def list_tokens(self, study: str | None = None) -> list[TokenRecord]:
+        with self._lock:
+            found = [t for t in self._tokens.values() if study is None or t.study == study]
+        return sorted(found, key=lambda t: (t.created_at, t.id))
+
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        with self._lock:
+            token = self._tokens.get(token_id)
+            if token is None or token.revoked_at is not None:
+                return False
+            self._tokens[token_id] = dataclasses.replace(token, revoked_at=float(now))
+            return True
 
     def close(self) -> None:
         """Nothing to release: the data stays until this object is dropped."""

@@ -76,6 +76,7 @@ from thrifty.storage.base import (
     StudyRecord,
     StudyStatus,
     StudySummary,
+    TokenRecord,
 )
 from thrifty.trial import Measurement, StopKind, StopReason, Trial, TrialState
 from thrifty.usage import ResourceUsage
@@ -213,6 +214,20 @@ stage_runs = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("saved_s", sa.Float, nullable=False),
     sa.Column("saved_usd", sa.Float, nullable=False),
+)
+
+# The HTTP service's bearer tokens (thrifty.server.tokens): the public id and the SHA-256 of the
+# secret, never the token. A table older thrifty versions ignore, so it needs no schema version: it
+# is created when a database is opened for writing (create_all), in a new or an existing database.
+tokens = sa.Table(
+    "thrifty_tokens",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("study", sa.String(255), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
 )
 
 #: The tables of schema version 1, which every thrifty database has (later ones are created, or
@@ -515,11 +530,14 @@ class SQLStorage(Storage):
     thrifty's tables, raises :class:`~thrifty.errors.NoDatabase`; a write raises
     :class:`~thrifty.errors.StorageError`. (The in-memory database, ``memory``, starts empty.)
     ``reconnect_timeout_s``: how long a lost PostgreSQL connection is retried before an operation
-    fails with a :class:`~thrifty.errors.StorageError`.
+    fails with a :class:`~thrifty.errors.StorageError`. ``pool_size``: PostgreSQL connections kept
+    open (4 more are opened, and closed again, when more threads use the storage at once; a
+    process serving many threads at once, ``thrifty serve``, keeps more).
     """
 
     def __init__(
-        self, url: str, *, busy_timeout_s: float = 120.0, read_only: bool = False, reconnect_timeout_s: float = 30.0
+        self, url: str, *, busy_timeout_s: float = 120.0, read_only: bool = False, reconnect_timeout_s: float = 30.0,
+        pool_size: int = 2,
     ) -> None:
         self.url = url
         sa_url = normalize_url(url)
@@ -553,7 +571,7 @@ class SQLStorage(Storage):
                 connect_args = {"options": "-c default_transaction_read_only=on"} if read_only_file else {}
                 # No pre-ping (a round trip per transaction): a connection the server dropped fails its
                 # first statement, is discarded, and _run retries on a new one.
-                self.engine = sa.create_engine(sa_url, pool_size=2, max_overflow=4,
+                self.engine = sa.create_engine(sa_url, pool_size=pool_size, max_overflow=4,
                                                connect_args=connect_args)
             if not self._memory:
                 _fork.GATE.register(self.engine)
@@ -1565,6 +1583,41 @@ class SQLStorage(Storage):
 
         return self._run(txn, write=False)
 
+    # -- bearer tokens: short transactions of their own, no study lock --------------------------
+    def add_token(self, token: TokenRecord) -> None:
+        def txn(conn: Connection) -> None:
+            if conn.execute(sa.select(tokens.c.id).where(tokens.c.id == token.id)).first() is not None:
+                raise ValidationError(f"a token with id {token.id!r} exists already")
+            conn.execute(sa.insert(tokens).values(id=token.id, study=token.study, role=token.role,
+                                                  digest=token.digest, created_at=float(token.created_at),
+                                                  revoked_at=token.revoked_at))
+
+        self._run(txn)
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        def txn(conn: Connection) -> TokenRecord | None:
+            row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
+            return None if row is None else _token(row)
+
+        return self._run(txn, write=False)
+
+    def list_tokens(self, study: str | None = None) -> list[TokenRecord]:
+        def txn(conn: Connection) -> list[TokenRecord]:
+            query = sa.select(tokens).order_by(tokens.c.created_at, tokens.c.id)
+            if study is not None:
+                query = query.where(tokens.c.study == study)
+            return [_token(r) for r in conn.execute(query)]
+
+        return self._run(txn, write=False)
+
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        def txn(conn: Connection) -> bool:
+            done = conn.execute(sa.update(tokens).where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=float(now)))
+            return bool(done.rowcount)
+
+        return self._run(txn)
+
     def count_trials(self, study_id: int) -> dict[TrialState, int]:
         rows = self._run(
             lambda c: c.execute(
@@ -1573,6 +1626,11 @@ class SQLStorage(Storage):
             write=False,
         )
         return {TrialState(s): n for s, n in rows}
+
+
+def _token(r: Any) -> TokenRecord:
+    return TokenRecord(id=r.id, study=r.study, role=r.role, digest=r.digest, created_at=r.created_at,
+                       revoked_at=r.revoked_at)
 
 
 def _cache_entry(r: Any) -> CacheEntry:

@@ -67,3 +67,8 @@ class HandleHost:
         handle = TrialHandle(self, self._state.label(trial))
         self._heartbeats.track(handle)
         return handle
+
+    def adopt(self, trial: Trial) -> TrialHandle:
+        """The handle of a RUNNING trial started earlier (by another object or process); its
+        heartbeat is not kept by this object."""
+        return TrialHandle(self, self._state.label(trial))

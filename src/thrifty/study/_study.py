@@ -393,6 +393,29 @@ class Study:
         """
         return self._host.hand_out(self._asker.ask(limits or AskLimits()))
 
+    def attach(self, number: int) -> TrialHandle:
+        """The handle of RUNNING trial ``number``, for a process that goes on with a trial started
+        elsewhere or earlier (the HTTP service after a restart, :mod:`thrifty.server.service`).
+        Its heartbeat is the caller's, as after :meth:`release`. Its next interval is measured from
+        now (pass ``elapsed_s`` to ``report`` to charge the time before). Raises
+        :class:`~thrifty.errors.TrialNotRunning` if the trial is not RUNNING."""
+        trial_id, _ = resolve(self._state, number)
+        return self._host.adopt(self._state.trial(trial_id))
+
+    def release(self, handle: TrialHandle) -> None:
+        """Stop keeping ``handle``'s heartbeat from this object: whoever runs the trial now (a
+        remote client) keeps it alive through :meth:`heartbeat` or its reports, or the reaper fails
+        it after ``heartbeat_grace_s`` seconds without (re-enqueued while ``max_retries`` allows).
+        The heartbeat thread stops when this object keeps no trial alive any more."""
+        self._heartbeats.untrack(handle.id)
+        if not self._heartbeats.active_ids():
+            self._heartbeats.stop()
+
+    def heartbeat(self, handles: Sequence[TrialHandle]) -> None:
+        """Record now (the study's clock) as the heartbeat of ``handles`` (RUNNING trials)."""
+        if handles:
+            self._storage.heartbeat([h.id for h in handles], self.clock.time())
+
     def check_criteria(self) -> None:
         """Raise :class:`~thrifty.errors.StudyExhausted` (reason ``"criterion"``) if one of the
         study's completion criteria holds now."""
@@ -537,6 +560,8 @@ class Study:
         stop_grace_s: float = 10.0,
         max_worker_deaths: int | None = None,
         idle_exit_s: float | None = None,
+        backend: str = "local",
+        address: str | None = None,
     ) -> RunResult:
         """Run ``objective`` on trials until ``n_trials`` have started in this call, the budget or
         the strategy is used up, or ``timeout_s`` seconds have passed (no trial starts after that;
@@ -574,11 +599,28 @@ class Study:
 
         A pipeline study's objective is its pipeline: leave ``objective`` out
         (:class:`~thrifty.pipelines.PipelineObjective` runs the stages with the memo cache).
+
+        ``backend``: ``"local"`` (default: this machine, as above) or ``"ray"``: each trial runs as a
+        Ray task on the Ray cluster at ``address`` (``"auto"``, ``"HOST:PORT"``, or ``None``: a
+        private one on this machine), holding the study's ``resources`` as ``num_cpus``/``num_gpus``;
+        the storage must be PostgreSQL, or SQLite when the cluster is this machine. The rules are in
+        :mod:`thrifty.runners.ray` (``gpus`` is for the local backend: Ray places GPUs itself).
         """
         from thrifty.runners.local import run_optimize
+        from thrifty.runners.ray import check_backend
 
+        check_backend(backend, address)
         if objective is None:
             objective = self._pipeline_objective()
+        if backend == "ray":
+            if gpus is not None:
+                raise ValidationError("gpus= is for backend='local'; with backend='ray' Ray hands out the GPUs "
+                                      "(resources={'gpu': ...})")
+            from thrifty.runners.ray import run_ray
+
+            return run_ray(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress,
+                           address=address, trial_timeout_s=trial_timeout_s, stop_grace_s=stop_grace_s,
+                           max_worker_deaths=max_worker_deaths, idle_exit_s=idle_exit_s)
 
         return run_optimize(self, objective, n_trials, n_workers, timeout_s, max_consecutive_failures, progress, gpus,
                             trial_timeout_s=trial_timeout_s, stop_grace_s=stop_grace_s,
