@@ -180,12 +180,15 @@ def worker_loop(
 
 def work_may_come(study: Study, reason: str) -> bool:
     """Nothing new may start, but a running trial may still bring work: fail and come back as a
-    retry, pause where the scheduler will promote it, or be replaced by a clone (PBT)."""
+    retry, pause where the scheduler will promote it, or be replaced by a clone (PBT); or the
+    reaper, run here, has just enqueued the retry of a trial whose worker died."""
     retries = study.max_retries > 0 and reason in ("trials", "n_trials")
     if not retries and not study.scheduler.plans_asks:
         return False
-    study.reap()
-    return study.counts().get(TrialState.RUNNING, 0) > 0
+    study.reap()  # may fail trials whose worker died and enqueue their retries: work to run now
+    if study.counts().get(TrialState.RUNNING, 0) > 0:
+        return True
+    return retries and any(t.retry_of is not None for t in study.storage.get_trials(study.id, [TrialState.PENDING]))
 
 
 @dataclass(frozen=True)

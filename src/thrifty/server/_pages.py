@@ -95,7 +95,9 @@ async function drawFigures(kinds) {
 }
 async function drawTable() {
   const q = new URLSearchParams({offset: state.offset, limit: state.limit, sort: state.sort, desc: state.desc});
+  const asked = state.tableAsks = (state.tableAsks || 0) + 1;
   const page = await getJSON(API + '/trials?' + q);
+  if (asked !== state.tableAsks) return;  // a later click (sort, page) asked again: its answer is the one to show
   const objs = Object.keys(page.objectives);
   const cols = [['number', 'trial'], ['state', 'state']].concat(objs.map((o, i) => [i === 0 ? 'value' : null, o]))
     .concat([['cost_usd', 'cost $'], ['elapsed_s', 'seconds'], [null, 'note']]);
