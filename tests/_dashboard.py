@@ -3,7 +3,6 @@ stopped at the end."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _net import free_port
 
 
 @contextmanager

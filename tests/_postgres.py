@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+
+from _net import free_port
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -54,12 +55,6 @@ def pg_ctl_available() -> bool:
     return _bindir() is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class ThrowawayCluster:
     """A PostgreSQL cluster in a temporary folder, on a free port, trust auth."""
@@ -90,7 +85,7 @@ class ThrowawayCluster:
             pw = pwd.getpwnam(run_as)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         datadir = os.path.join(root, "data")
-        port = _free_port()
+        port = free_port()
         cluster = cls(datadir, port, bindir, run_as)
         subprocess.run(
             cluster._cmd([os.path.join(bindir, "initdb"), "-D", datadir, "-U", "postgres", "--auth=trust",
