@@ -10,6 +10,7 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,17 @@ def source_fingerprint() -> str:
         h.update(str(p.relative_to(ROOT)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
+
+
+def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int) -> list[Any]:
+    """``[fn(t) for t in tasks]``, in ``jobs`` forked worker processes when ``jobs > 1`` (one task
+    at a time each, results in task order)."""
+    if jobs <= 1:
+        return [fn(t) for t in tasks]
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(jobs) as pool:
+        return pool.map(fn, tasks, chunksize=1)
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:

@@ -57,7 +57,6 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -71,7 +70,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from _report import machine, md_table, versions, write_results
+from _report import machine, md_table, run_tasks, versions, write_results
 
 import thrifty as th
 from thrifty.pipelines import CachedPrefix
@@ -340,11 +339,7 @@ def main() -> int:
     cmd = "python benchmarks/pipelines.py" + (" --quick" if args.quick else "") + \
         (f" --seeds {args.seeds}" if args.seeds is not None else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
     t0 = time.time()
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            runs = pool.map(run_one, tasks, chunksize=1)
-    else:
-        runs = [run_one(t) for t in tasks]
+    runs = run_tasks(run_one, tasks, args.jobs)
     took = time.time() - t0
     (HERE / "pipelines.json").write_text(json.dumps({"runs": runs, "summary": summary(runs), "machine": machine(),
                                                      "date": time.strftime("%Y-%m-%d"), "command": cmd,

@@ -58,7 +58,6 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -73,7 +72,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE.parent / "examples"))
 
 import pipeline as example
-from _report import machine, md_table, source_fingerprint, versions, write_results
+from _report import machine, md_table, run_tasks, source_fingerprint, versions, write_results
 
 SECTION = "## Pipelines: memoization on a real scikit-learn pipeline (benchmarks/pipelines_real.py)"
 BUDGET_USD = example.BUDGET_USD
@@ -298,11 +297,7 @@ def main() -> int:
     example.data()  # before the fork: every worker starts with the data loaded
     load_start = os.getloadavg()[0]
     t0 = time.time()
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            runs = pool.map(run_one, tasks, chunksize=1)
-    else:
-        runs = [run_one(t) for t in tasks]
+    runs = run_tasks(run_one, tasks, args.jobs)
     took = time.time() - t0
     summ = summary(runs)
     summ["load_average"] = [load_start, os.getloadavg()[0]]
