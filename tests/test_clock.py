@@ -5,6 +5,7 @@ its breaker, heartbeats and the reaper."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -255,6 +256,24 @@ def test_the_heartbeat_thread_writes_the_clocks_time(sqlite_url):
         time.sleep(0.01)
     assert study.reap(force=True) == []
     study.tell(t, 0.5)
+    study.close()
+
+
+def test_a_trial_asked_without_keep_alive_is_kept_by_its_caller_or_reaped(sqlite_url):
+    """``ask(keep_alive=False)`` starts no heartbeat thread: the trial lives on the caller's
+    heartbeats (``Study.heartbeat``) and is reaped once they stop, like a dead worker's."""
+    clock = th.ManualClock()
+    study = th.Study.create(SPACE, "max", name="remote", storage=sqlite_url, heartbeat_grace_s=0.2,
+                            max_retries=1, clock=clock)
+    remote = study.ask(keep_alive=False)
+    assert not [t for t in threading.enumerate() if t.name == "thrifty-heartbeat-remote"]
+    clock.advance(0.15)
+    study.heartbeat([remote])
+    clock.advance(0.15)  # 0.15 s since the caller's heartbeat: within the grace
+    assert study.reap(force=True) == []
+    time.sleep(0.2)  # no thread writes a heartbeat meanwhile, whatever the real time
+    clock.advance(0.1)
+    assert study.reap(force=True) == [remote.number]
     study.close()
 
 

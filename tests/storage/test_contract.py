@@ -567,6 +567,22 @@ def test_snapshot_returns_what_changed_since_the_last_one(store: Storage) -> Non
     assert store.count_trials(sid) == {TrialState.COMPLETED: 2, TrialState.PENDING: 1}
 
 
+def test_light_snapshot_reads_the_status_and_only_the_enqueued_trials(store: Storage) -> None:
+    sid = _study(store)
+    a = _new(store, sid, 0.1)
+    _new(store, sid, 0.2)
+    _finish(store, sid, a, 1.0, now=T0 + 1)
+    store.enqueue(sid, {"x": 0.4}, T0)
+    store.enqueue(sid, {"x": 0.3}, T0)
+    full, light = store.snapshot(sid), store.snapshot(sid, history=False)
+    assert light.status == full.status
+    assert [(t.number, t.state, t.params) for t in light.trials] == [
+        (2, TrialState.PENDING, {"x": 0.4}), (3, TrialState.PENDING, {"x": 0.3})]
+    assert light.pending == full.pending and light.pending is not None and light.pending.number == 2
+    assert store.snapshot(sid, since=99, history=False).trials == light.trials, "since does not apply"
+    assert store.snapshot(sid, run_tag="none", history=False).run_started == 0
+
+
 def test_unknown_study_is_an_error_everywhere(store: Storage) -> None:
     with pytest.raises(StudyNotFound):
         store.snapshot(999)

@@ -158,11 +158,10 @@ class LiveStudies:
             while len(held) < count:
                 try:
                     with self._ask_lock(study_id):
-                        handle = study.ask()
+                        handle = study.ask(keep_alive=False)  # its heartbeat is the client's
                 except StudyExhausted as exc:
                     exhausted = exc
                     break
-                study.release(handle)  # its heartbeat is the client's from now on
                 client.handles[handle.number] = handle
                 held.append(handle)
             return Suggestion(held, exhausted)

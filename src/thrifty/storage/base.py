@@ -341,11 +341,14 @@ class Storage(abc.ABC):
 
     # -- trials -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None, *,
+                 history: bool = True) -> Snapshot:
         """Read the study in one read transaction (a consistent view): its status and the
         trials unsettled or settled with a ``finish_order`` above ``since`` (pass the
         largest ``finish_order`` of the previous snapshot, 0 the first time); with ``run_tag``, how
-        many trials have started under it. Writes nothing."""
+        many trials have started under it. ``history=False``: of the trials only the enqueued
+        (PENDING) ones, for a decision that reads no history (``since`` is then ignored: the read
+        costs the same however many trials run or settled). Writes nothing."""
 
     @abc.abstractmethod
     def start(

@@ -376,10 +376,15 @@ class MemoryStorage(Storage):
                         row.changed()
 
     # -- the ask protocol ---------------------------------------------------------------------
-    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None, *,
+                 history: bool = True) -> Snapshot:
         with self._lock:
             st = self._study(study_id)
-            trials = self._delta(st, since)
+            if history:
+                trials = self._delta(st, since)
+            else:
+                trials = sorted((r.frozen() for r in st.live.values() if r.state is _PENDING),
+                                key=lambda t: t.number)
             return Snapshot(study_id, st.status(), tuple(trials),
                             st.run_counts[run_tag] if run_tag is not None else None)
 

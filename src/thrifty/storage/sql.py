@@ -407,28 +407,41 @@ _DELTA_ROWS = sa.union_all(
     sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order.is_(None)),
     sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order > _B("p_after")),
 ).subquery("delta")
+# The light snapshot's trials (``history=False``): only the enqueued ones.
+_PENDING_ROWS = sa.select(trials).where(trials.c.study_id == _B("p_sid"), trials.c.finish_order.is_(None),
+                                        trials.c.state == _PENDING).subquery("delta")
 
 
-def _snapshot_statement(lateral: bool) -> sa.Select[Any]:
-    """The snapshot (see above). ``lateral`` (PostgreSQL): the measurements are joined per delta
-    trial (LATERAL), so the planner cannot read the whole measurements table to hash-join a delta
-    it expects to be small."""
+def _snapshot_statement(lateral: bool, delta: Any = _DELTA_ROWS) -> sa.Select[Any]:
+    """The snapshot (see above) of the trials ``delta`` selects. ``lateral`` (PostgreSQL): the
+    measurements are joined per delta trial (LATERAL), so the planner cannot read the whole
+    measurements table to hash-join a delta it expects to be small."""
     taken: Any = measurements
-    on = measurements.c.trial_id == _DELTA_ROWS.c.id
+    on = measurements.c.trial_id == delta.c.id
     if lateral:
         taken = sa.select(measurements).where(on).offset(0).lateral("taken")  # OFFSET 0: not flattened
         on = sa.true()
     return (
-        sa.select(*_SEL_STUDY.selected_columns, *(c.label("t_" + c.name) for c in _DELTA_ROWS.c),
+        sa.select(*_SEL_STUDY.selected_columns, *(c.label("t_" + c.name) for c in delta.c),
                   *(c.label("m_" + c.name) for c in taken.c))
-        .select_from(studies.outerjoin(_DELTA_ROWS, sa.true()).outerjoin(taken, on))
+        .select_from(studies.outerjoin(delta, sa.true()).outerjoin(taken, on))
         .where(studies.c.id == _B("p_sid"))
-        .order_by(_DELTA_ROWS.c.number, taken.c.id)
+        .order_by(delta.c.number, taken.c.id)
     )
 
 
-_SNAPSHOT = {"sqlite": _snapshot_statement(lateral=False), "postgresql": _snapshot_statement(lateral=True)}
-_SNAPSHOT_IN_RUN = {d: q.add_columns(_COUNT_RUN.scalar_subquery().label("run_started")) for d, q in _SNAPSHOT.items()}
+def _in_run(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query.add_columns(_COUNT_RUN.scalar_subquery().label("run_started"))
+
+
+#: The snapshot statements by (dialect, history read, run tag given).
+_SNAPSHOTS = {
+    (dialect, history, tagged): (_in_run(q) if tagged else q)
+    for dialect in ("sqlite", "postgresql")
+    for history in (True, False)
+    for tagged in (False, True)
+    for q in [_snapshot_statement(dialect == "postgresql", _DELTA_ROWS if history else _PENDING_ROWS)]
+}
 
 # Tell on PostgreSQL: one statement, run outside a transaction (the server commits it as it ends), so
 # the study row's lock is held only while the server runs it, never while a client waits for the
@@ -970,16 +983,19 @@ class SQLStorage(Storage):
         self._run(txn)
 
     # -- trials -------------------------------------------------------------------------------
-    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None) -> Snapshot:
-        """One statement (``_SNAPSHOT``; on PostgreSQL without a transaction around it, so one round
-        trip): the study row, the history's delta (unsettled trials and those settled after
-        ``since``) with their measurements, and the trials started under ``run_tag``."""
+    def snapshot(self, study_id: int, since: int = 0, run_tag: str | None = None, *,
+                 history: bool = True) -> Snapshot:
+        """One statement (``_SNAPSHOTS``; on PostgreSQL without a transaction around it, so one
+        round trip): the study row, the history's delta (unsettled trials and those settled after
+        ``since``; ``history=False``: the enqueued trials only) with their measurements, and the
+        trials started under ``run_tag``."""
         def txn(conn: Connection) -> Snapshot:
-            if run_tag is None:
-                rows = _rows(conn, _SNAPSHOT[self.dialect], {"p_sid": study_id, "p_after": since})
-            else:
-                rows = _rows(conn, _SNAPSHOT_IN_RUN[self.dialect], {"p_sid": study_id, "p_after": since,
-                                                                    "p_run_tag": run_tag})
+            params: dict[str, Any] = {"p_sid": study_id}
+            if history:
+                params["p_after"] = since
+            if run_tag is not None:
+                params["p_run_tag"] = run_tag
+            rows = _rows(conn, _SNAPSHOTS[self.dialect, history, run_tag is not None], params)
             if not rows:
                 raise StudyNotFound(f"study id {study_id} no longer exists in {self.url} (was it deleted?)")
             delta: dict[int, tuple[Any, list[Measurement]]] = {}  # in number order, as read

@@ -6,7 +6,9 @@ Steps of :meth:`Asker.ask`, at most two storage transactions when nothing races 
    statement): the study's status (budget, ledger, next trial number, breaker), the trials
    settled since this object's last snapshot and every unfinished one. The history log
    (:mod:`thrifty.history`) folds the delta in, so reading the history does not grow with the
-   study.
+   study. A decision that reads no history (a cheap strategy that ignores it, no scheduler plan,
+   no completion criteria, no dollar budget) reads a light snapshot instead: the status and the
+   enqueued trials, whose cost does not grow with the number of workers either.
 2. **Decide** (:meth:`Asker.decide`, pure: the snapshot, the settings and the seed): the completion
    criteria; the scheduler's plan (a paused trial to resume first); the hard limits and the
    caller's run limit (:func:`thrifty.storage.rules.check_start`); the oldest enqueued trial, else
@@ -88,7 +90,7 @@ class Asker:
             self._prepared = True
         conflict = ""
         for attempt in range(MAX_START_ATTEMPTS):
-            snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
+            snapshot = self._snapshot(limits)
             history = state.log.read(state.label_all(list(snapshot.trials)))
             request = self.decide(snapshot, history, limits, ahead=self._ahead)
             now = state.clock.time()
@@ -111,6 +113,19 @@ class Asker:
             f"study {state.name!r}: no trial could be started in {MAX_START_ATTEMPTS} attempts: each time another "
             f"worker had changed the study since this one read it (last: {conflict}); ask again"
         )
+
+    def _snapshot(self, limits: AskLimits) -> Snapshot:
+        """The snapshot a decision reads: a light one (the status and the enqueued trials, the
+        same cost however many trials run or settled) when the decision reads no history (no
+        completion criteria, no scheduler plan, a strategy that ignores the history, no dollar
+        budget); else the history's delta since this object's last read."""
+        state, s = self._state, self._state.settings
+        light = not (s.criteria or s.scheduler.plans_asks or s.strategy.slow or s.strategy.needs_history)
+        if light:
+            snapshot = state.storage.snapshot(state.study_id, run_tag=limits.run_tag, history=False)
+            if snapshot.status.budget.usd is None:
+                return snapshot
+        return state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
 
     def decide(self, snapshot: Snapshot, history: History, limits: AskLimits, ahead: int = 0) -> StartRequest:
         """What to start, decided from one snapshot (and the seed) alone, outside any lock (see the

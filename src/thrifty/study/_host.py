@@ -58,14 +58,15 @@ class HandleHost:
     def stored_trial(self, trial_id: int) -> Trial:
         return self._state.trial(trial_id)
 
-    def hand_out(self, trial: Trial) -> TrialHandle:
-        """The handle of a trial just started by this study object, its heartbeat kept fresh. A
-        retry starts with a copy of the checkpoint of the trial it re-runs
-        (:func:`~thrifty.checkpoints.inherit_checkpoint`)."""
+    def hand_out(self, trial: Trial, keep_alive: bool = True) -> TrialHandle:
+        """The handle of a trial just started by this study object, its heartbeat kept fresh
+        (``keep_alive``; else the caller's). A retry starts with a copy of the checkpoint of the
+        trial it re-runs (:func:`~thrifty.checkpoints.inherit_checkpoint`)."""
         if trial.retry_of is not None:
             inherit_checkpoint(self._state, trial.retry_of, trial.number)
         handle = TrialHandle(self, self._state.label(trial))
-        self._heartbeats.track(handle)
+        if keep_alive:
+            self._heartbeats.track(handle)
         return handle
 
     def adopt(self, trial: Trial) -> TrialHandle:

@@ -383,15 +383,17 @@ class Study:
         or being stopped; ``reason`` says why). Returns the failed trial numbers."""
         return self._heartbeats.reap(force, worker_id, reason)
 
-    def ask(self, *, limits: AskLimits | None = None) -> TrialHandle:
+    def ask(self, *, limits: AskLimits | None = None, keep_alive: bool = True) -> TrialHandle:
         """Start a trial: the oldest enqueued one, or a new one from the strategy.
 
         ``limits``: a run's own trial limit (``optimize`` passes its run tag and ``n_trials``).
+        ``keep_alive=False``: this object does not keep the trial's heartbeat (as after
+        :meth:`release`, without starting the heartbeat thread): whoever runs it does.
         Raises :class:`~thrifty.errors.StudyExhausted` if a budget is used up, the next trial's
         forecast cost exceeds the dollars left, a completion criterion holds, or the strategy has
         nothing left to propose. Nothing is written then.
         """
-        return self._host.hand_out(self._asker.ask(limits or AskLimits()))
+        return self._host.hand_out(self._asker.ask(limits or AskLimits()), keep_alive)
 
     def attach(self, number: int) -> TrialHandle:
         """The handle of RUNNING trial ``number``, for a process that goes on with a trial started
