@@ -33,7 +33,7 @@ p99 under 50 ms; the section reports the p99 of both loads, each with its verdic
 
 Usage::
 
-    .venv/bin/python benchmarks/scale_service.py            # ~12 minutes with --cycles 384; writes RESULTS.md and scale_service.json
+    .venv/bin/python benchmarks/scale_service.py --cycles 384   # ~12 minutes; writes RESULTS.md and scale_service.json
     .venv/bin/python benchmarks/scale_service.py --quick    # a smoke run, nothing written
 """
 
