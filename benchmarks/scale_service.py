@@ -266,7 +266,7 @@ def main() -> int:
         return 0
     command = "python benchmarks/scale_service.py" + (f" --cycles {args.cycles}" if args.cycles != 960 else "")
     data = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
-            "command": command, "versions": versions(["fastapi", "uvicorn", "optuna", "grpcio", "psycopg"]),
+            "command": command, "versions": versions(["fastapi", "uvicorn", "httptools", "uvloop", "optuna", "grpcio", "psycopg"]),
             "thrifty_source_sha256_12": fingerprint, "rows": rows,
             "load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
             "peers": "Optuna's gRPC storage proxy (optuna.storages.run_grpc_proxy_server over RDBStorage), same run"}
