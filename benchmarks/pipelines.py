@@ -100,6 +100,25 @@ COST_TERMS = (
     ((np.sin, 19.0, 39.0), (np.sin, 16.0, 39.0), (np.sin, 16.0, 20.0)),
     ((np.cos, 11.0, 11.0), (np.cos, 15.0, 36.0)),
 )
+
+
+@dataclass(frozen=True)
+class Family:
+    """Which parameters each stage holds, in pipeline order, and each stage's cost terms."""
+
+    name: str
+    stage_params: tuple[tuple[str, ...], ...]
+    cost_terms: tuple[tuple[tuple[Any, float, float], ...], ...]
+
+
+#: ``paper``: the issue's setting. ``reversed``: the same objective and cost terms with the stages in
+#: the opposite order (Branin's stage first, Beale's last, each stage keeping its own cost terms), so
+#: the costly, decisive x1 is in the last stage, where no cache can serve it: a check that a change to
+#: ``eeipu`` is not fitted to one cost structure (no floor applies to it).
+FAMILIES = {
+    "paper": Family("paper", STAGE_PARAMS, COST_TERMS),
+    "reversed": Family("reversed", STAGE_PARAMS[::-1], COST_TERMS[::-1]),
+}
 _H3_A = np.array([[3.0, 10.0, 30.0], [0.1, 10.0, 35.0], [3.0, 10.0, 30.0], [0.1, 10.0, 35.0]])
 _H3_C = np.array([1.0, 1.2, 3.0, 3.2])
 _H3_P = 1e-4 * np.array([[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]])
@@ -127,10 +146,10 @@ def objective(p: Mapping[str, float]) -> float:
     return -beale(p["x1"], p["x2"]) - hartmann3(u) - branin(p["x6"], p["x7"])
 
 
-def stage_cost(s: int, p: Mapping[str, float]) -> float:
-    """Dollars computing stage ``s`` (0-based) costs."""
-    terms = COST_TERMS[s]
-    total = sum((a * float(g(p[n])) + b) ** 2 for n, (g, a, b) in zip(STAGE_PARAMS[s], terms))
+def stage_cost(s: int, p: Mapping[str, float], family: Family = FAMILIES["paper"]) -> float:
+    """Dollars computing stage ``s`` (0-based) of ``family`` costs."""
+    terms = family.cost_terms[s]
+    total = sum((a * float(g(p[n])) + b) ** 2 for n, (g, a, b) in zip(family.stage_params[s], terms))
     return total / (500.0 * len(terms))
 
 
@@ -150,22 +169,22 @@ class Simulator:
     """The pipeline with its memo cache (module doc): prefix (stage, exact values) -> what
     computing it cost."""
 
+    family: Family = FAMILIES["paper"]
     cache: dict[tuple[int, tuple[float, ...]], float] = field(default_factory=dict)
     #: Per trial number, what each stage cost when it ran (``None``: read from the cache).
     ran: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
 
-    @staticmethod
-    def key(s: int, p: Mapping[str, float]) -> tuple[int, tuple[float, ...]]:
-        return s, tuple(float(p[n]) for names in STAGE_PARAMS[: s + 1] for n in names)
+    def key(self, s: int, p: Mapping[str, float]) -> tuple[int, tuple[float, ...]]:
+        return s, tuple(float(p[n]) for names in self.family.stage_params[: s + 1] for n in names)
 
     def evaluate(self, p: Mapping[str, float]) -> Evaluation:
-        n = len(STAGE_PARAMS)
+        n = len(self.family.stage_params)
         hit = next((s for s in reversed(range(n - 1)) if self.key(s, p) in self.cache), -1)
         charged = CACHED_STAGE_USD * (hit + 1)
         run: list[float | None] = [None] * (hit + 1)
         prefix_usd = self.cache[self.key(hit, p)] if hit >= 0 else 0.0
         for s in range(hit + 1, n):
-            c = stage_cost(s, p)
+            c = stage_cost(s, p, self.family)
             run.append(c)
             charged += c
             prefix_usd += c
@@ -177,7 +196,7 @@ class Simulator:
         """The cache as a pipeline study's context lists it."""
         out = []
         for (s, values), run_usd in self.cache.items():
-            names = [n for names in STAGE_PARAMS[: s + 1] for n in names]
+            names = [n for names in self.family.stage_params[: s + 1] for n in names]
             out.append(CachedPrefix(stage=s, params=dict(zip(names, values)), key=f"{s}:{values!r}",
                                     read_cost_usd=CACHED_STAGE_USD * (s + 1), run_cost_usd=run_usd))
         return tuple(out)
@@ -192,7 +211,8 @@ class HarnessEEIPU(EEIPU):
         self.sim = sim
 
     def bind(self, context: Context) -> None:
-        super().bind(dataclasses.replace(context, stage_params=STAGE_PARAMS, cached_prefixes=self.sim.prefixes(),
+        super().bind(dataclasses.replace(context, stage_params=self.sim.family.stage_params,
+                                         cached_prefixes=self.sim.prefixes(),
                                          stage_run_usd=dict(self.sim.ran)))
 
 
@@ -227,8 +247,8 @@ def thrifty_strategy(method: str, sim: Simulator) -> Any:
     return {"name": "gp", "n_startup": N_INITIAL, "cost_aware": method == "gp-cost"}
 
 
-def run_thrifty(method: str, seed: int) -> Run:
-    sim, out = Simulator(), Run(method, seed)
+def run_thrifty(method: str, seed: int, family: Family) -> Run:
+    sim, out = Simulator(family), Run(method, seed)
     study = th.Study.create(SPACE, "max", storage="memory", seed=seed, strategy=thrifty_strategy(method, sim),
                             scheduler=None, budget=th.Budget(usd=BUDGET_USD))
     while True:
@@ -244,7 +264,7 @@ def run_thrifty(method: str, seed: int) -> Run:
     return out
 
 
-def run_optuna(method: str, seed: int) -> Run:
+def run_optuna(method: str, seed: int, family: Family) -> Run:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -252,7 +272,7 @@ def run_optuna(method: str, seed: int) -> Run:
         optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     dists = {n: optuna.distributions.FloatDistribution(SPACE[n].low, SPACE[n].high) for n in SPACE}
-    sim, out = Simulator(), Run(method, seed)
+    sim, out = Simulator(family), Run(method, seed)
     while True:
         t = study.ask(dists)
         e = sim.evaluate(t.params)
@@ -262,10 +282,11 @@ def run_optuna(method: str, seed: int) -> Run:
     return out
 
 
-def run_one(task: tuple[str, int]) -> dict[str, Any]:
-    method, seed = task
+def run_one(task: tuple[str, int, str]) -> dict[str, Any]:
+    method, seed, family_name = task
+    family = FAMILIES[family_name]
     t0 = time.perf_counter()
-    r = run_optuna(method, seed) if method.startswith("optuna") else run_thrifty(method, seed)
+    r = run_optuna(method, seed, family) if method.startswith("optuna") else run_thrifty(method, seed, family)
     r.wall_s = time.perf_counter() - t0
     print(f"  {method:14s} seed {seed:2d}: {r.evaluated:3d} evaluated, best {r.best:9.4f}, "
           f"{r.hits:3d} cache hits, {r.wall_s:6.1f} s", flush=True)
@@ -304,16 +325,25 @@ def floors(summ: Mapping[str, Mapping[str, float]]) -> list[str]:
              f"({runner_up}) {others[runner_up]:.4f}: **{'PASS' if ok2 else 'FAIL'}**.")]
 
 
-def report(runs: Sequence[dict[str, Any]], seeds: int, cmd: str, took_s: float) -> list[str]:
+def section_of(family: Family) -> str:
+    """The RESULTS.md section of a family's runs."""
+    if family.name == "paper":
+        return SECTION
+    return SECTION.replace("synthetic 3-stage pipeline", f"synthetic 3-stage pipeline, stages {family.name}")
+
+
+def report(runs: Sequence[dict[str, Any]], seeds: int, cmd: str, took_s: float,
+           family: Family = FAMILIES["paper"], raw: str = "pipelines.json") -> list[str]:
     summ = summary(runs)
     rows = [[m, s["runs"], f"{s['evaluated_median']:.0f} ({s['evaluated_p10']:.0f}-{s['evaluated_p90']:.0f})",
              f"{s['hits_median']:.0f}", f"{s['best_median']:.4f}", f"{s['best_p90']:.4f}", f"{s['best_worst']:.4f}",
              f"{s['wall_s_median']:.1f}"] for m, s in summ.items()]
     vers = versions(["numpy", "scipy", "optuna"])
-    lines = [SECTION, "",
+    lines = [section_of(family), "",
              f"Date {time.strftime('%Y-%m-%d')}; machine: {machine()}; command: `{cmd}`; {seeds} seeds, "
              f"{took_s / 60:.1f} min. Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items())
-             + ". Raw numbers: `benchmarks/pipelines.json`. Definitions, budget and methods: the script's docstring "
+             + f". Raw numbers: `benchmarks/{raw}`. Stages: "
+             + " -> ".join("(" + ", ".join(names) + ")" for names in family.stage_params) + ". Definitions, budget and methods: the script's docstring "
              f"(${BUDGET_USD:.0f} per run including {N_INITIAL} initial points; a cached stage costs "
              f"${CACHED_STAGE_USD}; the objective is maximised: its supremum in the box is {SUPREMUM:.4f}, Beale's least "
              "value there being 0.5233 at (2, 0.17), Hartmann3's -3.8628 and Branin's 0.3979).", "",
@@ -321,7 +351,11 @@ def report(runs: Sequence[dict[str, Any]], seeds: int, cmd: str, took_s: float) 
                         "final best: median", "p90 (9 runs in 10 reach)", "worst", "wall s per run"], rows),
              ""]
     if "eeipu" in summ and "gp-ei" in summ:
-        lines += ["Floors (issue 15):", "", *floors(summ), ""]
+        if family.name == "paper":
+            lines += ["Floors (issue 15):", "", *floors(summ), ""]
+        else:
+            lines += ["The same statistics as the floors (no floor applies to this family):", "",
+                      *(line.replace("**PASS**", "yes").replace("**FAIL**", "no") for line in floors(summ)), ""]
     return lines
 
 
@@ -331,22 +365,27 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=None, help=f"seeds 0..N-1 (default {SEEDS})")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="paper",
+                    help="which stage holds which parameters (default paper: the issue's; see FAMILIES)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--json", default=None, help="raw numbers (default benchmarks/pipelines[-FAMILY].json)")
     args = ap.parse_args()
     seeds = args.seeds if args.seeds is not None else QUICK_SEEDS if args.quick else SEEDS
     methods = [m for m in args.methods.split(",") if m]
-    tasks = [(m, s) for s in range(seeds) for m in methods]
+    tasks = [(m, s, args.family) for s in range(seeds) for m in methods]
     cmd = "python benchmarks/pipelines.py" + (" --quick" if args.quick else "") + \
-        (f" --seeds {args.seeds}" if args.seeds is not None else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+        (f" --seeds {args.seeds}" if args.seeds is not None else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "") \
+        + (f" --family {args.family}" if args.family != "paper" else "")
+    raw = Path(args.json) if args.json else HERE / ("pipelines.json" if args.family == "paper"
+                                                     else f"pipelines-{args.family}.json")
     t0 = time.time()
     runs = run_tasks(run_one, tasks, args.jobs)
     took = time.time() - t0
-    (HERE / "pipelines.json").write_text(json.dumps({"runs": runs, "summary": summary(runs), "machine": machine(),
-                                                     "date": time.strftime("%Y-%m-%d"), "command": cmd,
-                                                     "seconds": took}, indent=1))
-    lines = report(runs, seeds, cmd, took)
+    raw.write_text(json.dumps({"runs": runs, "summary": summary(runs), "machine": machine(), "family": args.family,
+                               "date": time.strftime("%Y-%m-%d"), "command": cmd, "seconds": took}, indent=1))
+    lines = report(runs, seeds, cmd, took, FAMILIES[args.family], raw.name)
     if set(methods) >= {"eeipu", "gp-ei"}:
-        write_results(Path(args.out), SECTION, "\n".join(lines) + "\n")
+        write_results(Path(args.out), section_of(FAMILIES[args.family]), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
