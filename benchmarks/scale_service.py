@@ -53,13 +53,15 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import machine, md_table, source_fingerprint, versions, write_results
 
+T = TypeVar("T")
 SECTION = "## Scale: the HTTP service (benchmarks/scale_service.py)"
 PG_ADMIN = os.environ.get("THRIFTY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CLIENTS = (1, 8, 32)
@@ -123,10 +125,11 @@ def run_trial(rng: random.Random, trial_s: float) -> None:
         time.sleep(rng.uniform(0.5, 1.5) * trial_s)
 
 
-def thrifty_client(base: str, token: str, trial_s: float, index: int, cycles: int, barrier: Any, out: Any) -> None:
-    import thrifty as th
-
-    api = th.Client(base, token, client_id=f"bench{index}")
+def cycles_of(suggest: Callable[[], T], complete: Callable[[T], None], index: int, cycles: int, trial_s: float,
+              barrier: Any, out: Any) -> None:
+    """One client's timed loop, the same for both systems: ``suggest()``, its trial, then
+    ``complete(what suggest gave)``; each call's latency kept; sent to ``out`` with the loop's
+    start and end."""
     rng = random.Random(index)
     latencies = []
     barrier.wait()
@@ -134,15 +137,28 @@ def thrifty_client(base: str, token: str, trial_s: float, index: int, cycles: in
     stagger(rng, trial_s)
     for _ in range(cycles):
         t0 = time.perf_counter()
-        answer = api.request("POST", "/studies/bench/suggest", {"count": 1, "client_id": api.client_id})
+        handed = suggest()
         suggest_s = time.perf_counter() - t0
-        trial = answer["trials"][0]
         run_trial(rng, trial_s)
         t1 = time.perf_counter()
-        api.request("POST", f"/studies/bench/trials/{trial['number']}/complete",
-                    {"value": (trial["params"]["x"] - 0.5) ** 2})
+        complete(handed)
         latencies += [suggest_s, time.perf_counter() - t1]
     out.put((started, time.perf_counter(), latencies))
+
+
+def thrifty_client(base: str, token: str, trial_s: float, index: int, cycles: int, barrier: Any, out: Any) -> None:
+    import thrifty as th
+
+    api = th.Client(base, token, client_id=f"bench{index}")
+
+    def suggest() -> dict[str, Any]:
+        return api.request("POST", "/studies/bench/suggest", {"count": 1, "client_id": api.client_id})["trials"][0]
+
+    def complete(trial: dict[str, Any]) -> None:
+        api.request("POST", f"/studies/bench/trials/{trial['number']}/complete",
+                    {"value": (trial["params"]["x"] - 0.5) ** 2})
+
+    cycles_of(suggest, complete, index, cycles, trial_s, barrier, out)
 
 
 def optuna_client(port: int, trial_s: float, index: int, cycles: int, barrier: Any, out: Any) -> None:
@@ -155,21 +171,15 @@ def optuna_client(port: int, trial_s: float, index: int, cycles: int, barrier: A
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
     study = optuna.load_study(study_name="bench", storage=storage, sampler=optuna.samplers.RandomSampler(seed=index))
-    rng = random.Random(index)
-    latencies = []
-    barrier.wait()
-    started = time.perf_counter()
-    stagger(rng, trial_s)
-    for _ in range(cycles):
-        t0 = time.perf_counter()
+
+    def ask() -> tuple[Any, float]:  # where Optuna samples: the ask and one suggest_float
         trial = study.ask()
-        x = trial.suggest_float("x", 0.0, 1.0)
-        ask_s = time.perf_counter() - t0
-        run_trial(rng, trial_s)
-        t1 = time.perf_counter()
-        study.tell(trial, (x - 0.5) ** 2)
-        latencies += [ask_s, time.perf_counter() - t1]
-    out.put((started, time.perf_counter(), latencies))
+        return trial, trial.suggest_float("x", 0.0, 1.0)
+
+    def tell(asked: tuple[Any, float]) -> None:
+        study.tell(asked[0], (asked[1] - 0.5) ** 2)
+
+    cycles_of(ask, tell, index, cycles, trial_s, barrier, out)
 
 
 def measure(target: Any, args: tuple[Any, ...], clients: int, total: int) -> dict[str, Any]:
