@@ -379,6 +379,21 @@ def test_usd_budget_stops_starting_trials_once_spent():
     assert info.value.reason == "usd"
 
 
+def test_a_dollar_budget_set_or_lifted_elsewhere_applies_to_the_next_ask(db_url):
+    """A cheap strategy reads a light snapshot while the study has no dollar budget: one set from
+    another object (process) still stops the next ask, and lifting it lets asks go on."""
+    study = make(storage=db_url, name="usd-elsewhere", strategy="random")
+    study.tell(study.ask(), 0.1, cost_usd=0.5)
+    other = th.Study.load("usd-elsewhere", storage=db_url)
+    other.set_budget(th.Budget(usd=0.5))
+    with pytest.raises(th.StudyExhausted) as info:
+        study.ask()
+    assert info.value.reason == "usd"
+    other.set_budget(th.Budget(usd=None, trials=3))
+    study.tell(study.ask(), 0.2)
+    assert len(study.trials) == 2
+
+
 def test_set_budget_lets_the_study_continue(db_url):
     study = make(storage=db_url, name="budget", budget=th.Budget(trials=2))
     study.optimize(lambda t: t.params["x"], progress=False)

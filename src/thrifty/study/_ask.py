@@ -80,6 +80,9 @@ class Asker:
         #: conflict (other workers took the number); after a start, twice how far the number had
         #: moved, or one less than before, so a lone worker never proposes more than it starts.
         self._ahead = 0
+        #: Whether the last full snapshot showed a dollar budget (then the next ask reads a full
+        #: one at once, not a light one first).
+        self._dollar_budget = False
 
     def ask(self, limits: AskLimits) -> Trial:
         """Start a trial (see the module docstring) and return it, RUNNING under this object's
@@ -121,11 +124,14 @@ class Asker:
         budget); else the history's delta since this object's last read."""
         state, s = self._state, self._state.settings
         light = not (s.criteria or s.scheduler.plans_asks or s.strategy.slow or s.strategy.needs_history)
-        if light:
+        if light and not self._dollar_budget:
             snapshot = state.storage.snapshot(state.study_id, run_tag=limits.run_tag, history=False)
             if snapshot.status.budget.usd is None:
                 return snapshot
-        return state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
+        snapshot = state.storage.snapshot(state.study_id, since=state.log.seen, run_tag=limits.run_tag)
+        # A budget can be changed from another process: each full read says whether it still holds.
+        self._dollar_budget = snapshot.status.budget.usd is not None
+        return snapshot
 
     def decide(self, snapshot: Snapshot, history: History, limits: AskLimits, ahead: int = 0) -> StartRequest:
         """What to start, decided from one snapshot (and the seed) alone, outside any lock (see the
