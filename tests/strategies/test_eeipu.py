@@ -166,7 +166,10 @@ def test_a_prefix_of_another_stage_or_of_other_parameters_does_not_count():
 # -- the exponent ----------------------------------------------------------------------------------
 def test_the_exponent_is_one_after_the_initial_design_and_zero_when_the_budget_is_spent():
     assert cooling_exponent(200.0, 20.0, 20.0) == 1.0
-    assert cooling_exponent(200.0, 110.0, 20.0) == pytest.approx(0.5)
+    assert cooling_exponent(200.0, 110.0, 20.0) == pytest.approx(0.75)  # half the room spent
+    assert cooling_exponent(200.0, 155.0, 20.0) == pytest.approx(0.4375)  # three quarters spent
+    spent = np.linspace(20.0, 200.0, 50)
+    assert np.all(np.diff([cooling_exponent(200.0, s, 20.0) for s in spent]) < 0)  # it only cools
     assert cooling_exponent(200.0, 200.0, 20.0) == 0.0
     assert cooling_exponent(200.0, 250.0, 20.0) == 0.0
     assert cooling_exponent(None, 250.0, 20.0) == 1.0
@@ -188,7 +191,7 @@ def test_through_a_study_the_exponent_falls_from_one_toward_zero_as_the_budget_i
         study.tell(t, -(t.params["x"] - 0.3) ** 2, cost_usd=1.0)
     assert seen[0] == pytest.approx(1.0)
     assert all(b < a for a, b in itertools.pairwise(seen)), seen
-    assert seen[-1] <= 1 / 17 + 1e-9  # the last trial starts with one dollar of 17 left
+    assert seen[-1] == pytest.approx(1 - (16 / 17) ** 2)  # the last trial starts with one dollar of 17 left
 
 
 def test_a_fixed_exponent_holds_whatever_is_spent():
