@@ -8,13 +8,13 @@ Run from the repository root:
     .venv/bin/python benchmarks/pipelines_real.py --quick --no-write   # 2 seeds, a smoke run
     .venv/bin/python benchmarks/pipelines_real.py --jobs 2 --first-seed 10    # seeds 10-19: a section of their own
     .venv/bin/python benchmarks/pipelines_real.py --report-from benchmarks/pipelines_real.json \
-        benchmarks/pipelines_real-seeds10-19.json                              # no runs: both pooled (seeds 0-19)
+        benchmarks/pipelines_real-seeds10-19.json                              # no runs: pool two files
 
 **The runs**: ``examples/pipeline.py``'s ``tune(memo, seed, budget)``: the digits pipeline (exact RBF
 kernel PCA -> logistic regression -> temperature scaling; the example's docstring), every trial's
-wall time billed at $36 an hour, a hard budget of ``BUDGET_USD`` per run ($0.30: about 30 runs of
-the whole pipeline on the 2-core machine of the results, the first 10 trials being eeipu's initial
-design), storage in memory, the default strategy (``auto``, which picks ``eeipu`` for a pipeline
+wall time billed at $36 an hour, a hard budget of ``BUDGET_USD`` per run ($0.30: 30 to 100 runs of
+the whole pipeline on the 2-core machines of the results, as fast or slow as they were that day,
+the first 10 trials being eeipu's initial design), storage in memory, the default strategy (``auto``, which picks ``eeipu`` for a pipeline
 study), one worker. ``memo``: the
 memo cache on (the default); ``no-memo``: every stage ``cache=False``, nothing else changed. Seeds
 0..N-1, each seed run once per variant; the two runs of a seed share the study seed, so they start

@@ -1,7 +1,7 @@
 """A three-stage scikit-learn pipeline tuned under a dollar budget, with and without memoization.
 
-Run from the repository root (about a minute and a half on 2 cores: the two runs side by side, one
-core each):
+Run from the repository root (two to four minutes on 2 cores: the two runs side by side, one core
+each; the faster the machine, the more trials $0.30 buys):
 
     .venv/bin/python examples/pipeline.py               # both runs, seed 0
     .venv/bin/python examples/pipeline.py --seed 3 --budget 0.5 --jobs 1
@@ -14,8 +14,8 @@ images (stratified, ``random_state=0``), pixels standardised on the training ima
 
 1. ``kernel_pca``: exact RBF kernel PCA fitted on the training images (the dense eigendecomposition
    of the 1,347 x 1,347 kernel matrix), both sets projected onto the leading components.
-   Parameters: ``gamma`` (the kernel's width) and ``n_components``. The expensive stage: about
-   0.8 to 1.4 s on one core (more components, longer).
+   Parameters: ``gamma`` (the kernel's width) and ``n_components``. The expensive stage: 0.2 to
+   1.4 s on one core, depending on the machine (more components, longer).
 2. ``logistic``: multinomial logistic regression (L-BFGS) on the components, optionally
    standardised first. Parameters: ``C`` (inverse L2 strength), ``standardize``. Tens to
    hundreds of milliseconds; its output is the validation set's log-probabilities (a log-softmax
@@ -26,13 +26,13 @@ images (stratified, ``random_state=0``), pixels standardised on the training ima
 
 **Pricing**: every trial's wall time is billed as if the machine cost $36 an hour (``pricing=
 {"local": 36.0}``: a cent a second, so the dollars are readable); the budget is $0.30 per run,
-about 25 to 30 runs of the whole pipeline, of which the first 10 trials are the strategy's initial
-design. Billing wall time makes each run's dollars, and so its path, vary a little from one run
+25 to 100 runs of the whole pipeline depending on the machine, of which the first 10 trials are
+the strategy's initial design. Billing wall time makes each run's dollars, and so its path, vary a little from one run
 to the next.
 
 The strategy's own time between trials (``eeipu``'s proposals, a few tenths of a second each) is
 not billed: with trials this cheap it is not small (a memoised run proposes several times as many
-candidates and takes about twice the wall time).
+candidates and takes two to four times the wall time).
 
 **With memoization** (the default): each stage's output is kept in the memo cache under its
 prefix's parameters, so a trial that keeps an earlier trial's ``gamma`` and ``n_components`` reads
