@@ -194,6 +194,29 @@ def test_through_a_study_the_exponent_falls_from_one_toward_zero_as_the_budget_i
     assert seen[-1] == pytest.approx(1 - (16 / 17) ** 2)  # the last trial starts with one dollar of 17 left
 
 
+# -- hyperparameter fits ---------------------------------------------------------------------------
+def test_a_stage_cost_fit_is_reused_until_the_anchor_moves_whatever_the_later_costs_are():
+    from thrifty.numerics.gp import GaussianProcess
+    from thrifty.strategies.eeipu import fitted
+    from thrifty.strategies.gp import refit_anchor
+
+    enc = encoder_of(SPACE)
+    rng = np.random.default_rng(3)
+    x = rng.random((60, 4))
+    y = np.log(8.0 + 4.0 * x[:, 0])  # log dollars of the toy's stage 0
+    feat = make_strategy("eeipu").features(SPACE, np.arange(enc.n_dims))[0]
+    n = 40
+    assert refit_anchor(n) == refit_anchor(n + 1) < n
+    first = fitted(GaussianProcess(feat), x[:n], y[:n], "stage0", 7)
+    # a far dearer later run changes how every cost scales together, not the fit's data
+    later = np.r_[y[:n], 30.0]
+    again = fitted(GaussianProcess(feat), np.vstack([x[:n], x[n]]), later, "stage0", 7)
+    assert again is first
+    moved = next(k for k in range(n, 60) if refit_anchor(k) != refit_anchor(n))
+    refit = fitted(GaussianProcess(feat), x[:moved], y[:moved], "stage0", 7)
+    assert refit is not first
+
+
 def test_a_fixed_exponent_holds_whatever_is_spent():
     s = make_strategy({"name": "eeipu", "cost_exponent": 0.0})
     s.bind(Context(budget_usd=10.0, spent_usd=1.0))

@@ -71,10 +71,16 @@ cost plus the total's expectation less the prefix's measured ``run_cost_usd``, a
 :data:`SUFFIX_FLOOR` of the total.
 
 **Start**: trials numbered below ``n_startup`` (default ``max(5, 2 * dims)``) are the study's
-scrambled Sobol' points (those of ``strategy="sobol"``). Hyperparameters are refitted on the first
-``a`` observations, ``a`` the refit anchor of ``gp`` (:func:`thrifty.strategies.gp.refit_anchor`),
-and memoised on their data, so proposals between anchors only condition; the objective's GP keeps
-the ``max_points`` most recent observations. Proposals run with one BLAS thread. Everything is a
+scrambled Sobol' points (those of ``strategy="sobol"``). Each GP's hyperparameters are fitted on its
+first ``a`` observations in history order, ``a`` the refit anchor of ``gp``
+(:func:`thrifty.strategies.gp.refit_anchor`), and memoised on those points and targets
+(:func:`fitted`). A stage's cost GP is given its raw log dollars, so its fit changes only when
+``a`` does. The objective's GP is given its targets as scaled among every observation (it keeps the
+``max_points`` most recent), which change with each new one, so it is refitted at every proposal:
+fitted only at the anchors (its first ``a`` targets scaled among themselves), it did worse in the
+tail on benchmarks/pipelines.py (paper order, 100 seeds: worst run -5.95 against -2.67, p90 -2.29
+against -1.76; the same on the reversed order) for about 70 ms per proposal saved (the real
+example, a few hundred trials, where it is two thirds of a proposal's time). Proposals run with one BLAS thread. Everything is a
 function of ``(space, history, context, seed, number)``.
 """
 
@@ -84,7 +90,7 @@ import json
 import math
 import warnings
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -206,15 +212,21 @@ def cached_prefixes(cached: Sequence[CachedPrefix], space: Space, enc: Encoder, 
     the cheaper read."""
     if stages.n < 2:
         return []
+    items = [c for c in cached if 0 <= int(c.stage) < stages.n]
+    if not items:
+        return []
     ref = space.decode(np.full(space.n_dims, 0.5))
+    points = enc.snap(enc.encode([{**ref, **dict(c.params)} for c in items]))  # one batch: fast
+    stage_of = np.array([int(c.stage) for c in items])
+    keys: list[bytes] = [b""] * len(items)
+    for s in np.unique(stage_of):
+        rows = np.flatnonzero(stage_of == s)
+        for i, key in zip(rows, enc.keys(points[np.ix_(rows, stages.prefix(int(s)))]), strict=True):
+            keys[i] = key
     best: dict[tuple[int, bytes], Prefix] = {}
-    for c in cached:
-        s = int(c.stage)
-        if not 0 <= s < stages.n:
-            continue
-        cols = stages.prefix(s)
-        values = enc.snap(enc.encode([{**ref, **dict(c.params)}]))[0, cols]
-        key = enc.keys(values[None, :])[0]
+    for i, c in enumerate(items):
+        s, key = int(stage_of[i]), keys[i]
+        values = points[i, stages.prefix(s)]
         p = Prefix(s, dict(c.params), values, key, float(c.read_cost_usd), float(c.run_cost_usd))
         if (s, key) not in best or p.read_usd < best[(s, key)].read_usd:
             best[(s, key)] = p
@@ -239,20 +251,29 @@ def deepest_prefix(x: np.ndarray, prefixes: Sequence[Prefix], enc: Encoder,
     return depth, read, run
 
 
-def fitted(gp: GaussianProcess, x: np.ndarray, y: np.ndarray, what: str, seed: int) -> Any:
-    """MAP hyperparameters of ``gp`` for encoded points ``x`` and standardised targets ``y``: fitted
-    on the first ``refit_anchor(n)`` points (targets standardised among them), memoised on them.
-    Seeded by ``(seed, anchor, what)``: any worker fits the same from the same history."""
+def zscored(v: np.ndarray) -> np.ndarray:
+    """``v`` less its mean, over its standard deviation (1 where that is 0)."""
+    return (v - np.mean(v)) / (float(np.std(v)) or 1.0)
+
+
+def fitted(gp: GaussianProcess, x: np.ndarray, y: np.ndarray, what: str, seed: int,
+           scale: Callable[[np.ndarray], np.ndarray] = zscored) -> Any:
+    """MAP hyperparameters of ``gp`` for encoded points ``x`` and raw targets ``y`` (in history
+    order): fitted on the first ``a = refit_anchor(n)`` points, their targets scaled among
+    themselves by ``scale`` (at most :data:`FIT_MAX` of them, a seeded subset beyond), memoised on
+    those points and raw targets, so the fit changes only when ``a`` does. Seeded by ``(seed, a,
+    what)``: any worker fits the same from the same history."""
     a = refit_anchor(len(y))
-    xa, ya = x[:a], (y[:a] - np.mean(y[:a])) / (np.std(y[:a]) or 1.0)
+    xa, ya = x[:a], y[:a]
     key = (what, seed, a, gp.feat.encoder.names, xa.tobytes(), ya.tobytes())
     theta = _FITS.get(key)
     if theta is None:
         rng = np.random.default_rng([seed, a, zlib.crc32(what.encode())])
+        ys = scale(ya)
         if a > FIT_MAX:
             keep = np.sort(rng.choice(a, size=FIT_MAX, replace=False))
-            xa, ya = xa[keep], ya[keep]
-        theta = gp.fit(gp.feat.features(xa), ya, [*gp.default_starts(), gp.random_start(rng)])
+            xa, ys = xa[keep], ys[keep]
+        theta = gp.fit(gp.feat.features(xa), ys, [*gp.default_starts(), gp.random_start(rng)])
         _FITS[key] = theta
         while len(_FITS) > _FITS_KEPT:
             _FITS.pop(next(iter(_FITS)))
@@ -489,7 +510,7 @@ class _Proposal:
         x = self.points[rows][:, cols]
         y = (logc - mu) / sd
         gp = GaussianProcess(feat)
-        gp.condition(fitted(gp, x, y, what, self.seed), feat.features(x), y)
+        gp.condition(fitted(gp, x, logc, what, self.seed), feat.features(x), y)
         return cols, gp, mu, sd
 
 
@@ -510,10 +531,12 @@ class _Scorer:
         y = standardise(self.y_raw)
         self.f = feat.features(self.x)
         self.gp = GaussianProcess(feat)
+        # the targets scaled with every observation: a fit at each proposal in effect (module doc)
         self.theta = fitted(self.gp, self.x, y, "objective", p.seed)
         self.gp.condition(self.theta, self.f, y)
         self.y = y
         self.pending = obs.pending
+        self._best: dict[int, dict[bytes, tuple[float, int | None]]] = {}
         self.eta = p.s.exponent(p.history, p.n_startup)
         ctx = p.s.context
         #: Dollars left of the budget (``inf`` without one), less this batch's proposals.
@@ -609,13 +632,20 @@ class _Scorer:
 
     def best_with(self, prefix: Prefix) -> tuple[float, int | None]:
         """(best target, its row) among the observations that keep ``prefix``; ``(inf, None)`` if none."""
-        cols = self.p.stages.prefix(prefix.stage)
-        keys = self.enc.keys(self.x[:, cols])
-        rows = [i for i, key in enumerate(keys) if key == prefix.key and self.ok[i]]
-        if not rows:
-            return math.inf, None
-        i = min(rows, key=lambda r: self.y_raw[r])
-        return float(self.y_raw[i]), i
+        return self.best_by_key(prefix.stage).get(prefix.key, (math.inf, None))
+
+    def best_by_key(self, stage: int) -> dict[bytes, tuple[float, int | None]]:
+        """Per prefix key of stages ``0..stage``: (best target, its first row) among the real
+        observations with it; computed once per proposal."""
+        known = self._best.get(stage)
+        if known is None:
+            known = self._best[stage] = {}
+            keys = self.enc.keys(self.x[:, self.p.stages.prefix(stage)])
+            for i in np.flatnonzero(self.ok):
+                y = float(self.y_raw[i])
+                if y < known.get(keys[i], (math.inf, None))[0]:
+                    known[keys[i]] = (y, int(i))
+        return known
 
     def completions(self, prefix: Prefix, rng: np.random.Generator) -> np.ndarray:
         """``completions`` points keeping ``prefix``: half uniform, half around the best observed
