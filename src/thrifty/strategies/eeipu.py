@@ -80,8 +80,8 @@ first ``a`` observations in history order, ``a`` the refit anchor of ``gp``
 fitted only at the anchors (its first ``a`` targets scaled among themselves), it did worse in the
 tail on benchmarks/pipelines.py (paper order, 100 seeds: worst run -5.95 against -2.67, p90 -2.29
 against -1.76; the same on the reversed order) for about 70 ms per proposal saved (the real
-example, a few hundred trials, where it is two thirds of a proposal's time). Proposals run with one BLAS thread. Everything is a
-function of ``(space, history, context, seed, number)``.
+example, a few hundred trials, where it is two thirds of a proposal's time). Proposals run with one
+BLAS thread. Everything is a function of ``(space, history, context, seed, number)``.
 """
 
 from __future__ import annotations
